@@ -1,0 +1,222 @@
+//! The info page: a read-only page the kernel gives each partition, whose IPA arrives in `x0`
+//! when the library OS is first entered.
+//!
+//! Layout (little-endian):
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0 | 8 | magic `"EXOINFO\0"` |
+//! | 8 | 4 | ABI version ([`crate::ABI_VERSION`]) |
+//! | 12 | 4 | partition id |
+//! | 16 | 32 | partition name, NUL-padded |
+//! | 48 | 8 | counter-timer frequency in Hz (`CNTFRQ_EL0`) |
+//! | 56 | 4 | number of memory bindings that follow |
+//! | 60 | 4 | flags ([`FLAG_BINDINGS_TRUNCATED`]) |
+//! | 64 | 32 × n | memory bindings ([`MemoryBinding`]) |
+
+use crate::bytes::{put_u32, put_u64, u32_at, u64_at, Name};
+use crate::{Ipa, PhysAddr};
+
+/// Magic number at offset 0.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"EXOINFO\0");
+/// Size of the info page.
+pub const SIZE: usize = 4096;
+/// IPA at which the kernel binds the info page (just below [`crate::package::DEFAULT_RAM_BASE`]).
+pub const INFO_PAGE_IPA: Ipa = Ipa::new(0x3FFF_F000);
+/// Offset of the first binding record.
+const BINDINGS: usize = 64;
+/// Size of one binding record.
+const BINDING_SIZE: usize = 32;
+/// Most bindings the page can list.
+pub const MAX_BINDINGS: usize = (SIZE - BINDINGS) / BINDING_SIZE;
+/// Flag: the partition has more bindings than [`MAX_BINDINGS`]; only the first are listed.
+pub const FLAG_BINDINGS_TRUNCATED: u32 = 1;
+
+/// Access rights of a binding, as stage 2 enforces them.
+pub mod rights {
+    /// Readable.
+    pub const READ: u32 = 1;
+    /// Writable.
+    pub const WRITE: u32 = 2;
+    /// Executable at EL1 and EL0.
+    pub const EXECUTE: u32 = 4;
+}
+
+/// Memory type of a binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MemoryKind {
+    /// Normal write-back cacheable RAM.
+    Normal = 0,
+    /// Device-nGnRE memory (MMIO).
+    Device = 1,
+}
+
+/// One run of contiguous pages bound contiguously: `pages` frames starting at physical
+/// address `phys`, visible to the partition at `ipa`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryBinding {
+    /// Where the partition sees the first page.
+    pub ipa: Ipa,
+    /// The real name of the first frame.
+    pub phys: PhysAddr,
+    /// Number of 4 KiB pages.
+    pub pages: u64,
+    /// [`rights`] bits.
+    pub rights: u32,
+    /// Memory type.
+    pub kind: MemoryKind,
+}
+
+/// Header fields of an info page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InfoHeader {
+    /// ABI version the kernel speaks.
+    pub abi_version: u32,
+    /// This partition's identifier (index in the system configuration).
+    pub partition_id: u32,
+    /// This partition's name.
+    pub name: Name,
+    /// Counter-timer frequency in Hz.
+    pub timer_frequency: u64,
+}
+
+/// Writes an info page. Used by the kernel.
+pub struct InfoWriter<'a> {
+    page: &'a mut [u8; SIZE],
+    count: usize,
+}
+
+impl<'a> InfoWriter<'a> {
+    /// Starts a page: zeroes it and writes the header.
+    pub fn new(page: &'a mut [u8; SIZE], header: &InfoHeader) -> Self {
+        page.fill(0);
+        put_u64(page, 0, MAGIC);
+        put_u32(page, 8, header.abi_version);
+        put_u32(page, 12, header.partition_id);
+        header.name.write(page, 16);
+        put_u64(page, 48, header.timer_frequency);
+        Self { page, count: 0 }
+    }
+
+    /// Appends a binding, or sets [`FLAG_BINDINGS_TRUNCATED`] if the page is full.
+    pub fn push_binding(&mut self, binding: &MemoryBinding) {
+        if self.count == MAX_BINDINGS {
+            let flags = u32_at(self.page, 60).unwrap_or(0);
+            put_u32(self.page, 60, flags | FLAG_BINDINGS_TRUNCATED);
+            return;
+        }
+        let at = BINDINGS + self.count * BINDING_SIZE;
+        put_u64(self.page, at, binding.ipa.raw());
+        put_u64(self.page, at + 8, binding.phys.raw());
+        put_u64(self.page, at + 16, binding.pages);
+        put_u32(self.page, at + 24, binding.rights);
+        put_u32(self.page, at + 28, binding.kind as u32);
+        self.count += 1;
+        put_u32(self.page, 56, self.count as u32);
+    }
+}
+
+/// Reads an info page. Used by the library OS.
+#[derive(Clone, Copy)]
+pub struct InfoReader<'a> {
+    page: &'a [u8],
+}
+
+impl<'a> InfoReader<'a> {
+    /// Checks the magic number and wraps the page.
+    pub fn new(page: &'a [u8]) -> Option<Self> {
+        (page.len() >= SIZE && u64_at(page, 0) == Some(MAGIC)).then_some(Self { page })
+    }
+
+    /// The header fields.
+    pub fn header(&self) -> InfoHeader {
+        InfoHeader {
+            abi_version: u32_at(self.page, 8).unwrap_or(0),
+            partition_id: u32_at(self.page, 12).unwrap_or(0),
+            name: Name::read(self.page, 16).unwrap_or(Name::new("?").expect("valid name")),
+            timer_frequency: u64_at(self.page, 48).unwrap_or(0),
+        }
+    }
+
+    /// Flags word.
+    pub fn flags(&self) -> u32 {
+        u32_at(self.page, 60).unwrap_or(0)
+    }
+
+    /// The listed memory bindings.
+    pub fn bindings(&self) -> impl Iterator<Item = MemoryBinding> + 'a {
+        let page = self.page;
+        let count = (u32_at(page, 56).unwrap_or(0) as usize).min(MAX_BINDINGS);
+        (0..count).map(move |i| {
+            let at = BINDINGS + i * BINDING_SIZE;
+            MemoryBinding {
+                ipa: Ipa::new(u64_at(page, at).unwrap_or(0)),
+                phys: PhysAddr::new(u64_at(page, at + 8).unwrap_or(0)),
+                pages: u64_at(page, at + 16).unwrap_or(0),
+                rights: u32_at(page, at + 24).unwrap_or(0),
+                kind: if u32_at(page, at + 28) == Some(1) {
+                    MemoryKind::Device
+                } else {
+                    MemoryKind::Normal
+                },
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> InfoHeader {
+        InfoHeader {
+            abi_version: crate::ABI_VERSION,
+            partition_id: 3,
+            name: Name::new("ticker").unwrap(),
+            timer_frequency: 62_500_000,
+        }
+    }
+
+    #[test]
+    fn round_trips_header_and_bindings() {
+        let mut page = [0xAA; SIZE];
+        let binding = MemoryBinding {
+            ipa: Ipa::new(0x4000_0000),
+            phys: PhysAddr::new(0x4123_4000),
+            pages: 16,
+            rights: rights::READ | rights::WRITE,
+            kind: MemoryKind::Normal,
+        };
+        let mut writer = InfoWriter::new(&mut page, &header());
+        writer.push_binding(&binding);
+        let reader = InfoReader::new(&page).unwrap();
+        assert_eq!(reader.header(), header());
+        assert_eq!(reader.bindings().collect::<Vec<_>>(), vec![binding]);
+        assert_eq!(reader.flags(), 0);
+    }
+
+    #[test]
+    fn overflowing_bindings_are_flagged_not_written_past_the_page() {
+        let mut page = [0; SIZE];
+        let mut writer = InfoWriter::new(&mut page, &header());
+        let binding = MemoryBinding {
+            ipa: Ipa::new(0),
+            phys: PhysAddr::new(0),
+            pages: 1,
+            rights: rights::READ,
+            kind: MemoryKind::Device,
+        };
+        for _ in 0..MAX_BINDINGS + 3 {
+            writer.push_binding(&binding);
+        }
+        let reader = InfoReader::new(&page).unwrap();
+        assert_eq!(reader.bindings().count(), MAX_BINDINGS);
+        assert_eq!(reader.flags() & FLAG_BINDINGS_TRUNCATED, FLAG_BINDINGS_TRUNCATED);
+    }
+
+    #[test]
+    fn rejects_a_page_without_magic() {
+        assert!(InfoReader::new(&[0; SIZE]).is_none());
+    }
+}

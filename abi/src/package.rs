@@ -1,0 +1,395 @@
+//! The boot package: partition descriptions and guest program segments, appended by the
+//! image builder (`exo build`) to the kernel image and read by the kernel at boot.
+//!
+//! The builder has already checked the configuration; the kernel still bounds-checks every
+//! field it reads ([`Package::parse`] never panics) and refuses to boot a package that does
+//! not hold together.
+//!
+//! Layout (little-endian, offsets from the start of the package):
+//!
+//! ```text
+//! header    0  magic "EXOPKG\0\0"        8
+//!           8  version                   4
+//!          12  partition count           4
+//!          16  total size in bytes       8
+//!          24  partition table offset    8
+//! partition (PARTITION_SIZE bytes each)
+//!           0  name, NUL-padded         32
+//!          32  memory quota in bytes     8
+//!          40  entry point IPA           8
+//!          48  RAM base IPA              8
+//!          56  segment table offset      8
+//!          64  segment count             4
+//!          68  flags                     4
+//! segment (SEGMENT_SIZE bytes each)
+//!           0  IPA                       8
+//!           8  data offset               8
+//!          16  bytes in the package      8
+//!          24  bytes in memory           8
+//!          32  rights (info::rights)     4
+//! ```
+
+use crate::bytes::{u32_at, u64_at, Name};
+use crate::{Ipa, PAGE_SIZE};
+
+/// Magic number at offset 0.
+pub const MAGIC: [u8; 8] = *b"EXOPKG\0\0";
+/// Format version this crate reads and writes.
+pub const VERSION: u32 = 1;
+/// Size of the header.
+pub const HEADER_SIZE: usize = 32;
+/// Size of one partition record.
+pub const PARTITION_SIZE: usize = 72;
+/// Size of one segment record.
+pub const SEGMENT_SIZE: usize = 40;
+/// Where guest RAM starts in every partition's IPA space unless the configuration says
+/// otherwise; the library OS linker script links guests here.
+pub const DEFAULT_RAM_BASE: Ipa = Ipa::new(0x4000_0000);
+/// Most partitions a package may describe.
+pub const MAX_PARTITIONS: usize = 64;
+
+/// Why a package was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackageError {
+    /// No magic number: nothing was appended to the kernel.
+    Missing,
+    /// The version is not [`VERSION`].
+    Version(u32),
+    /// A field points outside the package or is inconsistent.
+    Malformed(&'static str),
+}
+
+impl core::fmt::Display for PackageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PackageError::Missing => f.write_str("no boot package after the kernel image"),
+            PackageError::Version(v) => write!(f, "boot package version {v}, expected {VERSION}"),
+            PackageError::Malformed(why) => write!(f, "malformed boot package: {why}"),
+        }
+    }
+}
+
+/// A validated view of a package.
+#[derive(Clone, Copy, Debug)]
+pub struct Package<'a> {
+    bytes: &'a [u8],
+    count: usize,
+    table: usize,
+}
+
+/// One partition's description.
+#[derive(Clone, Copy, Debug)]
+pub struct PartitionRecord<'a> {
+    /// Partition name.
+    pub name: Name,
+    /// Memory quota in bytes (a multiple of [`PAGE_SIZE`]).
+    pub memory_bytes: u64,
+    /// IPA of the first instruction.
+    pub entry: Ipa,
+    /// IPA at which its RAM starts.
+    pub ram_base: Ipa,
+    /// Flags (reserved, zero).
+    pub flags: u32,
+    bytes: &'a [u8],
+    segments: usize,
+    segment_count: usize,
+}
+
+/// One loadable segment of a guest program.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    /// Where the segment starts in the partition's IPA space.
+    pub ipa: Ipa,
+    /// Initialised contents; the rest up to `mem_size` is zero.
+    pub data: &'a [u8],
+    /// Size in memory.
+    pub mem_size: u64,
+    /// [`crate::info::rights`] bits.
+    pub rights: u32,
+}
+
+impl<'a> Package<'a> {
+    /// Validates the header and every record, so later accessors cannot fail.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, PackageError> {
+        use PackageError::Malformed;
+        if bytes.get(..8) != Some(&MAGIC[..]) {
+            return Err(PackageError::Missing);
+        }
+        let version = u32_at(bytes, 8).ok_or(Malformed("truncated header"))?;
+        if version != VERSION {
+            return Err(PackageError::Version(version));
+        }
+        let count = u32_at(bytes, 12).ok_or(Malformed("truncated header"))? as usize;
+        let total = u64_at(bytes, 16).ok_or(Malformed("truncated header"))?;
+        let table = u64_at(bytes, 24).ok_or(Malformed("truncated header"))?;
+        let total = usize::try_from(total).map_err(|_| Malformed("size"))?;
+        if total > bytes.len() || total < HEADER_SIZE {
+            return Err(Malformed("total size exceeds the image"));
+        }
+        if count == 0 || count > MAX_PARTITIONS {
+            return Err(Malformed("partition count"));
+        }
+        let package = Package {
+            bytes: &bytes[..total],
+            count,
+            table: usize::try_from(table).map_err(|_| Malformed("table offset"))?,
+        };
+        for i in 0..count {
+            let partition = package.read_partition(i)?;
+            if !partition.memory_bytes.is_multiple_of(PAGE_SIZE) || partition.memory_bytes == 0 {
+                return Err(Malformed("memory quota is not a whole number of pages"));
+            }
+            if !partition.ram_base.is_page_aligned() {
+                return Err(Malformed("RAM base is not page aligned"));
+            }
+            for s in 0..partition.segment_count {
+                partition.read_segment(s)?;
+            }
+        }
+        Ok(package)
+    }
+
+    /// The total size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the package is empty (never, once parsed).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Number of partitions.
+    pub fn partition_count(&self) -> usize {
+        self.count
+    }
+
+    /// The partitions in configuration order.
+    pub fn partitions(&self) -> impl Iterator<Item = PartitionRecord<'a>> + '_ {
+        (0..self.count).filter_map(|i| self.read_partition(i).ok())
+    }
+
+    fn read_partition(&self, index: usize) -> Result<PartitionRecord<'a>, PackageError> {
+        use PackageError::Malformed;
+        let at = index
+            .checked_mul(PARTITION_SIZE)
+            .and_then(|o| o.checked_add(self.table))
+            .ok_or(Malformed("partition table"))?;
+        let b = self.bytes;
+        let bad = Malformed("partition record out of bounds");
+        if at.checked_add(PARTITION_SIZE).is_none_or(|end| end > b.len()) {
+            return Err(bad);
+        }
+        let name = Name::read(b, at).ok_or(bad)?;
+        if name.as_str().is_empty() || name.as_str() == "?" {
+            return Err(Malformed("partition name"));
+        }
+        Ok(PartitionRecord {
+            name,
+            memory_bytes: u64_at(b, at + 32).ok_or(bad)?,
+            entry: Ipa::new(u64_at(b, at + 40).ok_or(bad)?),
+            ram_base: Ipa::new(u64_at(b, at + 48).ok_or(bad)?),
+            segments: usize::try_from(u64_at(b, at + 56).ok_or(bad)?).map_err(|_| bad)?,
+            segment_count: u32_at(b, at + 64).ok_or(bad)? as usize,
+            flags: u32_at(b, at + 68).ok_or(bad)?,
+            bytes: b,
+        })
+    }
+}
+
+impl<'a> PartitionRecord<'a> {
+    /// The program's segments.
+    pub fn segments(&self) -> impl Iterator<Item = Segment<'a>> + '_ {
+        (0..self.segment_count).filter_map(|i| self.read_segment(i).ok())
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segment_count
+    }
+
+    /// The RAM range end (exclusive).
+    pub fn ram_end(&self) -> Option<Ipa> {
+        self.ram_base.checked_add(self.memory_bytes)
+    }
+
+    fn read_segment(&self, index: usize) -> Result<Segment<'a>, PackageError> {
+        use PackageError::Malformed;
+        let bad = Malformed("segment record out of bounds");
+        let at = index
+            .checked_mul(SEGMENT_SIZE)
+            .and_then(|o| o.checked_add(self.segments))
+            .ok_or(bad)?;
+        let b = self.bytes;
+        if at.checked_add(SEGMENT_SIZE).is_none_or(|end| end > b.len()) {
+            return Err(bad);
+        }
+        let ipa = Ipa::new(u64_at(b, at).ok_or(bad)?);
+        let offset = usize::try_from(u64_at(b, at + 8).ok_or(bad)?).map_err(|_| bad)?;
+        let file_size = usize::try_from(u64_at(b, at + 16).ok_or(bad)?).map_err(|_| bad)?;
+        let mem_size = u64_at(b, at + 24).ok_or(bad)?;
+        let rights = u32_at(b, at + 32).ok_or(bad)?;
+        let data = offset
+            .checked_add(file_size)
+            .and_then(|end| b.get(offset..end))
+            .ok_or(Malformed("segment data out of bounds"))?;
+        if (file_size as u64) > mem_size {
+            return Err(Malformed("segment file size exceeds memory size"));
+        }
+        let end = ipa.checked_add(mem_size).ok_or(Malformed("segment wraps"))?;
+        let ram_end = self.ram_end().ok_or(Malformed("RAM range wraps"))?;
+        if ipa < self.ram_base || end > ram_end {
+            return Err(Malformed("segment outside the partition's RAM"));
+        }
+        Ok(Segment { ipa, data, mem_size, rights })
+    }
+}
+
+/// Builders for the host tools.
+#[cfg(feature = "alloc")]
+pub mod build {
+    use super::*;
+    use crate::bytes::{put_u32, put_u64};
+    use alloc::vec::Vec;
+
+    /// A segment to write.
+    #[derive(Clone, Debug)]
+    pub struct SegmentSpec {
+        /// Start IPA.
+        pub ipa: Ipa,
+        /// Initialised bytes.
+        pub data: Vec<u8>,
+        /// Size in memory.
+        pub mem_size: u64,
+        /// Rights bits.
+        pub rights: u32,
+    }
+
+    /// A partition to write.
+    #[derive(Clone, Debug)]
+    pub struct PartitionSpec {
+        /// Name.
+        pub name: Name,
+        /// Quota in bytes.
+        pub memory_bytes: u64,
+        /// Entry IPA.
+        pub entry: Ipa,
+        /// RAM base IPA.
+        pub ram_base: Ipa,
+        /// Segments.
+        pub segments: Vec<SegmentSpec>,
+    }
+
+    /// Encodes a package. Data is placed 16-byte aligned after the tables.
+    pub fn encode(partitions: &[PartitionSpec]) -> Vec<u8> {
+        let segment_total: usize = partitions.iter().map(|p| p.segments.len()).sum();
+        let table = HEADER_SIZE;
+        let segments = table + partitions.len() * PARTITION_SIZE;
+        let mut data_at = segments + segment_total * SEGMENT_SIZE;
+        let mut out = Vec::new();
+        out.resize(data_at, 0);
+        out[..8].copy_from_slice(&MAGIC);
+        put_u32(&mut out, 8, VERSION);
+        put_u32(&mut out, 12, partitions.len() as u32);
+        put_u64(&mut out, 24, table as u64);
+        let mut segment_index = 0;
+        for (i, p) in partitions.iter().enumerate() {
+            let at = table + i * PARTITION_SIZE;
+            p.name.write(&mut out, at);
+            put_u64(&mut out, at + 32, p.memory_bytes);
+            put_u64(&mut out, at + 40, p.entry.raw());
+            put_u64(&mut out, at + 48, p.ram_base.raw());
+            put_u64(&mut out, at + 56, (segments + segment_index * SEGMENT_SIZE) as u64);
+            put_u32(&mut out, at + 64, p.segments.len() as u32);
+            for s in &p.segments {
+                let at = segments + segment_index * SEGMENT_SIZE;
+                data_at = data_at.next_multiple_of(16);
+                put_u64(&mut out, at, s.ipa.raw());
+                put_u64(&mut out, at + 8, data_at as u64);
+                put_u64(&mut out, at + 16, s.data.len() as u64);
+                put_u64(&mut out, at + 24, s.mem_size);
+                put_u32(&mut out, at + 32, s.rights);
+                out.resize(data_at, 0);
+                out.extend_from_slice(&s.data);
+                data_at = out.len();
+                segment_index += 1;
+            }
+        }
+        let total = out.len() as u64;
+        put_u64(&mut out, 16, total);
+        out
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::build::*;
+    use super::*;
+
+    fn spec() -> Vec<PartitionSpec> {
+        vec![
+            PartitionSpec {
+                name: Name::new("hello").unwrap(),
+                memory_bytes: 0x10_0000,
+                entry: DEFAULT_RAM_BASE,
+                ram_base: DEFAULT_RAM_BASE,
+                segments: vec![SegmentSpec {
+                    ipa: DEFAULT_RAM_BASE,
+                    data: vec![1, 2, 3],
+                    mem_size: 0x2000,
+                    rights: 5,
+                }],
+            },
+            PartitionSpec {
+                name: Name::new("other").unwrap(),
+                memory_bytes: 0x2000,
+                entry: DEFAULT_RAM_BASE.add(4),
+                ram_base: DEFAULT_RAM_BASE,
+                segments: vec![],
+            },
+        ]
+    }
+
+    #[test]
+    fn round_trips() {
+        let bytes = encode(&spec());
+        let package = Package::parse(&bytes).unwrap();
+        let parts: Vec<_> = package.partitions().collect();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].name.as_str(), "hello");
+        assert_eq!(parts[1].entry, DEFAULT_RAM_BASE.add(4));
+        let segs: Vec<_> = parts[0].segments().collect();
+        assert_eq!(segs[0].data, &[1, 2, 3]);
+        assert_eq!(segs[0].mem_size, 0x2000);
+    }
+
+    #[test]
+    fn refuses_what_does_not_hold_together() {
+        assert_eq!(Package::parse(b"nothing here").unwrap_err(), PackageError::Missing);
+        let mut bad = spec();
+        bad[0].segments[0].mem_size = 0x20_0000; // past the quota
+        assert!(matches!(Package::parse(&encode(&bad)), Err(PackageError::Malformed(_))));
+        let good = encode(&spec());
+        for cut in [HEADER_SIZE, good.len() - 1] {
+            let mut truncated = good[..cut].to_vec();
+            truncated[16..24].copy_from_slice(&(good.len() as u64).to_le_bytes());
+            assert!(Package::parse(&truncated).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn parsing_garbage_never_panics() {
+        let good = encode(&spec());
+        for i in 0..good.len() {
+            for value in [0u8, 0xFF, 0x80] {
+                let mut bytes = good.clone();
+                bytes[i] = value;
+                if let Ok(p) = Package::parse(&bytes) {
+                    for part in p.partitions() {
+                        let _ = part.segments().count();
+                    }
+                }
+            }
+        }
+    }
+}
