@@ -1,1 +1,22 @@
-//! placeholder
+//! exo: an exokernel for AArch64 at EL2, after Engler, Kaashoek and O'Toole (SOSP 1995).
+//!
+//! The kernel multiplexes hardware securely and nothing more: it hands physical frames to
+//! library OSes as stage-2 bindings, checks authority once at bind time, and leaves every
+//! policy to the library OS running at EL1 in each partition.
+//!
+//! Layout: portable logic ([`mem`], [`kernel`], [`partition`], [`console`], [`boot_info`])
+//! is plain Rust tested on the host; [`arch`] holds what knows the machine.
+
+#![cfg_attr(not(test), no_std)]
+
+pub mod arch;
+pub mod boot_info;
+pub mod console;
+pub mod drivers;
+pub mod kernel;
+pub mod mem;
+pub mod partition;
+pub mod vcpu;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod panic;

@@ -1,0 +1,75 @@
+//! EL2 control registers for running library OSes at EL1: trap and routing controls,
+//! stage-2 translation control, the timer and FP/SIMD access, power off.
+
+use aarch64_cpu::registers::*;
+
+/// `HCR_EL2` while partitions run (Arm ARM D24.2.48): VM (stage 2 on), SWIO, FMO/IMO/AMO
+/// (physical FIQ/IRQ/SError to EL2), DC (EL1 with its MMU off sees Normal cacheable memory),
+/// TSC (SMC traps to EL2, so PSCI over SMC reaches us), RW (EL1 is AArch64).
+const HCR_GUEST: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 12) | (1 << 19) | (1 << 31);
+
+/// IPA size used for every partition (see `mem::stage2::Geometry::default`).
+const IPA_BITS: u64 = 39;
+
+/// Physical address size from `ID_AA64MMFR0_EL1.PARange` (Arm ARM D24.2.81), as the
+/// `VTCR_EL2.PS` / `TCR_EL2.PS` encoding, capped at 48 bits (0b101): no 52-bit output.
+pub fn pa_range_encoding() -> u64 {
+    ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange).min(0b101)
+}
+
+/// Configures EL2 for hosting partitions. Stage 2 is off until a partition's `VTTBR_EL2`
+/// is loaded and `HCR_EL2.VM` set, both here before the first entry.
+pub fn init() {
+    // VTCR_EL2 (Arm ARM D24.2.204): T0SZ = 64 - 39, SL0 = 1 (start at level 1 with 4 KiB
+    // granule), IRGN0/ORGN0 = write-back, SH0 = inner shareable, TG0 = 4 KiB, PS from
+    // PARange, bit 31 RES1.
+    let vtcr = (64 - IPA_BITS)
+        | (0b01 << 6)
+        | (0b01 << 8)
+        | (0b01 << 10)
+        | (0b11 << 12)
+        | (0b00 << 14)
+        | (pa_range_encoding() << 16)
+        | (1 << 31);
+    VTCR_EL2.set(vtcr);
+    // CPTR_EL2 (non-VHE, D24.2.37): RES1 bits 13:12 and 9:0; TFP = 0 so EL1 FP/SIMD runs
+    // untrapped (the kernel never uses FP registers; it switches them with partitions).
+    CPTR_EL2.set(0x33FF);
+    // CNTHCTL_EL2 (D24.2.27): EL1 may read the physical counter (EL1PCTEN) but not program
+    // the EL1 physical timer (EL1PCEN = 0); the virtual timer is the partition's own.
+    CNTHCTL_EL2.set(0b01);
+    CNTVOFF_EL2.set(0);
+    // The vCPU reports the real CPU model and affinity 0 (MPIDR bit 31 is RES1).
+    let midr = MIDR_EL1.get();
+    // SAFETY: VPIDR_EL2 (D24.2.201) only sets the MIDR value EL1 reads; aarch64-cpu lacks it.
+    unsafe { core::arch::asm!("msr vpidr_el2, {}", in(reg) midr, options(nomem, nostack)) };
+    VMPIDR_EL2.set(1 << 31);
+    MDCR_EL2.set(0);
+    HCR_EL2.set(HCR_GUEST);
+    barrier_isb();
+}
+
+/// Points stage 2 at a partition's tables (`VTTBR_EL2`, D24.2.205: BADDR and VMID).
+pub fn load_stage2(root: u64, vmid: u16) {
+    VTTBR_EL2.set(root | (u64::from(vmid) << 48));
+    barrier_isb();
+}
+
+/// `ISB`.
+pub fn barrier_isb() {
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
+
+/// `CNTFRQ_EL0`: the system counter frequency.
+pub fn timer_frequency() -> u64 {
+    CNTFRQ_EL0.get()
+}
+
+/// Powers the machine off through PSCI `SYSTEM_OFF` over SMC (firmware or QEMU's built-in
+/// PSCI at EL3). Waits forever if that returns.
+pub fn system_off() -> ! {
+    let _ = smccc::psci::system_off::<smccc::Smc>();
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}

@@ -1,0 +1,187 @@
+//! Decoding of the Exception Syndrome Register (Arm ARM D24.2.40, `ESR_EL2`): exception class,
+//! instruction length and the data/instruction abort syndrome fields the kernel acts on.
+//! Pure bit manipulation, tested on the host.
+
+use core::fmt;
+
+/// Exception classes (ESR_ELx.EC, bits [31:26]) the kernel distinguishes.
+pub mod class {
+    /// Unknown reason.
+    pub const UNKNOWN: u8 = 0x00;
+    /// WFI or WFE trapped.
+    pub const WFX: u8 = 0x01;
+    /// SVE, Advanced SIMD or floating point access trapped.
+    pub const FP: u8 = 0x07;
+    /// Illegal execution state.
+    pub const ILLEGAL_STATE: u8 = 0x0E;
+    /// HVC from AArch64.
+    pub const HVC64: u8 = 0x16;
+    /// SMC from AArch64 (trapped by HCR_EL2.TSC).
+    pub const SMC64: u8 = 0x17;
+    /// MSR, MRS or system instruction trapped.
+    pub const SYSREG: u8 = 0x18;
+    /// Instruction abort from a lower exception level.
+    pub const IABT_LOWER: u8 = 0x20;
+    /// Instruction abort taken without a change in exception level.
+    pub const IABT_SAME: u8 = 0x21;
+    /// PC alignment fault.
+    pub const PC_ALIGNMENT: u8 = 0x22;
+    /// Data abort from a lower exception level.
+    pub const DABT_LOWER: u8 = 0x24;
+    /// Data abort taken without a change in exception level.
+    pub const DABT_SAME: u8 = 0x25;
+    /// SP alignment fault.
+    pub const SP_ALIGNMENT: u8 = 0x26;
+    /// SError.
+    pub const SERROR: u8 = 0x2F;
+    /// BRK instruction.
+    pub const BRK64: u8 = 0x3C;
+}
+
+/// A captured ESR_EL2 value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Esr(u64);
+
+/// What an abort's fault status code says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultStatus {
+    /// Address size fault at the given level.
+    AddressSize(u8),
+    /// Translation fault (no valid descriptor) at the given level.
+    Translation(u8),
+    /// Access flag fault at the given level.
+    AccessFlag(u8),
+    /// Permission fault at the given level.
+    Permission(u8),
+    /// Alignment fault.
+    Alignment,
+    /// Synchronous external abort.
+    External,
+    /// Anything else (raw code).
+    Other(u8),
+}
+
+impl Esr {
+    /// Wraps a raw value.
+    pub const fn new(raw: u64) -> Self {
+        Self(raw)
+    }
+
+    /// The raw value.
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// Exception class, bits [31:26].
+    pub const fn class(self) -> u8 {
+        ((self.0 >> 26) & 0x3F) as u8
+    }
+
+    /// Instruction length bit \[25\]: 4 bytes when set.
+    pub const fn instruction_length(self) -> u64 {
+        if self.0 & (1 << 25) != 0 { 4 } else { 2 }
+    }
+
+    /// Instruction specific syndrome, bits [24:0].
+    pub const fn iss(self) -> u32 {
+        (self.0 & 0x01FF_FFFF) as u32
+    }
+
+    /// For HVC/SMC: the immediate, ISS bits [15:0].
+    pub const fn call_immediate(self) -> u16 {
+        (self.0 & 0xFFFF) as u16
+    }
+
+    /// For data aborts: WnR, ISS bit \[6\] (the access was a write).
+    pub const fn is_write(self) -> bool {
+        self.0 & (1 << 6) != 0
+    }
+
+    /// For data aborts: S1PTW, ISS bit \[7\] (fault on a stage-1 table walk).
+    pub const fn is_stage1_walk(self) -> bool {
+        self.0 & (1 << 7) != 0
+    }
+
+    /// For aborts: the fault status code, ISS bits [5:0] (DFSC/IFSC).
+    pub const fn fault_status(self) -> FaultStatus {
+        let code = (self.0 & 0x3F) as u8;
+        let level = code & 0x3;
+        match code & 0x3C {
+            0x00 => FaultStatus::AddressSize(level),
+            0x04 => FaultStatus::Translation(level),
+            0x08 => FaultStatus::AccessFlag(level),
+            0x0C => FaultStatus::Permission(level),
+            _ if code == 0x21 => FaultStatus::Alignment,
+            _ if code == 0x10 => FaultStatus::External,
+            _ => FaultStatus::Other(code),
+        }
+    }
+
+    /// A short name of the exception class.
+    pub const fn class_name(self) -> &'static str {
+        match self.class() {
+            class::UNKNOWN => "unknown reason",
+            class::WFX => "WFI/WFE",
+            class::FP => "FP/SIMD access",
+            class::ILLEGAL_STATE => "illegal execution state",
+            class::HVC64 => "HVC",
+            class::SMC64 => "SMC",
+            class::SYSREG => "system register access",
+            class::IABT_LOWER | class::IABT_SAME => "instruction abort",
+            class::PC_ALIGNMENT => "PC alignment fault",
+            class::DABT_LOWER | class::DABT_SAME => "data abort",
+            class::SP_ALIGNMENT => "SP alignment fault",
+            class::SERROR => "SError",
+            class::BRK64 => "BRK",
+            _ => "other",
+        }
+    }
+}
+
+impl fmt::Debug for Esr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Esr({:#x}: {})", self.0, self)
+    }
+}
+
+impl fmt::Display for Esr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EC {:#04x} {}", self.class(), self.class_name())?;
+        match self.class() {
+            class::DABT_LOWER | class::DABT_SAME => write!(
+                f,
+                ", {}, {:?}",
+                if self.is_write() { "write" } else { "read" },
+                self.fault_status()
+            ),
+            class::IABT_LOWER | class::IABT_SAME => write!(f, ", {:?}", self.fault_status()),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_stage2_read_translation_fault() {
+        // EC=0x24, IL=1, ISV=0, WnR=0, DFSC=0b000111 (translation fault, level 3).
+        let esr = Esr::new((0x24 << 26) | (1 << 25) | 0x07);
+        assert_eq!(esr.class(), class::DABT_LOWER);
+        assert!(!esr.is_write());
+        assert_eq!(esr.fault_status(), FaultStatus::Translation(3));
+        assert_eq!(esr.instruction_length(), 4);
+        assert_eq!(esr.to_string(), "EC 0x24 data abort, read, Translation(3)");
+    }
+
+    #[test]
+    fn decodes_write_permission_fault_and_hvc_immediate() {
+        let esr = Esr::new((0x24 << 26) | (1 << 6) | 0x0F);
+        assert!(esr.is_write());
+        assert_eq!(esr.fault_status(), FaultStatus::Permission(3));
+        let hvc = Esr::new((0x16 << 26) | (1 << 25) | 0x1234);
+        assert_eq!(hvc.class(), class::HVC64);
+        assert_eq!(hvc.call_immediate(), 0x1234);
+    }
+}

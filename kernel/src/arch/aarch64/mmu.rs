@@ -1,0 +1,92 @@
+//! The EL2 stage-1 translation regime: an identity map of RAM (Normal write-back) and of
+//! the low 4 GiB of device space (Device-nGnRE, never executable), then MMU and caches on.
+//!
+//! Format: VMSAv8-64 stage-1 descriptors, 4 KiB granule, 39-bit VA starting at level 1
+//! (Arm ARM D8.3, "Translation table descriptor formats"; D8.2.x for TCR_EL2).
+
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::*;
+use core::cell::UnsafeCell;
+
+const ENTRIES: usize = 512;
+const GIB: u64 = 1 << 30;
+const BLOCK_2M: u64 = 2 << 20;
+/// Number of level-2 tables: RAM mapped at 2 MiB granularity may span this many GiB.
+const L2_TABLES: usize = 8;
+
+/// MAIR_EL2 attribute indices.
+const ATTR_NORMAL: u64 = 0;
+const ATTR_DEVICE: u64 = 1;
+/// MAIR_EL2 (D24.2.70): Attr0 = Normal inner/outer write-back RW-allocate, Attr1 = Device-nGnRE.
+const MAIR: u64 = 0xFF | (0x04 << 8);
+
+/// Lower/upper attributes of a block descriptor (D8.3.2): AttrIndx\[4:2\], AP\[7:6\] = 0b00
+/// (EL2 read/write), SH\[9:8\], AF\[10\], XN\[54\].
+const fn block(pa: u64, attr: u64, executable: bool) -> u64 {
+    let shareability = if attr == ATTR_NORMAL { 0b11 << 8 } else { 0 };
+    let xn = if executable { 0 } else { 1 << 54 };
+    pa | 0b01 | (attr << 2) | shareability | (1 << 10) | xn
+}
+
+/// Table descriptor: next-level address | 0b11.
+const fn table(pa: u64) -> u64 {
+    pa | 0b11
+}
+
+#[repr(C, align(4096))]
+struct Tables {
+    l1: [u64; ENTRIES],
+    l2: [[u64; ENTRIES]; L2_TABLES],
+}
+
+struct TableCell(UnsafeCell<Tables>);
+// SAFETY: written only by `enable`, once, on the boot core before any other core or guest runs.
+unsafe impl Sync for TableCell {}
+
+static TABLES: TableCell =
+    TableCell(UnsafeCell::new(Tables { l1: [0; ENTRIES], l2: [[0; ENTRIES]; L2_TABLES] }));
+
+/// Builds the identity map for RAM `[ram_start, ram_end)` and turns the MMU on.
+/// RAM must be 2 MiB aligned at both ends (the caller trims it).
+pub fn enable(ram_start: u64, ram_end: u64) {
+    // SAFETY: single-threaded boot, MMU still off: nothing else references the tables.
+    let tables = unsafe { &mut *TABLES.0.get() };
+    let mut next_l2 = 0;
+    for gib in 0..ENTRIES as u64 {
+        let base = gib * GIB;
+        let overlaps_ram = base < ram_end && base + GIB > ram_start;
+        if overlaps_ram && next_l2 < L2_TABLES {
+            let l2 = &mut tables.l2[next_l2];
+            for (i, entry) in l2.iter_mut().enumerate() {
+                let pa = base + i as u64 * BLOCK_2M;
+                let in_ram = pa >= ram_start && pa + BLOCK_2M <= ram_end;
+                *entry = if in_ram { block(pa, ATTR_NORMAL, true) } else { block(pa, ATTR_DEVICE, false) };
+            }
+            tables.l1[gib as usize] = table(l2.as_ptr() as u64);
+            next_l2 += 1;
+        } else if base < 4 * GIB {
+            tables.l1[gib as usize] = block(base, ATTR_DEVICE, false);
+        }
+    }
+
+    MAIR_EL2.set(MAIR);
+    // TCR_EL2 (D24.2.181, non-VHE): T0SZ = 25 (39-bit VA), IRGN0/ORGN0 write-back,
+    // SH0 inner shareable, TG0 4 KiB, PS from PARange, RES1 bits 31 and 23.
+    let tcr = 25
+        | (0b01 << 8)
+        | (0b01 << 10)
+        | (0b11 << 12)
+        | (super::el2::pa_range_encoding() << 16)
+        | (1 << 23)
+        | (1 << 31);
+    TCR_EL2.set(tcr);
+    TTBR0_EL2.set(tables.l1.as_ptr() as u64);
+    barrier::dsb(barrier::ISH);
+    barrier::isb(barrier::SY);
+    // SAFETY: invalidates stale EL2 TLB entries before the MMU is turned on; no memory effect.
+    unsafe { core::arch::asm!("tlbi alle2", "dsb ish", "isb", options(nostack)) };
+    // SCTLR_EL2 (D24.2.158): M (MMU), C (data cache), I (instruction cache), SA (SP alignment).
+    let sctlr = SCTLR_EL2.get() | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12);
+    SCTLR_EL2.set(sctlr);
+    barrier::isb(barrier::SY);
+}

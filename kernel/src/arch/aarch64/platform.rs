@@ -1,0 +1,201 @@
+//! The AArch64 implementation of the kernel's [`Platform`]: physical memory through the
+//! EL2 identity map, stage-2 TLB maintenance, the console and the logger.
+
+use super::stage2_format::Aarch64Stage2;
+use crate::console::{Console, Writer};
+use crate::drivers::pl011::Pl011;
+use crate::kernel::Platform;
+use crate::mem::stage2::{TlbMaintenance, Vmid};
+use aarch64_cpu::registers::{Readable, VTTBR_EL2, Writeable};
+use exo_abi::{Ipa, PAGE_SIZE, PhysAddr};
+
+/// The machine as the portable kernel sees it.
+pub struct Aarch64Platform;
+
+impl Platform for Aarch64Platform {
+    type Format = Aarch64Stage2;
+    type Tlb = Stage2Tlb;
+
+    fn read_u64(&self, pa: PhysAddr) -> u64 {
+        // SAFETY: the portable kernel reads only stage-2 table frames it allocated from RAM,
+        // which the EL2 identity map covers; the address is 8-byte aligned (table index * 8).
+        unsafe { core::ptr::read_volatile(pa.raw() as *const u64) }
+    }
+
+    fn write_u64(&mut self, pa: PhysAddr, value: u64) {
+        // SAFETY: as for `read_u64`; the frame is kernel-owned per the frame table.
+        unsafe { core::ptr::write_volatile(pa.raw() as *mut u64, value) };
+        // Make the descriptor visible to the table walker before anyone relies on it
+        // (Arm ARM D8.2.x "Ordering of translation table updates").
+        aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
+    }
+
+    fn zero_frame(&mut self, frame: PhysAddr) {
+        debug_assert!(frame.is_page_aligned());
+        // SAFETY: `frame` is a RAM frame the frame table just gave to (or took from) a new
+        // owner, identity mapped at EL2, and nothing else references it while the kernel runs.
+        unsafe { core::ptr::write_bytes(frame.raw() as *mut u8, 0, PAGE_SIZE as usize) };
+    }
+
+    fn copy_to_phys(&mut self, pa: PhysAddr, bytes: &[u8]) {
+        debug_assert!(pa.page_offset() + bytes.len() as u64 <= PAGE_SIZE);
+        // SAFETY: the destination lies in one RAM frame the kernel is loading (checked by the
+        // caller against the frame table), identity mapped, and cannot overlap `bytes`, which
+        // is kernel data or the boot package (reserved frames).
+        unsafe {
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), pa.raw() as *mut u8, bytes.len())
+        };
+    }
+
+    fn copy_from_phys(&self, pa: PhysAddr, buffer: &mut [u8]) {
+        debug_assert!(pa.page_offset() + buffer.len() as u64 <= PAGE_SIZE);
+        // SAFETY: the source lies in one RAM frame bound readable to the calling partition
+        // (checked through its stage-2 tables); the partition is not running while we copy.
+        unsafe {
+            core::ptr::copy_nonoverlapping(pa.raw() as *const u8, buffer.as_mut_ptr(), buffer.len())
+        };
+    }
+
+    fn tlb(&self) -> Stage2Tlb {
+        Stage2Tlb
+    }
+
+    fn console_write(&mut self, who: Writer<'_>, bytes: &[u8]) {
+        write_console(who, bytes);
+    }
+
+    fn timer_frequency(&self) -> u64 {
+        super::el2::timer_frequency()
+    }
+
+    fn initial_pstate(&self) -> u64 {
+        // SPSR_EL2 (C5.2.19): M[3:0] = 0b0101 (EL1h), D, A, I, F masked.
+        0x3C5
+    }
+}
+
+/// Stage-2 TLB maintenance by VMID (Arm ARM D8.13 "TLB maintenance instructions").
+/// TLBI by IPA and by VMID act on the VMID in `VTTBR_EL2`, so each operation briefly
+/// installs the target VMID and then puts the running partition's back.
+pub struct Stage2Tlb;
+
+impl Stage2Tlb {
+    fn with_vmid(vmid: Vmid, operation: impl FnOnce()) {
+        let saved = VTTBR_EL2.get();
+        VTTBR_EL2.set((saved & ((1 << 48) - 1)) | (u64::from(vmid.0) << 48));
+        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+        operation();
+        VTTBR_EL2.set(saved);
+        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    }
+}
+
+impl TlbMaintenance for Stage2Tlb {
+    fn invalidate_ipa(&mut self, vmid: Vmid, ipa: Ipa) {
+        let page = ipa.raw() >> 12;
+        Self::with_vmid(vmid, || {
+            // SAFETY: TLB maintenance has no memory effects. Sequence per Arm ARM D8.13.5:
+            // complete the table write, invalidate the stage-2 entry, then every combined
+            // stage-1+2 entry of the VMID (they may cache the old translation), then sync.
+            unsafe {
+                core::arch::asm!(
+                    "dsb ishst",
+                    "tlbi ipas2e1is, {page}",
+                    "dsb ish",
+                    "tlbi vmalle1is",
+                    "dsb ish",
+                    "isb",
+                    page = in(reg) page,
+                    options(nostack),
+                )
+            };
+        });
+    }
+
+    fn invalidate_vmid(&mut self, vmid: Vmid) {
+        Self::with_vmid(vmid, || {
+            // SAFETY: TLB maintenance only; invalidates stage 1 and 2 entries of the VMID.
+            unsafe {
+                core::arch::asm!("dsb ishst", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack))
+            };
+        });
+    }
+}
+
+/// The system console, once the UART is known.
+static CONSOLE: spin::Mutex<Option<Console<Pl011>>> = spin::Mutex::new(None);
+
+/// Starts the console on the PL011 at `base`.
+///
+/// # Safety
+/// `base` must be a PL011 register block mapped as Device memory.
+pub unsafe fn init_console(base: u64) {
+    // SAFETY: guaranteed by the caller; the console is the UART's only user.
+    let uart = unsafe { Pl011::new(base) };
+    *CONSOLE.lock() = Some(Console::new(uart));
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(if cfg!(debug_assertions) { log::LevelFilter::Debug } else { log::LevelFilter::Info });
+}
+
+/// Writes to the console (dropped if there is none yet).
+pub fn write_console(who: Writer<'_>, bytes: &[u8]) {
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        console.write(who, bytes);
+    }
+}
+
+/// Writes a panic message even if the console lock is held by the code that panicked.
+pub fn write_console_forced(bytes: &[u8]) {
+    // SAFETY: only used on the panic path, after which nothing else runs; a torn line is
+    // better than a silent kernel death.
+    unsafe { CONSOLE.force_unlock() };
+    write_console(Writer::Kernel, bytes);
+}
+
+struct Logger;
+static LOGGER: Logger = Logger;
+
+/// Formats straight into the console.
+struct KernelLine<'a>(&'a mut Console<Pl011>);
+
+impl core::fmt::Write for KernelLine<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.write(Writer::Kernel, s.as_bytes());
+        Ok(())
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let mut guard = CONSOLE.lock();
+        let Some(console) = guard.as_mut() else { return };
+        let mut line = KernelLine(console);
+        let _ = match record.level() {
+            log::Level::Info => core::fmt::write(&mut line, format_args!("exo: {}\n", record.args())),
+            level => core::fmt::write(
+                &mut line,
+                format_args!("exo: {}: {}\n", level_name(level), record.args()),
+            ),
+        };
+    }
+
+    fn flush(&self) {}
+}
+
+/// The word printed before a non-info log message.
+fn level_name(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "error",
+        log::Level::Warn => "warning",
+        log::Level::Info => "info",
+        log::Level::Debug => "debug",
+        log::Level::Trace => "trace",
+    }
+}

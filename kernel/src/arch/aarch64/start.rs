@@ -1,0 +1,125 @@
+//! The boot sequence at EL2, from the device tree to the first partition.
+
+use super::boot::image_layout;
+use super::platform::{Aarch64Platform, init_console};
+use super::trap::{KERNEL, switch_to};
+use crate::boot_info::BootInfo;
+use crate::kernel::Kernel;
+use crate::mem::frame_table::{FrameTable, Owner};
+use exo_abi::package::{HEADER_SIZE, Package};
+use exo_abi::{PAGE_SIZE, PhysAddr};
+use log::{error, info};
+
+const TWO_MIB: u64 = 2 << 20;
+
+/// Rust entry point, called by `boot.rs` on the boot core at EL2 with the stack set up.
+#[unsafe(no_mangle)]
+extern "C" fn exo_kernel_main(dtb: u64) -> ! {
+    let layout = image_layout();
+    // SAFETY: `dtb` is the device tree address the loader passed in x0 (Linux boot
+    // protocol); the fdt crate validates the header before reading further.
+    let fdt = match unsafe { fdt::Fdt::from_ptr(dtb as *const u8) } {
+        Ok(fdt) => fdt,
+        // Without a device tree there is no known console: nothing useful can be said.
+        Err(_) => super::el2::system_off(),
+    };
+    let boot = match BootInfo::from_fdt(&fdt, PhysAddr::new(layout.start)) {
+        Ok(boot) => boot,
+        Err(_) => super::el2::system_off(),
+    };
+    if let Some(uart) = boot.uart {
+        // SAFETY: the device tree names this PL011; at this point the MMU is off, so the
+        // access is Device-nGnRnE, and after `mmu::enable` it is mapped as Device memory.
+        unsafe { init_console(uart.raw()) };
+    }
+    info!(
+        "exo {} at EL2 on {}",
+        env!("CARGO_PKG_VERSION"),
+        fdt.root().model()
+    );
+
+    // RAM the kernel manages: the bank holding the kernel, trimmed to 2 MiB boundaries so
+    // the EL2 map can use blocks.
+    let ram_start = boot.ram_start.raw().next_multiple_of(TWO_MIB);
+    let ram_end = boot.ram_end.raw() & !(TWO_MIB - 1);
+    super::mmu::enable(ram_start, ram_end);
+    super::el2::init();
+    info!(
+        "RAM {:#x}..{:#x} ({} MiB), PARange code {}",
+        ram_start,
+        ram_end,
+        (ram_end - ram_start) >> 20,
+        super::el2::pa_range_encoding()
+    );
+
+    // The boot package sits right after the kernel image.
+    let package_start = layout.end;
+    // SAFETY: the header lies in RAM just past the image (QEMU and the Pi firmware load the
+    // whole file there); it is only read.
+    let header = unsafe { core::slice::from_raw_parts(package_start as *const u8, HEADER_SIZE) };
+    let total = u64::from_le_bytes(header[16..24].try_into().unwrap_or([0; 8]));
+    let available = ram_end.saturating_sub(package_start);
+    if total > available {
+        fail("the boot package claims to be larger than RAM");
+    }
+    // SAFETY: `total` bytes from `package_start` are inside RAM (checked above) and are
+    // reserved in the frame table below, so nothing writes them while the slice lives.
+    let bytes = unsafe { core::slice::from_raw_parts(package_start as *const u8, total as usize) };
+    let package = match Package::parse(bytes) {
+        Ok(package) => package,
+        Err(e) => {
+            error!("{e}");
+            fail("no usable boot package: build the image with `exo build`");
+        }
+    };
+
+    // The frame table's own storage follows the package.
+    let frames = ((ram_end - ram_start) / PAGE_SIZE) as usize;
+    let storage_start = (package_start + total).next_multiple_of(PAGE_SIZE);
+    let storage_end = storage_start + (frames * 2) as u64;
+    if storage_end > ram_end {
+        fail("RAM too small for the frame table");
+    }
+    // SAFETY: [storage_start, storage_end) is RAM past the package, not used by anything
+    // else, and reserved for the kernel right after creation; u16 alignment holds.
+    let storage = unsafe { core::slice::from_raw_parts_mut(storage_start as *mut u16, frames) };
+    let mut table = FrameTable::new(PhysAddr::new(ram_start), storage);
+    let reservations = [
+        (layout.start, storage_end),
+        (dtb, dtb + boot.dtb_size),
+    ];
+    for (start, end) in reservations.into_iter().chain(
+        fdt.memory_reservations()
+            .map(|r| (r.address() as u64, r.address() as u64 + r.size() as u64)),
+    ) {
+        let (start, end) = (start.max(ram_start), end.min(ram_end));
+        if start < end {
+            let _ = table.reserve(PhysAddr::new(start), PhysAddr::new(end), Owner::Kernel);
+        }
+    }
+    info!(
+        "frames: {} total, {} kernel, {} free",
+        table.frame_count(),
+        table.count(Owner::Kernel),
+        table.count(Owner::Free)
+    );
+
+    let mut kernel = Kernel::new(Aarch64Platform, table);
+    if let Err(e) = kernel.load(&package) {
+        error!("cannot load partitions: {e:?}");
+        fail("boot failed");
+    }
+    let mut guard = KERNEL.lock();
+    let kernel = guard.insert(kernel);
+    let first = switch_to(kernel, None, 0);
+    drop(guard);
+    // SAFETY: `first` points into the kernel static, which lives forever and is never
+    // moved; partition 0's EL1 state and stage 2 were just loaded by `switch_to`.
+    unsafe { super::exceptions::enter_first_vcpu(first, layout.stack_top) }
+}
+
+/// Reports a boot failure the runner recognises, then powers off.
+fn fail(why: &str) -> ! {
+    error!("boot failed: {why}");
+    super::el2::system_off()
+}

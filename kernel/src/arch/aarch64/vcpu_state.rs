@@ -1,0 +1,204 @@
+//! The parts of a vCPU that the trap path does not save: EL1 system registers, the EL1
+//! virtual timer and FP/SIMD registers. They change only while the partition runs, so they
+//! are switched when the CPU passes from one partition to another, not on every trap.
+
+use aarch64_cpu::registers::*;
+use exo_abi::package::MAX_PARTITIONS;
+
+/// Saved EL1 state of one vCPU.
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+pub struct El1State {
+    fp: [u128; 32],
+    fpcr: u64,
+    fpsr: u64,
+    sctlr: u64,
+    cpacr: u64,
+    ttbr0: u64,
+    ttbr1: u64,
+    tcr: u64,
+    mair: u64,
+    amair: u64,
+    vbar: u64,
+    contextidr: u64,
+    tpidr_el1: u64,
+    tpidr_el0: u64,
+    tpidrro_el0: u64,
+    sp_el0: u64,
+    sp_el1: u64,
+    elr_el1: u64,
+    spsr_el1: u64,
+    esr_el1: u64,
+    far_el1: u64,
+    afsr0: u64,
+    afsr1: u64,
+    par: u64,
+    cntkctl: u64,
+    csselr: u64,
+    mdscr: u64,
+    cntv_ctl: u64,
+    cntv_cval: u64,
+}
+
+impl El1State {
+    /// The state of a vCPU out of reset as the kernel presents it: MMU off, FP/SIMD
+    /// enabled (`CPACR_EL1.FPEN` = 0b11, D24.2.35), everything else zero.
+    pub const fn reset() -> Self {
+        Self {
+            fp: [0; 32],
+            fpcr: 0,
+            fpsr: 0,
+            // SCTLR_EL1 RES1 bits (D24.2.157) with M, C, I clear.
+            sctlr: 0x30D0_0800,
+            cpacr: 0b11 << 20,
+            ttbr0: 0,
+            ttbr1: 0,
+            tcr: 0,
+            mair: 0,
+            amair: 0,
+            vbar: 0,
+            contextidr: 0,
+            tpidr_el1: 0,
+            tpidr_el0: 0,
+            tpidrro_el0: 0,
+            sp_el0: 0,
+            sp_el1: 0,
+            elr_el1: 0,
+            spsr_el1: 0,
+            esr_el1: 0,
+            far_el1: 0,
+            afsr0: 0,
+            afsr1: 0,
+            par: 0,
+            cntkctl: 0,
+            csselr: 0,
+            mdscr: 0,
+            cntv_ctl: 0,
+            cntv_cval: 0,
+        }
+    }
+
+    /// Saves the live EL1 state into `self`.
+    pub fn save(&mut self) {
+        // The virtual timer first: stop it firing into the next partition.
+        self.cntv_ctl = CNTV_CTL_EL0.get();
+        self.cntv_cval = CNTV_CVAL_EL0.get();
+        CNTV_CTL_EL0.set(0);
+        self.sctlr = SCTLR_EL1.get();
+        self.cpacr = CPACR_EL1.get();
+        self.ttbr0 = TTBR0_EL1.get();
+        self.ttbr1 = TTBR1_EL1.get();
+        self.tcr = TCR_EL1.get();
+        self.mair = MAIR_EL1.get();
+        self.amair = AMAIR_EL1.get();
+        self.vbar = VBAR_EL1.get();
+        self.contextidr = CONTEXTIDR_EL1.get();
+        self.tpidr_el1 = TPIDR_EL1.get();
+        self.tpidr_el0 = TPIDR_EL0.get();
+        self.tpidrro_el0 = TPIDRRO_EL0.get();
+        self.sp_el0 = SP_EL0.get();
+        self.sp_el1 = SP_EL1.get();
+        self.elr_el1 = ELR_EL1.get();
+        self.spsr_el1 = SPSR_EL1.get();
+        self.esr_el1 = ESR_EL1.get();
+        self.far_el1 = FAR_EL1.get();
+        self.afsr0 = AFSR0_EL1.get();
+        self.afsr1 = AFSR1_EL1.get();
+        self.par = PAR_EL1.get();
+        self.cntkctl = CNTKCTL_EL1.get();
+        self.csselr = CSSELR_EL1.get();
+        self.mdscr = MDSCR_EL1.get();
+        let fp = self.fp.as_mut_ptr();
+        // SAFETY: `fp` points at 32 16-byte-aligned u128 slots (512 bytes) we own; the
+        // kernel is built without FP/SIMD so these registers hold only partition state.
+        unsafe {
+            core::arch::asm!(
+                ".arch_extension fp",
+                ".arch_extension simd",
+                "stp q0, q1, [{p}, #0]",     "stp q2, q3, [{p}, #32]",
+                "stp q4, q5, [{p}, #64]",    "stp q6, q7, [{p}, #96]",
+                "stp q8, q9, [{p}, #128]",   "stp q10, q11, [{p}, #160]",
+                "stp q12, q13, [{p}, #192]", "stp q14, q15, [{p}, #224]",
+                "stp q16, q17, [{p}, #256]", "stp q18, q19, [{p}, #288]",
+                "stp q20, q21, [{p}, #320]", "stp q22, q23, [{p}, #352]",
+                "stp q24, q25, [{p}, #384]", "stp q26, q27, [{p}, #416]",
+                "stp q28, q29, [{p}, #448]", "stp q30, q31, [{p}, #480]",
+                "mrs {t}, fpcr", "str {t}, [{p}, #512]",
+                "mrs {t}, fpsr", "str {t}, [{p}, #520]",
+                p = in(reg) fp,
+                t = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// Loads `self` into the EL1 registers.
+    pub fn restore(&self) {
+        SCTLR_EL1.set(self.sctlr);
+        CPACR_EL1.set(self.cpacr);
+        TTBR0_EL1.set(self.ttbr0);
+        TTBR1_EL1.set(self.ttbr1);
+        TCR_EL1.set(self.tcr);
+        MAIR_EL1.set(self.mair);
+        AMAIR_EL1.set(self.amair);
+        VBAR_EL1.set(self.vbar);
+        CONTEXTIDR_EL1.set(self.contextidr);
+        TPIDR_EL1.set(self.tpidr_el1);
+        TPIDR_EL0.set(self.tpidr_el0);
+        TPIDRRO_EL0.set(self.tpidrro_el0);
+        SP_EL0.set(self.sp_el0);
+        SP_EL1.set(self.sp_el1);
+        ELR_EL1.set(self.elr_el1);
+        SPSR_EL1.set(self.spsr_el1);
+        ESR_EL1.set(self.esr_el1);
+        FAR_EL1.set(self.far_el1);
+        AFSR0_EL1.set(self.afsr0);
+        AFSR1_EL1.set(self.afsr1);
+        PAR_EL1.set(self.par);
+        CNTKCTL_EL1.set(self.cntkctl);
+        CSSELR_EL1.set(self.csselr);
+        MDSCR_EL1.set(self.mdscr);
+        CNTV_CVAL_EL0.set(self.cntv_cval);
+        CNTV_CTL_EL0.set(self.cntv_ctl);
+        let fp = self.fp.as_ptr();
+        // SAFETY: reads the 528 bytes of `self.fp`, `fpcr`, `fpsr` (repr(C), contiguous);
+        // writes only FP/SIMD registers, which the kernel never uses.
+        unsafe {
+            core::arch::asm!(
+                ".arch_extension fp",
+                ".arch_extension simd",
+                "ldp q0, q1, [{p}, #0]",     "ldp q2, q3, [{p}, #32]",
+                "ldp q4, q5, [{p}, #64]",    "ldp q6, q7, [{p}, #96]",
+                "ldp q8, q9, [{p}, #128]",   "ldp q10, q11, [{p}, #160]",
+                "ldp q12, q13, [{p}, #192]", "ldp q14, q15, [{p}, #224]",
+                "ldp q16, q17, [{p}, #256]", "ldp q18, q19, [{p}, #288]",
+                "ldp q20, q21, [{p}, #320]", "ldp q22, q23, [{p}, #352]",
+                "ldp q24, q25, [{p}, #384]", "ldp q26, q27, [{p}, #416]",
+                "ldp q28, q29, [{p}, #448]", "ldp q30, q31, [{p}, #480]",
+                "ldr {t}, [{p}, #512]", "msr fpcr, {t}",
+                "ldr {t}, [{p}, #520]", "msr fpsr, {t}",
+                p = in(reg) fp,
+                t = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+    }
+}
+
+const _: () = {
+    assert!(core::mem::offset_of!(El1State, fpcr) == 512);
+    assert!(core::mem::offset_of!(El1State, fpsr) == 520);
+};
+
+/// EL1 state of every partition, indexed by partition id.
+pub static STATES: spin::Mutex<[El1State; MAX_PARTITIONS]> =
+    spin::Mutex::new([El1State::reset(); MAX_PARTITIONS]);
+
+/// Switches the live EL1 state from partition `from` (if it is still to be kept) to `to`.
+pub fn switch(from: Option<usize>, to: usize) {
+    let mut states = STATES.lock();
+    if let Some(from) = from {
+        states[from].save();
+    }
+    states[to].restore();
+}

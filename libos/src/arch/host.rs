@@ -1,0 +1,50 @@
+//! A host stand-in for the machine layer, so the portable modules build and test with
+//! `cargo test -p exo-libos`. It owns no guest memory and every hypercall fails with
+//! `NOT_SUPPORTED`.
+
+use exo_abi::{Error, Ipa};
+
+/// Issues a hypercall: on the host, always `NOT_SUPPORTED`.
+pub(crate) fn hvc(_function: u32, _args: [u64; 6]) -> u64 {
+    Error::NotSupported.to_register()
+}
+
+/// The IPA of a byte of our memory: on the host, its address.
+pub(crate) fn ipa_of(bytes: &[u8]) -> Ipa {
+    Ipa::new(bytes.as_ptr() as u64)
+}
+
+/// The end of the program image: the host has none.
+pub(crate) fn image_end() -> Ipa {
+    Ipa::new(0)
+}
+
+/// Whether `[start, end)` overlaps the program image: the host has none.
+pub(crate) fn overlaps_image(_start: Ipa, _end: Ipa) -> bool {
+    false
+}
+
+/// Reading an arbitrary address is not something the host fake does.
+pub(crate) fn read_u64(_ipa: Ipa) -> u64 {
+    unimplemented!("probing memory needs the real machine")
+}
+
+/// Free guest memory does not exist on the host.
+pub(crate) fn claim(_start: Ipa, _end: Ipa) -> &'static mut [u8] {
+    &mut []
+}
+
+/// Waits forever.
+pub(crate) fn halt() -> ! {
+    panic!("halted")
+}
+
+/// The host has no guest program to call.
+pub(crate) fn guest_main(_info: &crate::Info) -> crate::ExitCode {
+    unimplemented!("guest programs run on the real machine")
+}
+
+/// The host has no info page.
+pub(crate) fn info_page(_ipa: Ipa) -> Option<&'static [u8; exo_abi::info::SIZE]> {
+    None
+}

@@ -1,0 +1,147 @@
+//! Safe wrappers for the kernel's hypercalls (SMCCC, `HVC #0`): exo's own calls plus the
+//! SMCCC and PSCI functions a partition may use.
+//!
+//! Every call returns the kernel's `x0` decoded with [`Error::from_register`]. Functions of the
+//! SMC32 convention (SMCCC and PSCI version queries) return a 32-bit result in `w0`, so their
+//! result is sign-extended from 32 bits before decoding.
+
+use core::fmt;
+
+use exo_abi::Error;
+use exo_abi::call;
+
+use crate::arch;
+
+/// Function-identifier bit 30: the SMC64 calling convention (SMCCC, Arm DEN 0028, 2.5).
+const SMC64: u32 = 1 << 30;
+
+/// Calls `function` with up to six arguments in `x1`..`x6` and decodes `x0`.
+///
+/// This is the raw interface; prefer the named wrappers below.
+pub fn call(function: u32, args: &[u64]) -> Result<u64, Error> {
+    let mut registers = [0; 6];
+    let count = args.len().min(registers.len());
+    registers[..count].copy_from_slice(&args[..count]);
+    let x0 = arch::hvc(function, registers);
+    let x0 = if function & SMC64 == 0 {
+        // SMC32: only w0 is defined.
+        x0 as u32 as i32 as i64 as u64
+    } else {
+        x0
+    };
+    Error::from_register(x0)
+}
+
+/// `EXO_ABI_VERSION`: the ABI version the kernel speaks ([`exo_abi::ABI_VERSION`] format).
+pub fn abi_version() -> Result<Version, Error> {
+    call(call::EXO_ABI_VERSION, &[]).map(Version::from_register)
+}
+
+/// `EXO_CONSOLE_WRITE`: writes `bytes` to the system console, in chunks of at most
+/// [`call::CONSOLE_WRITE_MAX`] bytes. Returns how many bytes the kernel took; stops at the
+/// first error, which is returned only if nothing at all was written.
+pub fn console_write(bytes: &[u8]) -> Result<usize, Error> {
+    let mut written = 0;
+    while written < bytes.len() {
+        let rest = &bytes[written..];
+        let chunk = &rest[..rest.len().min(call::CONSOLE_WRITE_MAX as usize)];
+        let ipa = arch::ipa_of(chunk);
+        match call(call::EXO_CONSOLE_WRITE, &[ipa.raw(), chunk.len() as u64]) {
+            Ok(0) => break,
+            Ok(taken) => written += (taken as usize).min(chunk.len()),
+            Err(error) if written == 0 => return Err(error),
+            Err(_) => break,
+        }
+    }
+    Ok(written)
+}
+
+/// `EXO_YIELD`: lets the other partitions run; returns when this one is scheduled again.
+pub fn yield_now() -> Result<u64, Error> {
+    call(call::EXO_YIELD, &[])
+}
+
+/// `EXO_EXIT`: ends this partition with `status` (0 is success).
+///
+/// Should the kernel ever return from `EXO_EXIT`, falls back to PSCI `SYSTEM_OFF` and then
+/// waits forever.
+pub fn exit(status: u64) -> ! {
+    let _ = call(call::EXO_EXIT, &[status]);
+    let _ = system_off();
+    arch::halt()
+}
+
+/// `SMCCC_VERSION`: the SMC Calling Convention version the kernel implements.
+pub fn smccc_version() -> Result<Version, Error> {
+    call(call::SMCCC_VERSION, &[]).map(Version::from_register)
+}
+
+/// `PSCI_VERSION`: the PSCI version the kernel implements for partitions.
+pub fn psci_version() -> Result<Version, Error> {
+    call(call::PSCI_VERSION, &[]).map(Version::from_register)
+}
+
+/// PSCI `SYSTEM_OFF`. For a partition this ends only the partition, successfully.
+///
+/// Returns only if the kernel refused, with the reason.
+pub fn system_off() -> Error {
+    match call(call::PSCI_SYSTEM_OFF, &[]) {
+        Err(error) => error,
+        Ok(_) => Error::NotSupported,
+    }
+}
+
+/// PSCI `CPU_OFF`: stops the calling vCPU.
+///
+/// Returns only if the kernel refused, with the reason.
+pub fn cpu_off() -> Error {
+    match call(call::PSCI_CPU_OFF, &[]) {
+        Err(error) => error,
+        Ok(_) => Error::NotSupported,
+    }
+}
+
+/// A `major.minor` version as SMCCC, PSCI and exo report it: major in bits 30:16, minor in
+/// bits 15:0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    /// Major version.
+    pub major: u16,
+    /// Minor version.
+    pub minor: u16,
+}
+
+impl Version {
+    /// Decodes a version register value.
+    pub const fn from_register(value: u64) -> Self {
+        Self {
+            major: ((value >> 16) & 0x7FFF) as u16,
+            minor: value as u16,
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_decode_major_and_minor() {
+        let v = Version::from_register(call::SMCCC_IMPLEMENTED_VERSION);
+        assert_eq!(v, Version { major: 1, minor: 1 });
+        assert_eq!(format!("{v}"), "1.1");
+    }
+
+    #[test]
+    fn errors_decode_for_both_calling_conventions() {
+        // The host fake answers NOT_SUPPORTED (-1) to everything.
+        assert_eq!(psci_version(), Err(Error::NotSupported));
+        assert_eq!(yield_now(), Err(Error::NotSupported));
+    }
+}
