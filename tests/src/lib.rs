@@ -1,1 +1,135 @@
-//! placeholder
+//! Shared helpers of the exo system tests: boot a configuration under QEMU, one at a time,
+//! and fail with the captured console when something goes wrong.
+//!
+//! The boot tests live in `tests/boot.rs`. They never run concurrently: every boot holds
+//! [`boot`]'s global lock (the test machines have two cores, and QEMU plus a cross build
+//! would otherwise starve each other past their timeouts). `cargo test` runs the test
+//! binaries themselves one after another.
+//!
+//! If QEMU is missing, the boot tests fail and say to run `scripts/setup`: they are never
+//! skipped silently.
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use exo_tool::{ConfigError, PartitionResult, RunOptions, RunOutcome, Workspace};
+
+/// Time limit of one boot.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serialises boots within one test binary.
+static BOOT_LOCK: Mutex<()> = Mutex::new(());
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A configuration in `tests/configs/`.
+pub fn test_config(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("configs")
+        .join(name)
+}
+
+/// Builds and boots `config` with [`BOOT_TIMEOUT`], holding the global boot lock.
+///
+/// Panics (failing the test) if the configuration is refused, the build fails or QEMU
+/// cannot be started; the panic message says what to do.
+pub fn boot(config: &Path) -> Booted {
+    let _guard = BOOT_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let options = RunOptions {
+        timeout: BOOT_TIMEOUT,
+        echo: false,
+        ..RunOptions::default()
+    };
+    match exo_tool::run_system(config, &options) {
+        Ok(outcome) => Booted {
+            config: config.to_path_buf(),
+            outcome,
+        },
+        Err(e) => panic!(
+            "could not boot {}: {e:#}\n(if QEMU or the AArch64 toolchain is missing, run \
+             scripts/setup)",
+            config.display()
+        ),
+    }
+}
+
+/// A finished boot, with assertions that print the whole console when they fail.
+pub struct Booted {
+    /// The configuration booted.
+    pub config: PathBuf,
+    /// What happened.
+    pub outcome: RunOutcome,
+}
+
+impl Booted {
+    /// Fails the test with `message`, the verdict and the captured console.
+    pub fn fail(&self, message: &str) -> ! {
+        let outcome = &self.outcome;
+        panic!(
+            "{}: {message}\n--- verdict ---\n{outcome}\n--- console ({} lines) ---\n{}\n\
+             --- QEMU stderr ---\n{}\n---",
+            self.config.display(),
+            outcome.lines.len(),
+            outcome.lines.join("\n"),
+            outcome.qemu_stderr.join("\n"),
+        )
+    }
+
+    /// Asserts `condition`, else [`Booted::fail`]s with `message`.
+    pub fn check(&self, condition: bool, message: &str) {
+        if !condition {
+            self.fail(message);
+        }
+    }
+
+    /// Asserts the run passed.
+    pub fn assert_success(&self) {
+        self.check(self.outcome.success(), "the run did not pass");
+    }
+
+    /// Asserts partition `name` reported `ok`.
+    pub fn assert_ok(&self, name: &str) {
+        let result = self.outcome.result(name);
+        self.check(
+            result == Some(&PartitionResult::Ok),
+            &format!("partition {name}: expected ok, got {result:?}"),
+        );
+    }
+
+    /// Asserts partition `name` failed with a reason containing `phrase`.
+    pub fn assert_failed_with(&self, name: &str, phrase: &str) {
+        match self.outcome.result(name) {
+            Some(PartitionResult::Failed(reason)) if reason.contains(phrase) => {}
+            other => self.fail(&format!(
+                "partition {name}: expected a failure containing `{phrase}`, got {other:?}"
+            )),
+        }
+    }
+
+    /// Asserts partition `name` printed at least one line.
+    pub fn assert_printed(&self, name: &str) {
+        self.check(
+            self.outcome.partition_lines(name).next().is_some(),
+            &format!("no `[{name}] ...` line on the console"),
+        );
+    }
+
+    /// Asserts some console line contains every one of `phrases`.
+    pub fn assert_line_with(&self, phrases: &[&str]) {
+        self.check(
+            self.outcome
+                .lines
+                .iter()
+                .any(|line| phrases.iter().all(|p| line.contains(p))),
+            &format!("no console line contains all of {phrases:?}"),
+        );
+    }
+}

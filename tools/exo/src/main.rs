@@ -1,1 +1,114 @@
-fn main() {}
+//! `exo`: check, build and run exo system configurations.
+//!
+//! Exit status: 0 on success, 1 when a build or a run fails, 2 when the configuration is
+//! refused (then nothing was built or booted).
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use exo_tool::{ConfigError, RunOptions, Workspace};
+
+/// Host tool of the exo exokernel.
+#[derive(Parser)]
+#[command(name = "exo", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a system configuration (nothing is built).
+    Check(Target),
+    /// Cross-build the kernel and guests and write the boot image; prints its path.
+    Build(Target),
+    /// Build, boot under QEMU and report each partition's result.
+    Run {
+        #[command(flatten)]
+        target: Target,
+        /// Kill QEMU and fail after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        timeout: u64,
+        /// QEMU binary to use instead of the board's.
+        #[arg(long, value_name = "PATH")]
+        qemu: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// System configuration [default: guests/configs/default.toml in the workspace].
+    config: Option<PathBuf>,
+    /// Board (a directory under platform/), overriding the configuration's.
+    #[arg(long, value_name = "NAME")]
+    board: Option<String>,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(config) = e.downcast_ref::<ConfigError>() {
+                eprintln!("error: {config}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn config_path(workspace: &Workspace, target: &Target) -> PathBuf {
+    target.config.clone().unwrap_or_else(|| {
+        let path = workspace.default_config();
+        let relative = std::env::current_dir()
+            .ok()
+            .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));
+        relative.unwrap_or(path)
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let workspace = Workspace::locate()?;
+    match cli.command {
+        Command::Check(target) => {
+            let path = config_path(&workspace, &target);
+            let system = exo_tool::check(&workspace, &path, target.board.as_deref())?;
+            println!(
+                "{}: ok: {} partition(s) on board `{}`",
+                path.display(),
+                system.partitions.len(),
+                system.board.name
+            );
+        }
+        Command::Build(target) => {
+            let path = config_path(&workspace, &target);
+            let (_, image) = exo_tool::build(&workspace, &path, target.board.as_deref())?;
+            println!("{}", image.display());
+        }
+        Command::Run {
+            target,
+            timeout,
+            qemu,
+        } => {
+            let path = config_path(&workspace, &target);
+            let options = RunOptions {
+                timeout: Duration::from_secs(timeout),
+                board: target.board,
+                echo: true,
+                qemu,
+            };
+            let outcome = exo_tool::run_system(&path, &options)?;
+            eprintln!("{outcome}");
+            if !outcome.success() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

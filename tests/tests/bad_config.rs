@@ -1,0 +1,64 @@
+//! Bad configurations are refused by `exo check` with an error naming the file, the line
+//! and the problem, and nothing is built or booted.
+
+use std::path::Path;
+
+use exo_system_tests::{ConfigError, RunOptions, Workspace, test_config};
+
+/// Checks `file` (in `tests/configs/`) and expects an error on `line` containing `phrase`.
+fn refused(file: &str, line: usize, phrase: &str) {
+    let path = test_config(file);
+    let workspace = Workspace::locate().expect("workspace");
+    let error = match exo_tool::check(&workspace, &path, None) {
+        Ok(_) => panic!("{file} was accepted"),
+        Err(e) => e,
+    };
+    assert_eq!(error.path, path, "{error}");
+    assert_eq!(error.line, Some(line), "wrong line: {error}");
+    assert!(error.message.contains(phrase), "`{phrase}` not in: {error}");
+    assert_eq!(
+        error.to_string(),
+        format!("{}:{line}: {}", path.display(), error.message)
+    );
+
+    // The run path refuses it before building or starting anything: this QEMU does not
+    // exist, so reaching it would give a different error.
+    let options = RunOptions {
+        qemu: Some(Path::new("/nonexistent/qemu-must-not-start").into()),
+        ..RunOptions::default()
+    };
+    let error = exo_tool::run_system(&path, &options).expect_err("bad configuration ran");
+    let config_error = error.downcast_ref::<ConfigError>();
+    assert!(
+        config_error.is_some_and(|e| e.line == Some(line)),
+        "not refused as a configuration: {error:#}"
+    );
+}
+
+#[test]
+fn unknown_key() {
+    refused("bad-unknown-key.toml", 9, "unknown field `cpus`");
+}
+
+#[test]
+fn quota_larger_than_ram() {
+    refused("bad-quota.toml", 13, "larger than the 1 GiB of RAM");
+}
+
+#[test]
+fn missing_guest_program() {
+    refused(
+        "bad-missing-guest.toml",
+        6,
+        "no guest program `no-such-guest`",
+    );
+}
+
+#[test]
+fn duplicate_partition_name() {
+    refused(
+        "bad-duplicate.toml",
+        14,
+        "duplicate partition name `hello` (first used on line 9)",
+    );
+}
