@@ -16,7 +16,10 @@ fn main() {
         .unwrap_or_else(|_| root.join("platform/qemu-virt/kernel.ld"));
     let common = root.join("platform/common");
     println!("cargo:rerun-if-changed={}", script.display());
-    println!("cargo:rerun-if-changed={}", common.join("kernel-sections.ld").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        common.join("kernel-sections.ld").display()
+    );
     println!("cargo:rustc-link-arg-bins=-L{}", common.display());
     println!("cargo:rustc-link-arg-bins=-T{}", script.display());
 }

@@ -45,7 +45,9 @@ impl Name {
     /// Reads a name field at `offset`.
     pub(crate) fn read(bytes: &[u8], offset: usize) -> Option<Self> {
         let field = bytes.get(offset..offset + Self::LEN)?;
-        Some(Self { bytes: field.try_into().ok()? })
+        Some(Self {
+            bytes: field.try_into().ok()?,
+        })
     }
 
     /// Writes the name field at `offset`.

@@ -131,7 +131,10 @@ mod tests {
 
     #[test]
     fn smccc_codes_match_the_specification() {
-        assert_eq!(Error::NotSupported.code(), i64::from(smccc::arch::error::NOT_SUPPORTED));
+        assert_eq!(
+            Error::NotSupported.code(),
+            i64::from(smccc::arch::error::NOT_SUPPORTED)
+        );
         assert_eq!(Error::InvalidParameter.code(), -3);
     }
 }

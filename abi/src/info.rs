@@ -14,7 +14,7 @@
 //! | 60 | 4 | flags ([`FLAG_BINDINGS_TRUNCATED`]) |
 //! | 64 | 32 × n | memory bindings ([`MemoryBinding`]) |
 
-use crate::bytes::{put_u32, put_u64, u32_at, u64_at, Name};
+use crate::bytes::{Name, put_u32, put_u64, u32_at, u64_at};
 use crate::{Ipa, PhysAddr};
 
 /// Magic number at offset 0.
@@ -212,7 +212,10 @@ mod tests {
         }
         let reader = InfoReader::new(&page).unwrap();
         assert_eq!(reader.bindings().count(), MAX_BINDINGS);
-        assert_eq!(reader.flags() & FLAG_BINDINGS_TRUNCATED, FLAG_BINDINGS_TRUNCATED);
+        assert_eq!(
+            reader.flags() & FLAG_BINDINGS_TRUNCATED,
+            FLAG_BINDINGS_TRUNCATED
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod error;
 pub mod info;
 pub mod package;
 
-pub use addr::{Ipa, PhysAddr, PAGE_SIZE};
+pub use addr::{Ipa, PAGE_SIZE, PhysAddr};
 pub use bytes::Name;
 pub use error::Error;
 

@@ -29,7 +29,7 @@
 //!          32  rights (info::rights)     4
 //! ```
 
-use crate::bytes::{u32_at, u64_at, Name};
+use crate::bytes::{Name, u32_at, u64_at};
 use crate::{Ipa, PAGE_SIZE};
 
 /// Magic number at offset 0.
@@ -177,7 +177,10 @@ impl<'a> Package<'a> {
             .ok_or(Malformed("partition table"))?;
         let b = self.bytes;
         let bad = Malformed("partition record out of bounds");
-        if at.checked_add(PARTITION_SIZE).is_none_or(|end| end > b.len()) {
+        if at
+            .checked_add(PARTITION_SIZE)
+            .is_none_or(|end| end > b.len())
+        {
             return Err(bad);
         }
         let name = Name::read(b, at).ok_or(bad)?;
@@ -236,12 +239,19 @@ impl<'a> PartitionRecord<'a> {
         if (file_size as u64) > mem_size {
             return Err(Malformed("segment file size exceeds memory size"));
         }
-        let end = ipa.checked_add(mem_size).ok_or(Malformed("segment wraps"))?;
+        let end = ipa
+            .checked_add(mem_size)
+            .ok_or(Malformed("segment wraps"))?;
         let ram_end = self.ram_end().ok_or(Malformed("RAM range wraps"))?;
         if ipa < self.ram_base || end > ram_end {
             return Err(Malformed("segment outside the partition's RAM"));
         }
-        Ok(Segment { ipa, data, mem_size, rights })
+        Ok(Segment {
+            ipa,
+            data,
+            mem_size,
+            rights,
+        })
     }
 }
 
@@ -286,8 +296,7 @@ pub mod build {
         let table = HEADER_SIZE;
         let segments = table + partitions.len() * PARTITION_SIZE;
         let mut data_at = segments + segment_total * SEGMENT_SIZE;
-        let mut out = Vec::new();
-        out.resize(data_at, 0);
+        let mut out = alloc::vec![0; data_at];
         out[..8].copy_from_slice(&MAGIC);
         put_u32(&mut out, 8, VERSION);
         put_u32(&mut out, 12, partitions.len() as u32);
@@ -299,7 +308,11 @@ pub mod build {
             put_u64(&mut out, at + 32, p.memory_bytes);
             put_u64(&mut out, at + 40, p.entry.raw());
             put_u64(&mut out, at + 48, p.ram_base.raw());
-            put_u64(&mut out, at + 56, (segments + segment_index * SEGMENT_SIZE) as u64);
+            put_u64(
+                &mut out,
+                at + 56,
+                (segments + segment_index * SEGMENT_SIZE) as u64,
+            );
             put_u32(&mut out, at + 64, p.segments.len() as u32);
             for s in &p.segments {
                 let at = segments + segment_index * SEGMENT_SIZE;
@@ -365,10 +378,16 @@ mod tests {
 
     #[test]
     fn refuses_what_does_not_hold_together() {
-        assert_eq!(Package::parse(b"nothing here").unwrap_err(), PackageError::Missing);
+        assert_eq!(
+            Package::parse(b"nothing here").unwrap_err(),
+            PackageError::Missing
+        );
         let mut bad = spec();
         bad[0].segments[0].mem_size = 0x20_0000; // past the quota
-        assert!(matches!(Package::parse(&encode(&bad)), Err(PackageError::Malformed(_))));
+        assert!(matches!(
+            Package::parse(&encode(&bad)),
+            Err(PackageError::Malformed(_))
+        ));
         let good = encode(&spec());
         for cut in [HEADER_SIZE, good.len() - 1] {
             let mut truncated = good[..cut].to_vec();

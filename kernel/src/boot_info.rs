@@ -42,7 +42,10 @@ impl BootInfo {
         let uart = fdt
             .chosen()
             .stdout()
-            .filter(|node| node.compatible().is_some_and(|c| c.all().any(|s| s == "arm,pl011")))
+            .filter(|node| {
+                node.compatible()
+                    .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
+            })
             .or_else(|| fdt.find_compatible(&["arm,pl011"]))
             .and_then(|node| node.reg()?.next())
             .map(|region| PhysAddr::new(region.starting_address as u64));

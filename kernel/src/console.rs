@@ -30,7 +30,13 @@ pub struct Console<S> {
 impl<S: Sink> Console<S> {
     /// A console at the start of a line.
     pub const fn new(sink: S) -> Self {
-        Self { sink, owner: [0; 32], owner_len: 0, owner_is_kernel: true, at_line_start: true }
+        Self {
+            sink,
+            owner: [0; 32],
+            owner_len: 0,
+            owner_is_kernel: true,
+            at_line_start: true,
+        }
     }
 
     fn owned_by(&self, who: Writer<'_>) -> bool {
@@ -65,12 +71,10 @@ impl<S: Sink> Console<S> {
         }
         self.set_owner(who);
         for line in bytes.split_inclusive(|&b| b == b'\n') {
-            if self.at_line_start {
-                if let Writer::Partition(name) = who {
-                    self.sink.write_bytes(b"[");
-                    self.sink.write_bytes(name.as_bytes());
-                    self.sink.write_bytes(b"] ");
-                }
+            if let (true, Writer::Partition(name)) = (self.at_line_start, who) {
+                self.sink.write_bytes(b"[");
+                self.sink.write_bytes(name.as_bytes());
+                self.sink.write_bytes(b"] ");
             }
             self.sink.write_bytes(line);
             self.at_line_start = line.ends_with(b"\n");

@@ -99,7 +99,9 @@ impl From<Stage2Error> for LoadError {
 impl From<FrameError> for LoadError {
     fn from(e: FrameError) -> Self {
         match e {
-            FrameError::Exhausted => LoadError::OutOfMemory { partition: usize::MAX },
+            FrameError::Exhausted => LoadError::OutOfMemory {
+                partition: usize::MAX,
+            },
             other => LoadError::Frame(other),
         }
     }
@@ -178,7 +180,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
     pub fn current_regs_mut(&mut self) -> &mut VcpuRegs {
         let current = self.current;
         // `current` always names a loaded partition once `load` succeeded.
-        &mut self.partitions[current].as_mut().expect("current partition exists").regs
+        &mut self.partitions[current]
+            .as_mut()
+            .expect("current partition exists")
+            .regs
     }
 
     /// Loads every partition of the boot package: frames for its quota, scrubbed; program
@@ -215,7 +220,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
             return Err(LoadError::OutOfMemory { partition: index });
         }
         let vmid = Vmid(index as u16 + 1);
-        let mut tables = Tables { platform: &mut self.platform, frames: &mut self.frames };
+        let mut tables = Tables {
+            platform: &mut self.platform,
+            frames: &mut self.frames,
+        };
         let mut stage2 = Stage2::<P::Format>::new(&mut tables, vmid, Geometry::default())?;
 
         let header = InfoHeader {
@@ -244,8 +252,11 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 let from = segment.ipa.raw().max(ipa.raw());
                 let to = data_end.min(ipa.raw() + PAGE_SIZE);
                 if from < to {
-                    let src = (from - segment.ipa.raw()) as usize..(to - segment.ipa.raw()) as usize;
-                    tables.platform.copy_to_phys(frame.add(from - ipa.raw()), &segment.data[src]);
+                    let src =
+                        (from - segment.ipa.raw()) as usize..(to - segment.ipa.raw()) as usize;
+                    tables
+                        .platform
+                        .copy_to_phys(frame.add(from - ipa.raw()), &segment.data[src]);
                 }
             }
             if rights == 0 {
@@ -254,7 +265,13 @@ impl<'a, P: Platform> Kernel<'a, P> {
             let attributes = Attributes::from_rights(rights, MemoryKind::Normal);
             stage2.map_page(&mut tables, ipa, frame, attributes)?;
 
-            let binding = MemoryBinding { ipa, phys: frame, pages: 1, rights, kind: MemoryKind::Normal };
+            let binding = MemoryBinding {
+                ipa,
+                phys: frame,
+                pages: 1,
+                rights,
+                kind: MemoryKind::Normal,
+            };
             run = match run {
                 Some(mut r)
                     if r.rights == rights
@@ -342,7 +359,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
             return Err(Error::BadAddress);
         };
         let name = partition.name;
-        let tables = Tables { platform: &mut self.platform, frames: &mut self.frames };
+        let tables = Tables {
+            platform: &mut self.platform,
+            frames: &mut self.frames,
+        };
         // Pass 1: every page must be bound readable.
         let mut page = ipa.page_base();
         while page < end {
@@ -362,8 +382,12 @@ impl<'a, P: Platform> Kernel<'a, P> {
             let Some((frame, _)) = stage2.translate(&tables, at.page_base()) else {
                 return Err(Error::BadAddress);
             };
-            tables.platform.copy_from_phys(frame.add(at.page_offset()), &mut buffer[..chunk]);
-            tables.platform.console_write(Writer::Partition(name.as_str()), &buffer[..chunk]);
+            tables
+                .platform
+                .copy_from_phys(frame.add(at.page_offset()), &mut buffer[..chunk]);
+            tables
+                .platform
+                .console_write(Writer::Partition(name.as_str()), &buffer[..chunk]);
             at = at.add(chunk as u64);
         }
         Ok(len)
@@ -371,7 +395,11 @@ impl<'a, P: Platform> Kernel<'a, P> {
 
     /// Stops the running partition after a stage-2 abort.
     pub fn stage2_abort(&mut self, abort: Stage2Abort) -> Step {
-        let outcome = Outcome::Stage2Fault { ipa: abort.ipa, access: abort.access, kind: abort.kind };
+        let outcome = Outcome::Stage2Fault {
+            ipa: abort.ipa,
+            access: abort.access,
+            kind: abort.kind,
+        };
         self.finish_current(outcome)
     }
 
@@ -399,7 +427,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         if let Some(stage2) = stage2 {
             let mut tlb = self.platform.tlb();
-            let mut tables = Tables { platform: &mut self.platform, frames: &mut self.frames };
+            let mut tables = Tables {
+                platform: &mut self.platform,
+                frames: &mut self.frames,
+            };
             stage2.destroy(&mut tables, &mut tlb);
             // The info page is the kernel's; with the bindings gone it can be reused.
             self.platform.zero_frame(info_frame);
@@ -414,7 +445,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Scrubs and frees every frame `owner` holds.
     fn reclaim(&mut self, owner: Owner) {
         loop {
-            let Some(frame) = self.frames.owned_by(owner).next() else { return };
+            let Some(frame) = self.frames.owned_by(owner).next() else {
+                return;
+            };
             self.platform.zero_frame(frame);
             if self.frames.free(frame, owner).is_err() {
                 log::error!("frame {frame} of {owner:?} could not be reclaimed");
@@ -432,7 +465,11 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 Some(State::Runnable)
             );
             if runnable {
-                let step = if candidate == self.current { Step::Resume } else { Step::Switch(candidate) };
+                let step = if candidate == self.current {
+                    Step::Resume
+                } else {
+                    Step::Switch(candidate)
+                };
                 self.current = candidate;
                 return step;
             }
@@ -455,7 +492,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 }
                 State::Runnable => {
                     all_ok = false;
-                    info!("result {} failed: still runnable at power-off", partition.name);
+                    info!(
+                        "result {} failed: still runnable at power-off",
+                        partition.name
+                    );
                 }
             }
         }

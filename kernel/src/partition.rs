@@ -70,7 +70,10 @@ pub enum Outcome {
 impl Outcome {
     /// Whether this counts as success.
     pub fn is_success(&self) -> bool {
-        matches!(self, Outcome::Exited(0) | Outcome::SystemOff | Outcome::CpuOff)
+        matches!(
+            self,
+            Outcome::Exited(0) | Outcome::SystemOff | Outcome::CpuOff
+        )
     }
 }
 
@@ -94,7 +97,10 @@ impl fmt::Display for Outcome {
                 }
             ),
             Outcome::UnexpectedTrap { what, syndrome, pc } => {
-                write!(f, "unexpected trap: {what} (syndrome {syndrome:#x}) at {pc:#x}")
+                write!(
+                    f,
+                    "unexpected trap: {what} (syndrome {syndrome:#x}) at {pc:#x}"
+                )
             }
         }
     }

@@ -19,7 +19,11 @@ impl VcpuRegs {
     /// Registers for a vCPU about to run its first instruction at `entry` with `arg` in the
     /// first argument register and the given initial processor state.
     pub fn at_entry(entry: u64, arg: u64, pstate: u64) -> Self {
-        let mut regs = Self { pc: entry, pstate, ..Self::default() };
+        let mut regs = Self {
+            pc: entry,
+            pstate,
+            ..Self::default()
+        };
         regs.x[0] = arg;
         regs
     }

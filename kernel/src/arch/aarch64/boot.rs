@@ -87,8 +87,6 @@ park:
 unsafe extern "C" {
     static __image_start: u8;
     static __image_end: u8;
-    static __text_end: u8;
-    static __rodata_end: u8;
     static __stack_top: u8;
 }
 
@@ -97,10 +95,6 @@ unsafe extern "C" {
 pub struct ImageLayout {
     /// First byte of the kernel image.
     pub start: u64,
-    /// End of text (4 KiB aligned).
-    pub text_end: u64,
-    /// End of read-only data (4 KiB aligned).
-    pub rodata_end: u64,
     /// End of `.bss` and the boot stack; the boot package starts here.
     pub end: u64,
     /// Top of the EL2 stack.
@@ -112,8 +106,6 @@ pub fn image_layout() -> ImageLayout {
     // Taking the address of an extern static reads nothing.
     ImageLayout {
         start: (&raw const __image_start) as u64,
-        text_end: (&raw const __text_end) as u64,
-        rodata_end: (&raw const __rodata_end) as u64,
         end: (&raw const __image_end) as u64,
         stack_top: (&raw const __stack_top) as u64,
     }

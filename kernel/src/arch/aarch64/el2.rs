@@ -6,7 +6,8 @@ use aarch64_cpu::registers::*;
 /// `HCR_EL2` while partitions run (Arm ARM D24.2.48): VM (stage 2 on), SWIO, FMO/IMO/AMO
 /// (physical FIQ/IRQ/SError to EL2), DC (EL1 with its MMU off sees Normal cacheable memory),
 /// TSC (SMC traps to EL2, so PSCI over SMC reaches us), RW (EL1 is AArch64).
-const HCR_GUEST: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 12) | (1 << 19) | (1 << 31);
+const HCR_GUEST: u64 =
+    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 12) | (1 << 19) | (1 << 31);
 
 /// IPA size used for every partition (see `mem::stage2::Geometry::default`).
 const IPA_BITS: u64 = 39;
@@ -21,14 +22,13 @@ pub fn pa_range_encoding() -> u64 {
 /// is loaded and `HCR_EL2.VM` set, both here before the first entry.
 pub fn init() {
     // VTCR_EL2 (Arm ARM D24.2.204): T0SZ = 64 - 39, SL0 = 1 (start at level 1 with 4 KiB
-    // granule), IRGN0/ORGN0 = write-back, SH0 = inner shareable, TG0 = 4 KiB, PS from
+    // granule), IRGN0/ORGN0 = write-back, SH0 = inner shareable, TG0 = 0b00 (4 KiB), PS from
     // PARange, bit 31 RES1.
     let vtcr = (64 - IPA_BITS)
         | (0b01 << 6)
         | (0b01 << 8)
         | (0b01 << 10)
         | (0b11 << 12)
-        | (0b00 << 14)
         | (pa_range_encoding() << 16)
         | (1 << 31);
     VTCR_EL2.set(vtcr);

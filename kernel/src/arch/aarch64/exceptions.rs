@@ -143,9 +143,8 @@ const _: () = {
 };
 
 unsafe extern "C" {
-    /// Restores the guest registers in `regs` and returns to it with ERET.
-    fn exo_resume_vcpu(regs: *const VcpuRegs) -> !;
-    /// Resets the EL2 stack pointer to `stack_top`, then behaves like [`exo_resume_vcpu`].
+    /// Resets the EL2 stack pointer to `stack_top`, then restores the guest registers in `regs`
+    /// and returns to the guest with ERET (`exo_resume_vcpu`).
     fn exo_enter_first_vcpu(regs: *const VcpuRegs, stack_top: u64) -> !;
 }
 

@@ -43,8 +43,10 @@ struct TableCell(UnsafeCell<Tables>);
 // SAFETY: written only by `enable`, once, on the boot core before any other core or guest runs.
 unsafe impl Sync for TableCell {}
 
-static TABLES: TableCell =
-    TableCell(UnsafeCell::new(Tables { l1: [0; ENTRIES], l2: [[0; ENTRIES]; L2_TABLES] }));
+static TABLES: TableCell = TableCell(UnsafeCell::new(Tables {
+    l1: [0; ENTRIES],
+    l2: [[0; ENTRIES]; L2_TABLES],
+}));
 
 /// Builds the identity map for RAM `[ram_start, ram_end)` and turns the MMU on.
 /// RAM must be 2 MiB aligned at both ends (the caller trims it).
@@ -60,7 +62,11 @@ pub fn enable(ram_start: u64, ram_end: u64) {
             for (i, entry) in l2.iter_mut().enumerate() {
                 let pa = base + i as u64 * BLOCK_2M;
                 let in_ram = pa >= ram_start && pa + BLOCK_2M <= ram_end;
-                *entry = if in_ram { block(pa, ATTR_NORMAL, true) } else { block(pa, ATTR_DEVICE, false) };
+                *entry = if in_ram {
+                    block(pa, ATTR_NORMAL, true)
+                } else {
+                    block(pa, ATTR_DEVICE, false)
+                };
             }
             tables.l1[gib as usize] = table(l2.as_ptr() as u64);
             next_l2 += 1;

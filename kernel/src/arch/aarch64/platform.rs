@@ -42,9 +42,7 @@ impl Platform for Aarch64Platform {
         // SAFETY: the destination lies in one RAM frame the kernel is loading (checked by the
         // caller against the frame table), identity mapped, and cannot overlap `bytes`, which
         // is kernel data or the boot package (reserved frames).
-        unsafe {
-            core::ptr::copy_nonoverlapping(bytes.as_ptr(), pa.raw() as *mut u8, bytes.len())
-        };
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), pa.raw() as *mut u8, bytes.len()) };
     }
 
     fn copy_from_phys(&self, pa: PhysAddr, buffer: &mut [u8]) {
@@ -116,7 +114,13 @@ impl TlbMaintenance for Stage2Tlb {
         Self::with_vmid(vmid, || {
             // SAFETY: TLB maintenance only; invalidates stage 1 and 2 entries of the VMID.
             unsafe {
-                core::arch::asm!("dsb ishst", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack))
+                core::arch::asm!(
+                    "dsb ishst",
+                    "tlbi vmalls12e1is",
+                    "dsb ish",
+                    "isb",
+                    options(nostack)
+                )
             };
         });
     }
@@ -134,7 +138,11 @@ pub unsafe fn init_console(base: u64) {
     let uart = unsafe { Pl011::new(base) };
     *CONSOLE.lock() = Some(Console::new(uart));
     let _ = log::set_logger(&LOGGER);
-    log::set_max_level(if cfg!(debug_assertions) { log::LevelFilter::Debug } else { log::LevelFilter::Info });
+    log::set_max_level(if cfg!(debug_assertions) {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    });
 }
 
 /// Writes to the console (dropped if there is none yet).
@@ -175,10 +183,14 @@ impl log::Log for Logger {
             return;
         }
         let mut guard = CONSOLE.lock();
-        let Some(console) = guard.as_mut() else { return };
+        let Some(console) = guard.as_mut() else {
+            return;
+        };
         let mut line = KernelLine(console);
         let _ = match record.level() {
-            log::Level::Info => core::fmt::write(&mut line, format_args!("exo: {}\n", record.args())),
+            log::Level::Info => {
+                core::fmt::write(&mut line, format_args!("exo: {}\n", record.args()))
+            }
             level => core::fmt::write(
                 &mut line,
                 format_args!("exo: {}: {}\n", level_name(level), record.args()),

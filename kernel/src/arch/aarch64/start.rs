@@ -84,10 +84,7 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     // else, and reserved for the kernel right after creation; u16 alignment holds.
     let storage = unsafe { core::slice::from_raw_parts_mut(storage_start as *mut u16, frames) };
     let mut table = FrameTable::new(PhysAddr::new(ram_start), storage);
-    let reservations = [
-        (layout.start, storage_end),
-        (dtb, dtb + boot.dtb_size),
-    ];
+    let reservations = [(layout.start, storage_end), (dtb, dtb + boot.dtb_size)];
     for (start, end) in reservations.into_iter().chain(
         fdt.memory_reservations()
             .map(|r| (r.address() as u64, r.address() as u64 + r.size() as u64)),

@@ -24,7 +24,12 @@ pub struct Trap {
 impl Trap {
     /// Reads the fault address registers that go with `esr`.
     pub fn capture(kind: ExceptionKind, esr: Esr) -> Self {
-        Self { kind, esr, far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() }
+        Self {
+            kind,
+            esr,
+            far: FAR_EL2.get(),
+            hpfar: HPFAR_EL2.get(),
+        }
     }
 
     /// For a stage-2 abort: the faulting IPA. HPFAR_EL2.FIPA (bits [43:4], D24.2.53) holds
@@ -44,7 +49,11 @@ impl Trap {
             FaultStatus::Permission(_) => FaultKind::Permission,
             _ => FaultKind::Other,
         };
-        Stage2Abort { ipa: self.faulting_ipa(), access, kind }
+        Stage2Abort {
+            ipa: self.faulting_ipa(),
+            access,
+            kind,
+        }
     }
 }
 
@@ -52,7 +61,10 @@ impl Trap {
 pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
     let mut guard = KERNEL.lock();
     let Some(kernel) = guard.as_mut() else {
-        panic!("guest trap before the kernel was initialised: {:?}", trap.esr);
+        panic!(
+            "guest trap before the kernel was initialised: {:?}",
+            trap.esr
+        );
     };
     let before = kernel.current();
     let step = match (trap.kind, trap.esr.class()) {
@@ -69,7 +81,9 @@ pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
             // No physical interrupt is enabled yet; a spurious one is harmless.
             Step::Resume
         }
-        (ExceptionKind::SError, _) => kernel.unexpected_trap("SError or AArch32 exception", trap.esr.raw()),
+        (ExceptionKind::SError, _) => {
+            kernel.unexpected_trap("SError or AArch32 exception", trap.esr.raw())
+        }
         _ => kernel.unexpected_trap(trap.esr.class_name(), trap.esr.raw()),
     };
     match step {
