@@ -53,6 +53,133 @@ pub const EXO_YIELD: u32 = exo_call(0x02);
 /// is failure and is reported by the kernel and by `scripts/run`.
 pub const EXO_EXIT: u32 = exo_call(0x03);
 
+// ---------------------------------------------------------------------------------------
+// Memory: allocation, binding, sharing and revocation (ABI 1.1).
+//
+// Frames are named by their physical address. A partition *holds* a frame when the frame
+// table says it owns it; it may *bind* a frame it holds (or one granted to it) at an IPA of
+// its choosing. Holding up to the partition's guarantee is never revoked; frames held beyond
+// it are borrowed and may be asked back (see `crate::revocation`).
+
+/// `EXO_FRAME_ALLOC(count, buffer_ipa) -> count`: allocates `count` (1..=[`FRAME_ALLOC_MAX`])
+/// free frames, zeroed, and writes their physical addresses as little-endian `u64`s to the
+/// caller's memory at `buffer_ipa` (bound writable). All or nothing.
+/// Within its guarantee a caller is never refused for lack of free frames: the kernel asks
+/// borrowers to give frames back and the call returns once they have (or were aborted).
+/// Errors: `InvalidParameter` (count), `BadAddress` (buffer), `QuotaExhausted` (beyond
+/// guarantee + borrow limit), `OutOfMemory` (borrowing, and no free frame).
+pub const EXO_FRAME_ALLOC: u32 = exo_call(0x10);
+
+/// `EXO_FRAME_ALLOC_AT(phys) -> phys`: allocates the named frame, zeroed, if it is free.
+/// Errors: `Unaligned`, `NotRam`, `KernelMemory`, `OtherPartition`, `Busy` (already the
+/// caller's), `QuotaExhausted`.
+pub const EXO_FRAME_ALLOC_AT: u32 = exo_call(0x11);
+
+/// `EXO_FRAME_FREE(phys) -> 0`: gives a held frame back. It must not be bound in the caller;
+/// grants of it to other partitions are revoked first. The frame is scrubbed. Frames freed
+/// while a revocation request is pending count towards it.
+/// Errors: `Unaligned`, `NotRam`, `NotOwner`/`KernelMemory`/`OtherPartition`, `Busy`.
+pub const EXO_FRAME_FREE: u32 = exo_call(0x12);
+
+/// `EXO_BIND(phys, ipa, attributes) -> 0`: binds a frame the caller holds, or one granted
+/// to it, at `ipa` with [`bind`] attributes. Authority is checked here, once; afterwards only
+/// the stage-2 MMU enforces it. A frame is bound at most once per partition.
+/// Errors: `Unaligned`, `InvalidParameter` (attributes), `IpaOutOfRange` (outside the IPA
+/// space or in the kernel's window below [`crate::package::DEFAULT_RAM_BASE`]), `Overlap`,
+/// `NotRam`, `NotOwner`/`KernelMemory`/`OtherPartition` (neither held nor granted), `Denied`
+/// (rights beyond the grant), `Busy` (already bound in the caller), `OutOfMemory` (tables).
+pub const EXO_BIND: u32 = exo_call(0x13);
+
+/// `EXO_UNBIND(ipa) -> phys`: removes the caller's binding at `ipa` (TLBs invalidated
+/// before return) and returns the frame it named. Kernel pages cannot be unbound.
+/// Errors: `Unaligned`, `IpaOutOfRange`, `BadAddress` (nothing bound).
+pub const EXO_UNBIND: u32 = exo_call(0x14);
+
+/// `EXO_GRANT(phys, partition, rights) -> 0`: lets `partition` (an id) bind a frame the
+/// caller holds, read-only (`bind::READ`) or read-write (`bind::READ | bind::WRITE`).
+/// Errors: `NotOwner`/..., `UnknownPartition` (no such partition, or the caller),
+/// `InvalidParameter` (rights), `Busy` (already granted to it).
+pub const EXO_GRANT: u32 = exo_call(0x15);
+
+/// `EXO_GRANT_REVOKE(phys, partition) -> 0`: withdraws a grant; every binding of the frame
+/// in `partition` is broken and reported in its repossession vector.
+/// Errors: `NotOwner`/..., `UnknownPartition`, `BadAddress` (no such grant).
+pub const EXO_GRANT_REVOKE: u32 = exo_call(0x16);
+
+/// `EXO_REVOKE_ACK() -> frames_still_owed`: the library OS has released what it chose to
+/// release for the pending request in its revocation page. 0 means the request is met.
+pub const EXO_REVOKE_ACK: u32 = exo_call(0x17);
+
+/// `EXO_SET_UPCALL(entry_ipa, flags) -> 0`: registers the library OS's upcall entry point
+/// (0 to disable). With [`UPCALL_FLAG_FAULTS`], stage-2 faults on unbound IPAs are reflected
+/// to it instead of stopping the partition. See [`upcall`].
+/// Errors: `IpaOutOfRange`, `InvalidParameter` (flags).
+pub const EXO_SET_UPCALL: u32 = exo_call(0x18);
+
+/// `EXO_UPCALL_RETURN(skip) -> !`: ends an upcall; the interrupted context resumes exactly
+/// as it was (a faulting access is retried), or with its program counter advanced by one
+/// instruction when `skip` is non-zero. Errors: `Denied` (not in an upcall).
+pub const EXO_UPCALL_RETURN: u32 = exo_call(0x19);
+
+/// `EXO_MEM_INFO() -> (held, guaranteed, borrow_limit, free)`: frame counts, in x0..x3:
+/// frames the caller holds, its guarantee, how many it may hold beyond it, and free frames
+/// in the system.
+pub const EXO_MEM_INFO: u32 = exo_call(0x1A);
+
+/// `EXO_PARTITION_LOOKUP(name_ipa, len) -> id`: the id of the partition with that name.
+/// Errors: `BadAddress`, `TooLarge`, `UnknownPartition`.
+pub const EXO_PARTITION_LOOKUP: u32 = exo_call(0x1B);
+
+/// `EXO_SELF_CHECK() -> frames`: the kernel verifies its memory invariants (every frame has
+/// one owner and the counts add up; every binding names a frame its partition holds or was
+/// granted; every grant names a held frame) and logs the result. Returns the number of
+/// frames checked. Errors: `Denied` if an invariant is broken (a kernel bug).
+pub const EXO_SELF_CHECK: u32 = exo_call(0x1C);
+
+/// `EXO_GRANT_QUERY(index) -> (phys, owner, rights)`: the `index`-th frame granted *to* the
+/// caller (in x0, the owner's partition id in x1, the granted [`bind`] rights in x2), so a
+/// grantee learns what it may bind. Errors: `BadAddress` past the last grant.
+pub const EXO_GRANT_QUERY: u32 = exo_call(0x1D);
+
+/// Most frames one [`EXO_FRAME_ALLOC`] call may ask for (one page of addresses).
+pub const FRAME_ALLOC_MAX: u64 = 512;
+
+/// Attribute bits of [`EXO_BIND`] and rights of [`EXO_GRANT`].
+pub mod bind {
+    /// Readable.
+    pub const READ: u64 = 1;
+    /// Writable.
+    pub const WRITE: u64 = 2;
+    /// Executable at EL1 and EL0.
+    pub const EXECUTE: u64 = 4;
+    /// Device-nGnRE memory instead of Normal write-back.
+    pub const DEVICE: u64 = 8;
+    /// Every defined bit.
+    pub const ALL: u64 = READ | WRITE | EXECUTE | DEVICE;
+}
+
+/// Flag of [`EXO_SET_UPCALL`]: reflect stage-2 faults on unbound IPAs to the upcall.
+pub const UPCALL_FLAG_FAULTS: u64 = 1;
+
+/// Upcalls: how the kernel tells a library OS something it must act on.
+///
+/// An upcall is delivered when the partition is next resumed, and never while one is
+/// running. The kernel saves the interrupted context (all general registers, PC, PSTATE),
+/// then enters the registered entry point at EL1 with interrupts masked, the stack pointer
+/// unchanged (AArch64 has no red zone, so the interrupted code's stack is safe), and:
+/// `x0` = reason, `x1`..`x3` = reason-specific values. The handler ends with
+/// [`EXO_UPCALL_RETURN`].
+pub mod upcall {
+    /// A revocation request is pending: read the revocation page. `x1` = request sequence.
+    pub const REVOCATION: u64 = 1;
+    /// Frames were repossessed or a grant withdrawn: read the repossession vector.
+    /// `x1` = the vector's new total count.
+    pub const REPOSSESSION: u64 = 2;
+    /// A stage-2 fault on an unbound IPA: `x1` = IPA, `x2` = access (0 read, 1 write,
+    /// 2 execute). Returning retries the access; `skip` skips it.
+    pub const FAULT: u64 = 3;
+}
+
 /// Largest `len` accepted by [`EXO_CONSOLE_WRITE`].
 pub const CONSOLE_WRITE_MAX: u64 = 4096;
 

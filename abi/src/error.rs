@@ -40,11 +40,13 @@ pub enum Error {
     UnknownPartition = -15,
     /// The caller is not allowed to do this.
     Denied = -16,
+    /// The frame is still bound (unbind it first) or already bound in the caller.
+    Busy = -17,
 }
 
 impl Error {
     /// Every error, in code order.
-    pub const ALL: [Error; 16] = [
+    pub const ALL: [Error; 17] = [
         Error::NotSupported,
         Error::NotRequired,
         Error::InvalidParameter,
@@ -61,6 +63,7 @@ impl Error {
         Error::OutOfMemory,
         Error::UnknownPartition,
         Error::Denied,
+        Error::Busy,
     ];
 
     /// The value placed in `x0`.
@@ -106,6 +109,7 @@ impl Error {
             Error::OutOfMemory => "out of memory",
             Error::UnknownPartition => "unknown partition",
             Error::Denied => "denied",
+            Error::Busy => "frame still bound",
         }
     }
 }

@@ -12,7 +12,13 @@
 //! | 48 | 8 | counter-timer frequency in Hz (`CNTFRQ_EL0`) |
 //! | 56 | 4 | number of memory bindings that follow |
 //! | 60 | 4 | flags ([`FLAG_BINDINGS_TRUNCATED`]) |
-//! | 64 | 32 × n | memory bindings ([`MemoryBinding`]) |
+//! | 64 | 8 | IPA of the revocation page ([`crate::revocation`]) |
+//! | 72 | 8 | IPA of the repossession vector ([`crate::revocation`]) |
+//! | 80 | 8 | guaranteed frames (never revoked) |
+//! | 88 | 8 | frames it may borrow beyond the guarantee |
+//! | 96 | 4 | number of partitions in the system |
+//! | 100 | 28 | reserved, zero |
+//! | 128 | 32 × n | memory bindings ([`MemoryBinding`]) at boot |
 
 use crate::bytes::{Name, put_u32, put_u64, u32_at, u64_at};
 use crate::{Ipa, PhysAddr};
@@ -23,8 +29,16 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"EXOINFO\0");
 pub const SIZE: usize = 4096;
 /// IPA at which the kernel binds the info page (just below [`crate::package::DEFAULT_RAM_BASE`]).
 pub const INFO_PAGE_IPA: Ipa = Ipa::new(0x3FFF_F000);
+/// IPA of the revocation page.
+pub const REVOCATION_PAGE_IPA: Ipa = Ipa::new(0x3FFF_E000);
+/// IPA of the repossession vector ([`crate::revocation::VECTOR_PAGES`] pages).
+pub const REPOSSESSION_VECTOR_IPA: Ipa = Ipa::new(0x3FFF_A000);
+/// Start of the IPA window the kernel keeps for its own pages; partitions cannot bind here.
+pub const KERNEL_WINDOW_START: Ipa = Ipa::new(0x3FFF_0000);
+/// End (exclusive) of the kernel's IPA window.
+pub const KERNEL_WINDOW_END: Ipa = Ipa::new(0x4000_0000);
 /// Offset of the first binding record.
-const BINDINGS: usize = 64;
+const BINDINGS: usize = 128;
 /// Size of one binding record.
 const BINDING_SIZE: usize = 32;
 /// Most bindings the page can list.
@@ -79,6 +93,12 @@ pub struct InfoHeader {
     pub name: Name,
     /// Counter-timer frequency in Hz.
     pub timer_frequency: u64,
+    /// Frames guaranteed to the partition.
+    pub guaranteed_frames: u64,
+    /// Frames it may hold beyond the guarantee.
+    pub borrow_limit_frames: u64,
+    /// Number of partitions in the system (ids are 0..count).
+    pub partition_count: u32,
 }
 
 /// Writes an info page. Used by the kernel.
@@ -96,6 +116,11 @@ impl<'a> InfoWriter<'a> {
         put_u32(page, 12, header.partition_id);
         header.name.write(page, 16);
         put_u64(page, 48, header.timer_frequency);
+        put_u64(page, 64, REVOCATION_PAGE_IPA.raw());
+        put_u64(page, 72, REPOSSESSION_VECTOR_IPA.raw());
+        put_u64(page, 80, header.guaranteed_frames);
+        put_u64(page, 88, header.borrow_limit_frames);
+        put_u32(page, 96, header.partition_count);
         Self { page, count: 0 }
     }
 
@@ -136,7 +161,20 @@ impl<'a> InfoReader<'a> {
             partition_id: u32_at(self.page, 12).unwrap_or(0),
             name: Name::read(self.page, 16).unwrap_or(Name::new("?").expect("valid name")),
             timer_frequency: u64_at(self.page, 48).unwrap_or(0),
+            guaranteed_frames: u64_at(self.page, 80).unwrap_or(0),
+            borrow_limit_frames: u64_at(self.page, 88).unwrap_or(0),
+            partition_count: u32_at(self.page, 96).unwrap_or(0),
         }
+    }
+
+    /// IPA of the revocation page.
+    pub fn revocation_page(&self) -> Ipa {
+        Ipa::new(u64_at(self.page, 64).unwrap_or(0))
+    }
+
+    /// IPA of the repossession vector.
+    pub fn repossession_vector(&self) -> Ipa {
+        Ipa::new(u64_at(self.page, 72).unwrap_or(0))
     }
 
     /// Flags word.
@@ -175,6 +213,9 @@ mod tests {
             partition_id: 3,
             name: Name::new("ticker").unwrap(),
             timer_frequency: 62_500_000,
+            guaranteed_frames: 256,
+            borrow_limit_frames: 1024,
+            partition_count: 4,
         }
     }
 
@@ -194,6 +235,8 @@ mod tests {
         assert_eq!(reader.header(), header());
         assert_eq!(reader.bindings().collect::<Vec<_>>(), vec![binding]);
         assert_eq!(reader.flags(), 0);
+        assert_eq!(reader.revocation_page(), REVOCATION_PAGE_IPA);
+        assert_eq!(reader.repossession_vector(), REPOSSESSION_VECTOR_IPA);
     }
 
     #[test]

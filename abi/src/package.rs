@@ -21,6 +21,11 @@
 //!          56  segment table offset      8
 //!          64  segment count             4
 //!          68  flags                     4
+//!          72  guaranteed bytes          8   (never revoked; >= memory quota)
+//!          80  borrow limit in bytes     8   (may be held beyond the guarantee)
+//!          88  revocation deadline, µs   8
+//!          96  aborts before termination 4
+//!         100  reserved                  4
 //! segment (SEGMENT_SIZE bytes each)
 //!           0  IPA                       8
 //!           8  data offset               8
@@ -35,11 +40,11 @@ use crate::{Ipa, PAGE_SIZE};
 /// Magic number at offset 0.
 pub const MAGIC: [u8; 8] = *b"EXOPKG\0\0";
 /// Format version this crate reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Size of the header.
 pub const HEADER_SIZE: usize = 32;
 /// Size of one partition record.
-pub const PARTITION_SIZE: usize = 72;
+pub const PARTITION_SIZE: usize = 104;
 /// Size of one segment record.
 pub const SEGMENT_SIZE: usize = 40;
 /// Where guest RAM starts in every partition's IPA space unless the configuration says
@@ -90,6 +95,14 @@ pub struct PartitionRecord<'a> {
     pub ram_base: Ipa,
     /// Flags (reserved, zero).
     pub flags: u32,
+    /// Bytes of memory guaranteed (never revoked), at least `memory_bytes`.
+    pub guaranteed_bytes: u64,
+    /// Bytes it may hold beyond the guarantee (borrowed, revocable).
+    pub borrow_bytes: u64,
+    /// How long it has to answer a revocation request, in microseconds.
+    pub revocation_deadline_us: u64,
+    /// Aborts it may suffer before it is terminated.
+    pub max_aborts: u32,
     bytes: &'a [u8],
     segments: usize,
     segment_count: usize,
@@ -138,6 +151,12 @@ impl<'a> Package<'a> {
             let partition = package.read_partition(i)?;
             if !partition.memory_bytes.is_multiple_of(PAGE_SIZE) || partition.memory_bytes == 0 {
                 return Err(Malformed("memory quota is not a whole number of pages"));
+            }
+            if !partition.guaranteed_bytes.is_multiple_of(PAGE_SIZE)
+                || !partition.borrow_bytes.is_multiple_of(PAGE_SIZE)
+                || partition.guaranteed_bytes < partition.memory_bytes
+            {
+                return Err(Malformed("guarantee or borrow limit"));
             }
             if !partition.ram_base.is_page_aligned() {
                 return Err(Malformed("RAM base is not page aligned"));
@@ -195,6 +214,10 @@ impl<'a> Package<'a> {
             segments: usize::try_from(u64_at(b, at + 56).ok_or(bad)?).map_err(|_| bad)?,
             segment_count: u32_at(b, at + 64).ok_or(bad)? as usize,
             flags: u32_at(b, at + 68).ok_or(bad)?,
+            guaranteed_bytes: u64_at(b, at + 72).ok_or(bad)?,
+            borrow_bytes: u64_at(b, at + 80).ok_or(bad)?,
+            revocation_deadline_us: u64_at(b, at + 88).ok_or(bad)?,
+            max_aborts: u32_at(b, at + 96).ok_or(bad)?,
             bytes: b,
         })
     }
@@ -288,6 +311,14 @@ pub mod build {
         pub ram_base: Ipa,
         /// Segments.
         pub segments: Vec<SegmentSpec>,
+        /// Guaranteed bytes (>= `memory_bytes`).
+        pub guaranteed_bytes: u64,
+        /// Borrow limit in bytes.
+        pub borrow_bytes: u64,
+        /// Revocation deadline in microseconds.
+        pub revocation_deadline_us: u64,
+        /// Aborts before termination.
+        pub max_aborts: u32,
     }
 
     /// Encodes a package. Data is placed 16-byte aligned after the tables.
@@ -314,6 +345,10 @@ pub mod build {
                 (segments + segment_index * SEGMENT_SIZE) as u64,
             );
             put_u32(&mut out, at + 64, p.segments.len() as u32);
+            put_u64(&mut out, at + 72, p.guaranteed_bytes);
+            put_u64(&mut out, at + 80, p.borrow_bytes);
+            put_u64(&mut out, at + 88, p.revocation_deadline_us);
+            put_u32(&mut out, at + 96, p.max_aborts);
             for s in &p.segments {
                 let at = segments + segment_index * SEGMENT_SIZE;
                 data_at = data_at.next_multiple_of(16);
@@ -352,6 +387,10 @@ mod tests {
                     mem_size: 0x2000,
                     rights: 5,
                 }],
+                guaranteed_bytes: 0x20_0000,
+                borrow_bytes: 0x40_0000,
+                revocation_deadline_us: 5000,
+                max_aborts: 2,
             },
             PartitionSpec {
                 name: Name::new("other").unwrap(),
@@ -359,6 +398,10 @@ mod tests {
                 entry: DEFAULT_RAM_BASE.add(4),
                 ram_base: DEFAULT_RAM_BASE,
                 segments: vec![],
+                guaranteed_bytes: 0x2000,
+                borrow_bytes: 0,
+                revocation_deadline_us: 1000,
+                max_aborts: 0,
             },
         ]
     }
@@ -371,6 +414,10 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].name.as_str(), "hello");
         assert_eq!(parts[1].entry, DEFAULT_RAM_BASE.add(4));
+        assert_eq!(parts[0].guaranteed_bytes, 0x20_0000);
+        assert_eq!(parts[0].borrow_bytes, 0x40_0000);
+        assert_eq!(parts[0].revocation_deadline_us, 5000);
+        assert_eq!(parts[0].max_aborts, 2);
         let segs: Vec<_> = parts[0].segments().collect();
         assert_eq!(segs[0].data, &[1, 2, 3]);
         assert_eq!(segs[0].mem_size, 0x2000);

@@ -56,6 +56,11 @@ pub enum Outcome {
         /// Why it failed.
         kind: FaultKind,
     },
+    /// Terminated by the abort protocol: it missed more revocation deadlines than allowed.
+    Terminated {
+        /// Aborts suffered.
+        aborts: u32,
+    },
     /// Stopped by the kernel after a trap it does not serve.
     UnexpectedTrap {
         /// What trapped (exception class name).
@@ -96,6 +101,7 @@ impl fmt::Display for Outcome {
                     FaultKind::Other => "abort",
                 }
             ),
+            Outcome::Terminated { aborts } => write!(f, "terminated after {aborts} aborts"),
             Outcome::UnexpectedTrap { what, syndrome, pc } => {
                 write!(
                     f,
@@ -111,8 +117,93 @@ impl fmt::Display for Outcome {
 pub enum State {
     /// Ready to run (or running).
     Runnable,
+    /// Waiting in `EXO_FRAME_ALLOC` for revoked frames.
+    Blocked,
     /// Finished; its frames have been scrubbed and returned.
     Finished(Outcome),
+}
+
+/// What the configuration promised a partition about memory, in frames and ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryTerms {
+    /// Frames it may hold that are never revoked.
+    pub guaranteed: u64,
+    /// Frames it may hold beyond the guarantee (borrowed, revocable).
+    pub borrow_limit: u64,
+    /// Time it has to answer a revocation request, in counter ticks.
+    pub deadline_ticks: u64,
+    /// Aborts it may suffer before it is terminated.
+    pub max_aborts: u32,
+}
+
+/// A revocation request outstanding against a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// Sequence number (per partition, from 1).
+    pub sequence: u64,
+    /// Frames asked for.
+    pub asked: u64,
+    /// Frames still owed.
+    pub owed: u64,
+    /// Frames the library OS gave back for it.
+    pub released: u64,
+    /// When it was issued (ticks).
+    pub issued_at: u64,
+    /// When the kernel takes what is still owed (ticks).
+    pub deadline: u64,
+}
+
+/// An `EXO_FRAME_ALLOC` waiting for revoked frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingAlloc {
+    /// Frames asked for.
+    pub count: u64,
+    /// Where their addresses go.
+    pub buffer: Ipa,
+}
+
+/// A partition's upcall registration and the upcalls waiting for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Upcalls {
+    /// Entry point, if registered.
+    pub entry: Option<Ipa>,
+    /// Reflect stage-2 faults on unbound IPAs to the upcall.
+    pub reflect_faults: bool,
+    /// The interrupted context while an upcall runs.
+    pub saved: Option<VcpuRegs>,
+    /// A revocation request to announce (its sequence).
+    pub revocation: Option<u64>,
+    /// Repossessions to announce (the vector's total).
+    pub repossession: Option<u64>,
+}
+
+/// The frames holding a partition's kernel pages (kernel-owned, bound read-only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelPages {
+    /// The info page.
+    pub info: exo_abi::PhysAddr,
+    /// The revocation page.
+    pub revocation: exo_abi::PhysAddr,
+    /// The repossession vector's pages.
+    pub vector: [exo_abi::PhysAddr; exo_abi::revocation::VECTOR_PAGES],
+}
+
+impl KernelPages {
+    /// Every frame with the IPA it is bound at.
+    pub fn bindings(&self) -> impl Iterator<Item = (Ipa, exo_abi::PhysAddr)> + '_ {
+        use exo_abi::info::{INFO_PAGE_IPA, REPOSSESSION_VECTOR_IPA, REVOCATION_PAGE_IPA};
+        [
+            (INFO_PAGE_IPA, self.info),
+            (REVOCATION_PAGE_IPA, self.revocation),
+        ]
+        .into_iter()
+        .chain(self.vector.iter().enumerate().map(|(i, &f)| {
+            (
+                REPOSSESSION_VECTOR_IPA.add(i as u64 * exo_abi::PAGE_SIZE),
+                f,
+            )
+        }))
+    }
 }
 
 /// One partition.
@@ -133,6 +224,29 @@ pub struct Partition<F: DescriptorFormat> {
     pub ram_base: Ipa,
     /// Quota in bytes.
     pub ram_bytes: u64,
-    /// The kernel-owned frame holding its info page.
-    pub info_frame: exo_abi::PhysAddr,
+    /// Its kernel pages.
+    pub kernel_pages: KernelPages,
+    /// Memory promises.
+    pub terms: MemoryTerms,
+    /// Aborts suffered so far.
+    pub aborts: u32,
+    /// The last revocation request's sequence number.
+    pub last_sequence: u64,
+    /// The outstanding revocation request, if any.
+    pub revocation: Option<Revocation>,
+    /// The allocation it waits in, when blocked.
+    pub pending_alloc: Option<PendingAlloc>,
+    /// Upcall state.
+    pub upcalls: Upcalls,
+    /// Stage-2 table frames in use.
+    pub table_frames: u64,
+    /// Most stage-2 table frames it may use.
+    pub table_budget: u64,
+}
+
+impl<F: DescriptorFormat> Partition<F> {
+    /// Whether an IPA lies in the RAM bound at boot.
+    pub fn in_boot_ram(&self, ipa: Ipa) -> bool {
+        ipa >= self.ram_base && ipa.raw() < self.ram_base.raw() + self.ram_bytes
+    }
 }

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use exo_tool::{ConfigError, PartitionResult, RunOptions, RunOutcome, Workspace};
+pub use exo_tool::{
+    ConfigError, PartitionResult, Revocation, RevocationOutcome, RunOptions, RunOutcome, Workspace,
+};
 
 /// Time limit of one boot.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -120,6 +122,73 @@ impl Booted {
             self.outcome.partition_lines(name).next().is_some(),
             &format!("no `[{name}] ...` line on the console"),
         );
+    }
+
+    /// Asserts partition `name` printed a line (`[name] ...`) containing `text`.
+    pub fn assert_partition_printed(&self, name: &str, text: &str) {
+        self.check(
+            self.outcome
+                .partition_lines(name)
+                .any(|line| line.contains(text)),
+            &format!("no `[{name}] ...` line contains `{text}`"),
+        );
+    }
+
+    /// The revocations the kernel reported (`exo: revocation ...` lines), in order.
+    pub fn revocations(&self) -> Vec<Revocation> {
+        self.outcome.revocations()
+    }
+
+    /// The revocations of partition `name`, in order.
+    pub fn revocations_of(&self, name: &str) -> Vec<Revocation> {
+        self.revocations()
+            .into_iter()
+            .filter(|r| r.partition == name)
+            .collect()
+    }
+
+    /// Asserts at least one revocation of partition `name` ended with `outcome`; returns
+    /// the first such.
+    pub fn assert_revocation(&self, name: &str, outcome: RevocationOutcome) -> Revocation {
+        match self
+            .revocations_of(name)
+            .into_iter()
+            .find(|r| r.outcome == outcome)
+        {
+            Some(revocation) => revocation,
+            None => self.fail(&format!(
+                "no revocation of partition {name} with outcome={outcome}; revocations: {:?}",
+                self.revocations()
+            )),
+        }
+    }
+
+    /// Asserts the kernel reported no revocation of partition `name`.
+    pub fn assert_no_revocation(&self, name: &str) {
+        let revocations = self.revocations_of(name);
+        self.check(
+            revocations.is_empty(),
+            &format!("partition {name} was asked to give memory back: {revocations:?}"),
+        );
+    }
+
+    /// The kernel's self-check results (`exo: self-check ...` lines): `Ok(frames)` or
+    /// `Err(why)`.
+    pub fn self_checks(&self) -> Vec<Result<u64, String>> {
+        self.outcome.self_checks()
+    }
+
+    /// Asserts the kernel ran its self-check at least once and it never failed. Returns the
+    /// frame count of the last check.
+    pub fn assert_self_check_ok(&self) -> u64 {
+        let checks = self.self_checks();
+        if let Some(Err(why)) = checks.iter().find(|c| c.is_err()) {
+            self.fail(&format!("kernel self-check failed: {why}"));
+        }
+        match checks.last() {
+            Some(Ok(frames)) => *frames,
+            _ => self.fail("no `exo: self-check ok frames=<n>` line on the console"),
+        }
     }
 
     /// Asserts some console line contains every one of `phrases`.

@@ -5,5 +5,7 @@
 //! stage-2 descriptor encoding (`arch::aarch64::stage2_format`) and the table memory and TLB
 //! maintenance behind the traits in [`stage2`].
 
+pub mod binding_index;
 pub mod frame_table;
+pub mod grants;
 pub mod stage2;

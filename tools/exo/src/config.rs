@@ -4,11 +4,16 @@
 //! ```toml
 //! [system]
 //! board = "qemu-virt"   # optional; a directory under platform/
+//! memory = "512MiB"     # optional; overrides the board's RAM (>= 64 MiB, whole MiB)
 //!
 //! [[partition]]
 //! name = "hello"        # 1..=32 bytes of [A-Za-z0-9_-], unique
 //! program = "hello"     # guests/src/bin/<program>.rs, or a path to an ELF file
 //! memory = "2MiB"       # bytes, or <n>KiB/MiB/GiB; a non-zero multiple of 4 KiB
+//! guarantee = "4MiB"    # optional (default: memory); never revoked; >= memory
+//! borrow = "8MiB"       # optional (default 0); revocable, beyond the guarantee
+//! revocation_deadline = "10ms"  # optional (default 10ms); <n>us/ms/s, 1us..=10s
+//! max_aborts = 3        # optional (default 3); 0..=1000
 //! ```
 //!
 //! A program containing `/` or ending in `.elf` is a path relative to the configuration
@@ -25,11 +30,24 @@ use serde::de::{self, Deserializer, Visitor};
 use serde_spanned::Spanned;
 
 use crate::board::{Board, BoardError, KERNEL_RESERVATION};
-use crate::size::Bytes;
+use crate::duration::display_us;
+use crate::size::{Bytes, MIB};
 use crate::workspace::Workspace;
 
 /// The board a configuration without `[system] board` runs on.
 pub const DEFAULT_BOARD: &str = "qemu-virt";
+/// Smallest RAM `[system] memory` may give.
+pub const MIN_SYSTEM_MEMORY: u64 = 64 * MIB;
+/// Revocation deadline of a partition without `revocation_deadline`, in microseconds.
+pub const DEFAULT_REVOCATION_DEADLINE_US: u64 = 10_000;
+/// Shortest `revocation_deadline`, in microseconds.
+pub const MIN_REVOCATION_DEADLINE_US: u64 = 1;
+/// Longest `revocation_deadline`, in microseconds (10 s).
+pub const MAX_REVOCATION_DEADLINE_US: u64 = 10_000_000;
+/// Aborts a partition without `max_aborts` may suffer before it is terminated.
+pub const DEFAULT_MAX_ABORTS: u32 = 3;
+/// Largest `max_aborts`.
+pub const MAX_MAX_ABORTS: u32 = 1000;
 
 /// A refused configuration (or board file): where, and why.
 ///
@@ -87,8 +105,11 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 pub struct System {
     /// The configuration file, as it was named.
     pub path: PathBuf,
-    /// The board it runs on.
+    /// The board it runs on. Its [`Board::ram_bytes`] is the RAM the system gets: the
+    /// board file's, unless `[system] memory` overrides it (see [`System::memory_override`]).
     pub board: Board,
+    /// `[system] memory`, when given (it is then also in `board.ram_bytes`).
+    pub memory_override: Option<u64>,
     /// The partitions, in configuration order (which is partition-id order).
     pub partitions: Vec<Partition>,
 }
@@ -100,8 +121,17 @@ pub struct Partition {
     pub name: String,
     /// The program it runs.
     pub program: Program,
-    /// Its memory quota in bytes: non-zero, a multiple of [`PAGE_SIZE`].
+    /// Its memory quota in bytes, bound at boot: non-zero, a multiple of [`PAGE_SIZE`].
     pub memory_bytes: u64,
+    /// Bytes it may hold that are never revoked: at least `memory_bytes`, a multiple of
+    /// [`PAGE_SIZE`].
+    pub guarantee_bytes: u64,
+    /// Bytes it may hold beyond its guarantee (revocable): a multiple of [`PAGE_SIZE`].
+    pub borrow_bytes: u64,
+    /// How long it has to answer a revocation request, in microseconds.
+    pub revocation_deadline_us: u64,
+    /// Aborts it may suffer before it is terminated.
+    pub max_aborts: u32,
     /// Line of its `[[partition]]` header.
     pub line: usize,
     /// Line of its `memory` key.
@@ -214,6 +244,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawSystem {
     board: Option<Spanned<String>>,
+    memory: Option<Spanned<SizeValue>>,
 }
 
 #[derive(Deserialize)]
@@ -222,6 +253,10 @@ struct RawPartition {
     name: Spanned<String>,
     program: Spanned<String>,
     memory: Spanned<SizeValue>,
+    guarantee: Option<Spanned<SizeValue>>,
+    borrow: Option<Spanned<SizeValue>>,
+    revocation_deadline: Option<Spanned<String>>,
+    max_aborts: Option<Spanned<i64>>,
 }
 
 /// Reads and checks a configuration file. `board_override` replaces `[system] board`.
@@ -249,13 +284,16 @@ pub fn parse(
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
 
-    let board_key = raw.system.and_then(|s| s.board);
+    let (board_key, memory_key) = match raw.system {
+        Some(system) => (system.board, system.memory),
+        None => (None, None),
+    };
     let (board_name, board_line) = match (board_override, &board_key) {
         (Some(name), _) => (name.to_owned(), None),
         (None, Some(key)) => (key.get_ref().clone(), Some(line_of(text, key.span().start))),
         (None, None) => (DEFAULT_BOARD.to_owned(), None),
     };
-    let board = match Board::load(workspace, &board_name) {
+    let mut board = match Board::load(workspace, &board_name) {
         Ok(board) => board,
         Err(BoardError::Invalid(e)) => return Err(e),
         Err(BoardError::Unknown) => {
@@ -274,6 +312,32 @@ pub fn parse(
                 ),
             ));
         }
+    };
+
+    let memory_override = match &memory_key {
+        Some(key) => {
+            let at = key.span().start;
+            let bytes = key.get_ref().bytes().map_err(|m| error(at, m))?;
+            if bytes < MIN_SYSTEM_MEMORY || !bytes.is_multiple_of(MIB) {
+                return Err(error(
+                    at,
+                    format!(
+                        "system memory of {} must be at least {} and a whole number of MiB",
+                        Bytes(bytes),
+                        Bytes(MIN_SYSTEM_MEMORY)
+                    ),
+                ));
+            }
+            board.ram_bytes = bytes;
+            Some(bytes)
+        }
+        None => None,
+    };
+    // Who says how much RAM there is, for messages: "board `x` has" or "[system] memory gives".
+    let ram_source = if memory_override.is_some() {
+        "`[system] memory` gives".to_owned()
+    } else {
+        format!("board `{}` has", board.name)
     };
 
     if raw.partition.is_empty() {
@@ -372,23 +436,102 @@ pub fn parse(
             return Err(error(
                 memory_at,
                 format!(
-                    "memory quota of {} for `{name}` is larger than the {} of RAM board `{}` has",
+                    "memory quota of {} for `{name}` is larger than the {} of RAM {ram_source}",
                     Bytes(memory_bytes),
                     Bytes(board.ram_bytes),
-                    board.name
                 ),
             ));
         }
-        total += memory_bytes;
+
+        let (guarantee_bytes, guarantee_at) = match &raw.guarantee {
+            Some(key) => {
+                let at = key.span().start;
+                let bytes = page_multiple(key.get_ref(), "guarantee").map_err(|m| error(at, m))?;
+                if bytes < memory_bytes {
+                    return Err(error(
+                        at,
+                        format!(
+                            "guarantee of {} for `{name}` is smaller than its memory quota of {} \
+                             (the quota is part of the guarantee)",
+                            Bytes(bytes),
+                            Bytes(memory_bytes)
+                        ),
+                    ));
+                }
+                (bytes, at)
+            }
+            None => (memory_bytes, memory_at),
+        };
+
+        let borrow_bytes = match &raw.borrow {
+            Some(key) => {
+                let at = key.span().start;
+                let bytes = page_multiple(key.get_ref(), "borrow").map_err(|m| error(at, m))?;
+                if guarantee_bytes
+                    .checked_add(bytes)
+                    .is_none_or(|sum| sum > board.ram_bytes)
+                {
+                    return Err(error(
+                        at,
+                        format!(
+                            "guarantee of {} plus borrow of {} for `{name}` is more than the {} \
+                             of RAM {ram_source}",
+                            Bytes(guarantee_bytes),
+                            Bytes(bytes),
+                            Bytes(board.ram_bytes),
+                        ),
+                    ));
+                }
+                bytes
+            }
+            None => 0,
+        };
+
+        let revocation_deadline_us = match &raw.revocation_deadline {
+            Some(key) => {
+                let at = key.span().start;
+                let us = crate::duration::parse_us(key.get_ref()).map_err(|m| error(at, m))?;
+                if !(MIN_REVOCATION_DEADLINE_US..=MAX_REVOCATION_DEADLINE_US).contains(&us) {
+                    return Err(error(
+                        at,
+                        format!(
+                            "revocation deadline of {} must be between {} and {}",
+                            display_us(us),
+                            display_us(MIN_REVOCATION_DEADLINE_US),
+                            display_us(MAX_REVOCATION_DEADLINE_US)
+                        ),
+                    ));
+                }
+                us
+            }
+            None => DEFAULT_REVOCATION_DEADLINE_US,
+        };
+
+        let max_aborts = match &raw.max_aborts {
+            Some(key) => u32::try_from(*key.get_ref())
+                .ok()
+                .filter(|n| *n <= MAX_MAX_ABORTS)
+                .ok_or_else(|| {
+                    error(
+                        key.span().start,
+                        format!(
+                            "max_aborts of {} must be between 0 and {MAX_MAX_ABORTS}",
+                            key.get_ref()
+                        ),
+                    )
+                })?,
+            None => DEFAULT_MAX_ABORTS,
+        };
+
+        total += guarantee_bytes;
         if total > board.partition_ram() {
             return Err(error(
-                memory_at,
+                guarantee_at,
                 format!(
-                    "partition `{name}` brings the memory quotas to {}, more than the {} \
-                     board `{}` has for partitions ({} of RAM less {} for the kernel)",
+                    "partition `{name}` brings the guarantees to {}, more than the {} \
+                     available to partitions ({} of RAM {ram_source}, less {} for the kernel)",
                     Bytes(total),
                     Bytes(board.partition_ram()),
-                    board.name,
                     Bytes(board.ram_bytes),
                     Bytes(KERNEL_RESERVATION)
                 ),
@@ -399,6 +542,10 @@ pub fn parse(
             name: name.clone(),
             program,
             memory_bytes,
+            guarantee_bytes,
+            borrow_bytes,
+            revocation_deadline_us,
+            max_aborts,
             line,
             memory_line: line_of(text, memory_at),
         });
@@ -407,8 +554,20 @@ pub fn parse(
     Ok(System {
         path: path.to_path_buf(),
         board,
+        memory_override,
         partitions,
     })
+}
+
+/// A size that must be a multiple of [`PAGE_SIZE`] (zero allowed), for key `what`.
+fn page_multiple(value: &SizeValue, what: &str) -> Result<u64, String> {
+    let bytes = value.bytes()?;
+    if !bytes.is_multiple_of(PAGE_SIZE) {
+        return Err(format!(
+            "{what} of {bytes} bytes is not a multiple of 4 KiB"
+        ));
+    }
+    Ok(bytes)
 }
 
 fn list(names: &[String]) -> String {
@@ -590,9 +749,245 @@ mod tests {
             );
         }
         // 512 + 400 + 100 = 1012 MiB > 1024 - 16: the third partition crosses the line.
-        let e = refused(&text, 12, "brings the memory quotas to 1012 MiB");
+        let e = refused(&text, 12, "brings the guarantees to 1012 MiB");
         assert!(
             e.message.contains("`p2`") && e.message.contains("1008 MiB"),
+            "{e}"
+        );
+    }
+
+    /// A partition table `p<i>` with `memory` and `extra` lines (one key each).
+    fn partition(i: usize, memory: &str, extra: &[&str]) -> String {
+        let mut text =
+            format!("[[partition]]\nname = \"p{i}\"\nprogram = \"hello\"\nmemory = {memory}\n");
+        for line in extra {
+            text += line;
+            text += "\n";
+        }
+        text
+    }
+
+    #[test]
+    fn memory_keys_have_defaults() {
+        let (dir, workspace) = workspace();
+        let system = parse(&workspace, &dir.path().join("a.toml"), HELLO, None).unwrap();
+        let hello = &system.partitions[0];
+        assert_eq!(hello.guarantee_bytes, hello.memory_bytes);
+        assert_eq!(hello.borrow_bytes, 0);
+        assert_eq!(hello.revocation_deadline_us, DEFAULT_REVOCATION_DEADLINE_US);
+        assert_eq!(hello.revocation_deadline_us, 10_000);
+        assert_eq!(hello.max_aborts, DEFAULT_MAX_ABORTS);
+        assert_eq!(system.memory_override, None);
+        assert_eq!(system.board.ram_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn accepts_memory_keys() {
+        let (dir, workspace) = workspace();
+        let text = format!(
+            "[system]\nmemory = \"256MiB\"\n{}",
+            partition(
+                0,
+                "\"2MiB\"",
+                &[
+                    "guarantee = \"8MiB\"",
+                    "borrow = 16777216",
+                    "revocation_deadline = \"250us\"",
+                    "max_aborts = 0",
+                ]
+            )
+        );
+        let system = parse(&workspace, &dir.path().join("a.toml"), &text, None).unwrap();
+        assert_eq!(system.memory_override, Some(256 << 20));
+        assert_eq!(system.board.ram_bytes, 256 << 20);
+        let args: Vec<_> = system
+            .board
+            .qemu_command(Path::new("x.img"), None)
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(args.windows(2).any(|w| w == ["-m", "256M"]), "{args:?}");
+        let p = &system.partitions[0];
+        assert_eq!(
+            (
+                p.memory_bytes,
+                p.guarantee_bytes,
+                p.borrow_bytes,
+                p.revocation_deadline_us,
+                p.max_aborts
+            ),
+            (2 << 20, 8 << 20, 16 << 20, 250, 0)
+        );
+        for (deadline, us) in [("\"1us\"", 1), ("\"10s\"", 10_000_000), ("\"3ms\"", 3000)] {
+            let text = partition(0, "4096", &[&format!("revocation_deadline = {deadline}")]);
+            let system = parse(&workspace, &dir.path().join("a.toml"), &text, None).unwrap();
+            assert_eq!(system.partitions[0].revocation_deadline_us, us);
+        }
+        let text = partition(0, "4096", &["max_aborts = 1000"]);
+        let system = parse(&workspace, &dir.path().join("a.toml"), &text, None).unwrap();
+        assert_eq!(system.partitions[0].max_aborts, 1000);
+    }
+
+    #[test]
+    fn bad_system_memory() {
+        let case = |memory: &str, phrase: &str| {
+            let text = format!("[system]\nboard = \"qemu-virt\"\nmemory = {memory}\n{HELLO}");
+            refused(&text, 3, phrase);
+        };
+        case("\"32MiB\"", "at least 64 MiB");
+        case("\"65537KiB\"", "whole number of MiB");
+        case("\"1GB\"", "bad memory size `1GB`");
+        case("-1", "negative");
+        refused("[system]\nmemory = \"64MiB\"\nmemory = \"64MiB\"\n", 3, "");
+    }
+
+    #[test]
+    fn system_memory_bounds_the_quotas() {
+        let text = format!(
+            "[system]\nmemory = \"128MiB\"\n{}{}",
+            partition(0, "\"100MiB\"", &[]),
+            partition(1, "\"200MiB\"", &[])
+        );
+        refused(
+            &text,
+            10,
+            "memory quota of 200 MiB for `p1` is larger than the 128 MiB of RAM \
+             `[system] memory` gives",
+        );
+        let text = format!(
+            "[system]\nmemory = \"128MiB\"\n{}{}",
+            partition(0, "\"100MiB\"", &[]),
+            partition(1, "\"20MiB\"", &[])
+        );
+        refused(
+            &text,
+            10,
+            "`p1` brings the guarantees to 120 MiB, more than the 112 MiB available",
+        );
+    }
+
+    #[test]
+    fn guarantees_not_quotas_are_summed() {
+        // 100 MiB of quotas, but 1000 MiB of guarantees: the second guarantee crosses.
+        let text = format!(
+            "{}{}",
+            partition(0, "\"50MiB\"", &["guarantee = \"500MiB\""]),
+            partition(
+                1,
+                "\"50MiB\"",
+                &["borrow = \"100MiB\"", "guarantee = \"510MiB\""]
+            )
+        );
+        let e = refused(&text, 11, "`p1` brings the guarantees to 1010 MiB");
+        assert!(e.message.contains("1008 MiB available"), "{e}");
+        // Borrowing is not counted against the others.
+        let text = format!(
+            "{}{}",
+            partition(0, "\"500MiB\"", &["borrow = \"500MiB\""]),
+            partition(1, "\"500MiB\"", &["borrow = \"500MiB\""])
+        );
+        let (dir, workspace) = workspace();
+        parse(&workspace, &dir.path().join("a.toml"), &text, None).unwrap();
+    }
+
+    #[test]
+    fn bad_guarantee() {
+        let case = |guarantee: &str, phrase: &str| {
+            refused(
+                &partition(0, "\"2MiB\"", &[&format!("guarantee = {guarantee}")]),
+                5,
+                phrase,
+            );
+        };
+        case(
+            "\"1MiB\"",
+            "guarantee of 1 MiB for `p0` is smaller than its memory quota of 2 MiB",
+        );
+        case(
+            "\"6KiB\"",
+            "guarantee of 6144 bytes is not a multiple of 4 KiB",
+        );
+        case("\"2MB\"", "bad memory size `2MB`");
+        case("-4096", "negative");
+        case("true", "byte count");
+    }
+
+    #[test]
+    fn bad_borrow() {
+        let case = |extra: &[&str], line: usize, phrase: &str| {
+            refused(&partition(0, "\"2MiB\"", extra), line, phrase);
+        };
+        case(
+            &["borrow = \"1023MiB\""],
+            5,
+            "guarantee of 2 MiB plus borrow of 1023 MiB for `p0` is more than the 1 GiB of RAM \
+             board `qemu-virt` has",
+        );
+        case(
+            &["guarantee = \"4MiB\"", "borrow = \"1021MiB\""],
+            6,
+            "guarantee of 4 MiB plus borrow",
+        );
+        case(
+            &["borrow = 100"],
+            5,
+            "borrow of 100 bytes is not a multiple of 4 KiB",
+        );
+        case(&["borrow = \"1TiB\""], 5, "bad memory size");
+        // Exactly the RAM is fine.
+        let (dir, workspace) = workspace();
+        let text = partition(0, "\"2MiB\"", &["borrow = \"1022MiB\""]);
+        parse(&workspace, &dir.path().join("a.toml"), &text, None).unwrap();
+    }
+
+    #[test]
+    fn bad_revocation_deadline() {
+        let case = |deadline: &str, phrase: &str| {
+            refused(
+                &partition(0, "4096", &[&format!("revocation_deadline = {deadline}")]),
+                5,
+                phrase,
+            );
+        };
+        case(
+            "\"0us\"",
+            "revocation deadline of 0 us must be between 1 us and 10 s",
+        );
+        case(
+            "\"10001ms\"",
+            "revocation deadline of 10001 ms must be between",
+        );
+        case("\"11s\"", "between 1 us and 10 s");
+        case("\"10\"", "bad duration `10`");
+        case("\"10 ms\"", "bad duration");
+        case("\"1min\"", "bad duration");
+        case("10", "invalid type");
+    }
+
+    #[test]
+    fn bad_max_aborts() {
+        let case = |value: &str, phrase: &str| {
+            refused(
+                &partition(0, "4096", &[&format!("max_aborts = {value}")]),
+                5,
+                phrase,
+            );
+        };
+        case("1001", "max_aborts of 1001 must be between 0 and 1000");
+        case("-1", "max_aborts of -1 must be between 0 and 1000");
+        case("\"3\"", "invalid type");
+        case("1.5", "invalid type");
+    }
+
+    #[test]
+    fn unknown_memory_key_lists_the_new_ones() {
+        let e = refused(
+            &partition(0, "4096", &["guaranteed = 4096"]),
+            5,
+            "unknown field",
+        );
+        assert!(
+            e.message.contains("`guarantee`") && e.message.contains("`max_aborts`"),
             "{e}"
         );
     }

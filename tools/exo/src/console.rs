@@ -5,14 +5,20 @@
 //! - `[<partition>] <text>`: output of a partition (ignored here);
 //! - `exo: result <partition> ok` or `exo: result <partition> failed: <reason>`: one
 //!   per partition, before power-off;
+//! - `exo: revocation partition=<name> sequence=<n> asked=<k> released=<r>
+//!   repossessed=<p> ticks=<t> outcome=<met|aborted>`: one per finished revocation
+//!   ([`Revocation`]); keys may come in any order, unknown keys are ignored;
+//! - `exo: self-check ok frames=<n>` or `exo: self-check FAILED: <why>`: the kernel's
+//!   frame-accounting self-check;
 //! - `exo: all partitions finished, powering off`: then PSCI `SYSTEM_OFF`, so QEMU exits;
 //! - `exo: KERNEL PANIC <message>`: a kernel bug (recognised anywhere in a line).
 //!
-//! Result and power-off lines count only at the start of a line (after any `\r`), so a
-//! partition cannot forge them: its lines start with `[name] `.
+//! Result, revocation, self-check and power-off lines count only at the start of a line
+//! (after any `\r`), so a partition cannot forge them: its lines start with `[name] `.
 //!
 //! A run succeeds if and only if the power-off line was seen, every configured partition
-//! has a result and all are `ok`, nothing panicked, and QEMU then exited by itself.
+//! has a result and all are `ok`, nothing panicked, no self-check failed, every revocation
+//! and self-check line parsed, and QEMU then exited by itself.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,6 +30,98 @@ pub const RESULT_PREFIX: &str = "exo: result ";
 pub const POWER_OFF_LINE: &str = "exo: all partitions finished, powering off";
 /// Marker of a kernel panic.
 pub const PANIC_MARKER: &str = "exo: KERNEL PANIC";
+/// Prefix of a revocation line.
+pub const REVOCATION_PREFIX: &str = "exo: revocation ";
+/// Prefix of a self-check line.
+pub const SELF_CHECK_PREFIX: &str = "exo: self-check ";
+
+/// How a revocation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RevocationOutcome {
+    /// The partition released what was asked before the deadline.
+    Met,
+    /// The deadline passed: the kernel repossessed the frames and counted an abort.
+    Aborted,
+}
+
+impl RevocationOutcome {
+    /// The word the kernel prints (`met` or `aborted`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationOutcome::Met => "met",
+            RevocationOutcome::Aborted => "aborted",
+        }
+    }
+}
+
+impl fmt::Display for RevocationOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finished revocation, from an `exo: revocation ...` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// The partition asked to give frames back.
+    pub partition: String,
+    /// The kernel's sequence number of the request.
+    pub sequence: u64,
+    /// Frames asked for.
+    pub asked: u64,
+    /// Frames the partition released by itself.
+    pub released: u64,
+    /// Frames the kernel took back after the deadline.
+    pub repossessed: u64,
+    /// Timer ticks from the request to its end.
+    pub ticks: u64,
+    /// Whether the deadline was met.
+    pub outcome: RevocationOutcome,
+}
+
+impl Revocation {
+    /// Parses the text after [`REVOCATION_PREFIX`]: space-separated `key=value` pairs.
+    /// Unknown keys are ignored; a missing or unparsable known key is an error.
+    pub fn parse(fields: &str) -> Result<Self, String> {
+        let mut values: BTreeMap<&str, &str> = BTreeMap::new();
+        for field in fields.split_whitespace() {
+            let (key, value) = field
+                .split_once('=')
+                .ok_or_else(|| format!("`{field}` is not key=value"))?;
+            values.insert(key, value);
+        }
+        let text = |key: &str| values.get(key).copied().ok_or(format!("no `{key}=`"));
+        let number = |key: &str| {
+            text(key)?
+                .parse::<u64>()
+                .map_err(|_| format!("`{key}=` is not a number"))
+        };
+        Ok(Self {
+            partition: text("partition")?.to_owned(),
+            sequence: number("sequence")?,
+            asked: number("asked")?,
+            released: number("released")?,
+            repossessed: number("repossessed")?,
+            ticks: number("ticks")?,
+            outcome: match text("outcome")? {
+                "met" => RevocationOutcome::Met,
+                "aborted" => RevocationOutcome::Aborted,
+                other => return Err(format!("unknown outcome `{other}`")),
+            },
+        })
+    }
+}
+
+/// Parses the text after [`SELF_CHECK_PREFIX`]: `ok frames=<n>` gives `Ok(n)`,
+/// `FAILED: <why>` gives `Err(why)`, anything else an `Err` saying it did not parse.
+pub fn parse_self_check(rest: &str) -> Result<u64, String> {
+    if let Some(why) = rest.strip_prefix("FAILED: ") {
+        return Err(why.to_owned());
+    }
+    rest.strip_prefix("ok frames=")
+        .and_then(|n| n.trim_end().parse::<u64>().ok())
+        .ok_or_else(|| format!("unparsed self-check line `exo: self-check {rest}`"))
+}
 
 /// A partition's final result, as the kernel reported it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +159,10 @@ pub struct RunOutcome {
     pub powered_off: bool,
     /// The first kernel panic line, if any.
     pub panic: Option<String>,
+    /// Revocation lines, in order, each parsed or with why it did not parse.
+    pub revocation_lines: Vec<Result<Revocation, String>>,
+    /// Self-check lines, in order: `Ok(frames)` or `Err(why it failed)`.
+    pub self_check_lines: Vec<Result<u64, String>>,
     /// How QEMU ended.
     pub end: RunEnd,
 }
@@ -75,6 +177,8 @@ impl RunOutcome {
             results: BTreeMap::new(),
             powered_off: false,
             panic: None,
+            revocation_lines: Vec::new(),
+            self_check_lines: Vec::new(),
             end: RunEnd::Exited(None),
         }
     }
@@ -112,7 +216,26 @@ impl RunOutcome {
                 None => (rest, PartitionResult::Failed("unparsed result".to_owned())),
             };
             self.results.entry(name.to_owned()).or_insert(result);
+        } else if let Some(rest) = kernel.strip_prefix(REVOCATION_PREFIX) {
+            self.revocation_lines
+                .push(Revocation::parse(rest).map_err(|why| format!("{why} in `{kernel}`")));
+        } else if let Some(rest) = kernel.strip_prefix(SELF_CHECK_PREFIX) {
+            self.self_check_lines.push(parse_self_check(rest));
         }
+    }
+
+    /// The revocations the kernel reported, in order (lines that did not parse are left
+    /// out; they are among [`RunOutcome::problems`]).
+    pub fn revocations(&self) -> Vec<Revocation> {
+        self.revocation_lines
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect()
+    }
+
+    /// The kernel's self-check results, in order: `Ok(frames)` or `Err(why)`.
+    pub fn self_checks(&self) -> Vec<Result<u64, String>> {
+        self.self_check_lines.clone()
     }
 
     /// Whether the run passed (see the [module documentation](self)).
@@ -164,6 +287,16 @@ impl RunOutcome {
         for name in self.results.keys() {
             if !self.partitions.contains(name) {
                 problems.push(format!("result for unknown partition `{name}`"));
+            }
+        }
+        for check in &self.self_check_lines {
+            if let Err(why) = check {
+                problems.push(format!("kernel self-check failed: {why}"));
+            }
+        }
+        for line in &self.revocation_lines {
+            if let Err(why) = line {
+                problems.push(format!("unparsed revocation line: {why}"));
             }
         }
         problems
@@ -291,6 +424,143 @@ mod tests {
         let outcome = RunOutcome::from_console(&["evil"], console, exited());
         assert!(outcome.results.is_empty());
         assert!(!outcome.powered_off);
+    }
+
+    const MEMORY: &str = "exo: booting\n\
+        exo: revocation partition=hog sequence=1 asked=4 released=4 repossessed=0 ticks=12 outcome=met\n\
+        [hog] released 4 frames\n\
+        \rexo: revocation partition=hog sequence=2 asked=8 released=3 repossessed=5 ticks=625 outcome=aborted\r\n\
+        exo: self-check ok frames=262144\n\
+        exo: result hog failed: terminated after 3 aborts\n\
+        exo: result hello ok\n\
+        exo: all partitions finished, powering off\n";
+
+    #[test]
+    fn revocations_are_parsed_in_order() {
+        let outcome = RunOutcome::from_console(&["hog", "hello"], MEMORY, exited());
+        assert_eq!(
+            outcome.revocations(),
+            [
+                Revocation {
+                    partition: "hog".into(),
+                    sequence: 1,
+                    asked: 4,
+                    released: 4,
+                    repossessed: 0,
+                    ticks: 12,
+                    outcome: RevocationOutcome::Met,
+                },
+                Revocation {
+                    partition: "hog".into(),
+                    sequence: 2,
+                    asked: 8,
+                    released: 3,
+                    repossessed: 5,
+                    ticks: 625,
+                    outcome: RevocationOutcome::Aborted,
+                },
+            ]
+        );
+        assert_eq!(outcome.self_checks(), [Ok(262144)]);
+        assert_eq!(
+            outcome.result("hog"),
+            Some(&PartitionResult::Failed("terminated after 3 aborts".into()))
+        );
+        assert_eq!(
+            outcome.problems(),
+            ["partition hog failed: terminated after 3 aborts"]
+        );
+    }
+
+    #[test]
+    fn revocation_keys_in_any_order_and_unknown_keys_are_ignored() {
+        let r = Revocation::parse(
+            "outcome=met ticks=1 repossessed=0 released=2 asked=2 sequence=7 partition=a-b_c \
+             extra=yes",
+        )
+        .unwrap();
+        assert_eq!((r.partition.as_str(), r.sequence), ("a-b_c", 7));
+        assert_eq!(r.outcome, RevocationOutcome::Met);
+        assert_eq!(r.outcome.to_string(), "met");
+    }
+
+    #[test]
+    fn a_malformed_revocation_line_is_a_problem() {
+        for (line, why) in [
+            ("exo: revocation partition=x sequence=1", "no `asked=`"),
+            (
+                "exo: revocation partition=x sequence=one asked=1 released=1 repossessed=0 \
+                 ticks=1 outcome=met",
+                "`sequence=` is not a number",
+            ),
+            (
+                "exo: revocation partition=x sequence=1 asked=1 released=1 repossessed=0 \
+                 ticks=1 outcome=late",
+                "unknown outcome `late`",
+            ),
+            ("exo: revocation partition x", "not key=value"),
+        ] {
+            let console = format!("{line}\n{GOOD}");
+            let outcome = RunOutcome::from_console(&["hello", "counter"], &console, exited());
+            assert!(outcome.revocations().is_empty());
+            let problems = outcome.problems();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(
+                problems[0].starts_with("unparsed revocation line: ") && problems[0].contains(why),
+                "`{why}` not in {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_self_check_fails_the_run() {
+        let console = format!(
+            "exo: self-check ok frames=10\nexo: self-check FAILED: frame 0x40200 owned twice: \
+             a=1 b=2\n{GOOD}"
+        );
+        let outcome = RunOutcome::from_console(&["hello", "counter"], &console, exited());
+        assert_eq!(
+            outcome.self_checks(),
+            [Ok(10), Err("frame 0x40200 owned twice: a=1 b=2".into())]
+        );
+        assert_eq!(
+            outcome.problems(),
+            ["kernel self-check failed: frame 0x40200 owned twice: a=1 b=2"]
+        );
+        let garbled = format!("exo: self-check ok frames=lots\n{GOOD}");
+        let outcome = RunOutcome::from_console(&["hello", "counter"], &garbled, exited());
+        assert!(outcome.self_checks()[0].is_err());
+        assert!(!outcome.success());
+    }
+
+    #[test]
+    fn reasons_with_equals_and_colons_parse() {
+        let console = "exo: result a failed: revocation: asked=4 released=1 (deadline 10ms)\n\
+                       exo: result b failed: stage-2 fault: write at IPA 0x40200000\n";
+        let outcome = RunOutcome::from_console(&["a", "b"], console, exited());
+        assert_eq!(
+            outcome.result("a"),
+            Some(&PartitionResult::Failed(
+                "revocation: asked=4 released=1 (deadline 10ms)".into()
+            ))
+        );
+        assert_eq!(
+            outcome.result("b"),
+            Some(&PartitionResult::Failed(
+                "stage-2 fault: write at IPA 0x40200000".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn partitions_cannot_forge_revocations_or_self_checks() {
+        let console = "[evil] exo: revocation partition=evil sequence=1 asked=1 released=1 \
+                       repossessed=0 ticks=1 outcome=met\n\
+                       [evil] exo: self-check FAILED: forged\n \
+                       exo: self-check ok frames=1\n";
+        let outcome = RunOutcome::from_console(&["evil"], console, exited());
+        assert!(outcome.revocations().is_empty());
+        assert!(outcome.self_checks().is_empty());
     }
 
     #[test]

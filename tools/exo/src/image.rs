@@ -133,6 +133,10 @@ pub fn partition_spec(
         entry: Ipa::new(program.entry),
         ram_base: DEFAULT_RAM_BASE,
         segments,
+        guaranteed_bytes: partition.guarantee_bytes,
+        borrow_bytes: partition.borrow_bytes,
+        revocation_deadline_us: partition.revocation_deadline_us,
+        max_aborts: partition.max_aborts,
     })
 }
 
@@ -261,12 +265,33 @@ mod tests {
         assert_eq!(partition.name.as_str(), "hello");
         assert_eq!(partition.memory_bytes, 0x2000);
         assert_eq!(partition.entry, DEFAULT_RAM_BASE);
+        assert_eq!(partition.guaranteed_bytes, 0x2000);
+        assert_eq!(partition.borrow_bytes, 0);
+        assert_eq!(partition.revocation_deadline_us, 10_000);
+        assert_eq!(partition.max_aborts, 3);
         let segments: Vec<_> = partition.segments().collect();
         assert_eq!(segments.len(), 2);
         assert_eq!(segments[0].data, &[1, 2, 3]);
         assert_eq!(segments[0].rights, rights::READ | rights::EXECUTE);
         assert_eq!(segments[1].ipa, DEFAULT_RAM_BASE.add(0x1000));
         assert_eq!(segments[1].mem_size, 0x1000);
+    }
+
+    #[test]
+    fn the_package_carries_guarantee_borrow_deadline_and_aborts() {
+        let (_dir, system) = system(&format!(
+            "{CONFIG}guarantee = \"1MiB\"\nborrow = \"3MiB\"\n\
+             revocation_deadline = \"250us\"\nmax_aborts = 0\n"
+        ));
+        let spec = partition_spec(&system, &system.partitions[0], &guest(0x2000)).unwrap();
+        let image = assemble(&kernel(), &[spec]).unwrap();
+        let package = Package::parse(&image[0x3000..]).unwrap();
+        let partition = package.partitions().next().unwrap();
+        assert_eq!(partition.memory_bytes, 0x2000);
+        assert_eq!(partition.guaranteed_bytes, 1 << 20);
+        assert_eq!(partition.borrow_bytes, 3 << 20);
+        assert_eq!(partition.revocation_deadline_us, 250);
+        assert_eq!(partition.max_aborts, 0);
     }
 
     #[test]

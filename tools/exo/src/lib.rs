@@ -18,6 +18,7 @@ pub mod board;
 pub mod config;
 pub mod console;
 pub mod cross;
+pub mod duration;
 pub mod elf;
 pub mod image;
 pub mod qemu;
@@ -28,7 +29,7 @@ pub mod workspace;
 use std::path::{Path, PathBuf};
 
 pub use config::{ConfigError, System};
-pub use console::{PartitionResult, RunEnd, RunOutcome};
+pub use console::{PartitionResult, Revocation, RevocationOutcome, RunEnd, RunOutcome};
 pub use qemu::RunOptions;
 pub use workspace::Workspace;
 

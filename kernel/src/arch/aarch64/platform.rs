@@ -66,6 +66,10 @@ impl Platform for Aarch64Platform {
         super::el2::timer_frequency()
     }
 
+    fn now(&self) -> u64 {
+        aarch64_cpu::registers::CNTPCT_EL0.get()
+    }
+
     fn initial_pstate(&self) -> u64 {
         // SPSR_EL2 (C5.2.19): M[3:0] = 0b0101 (EL1h), D, A, I, F masked.
         0x3C5

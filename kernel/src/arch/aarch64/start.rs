@@ -73,16 +73,22 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
         }
     };
 
-    // The frame table's own storage follows the package.
+    // The frame table and the binding index follow the package.
     let frames = ((ram_end - ram_start) / PAGE_SIZE) as usize;
-    let storage_start = (package_start + total).next_multiple_of(PAGE_SIZE);
+    let index_start = (package_start + total).next_multiple_of(PAGE_SIZE);
+    let storage_start = index_start + (frames * 8) as u64;
     let storage_end = storage_start + (frames * 2) as u64;
     if storage_end > ram_end {
         fail("RAM too small for the frame table");
     }
-    // SAFETY: [storage_start, storage_end) is RAM past the package, not used by anything
-    // else, and reserved for the kernel right after creation; u16 alignment holds.
-    let storage = unsafe { core::slice::from_raw_parts_mut(storage_start as *mut u16, frames) };
+    // SAFETY: [index_start, storage_end) is RAM past the package, not used by anything
+    // else, and reserved for the kernel right after creation; u64 and u16 alignment hold.
+    let (index, storage) = unsafe {
+        (
+            core::slice::from_raw_parts_mut(index_start as *mut u64, frames),
+            core::slice::from_raw_parts_mut(storage_start as *mut u16, frames),
+        )
+    };
     let mut table = FrameTable::new(PhysAddr::new(ram_start), storage);
     let reservations = [(layout.start, storage_end), (dtb, dtb + boot.dtb_size)];
     for (start, end) in reservations.into_iter().chain(
@@ -101,7 +107,7 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
         table.count(Owner::Free)
     );
 
-    let mut kernel = Kernel::new(Aarch64Platform, table);
+    let mut kernel = Kernel::new(Aarch64Platform, table, index);
     if let Err(e) = kernel.load(&package) {
         error!("cannot load partitions: {e:?}");
         fail("boot failed");

@@ -87,9 +87,13 @@ pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
         _ => kernel.unexpected_trap(trap.esr.class_name(), trap.esr.raw()),
     };
     match step {
-        Step::Resume => kernel.current_regs_mut() as *const VcpuRegs,
+        Step::Resume => {
+            kernel.before_resume();
+            kernel.current_regs_mut() as *const VcpuRegs
+        }
         Step::Switch(next) => {
             let keep_previous = kernel.partition(before).is_some_and(|p| p.stage2.is_some());
+            kernel.before_resume();
             switch_to(kernel, keep_previous.then_some(before), next)
         }
         Step::PowerOff => {

@@ -1,0 +1,165 @@
+//! The kernel's self-check of its memory invariants, run on request (`EXO_SELF_CHECK`) and by
+//! the host model tests after every step.
+
+use super::{Kernel, Platform};
+use crate::mem::frame_table::Owner;
+use crate::partition::State;
+use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
+use exo_abi::{Ipa, PhysAddr};
+
+/// A broken invariant (a kernel bug).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckError {
+    /// Owner counts do not add up to the number of frames.
+    Conservation,
+    /// A binding names a frame its partition neither holds nor was granted.
+    UnauthorisedBinding {
+        /// Partition index.
+        partition: usize,
+        /// Where.
+        ipa: Ipa,
+        /// Which frame.
+        frame: PhysAddr,
+    },
+    /// The binding index disagrees with the stage-2 tables.
+    IndexMismatch {
+        /// The frame.
+        frame: PhysAddr,
+    },
+    /// A grant names a frame its owner does not hold.
+    StaleGrant {
+        /// The frame.
+        frame: PhysAddr,
+    },
+    /// A finished partition still holds frames.
+    FinishedHoldsFrames {
+        /// Partition index.
+        partition: usize,
+    },
+}
+
+impl core::fmt::Display for CheckError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CheckError::Conservation => f.write_str("frame counts do not add up"),
+            CheckError::UnauthorisedBinding {
+                partition,
+                ipa,
+                frame,
+            } => {
+                write!(
+                    f,
+                    "partition {partition} binds {frame} at {ipa} without authority"
+                )
+            }
+            CheckError::IndexMismatch { frame } => write!(f, "binding index wrong for {frame}"),
+            CheckError::StaleGrant { frame } => write!(f, "grant of {frame} by a non-holder"),
+            CheckError::FinishedHoldsFrames { partition } => {
+                write!(f, "finished partition {partition} still holds frames")
+            }
+        }
+    }
+}
+
+impl<P: Platform> Kernel<'_, P> {
+    /// Verifies every memory invariant; returns the number of frames checked.
+    pub fn self_check(&mut self) -> Result<u64, CheckError> {
+        let frames = &self.frames;
+        let held: usize = self
+            .partitions
+            .iter()
+            .flatten()
+            .map(|p| frames.count(Owner::Partition(p.id)))
+            .sum();
+        if frames.count(Owner::Free) + frames.count(Owner::Kernel) + held != frames.frame_count() {
+            return Err(CheckError::Conservation);
+        }
+        for (_, grant) in self.grants.iter() {
+            if self.frames.owner(grant.frame) != Some(Owner::Partition(grant.owner)) {
+                return Err(CheckError::StaleGrant { frame: grant.frame });
+            }
+        }
+        for id in 0..self.count {
+            let Some(p) = self.partition(id) else {
+                continue;
+            };
+            let owner = Owner::Partition(p.id);
+            if matches!(p.state, State::Finished(_)) {
+                if self.frames.count(owner) != 0 {
+                    return Err(CheckError::FinishedHoldsFrames { partition: id });
+                }
+                continue;
+            }
+            let me = p.id;
+            let kernel_pages = p.kernel_pages;
+            let mut result = Ok(());
+            let mut bound_frames = 0usize;
+            let Kernel {
+                platform,
+                frames,
+                partitions,
+                bound,
+                grants,
+                ..
+            } = &mut *self;
+            let Some(p) = partitions[id].as_mut() else {
+                continue;
+            };
+            let Some(stage2) = p.stage2.as_ref() else {
+                continue;
+            };
+            let mut used = 0;
+            let tables = super::Tables {
+                platform,
+                frames,
+                used: &mut used,
+                budget: 0,
+            };
+            stage2.for_each_mapping(&tables, |m| {
+                if result.is_err() {
+                    return;
+                }
+                let ok = if m.ipa >= KERNEL_WINDOW_START && m.ipa < KERNEL_WINDOW_END {
+                    kernel_pages
+                        .bindings()
+                        .any(|(ipa, f)| ipa == m.ipa && f == m.phys)
+                        && tables.frames.owner(m.phys) == Some(Owner::Kernel)
+                        && !m.attrs.write
+                } else if tables.frames.owner(m.phys) == Some(owner) {
+                    bound_frames += 1;
+                    bound.get(m.phys) == Some(m.ipa)
+                } else {
+                    grants.iter().any(|(_, g)| {
+                        g.frame == m.phys
+                            && g.grantee == me
+                            && g.bound_at == Some(m.ipa)
+                            && (m.attrs.rights() as u64) & !g.rights == 0
+                    })
+                };
+                if !ok {
+                    result = Err(CheckError::UnauthorisedBinding {
+                        partition: id,
+                        ipa: m.ipa,
+                        frame: m.phys,
+                    });
+                }
+            });
+            result?;
+            // Every frame the index says is bound must be one of those mappings.
+            let recorded = self
+                .frames
+                .owned_by(owner)
+                .filter(|&f| self.bound.get(f).is_some())
+                .count();
+            if recorded != bound_frames {
+                let frame = self
+                    .frames
+                    .owned_by(owner)
+                    .next()
+                    .unwrap_or(PhysAddr::new(0));
+                return Err(CheckError::IndexMismatch { frame });
+            }
+        }
+        Ok(self.frames.frame_count() as u64)
+    }
+}

@@ -1,0 +1,795 @@
+//! The portable heart of the kernel: it loads partitions from the boot package into frames
+//! it hands out, binds them in stage 2, serves hypercalls and decides who runs next.
+//!
+//! Everything machine-specific reaches it through [`Platform`], so the whole of it runs in
+//! host tests against a fake machine. The memory calls live in [`memory`], revocation and
+//! the abort protocol in [`revocation`], upcalls in [`upcall`] and the invariant check in
+//! [`check`].
+
+mod check;
+mod memory;
+mod revocation;
+mod upcall;
+
+use crate::console::Writer;
+use crate::mem::binding_index::BindingIndex;
+use crate::mem::frame_table::{FrameError, FrameTable, Owner, PartitionId};
+use crate::mem::grants::Grants;
+use crate::mem::stage2::{
+    Attributes, DescriptorFormat, Geometry, Stage2, Stage2Error, TableMemory, TlbMaintenance, Vmid,
+};
+use crate::partition::{
+    Access, FaultKind, KernelPages, MemoryTerms, Outcome, Partition, State, Upcalls,
+};
+use crate::vcpu::VcpuRegs;
+use exo_abi::call::*;
+use exo_abi::info::{self, InfoHeader, InfoWriter, MemoryBinding, MemoryKind};
+use exo_abi::package::{MAX_PARTITIONS, Package, PartitionRecord};
+use exo_abi::revocation::VECTOR_PAGES;
+use exo_abi::{ABI_VERSION, Error, Ipa, PAGE_SIZE, PhysAddr};
+use log::{info, warn};
+
+pub use check::CheckError;
+
+/// What the kernel needs from the machine.
+pub trait Platform {
+    /// Stage-2 descriptor encoding.
+    type Format: DescriptorFormat;
+    /// Stage-2 TLB maintenance.
+    type Tlb: TlbMaintenance;
+    /// Reads a 64-bit word of physical memory.
+    fn read_u64(&self, pa: PhysAddr) -> u64;
+    /// Writes a 64-bit word of physical memory.
+    fn write_u64(&mut self, pa: PhysAddr, value: u64);
+    /// Fills a frame with zeroes.
+    fn zero_frame(&mut self, frame: PhysAddr);
+    /// Copies bytes into physical memory (within one frame).
+    fn copy_to_phys(&mut self, pa: PhysAddr, bytes: &[u8]);
+    /// Copies bytes out of physical memory (within one frame).
+    fn copy_from_phys(&self, pa: PhysAddr, buffer: &mut [u8]);
+    /// A handle for stage-2 TLB maintenance.
+    fn tlb(&self) -> Self::Tlb;
+    /// Writes to the system console.
+    fn console_write(&mut self, who: Writer<'_>, bytes: &[u8]);
+    /// Counter-timer frequency in Hz.
+    fn timer_frequency(&self) -> u64;
+    /// The system counter now, in ticks of [`Platform::timer_frequency`].
+    fn now(&self) -> u64;
+    /// Processor state a vCPU starts in (EL1 with interrupts masked).
+    fn initial_pstate(&self) -> u64;
+}
+
+/// Stage-2 table memory backed by kernel-owned frames from the frame table, charged to a
+/// partition's table budget.
+struct Tables<'k, 'a, P> {
+    platform: &'k mut P,
+    frames: &'k mut FrameTable<'a>,
+    used: &'k mut u64,
+    budget: u64,
+}
+
+impl<P: Platform> TableMemory for Tables<'_, '_, P> {
+    fn alloc_table(&mut self) -> Option<PhysAddr> {
+        if *self.used >= self.budget {
+            return None;
+        }
+        let frame = self.frames.alloc(Owner::Kernel).ok()?;
+        self.platform.zero_frame(frame);
+        *self.used += 1;
+        Some(frame)
+    }
+
+    fn free_table(&mut self, table: PhysAddr) {
+        self.platform.zero_frame(table);
+        *self.used = self.used.saturating_sub(1);
+        // A table frame the kernel allocated is kernel-owned; anything else is a kernel bug
+        // that must not hand the frame on.
+        if let Err(e) = self.frames.free(table, Owner::Kernel) {
+            log::error!("stage-2 table frame {table} could not be freed: {e:?}");
+        }
+    }
+
+    fn read(&self, table: PhysAddr, index: usize) -> u64 {
+        self.platform.read_u64(table.add(index as u64 * 8))
+    }
+
+    fn write(&mut self, table: PhysAddr, index: usize, value: u64) {
+        self.platform.write_u64(table.add(index as u64 * 8), value);
+    }
+}
+
+/// Why the boot package could not be turned into running partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// Not enough free frames for a partition.
+    OutOfMemory {
+        /// Index of the partition.
+        partition: usize,
+    },
+    /// Building stage 2 failed.
+    Stage2(Stage2Error),
+    /// The frame table refused a transition.
+    Frame(FrameError),
+    /// More partitions than the frame table can name.
+    TooManyPartitions,
+}
+
+impl From<Stage2Error> for LoadError {
+    fn from(e: Stage2Error) -> Self {
+        LoadError::Stage2(e)
+    }
+}
+
+impl From<FrameError> for LoadError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Exhausted => LoadError::OutOfMemory {
+                partition: usize::MAX,
+            },
+            other => LoadError::Frame(other),
+        }
+    }
+}
+
+/// What the trap path should do after the kernel handled a trap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Return to the partition that trapped.
+    Resume,
+    /// Switch to another partition (index).
+    Switch(usize),
+    /// Every partition has finished: report and power off.
+    PowerOff,
+}
+
+/// A stage-2 abort reported by the architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stage2Abort {
+    /// The faulting IPA.
+    pub ipa: Ipa,
+    /// Kind of access.
+    pub access: Access,
+    /// Why it failed, as far as the hardware says.
+    pub kind: FaultKind,
+}
+
+/// Table frames every partition may use beyond those its memory needs.
+const BASE_TABLE_BUDGET: u64 = 16;
+
+/// The kernel state.
+pub struct Kernel<'a, P: Platform> {
+    /// The machine.
+    pub platform: P,
+    frames: FrameTable<'a>,
+    bound: BindingIndex<'a>,
+    grants: Grants,
+    partitions: [Option<Partition<P::Format>>; MAX_PARTITIONS],
+    count: usize,
+    current: usize,
+}
+
+/// Result registers of a hypercall that returns.
+type CallResult = Result<[u64; 4], Error>;
+
+/// A single-value success.
+fn value(x0: u64) -> CallResult {
+    Ok([x0, 0, 0, 0])
+}
+
+impl<'a, P: Platform> Kernel<'a, P> {
+    /// A kernel with no partitions yet. `bindings` has one slot per frame of `frames`.
+    pub fn new(platform: P, frames: FrameTable<'a>, bindings: &'a mut [u64]) -> Self {
+        let bound = BindingIndex::new(frames.base(), bindings);
+        Self {
+            platform,
+            frames,
+            bound,
+            grants: Grants::default(),
+            partitions: core::array::from_fn(|_| None),
+            count: 0,
+            current: 0,
+        }
+    }
+
+    /// The frame table (read-only).
+    pub fn frames(&self) -> &FrameTable<'a> {
+        &self.frames
+    }
+
+    /// Number of partitions loaded.
+    pub fn partition_count(&self) -> usize {
+        self.count
+    }
+
+    /// A partition by index.
+    pub fn partition(&self, index: usize) -> Option<&Partition<P::Format>> {
+        self.partitions.get(index)?.as_ref()
+    }
+
+    fn partition_mut(&mut self, index: usize) -> Option<&mut Partition<P::Format>> {
+        self.partitions.get_mut(index)?.as_mut()
+    }
+
+    /// Index of the running partition.
+    pub fn current(&self) -> usize {
+        self.current
+    }
+
+    /// The saved registers of a partition.
+    pub fn regs_mut(&mut self, index: usize) -> Option<&mut VcpuRegs> {
+        Some(&mut self.partition_mut(index)?.regs)
+    }
+
+    /// The saved registers of the running partition.
+    pub fn current_regs_mut(&mut self) -> &mut VcpuRegs {
+        let current = self.current;
+        // `current` always names a loaded partition once `load` succeeded.
+        &mut self.partitions[current]
+            .as_mut()
+            .expect("current partition exists")
+            .regs
+    }
+
+    /// Runs `f` with partition `id`'s stage-2 tables and the table memory charged to it.
+    fn with_stage2<R>(
+        &mut self,
+        id: usize,
+        f: impl FnOnce(&mut Stage2<P::Format>, &mut Tables<'_, 'a, P>, &mut P::Tlb) -> R,
+    ) -> Option<R> {
+        let Kernel {
+            platform,
+            frames,
+            partitions,
+            ..
+        } = self;
+        let partition = partitions.get_mut(id)?.as_mut()?;
+        let Partition {
+            stage2,
+            table_frames,
+            table_budget,
+            ..
+        } = partition;
+        let stage2 = stage2.as_mut()?;
+        let mut tlb = platform.tlb();
+        let mut tables = Tables {
+            platform,
+            frames,
+            used: table_frames,
+            budget: *table_budget,
+        };
+        Some(f(stage2, &mut tables, &mut tlb))
+    }
+
+    /// Translates an IPA of partition `id`, with the binding's attributes.
+    fn translate(&mut self, id: usize, ipa: Ipa) -> Option<(PhysAddr, Attributes)> {
+        self.with_stage2(id, |stage2, tables, _| stage2.translate(tables, ipa))
+            .flatten()
+    }
+
+    /// Loads every partition of the boot package: frames for its memory, scrubbed; program
+    /// segments copied in; stage-2 bindings with the segments' rights; kernel pages.
+    pub fn load(&mut self, package: &Package<'_>) -> Result<(), LoadError> {
+        let count = package.partition_count() as u32;
+        for (index, record) in package.partitions().enumerate() {
+            let partition = self
+                .load_partition(index, count, &record)
+                .map_err(|e| match e {
+                    LoadError::OutOfMemory { .. } => LoadError::OutOfMemory { partition: index },
+                    other => other,
+                })?;
+            info!(
+                "partition {} loaded: {} KiB at IPA {}, entry {}, VMID {}, guarantee {} KiB, \
+                 borrow up to {} KiB",
+                partition.name,
+                partition.ram_bytes / 1024,
+                partition.ram_base,
+                Ipa::new(partition.regs.pc),
+                partition.vmid.0,
+                partition.terms.guaranteed * PAGE_SIZE / 1024,
+                partition.terms.borrow_limit * PAGE_SIZE / 1024,
+            );
+            self.partitions[index] = Some(partition);
+            self.count = index + 1;
+        }
+        Ok(())
+    }
+
+    fn load_partition(
+        &mut self,
+        index: usize,
+        partition_count: u32,
+        record: &PartitionRecord<'_>,
+    ) -> Result<Partition<P::Format>, LoadError> {
+        let id = PartitionId::new(index as u16).ok_or(LoadError::TooManyPartitions)?;
+        let owner = Owner::Partition(id);
+        let pages = record.memory_bytes / PAGE_SIZE;
+        let kernel_pages = 2 + VECTOR_PAGES as u64;
+        let terms = MemoryTerms {
+            guaranteed: record.guaranteed_bytes / PAGE_SIZE,
+            borrow_limit: record.borrow_bytes / PAGE_SIZE,
+            deadline_ticks: (u128::from(record.revocation_deadline_us)
+                * u128::from(self.platform.timer_frequency())
+                / 1_000_000) as u64,
+            max_aborts: record.max_aborts,
+        };
+        // Tables for everything it may bind contiguously, twice over, plus a margin.
+        let reach = terms.guaranteed + terms.borrow_limit;
+        let table_budget = BASE_TABLE_BUDGET + 2 * reach.div_ceil(512);
+        if (self.frames.count(Owner::Free) as u64) < pages + kernel_pages + table_budget {
+            return Err(LoadError::OutOfMemory { partition: index });
+        }
+        let vmid = Vmid(index as u16 + 1);
+        let mut table_frames = 0;
+        let mut tables = Tables {
+            platform: &mut self.platform,
+            frames: &mut self.frames,
+            used: &mut table_frames,
+            budget: table_budget,
+        };
+        let mut stage2 = Stage2::<P::Format>::new(&mut tables, vmid, Geometry::default())?;
+
+        let header = InfoHeader {
+            abi_version: ABI_VERSION,
+            partition_id: index as u32,
+            name: record.name,
+            timer_frequency: tables.platform.timer_frequency(),
+            guaranteed_frames: terms.guaranteed,
+            borrow_limit_frames: terms.borrow_limit,
+            partition_count,
+        };
+        let mut info_page = [0u8; info::SIZE];
+        let mut info_writer = InfoWriter::new(&mut info_page, &header);
+        let mut run: Option<MemoryBinding> = None;
+
+        for page in 0..pages {
+            let ipa = record.ram_base.add(page * PAGE_SIZE);
+            let frame = tables.frames.alloc(owner)?;
+            tables.platform.zero_frame(frame);
+            let mut rights = 0;
+            for segment in record.segments() {
+                let seg_end = segment.ipa.raw() + segment.mem_size;
+                if segment.ipa.raw() >= ipa.raw() + PAGE_SIZE || seg_end <= ipa.raw() {
+                    continue;
+                }
+                rights |= segment.rights;
+                // Bytes of the segment's file image that fall in this page.
+                let data_end = segment.ipa.raw() + segment.data.len() as u64;
+                let from = segment.ipa.raw().max(ipa.raw());
+                let to = data_end.min(ipa.raw() + PAGE_SIZE);
+                if from < to {
+                    let src =
+                        (from - segment.ipa.raw()) as usize..(to - segment.ipa.raw()) as usize;
+                    tables
+                        .platform
+                        .copy_to_phys(frame.add(from - ipa.raw()), &segment.data[src]);
+                }
+            }
+            if rights == 0 {
+                rights = info::rights::READ | info::rights::WRITE;
+            }
+            let attributes = Attributes::from_rights(rights, MemoryKind::Normal);
+            stage2.map_page(&mut tables, ipa, frame, attributes)?;
+            self.bound.set(frame, ipa);
+
+            let binding = MemoryBinding {
+                ipa,
+                phys: frame,
+                pages: 1,
+                rights,
+                kind: MemoryKind::Normal,
+            };
+            run = match run {
+                Some(mut r)
+                    if r.rights == rights
+                        && r.ipa.raw() + r.pages * PAGE_SIZE == ipa.raw()
+                        && r.phys.raw() + r.pages * PAGE_SIZE == frame.raw() =>
+                {
+                    r.pages += 1;
+                    Some(r)
+                }
+                Some(r) => {
+                    info_writer.push_binding(&r);
+                    Some(binding)
+                }
+                None => Some(binding),
+            };
+        }
+        if let Some(r) = run {
+            info_writer.push_binding(&r);
+        }
+
+        // Kernel pages: info, revocation page, repossession vector. Kernel-owned, read-only.
+        let mut kernel_frame = || -> Result<PhysAddr, LoadError> {
+            let frame = tables.frames.alloc(Owner::Kernel)?;
+            tables.platform.zero_frame(frame);
+            Ok(frame)
+        };
+        let pages = KernelPages {
+            info: kernel_frame()?,
+            revocation: kernel_frame()?,
+            vector: [
+                kernel_frame()?,
+                kernel_frame()?,
+                kernel_frame()?,
+                kernel_frame()?,
+            ],
+        };
+        tables.platform.copy_to_phys(pages.info, &info_page);
+        let mut revocation_page = [0u8; exo_abi::revocation::SIZE];
+        exo_abi::revocation::write_request(
+            &mut revocation_page,
+            &exo_abi::revocation::Request {
+                sequence: 0,
+                state: exo_abi::revocation::RequestState::Idle,
+                frames_requested: 0,
+                frames_owed: 0,
+                deadline: 0,
+                issued_at: 0,
+            },
+            &[],
+        );
+        tables
+            .platform
+            .copy_to_phys(pages.revocation, &revocation_page);
+        tables
+            .platform
+            .copy_to_phys(pages.vector[0], &exo_abi::revocation::vector_header());
+        let read_only = Attributes::from_rights(info::rights::READ, MemoryKind::Normal);
+        for (ipa, frame) in pages.bindings() {
+            stage2.map_page(&mut tables, ipa, frame, read_only)?;
+        }
+
+        let pstate = tables.platform.initial_pstate();
+        Ok(Partition {
+            id,
+            name: record.name,
+            vmid,
+            regs: VcpuRegs::at_entry(record.entry.raw(), info::INFO_PAGE_IPA.raw(), pstate),
+            stage2: Some(stage2),
+            state: State::Runnable,
+            ram_base: record.ram_base,
+            ram_bytes: record.memory_bytes,
+            kernel_pages: pages,
+            terms,
+            aborts: 0,
+            last_sequence: 0,
+            revocation: None,
+            pending_alloc: None,
+            upcalls: Upcalls::default(),
+            table_frames,
+            table_budget,
+        })
+    }
+
+    /// Serves a hypercall from the running partition. `function` is `w0`, `args` are
+    /// `x1`..`x7`. Results are written into the partition's saved `x0`..`x3`.
+    pub fn hypercall(&mut self, function: u32, args: [u64; 7]) -> Step {
+        if self.check_deadlines() {
+            // The caller itself was terminated by the abort protocol.
+            return self.schedule();
+        }
+        let caller = self.current;
+        let result: CallResult = match function {
+            SMCCC_VERSION => value(SMCCC_IMPLEMENTED_VERSION),
+            SMCCC_ARCH_FEATURES => match args[0] as u32 {
+                SMCCC_VERSION | SMCCC_ARCH_FEATURES => value(0),
+                _ => Err(Error::NotSupported),
+            },
+            PSCI_VERSION => value(PSCI_IMPLEMENTED_VERSION),
+            PSCI_FEATURES => match args[0] as u32 {
+                PSCI_VERSION | PSCI_FEATURES | PSCI_CPU_OFF | PSCI_SYSTEM_OFF => value(0),
+                _ => Err(Error::NotSupported),
+            },
+            PSCI_SYSTEM_OFF => return self.finish_current(Outcome::SystemOff),
+            PSCI_CPU_OFF => return self.finish_current(Outcome::CpuOff),
+            EXO_ABI_VERSION => value(u64::from(ABI_VERSION)),
+            EXO_CONSOLE_WRITE => self
+                .console_write(Ipa::new(args[0]), args[1])
+                .map(|n| [n, 0, 0, 0]),
+            EXO_YIELD => {
+                self.current_regs_mut().set_results([0; 4]);
+                return self.schedule();
+            }
+            EXO_EXIT => return self.finish_current(Outcome::Exited(args[0])),
+            EXO_FRAME_ALLOC => match self.frame_alloc(caller, args[0], Ipa::new(args[1])) {
+                Ok(Some(count)) => value(count),
+                Ok(None) => return self.schedule(),
+                Err(e) => Err(e),
+            },
+            EXO_FRAME_ALLOC_AT => self
+                .frame_alloc_at(caller, PhysAddr::new(args[0]))
+                .map(|pa| [pa.raw(), 0, 0, 0]),
+            EXO_FRAME_FREE => self
+                .frame_free(caller, PhysAddr::new(args[0]))
+                .map(|()| [0; 4]),
+            EXO_BIND => self
+                .bind(caller, PhysAddr::new(args[0]), Ipa::new(args[1]), args[2])
+                .map(|()| [0; 4]),
+            EXO_UNBIND => self
+                .unbind(caller, Ipa::new(args[0]))
+                .map(|pa| [pa.raw(), 0, 0, 0]),
+            EXO_GRANT => self
+                .grant(caller, PhysAddr::new(args[0]), args[1], args[2])
+                .map(|()| [0; 4]),
+            EXO_GRANT_REVOKE => self
+                .grant_revoke(caller, PhysAddr::new(args[0]), args[1])
+                .map(|()| [0; 4]),
+            EXO_GRANT_QUERY => self.grant_query(caller, args[0]),
+            EXO_REVOKE_ACK => value(self.revoke_ack(caller)),
+            EXO_SET_UPCALL => self
+                .set_upcall(caller, Ipa::new(args[0]), args[1])
+                .map(|()| [0; 4]),
+            EXO_UPCALL_RETURN => match self.upcall_return(caller, args[0] != 0) {
+                Ok(()) => return Step::Resume,
+                Err(e) => Err(e),
+            },
+            EXO_MEM_INFO => Ok(self.mem_info(caller)),
+            EXO_PARTITION_LOOKUP => self.partition_lookup(caller, Ipa::new(args[0]), args[1]),
+            EXO_SELF_CHECK => match self.self_check() {
+                Ok(frames) => {
+                    info!("self-check ok frames={frames}");
+                    value(frames)
+                }
+                Err(e) => {
+                    log::error!("self-check FAILED: {e}");
+                    Err(Error::Denied)
+                }
+            },
+            _ => Err(Error::NotSupported),
+        };
+        let registers = match result {
+            Ok(registers) => registers,
+            Err(error) => [error.to_register(), 0, 0, 0],
+        };
+        self.current_regs_mut().set_results(registers);
+        // A call may have woken or finished partitions; the caller keeps the CPU.
+        Step::Resume
+    }
+
+    /// Checks that `len` bytes at `ipa` are bound in partition `id` with `write` (or read)
+    /// rights, then copies them out (`Direction::Out`) or in.
+    fn guest_access(&mut self, id: usize, ipa: Ipa, len: u64, write: bool) -> Result<(), Error> {
+        let end = ipa.checked_add(len).ok_or(Error::BadAddress)?;
+        let mut page = ipa.page_base();
+        while page < end {
+            match self.translate(id, page) {
+                Some((_, a)) if (write && a.write) || (!write && a.read) => {}
+                _ => return Err(Error::BadAddress),
+            }
+            page = page.add(PAGE_SIZE);
+        }
+        Ok(())
+    }
+
+    /// Copies guest memory (already checked readable) into `buffer`.
+    fn read_guest(&mut self, id: usize, ipa: Ipa, buffer: &mut [u8]) -> Result<(), Error> {
+        self.guest_access(id, ipa, buffer.len() as u64, false)?;
+        let mut done = 0;
+        while done < buffer.len() {
+            let at = ipa.add(done as u64);
+            let chunk = (buffer.len() - done).min((PAGE_SIZE - at.page_offset()) as usize);
+            let (frame, _) = self.translate(id, at).ok_or(Error::BadAddress)?;
+            self.platform
+                .copy_from_phys(frame, &mut buffer[done..done + chunk]);
+            done += chunk;
+        }
+        Ok(())
+    }
+
+    /// Copies `bytes` into guest memory (already checked writable).
+    fn write_guest(&mut self, id: usize, ipa: Ipa, bytes: &[u8]) -> Result<(), Error> {
+        self.guest_access(id, ipa, bytes.len() as u64, true)?;
+        let mut done = 0;
+        while done < bytes.len() {
+            let at = ipa.add(done as u64);
+            let chunk = (bytes.len() - done).min((PAGE_SIZE - at.page_offset()) as usize);
+            let (frame, _) = self.translate(id, at).ok_or(Error::BadAddress)?;
+            self.platform
+                .copy_to_phys(frame, &bytes[done..done + chunk]);
+            done += chunk;
+        }
+        Ok(())
+    }
+
+    /// Writes `len` bytes of the running partition's memory at `ipa` to the console. The
+    /// whole buffer is checked against stage 2 before a byte is written.
+    fn console_write(&mut self, ipa: Ipa, len: u64) -> Result<u64, Error> {
+        if len > CONSOLE_WRITE_MAX {
+            return Err(Error::TooLarge);
+        }
+        let current = self.current;
+        self.guest_access(current, ipa, len, false)?;
+        let name = self.partitions[current]
+            .as_ref()
+            .map(|p| p.name)
+            .ok_or(Error::UnknownPartition)?;
+        let mut buffer = [0u8; 256];
+        let mut done = 0;
+        while done < len {
+            let chunk = (len - done).min(buffer.len() as u64) as usize;
+            self.read_guest(current, ipa.add(done), &mut buffer[..chunk])?;
+            self.platform
+                .console_write(Writer::Partition(name.as_str()), &buffer[..chunk]);
+            done += chunk as u64;
+        }
+        Ok(len)
+    }
+
+    /// `EXO_PARTITION_LOOKUP`.
+    fn partition_lookup(&mut self, caller: usize, ipa: Ipa, len: u64) -> CallResult {
+        if len > exo_abi::Name::LEN as u64 {
+            return Err(Error::TooLarge);
+        }
+        let mut name = [0u8; exo_abi::Name::LEN];
+        let name = &mut name[..len as usize];
+        self.read_guest(caller, ipa, name)?;
+        self.partitions
+            .iter()
+            .flatten()
+            .position(|p| p.name.as_str().as_bytes() == name)
+            .map(|id| [id as u64, 0, 0, 0])
+            .ok_or(Error::UnknownPartition)
+    }
+
+    /// A stage-2 abort in the running partition: reflected to its library OS when it asked
+    /// for that and nothing is bound there; otherwise the partition is stopped.
+    pub fn stage2_abort(&mut self, abort: Stage2Abort) -> Step {
+        if self.check_deadlines() {
+            return self.schedule();
+        }
+        let current = self.current;
+        if abort.kind == FaultKind::Unbound && self.reflect_fault(current, abort) {
+            return Step::Resume;
+        }
+        let outcome = Outcome::Stage2Fault {
+            ipa: abort.ipa,
+            access: abort.access,
+            kind: abort.kind,
+        };
+        self.finish_current(outcome)
+    }
+
+    /// Stops the running partition after a trap the kernel does not serve.
+    pub fn unexpected_trap(&mut self, what: &'static str, syndrome: u64) -> Step {
+        let pc = self.current_regs_mut().pc;
+        self.finish_current(Outcome::UnexpectedTrap { what, syndrome, pc })
+    }
+
+    /// Ends the running partition, then picks who runs next.
+    fn finish_current(&mut self, outcome: Outcome) -> Step {
+        self.finish(self.current, outcome);
+        self.schedule()
+    }
+
+    /// Ends partition `id`: its bindings are broken, its frames scrubbed and freed, grants
+    /// of its frames withdrawn (and reported to their grantees).
+    fn finish(&mut self, id: usize, outcome: Outcome) {
+        let Some(partition) = self.partition_mut(id) else {
+            return;
+        };
+        if matches!(partition.state, State::Finished(_)) {
+            return;
+        }
+        partition.state = State::Finished(outcome);
+        partition.pending_alloc = None;
+        let name = partition.name;
+        let owner = Owner::Partition(partition.id);
+        let pages = partition.kernel_pages;
+        if outcome.is_success() {
+            info!("partition {name} finished: {outcome}");
+        } else {
+            warn!("partition {name} stopped: {outcome}");
+        }
+        // Grants it made die with its frames; grants to it simply end.
+        self.withdraw_grants_of_owner(id);
+        while let Some(slot) = self.grants.first(|g| usize::from(g.grantee.index()) == id) {
+            self.grants.remove(slot);
+        }
+        let mut tlb = self.platform.tlb();
+        if let Some(stage2) = self.partition_mut(id).and_then(|p| p.stage2.take()) {
+            let Kernel {
+                platform,
+                frames,
+                partitions,
+                ..
+            } = self;
+            let mut used = 0;
+            let mut tables = Tables {
+                platform,
+                frames,
+                used: &mut used,
+                budget: 0,
+            };
+            stage2.destroy(&mut tables, &mut tlb);
+            if let Some(p) = partitions[id].as_mut() {
+                p.table_frames = 0;
+            }
+        }
+        for (_, frame) in pages.bindings() {
+            self.platform.zero_frame(frame);
+            if let Err(e) = self.frames.free(frame, Owner::Kernel) {
+                log::error!("kernel page {frame} of {name} could not be freed: {e:?}");
+            }
+        }
+        let reclaimed = self.reclaim(owner);
+        self.resolve_on_exit(id, reclaimed);
+        self.complete_blocked();
+    }
+
+    /// Scrubs and frees every frame `owner` holds; returns how many.
+    fn reclaim(&mut self, owner: Owner) -> u64 {
+        let mut count = 0;
+        loop {
+            let Some(frame) = self.frames.owned_by(owner).next() else {
+                return count;
+            };
+            self.bound.clear(frame);
+            self.platform.zero_frame(frame);
+            if self.frames.free(frame, owner).is_err() {
+                log::error!("frame {frame} of {owner:?} could not be reclaimed");
+                return count;
+            }
+            count += 1;
+        }
+    }
+
+    /// Round robin: the next runnable partition after the current one, possibly itself.
+    /// When nobody can run but someone waits for revoked frames, pending revocations are
+    /// aborted at once: there is nobody left to comply.
+    pub fn schedule(&mut self) -> Step {
+        for attempt in 0..2 {
+            for offset in 1..=self.count {
+                let candidate = (self.current + offset) % self.count;
+                let runnable = matches!(
+                    self.partitions[candidate].as_ref().map(|p| p.state),
+                    Some(State::Runnable)
+                );
+                if runnable {
+                    let step = if candidate == self.current {
+                        Step::Resume
+                    } else {
+                        Step::Switch(candidate)
+                    };
+                    self.current = candidate;
+                    return step;
+                }
+            }
+            if attempt == 0 && !self.abort_all_pending() {
+                break;
+            }
+        }
+        Step::PowerOff
+    }
+
+    /// Called by the trap path right before the current partition resumes: delivers a
+    /// pending upcall if it can take one.
+    pub fn before_resume(&mut self) {
+        let current = self.current;
+        self.deliver_upcall(current);
+    }
+
+    /// Logs one machine-readable result line per partition. Returns whether every
+    /// partition succeeded.
+    pub fn report(&self) -> bool {
+        let mut all_ok = true;
+        for partition in self.partitions.iter().flatten() {
+            match partition.state {
+                State::Finished(outcome) if outcome.is_success() => {
+                    info!("result {} ok", partition.name)
+                }
+                State::Finished(outcome) => {
+                    all_ok = false;
+                    info!("result {} failed: {outcome}", partition.name);
+                }
+                State::Runnable | State::Blocked => {
+                    all_ok = false;
+                    info!(
+                        "result {} failed: still running at power-off",
+                        partition.name
+                    );
+                }
+            }
+        }
+        all_ok
+    }
+}

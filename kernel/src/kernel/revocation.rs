@@ -1,0 +1,333 @@
+//! Visible revocation and the abort protocol.
+//!
+//! A partition asking for frames within its guarantee is never refused for lack of free
+//! frames: the kernel asks borrowers (partitions holding more than their guarantee) to give
+//! frames back, through their revocation page and an upcall, and blocks the claimant. The
+//! library OS chooses which frames to release. If the deadline passes first, the kernel takes
+//! what is still owed by force: it unmaps (TLB invalidated before the frame changes hands),
+//! scrubs, frees, and writes each frame's name and IPA to the partition's repossession vector.
+//! A partition aborted more often than its configuration allows is terminated.
+
+use super::{Kernel, Platform};
+use crate::mem::frame_table::Owner;
+use crate::partition::{Outcome, Revocation, State};
+use exo_abi::revocation::{
+    CAPACITY, Reason, Repossession, Request, RequestState, TOTAL_OFFSET, encode_entry,
+    entry_offset, write_request,
+};
+use exo_abi::{Ipa, PAGE_SIZE, PhysAddr};
+
+/// Frames gathered per scan when the kernel takes frames by force.
+const BATCH: usize = 64;
+
+impl<P: Platform> Kernel<'_, P> {
+    /// Asks borrowers to return `needed` frames for `claimant`. Returns false if the
+    /// borrowers together hold fewer revocable frames than that.
+    pub(super) fn request_revocations(&mut self, claimant: usize, needed: u64) -> bool {
+        let revocable = |k: &Self, id: usize| -> u64 {
+            let Some(p) = k.partition(id) else { return 0 };
+            if id == claimant || matches!(p.state, State::Finished(_)) {
+                return 0;
+            }
+            let owed = p.revocation.map_or(0, |r| r.owed);
+            k.held(id)
+                .saturating_sub(p.terms.guaranteed)
+                .saturating_sub(owed)
+        };
+        let total: u64 = (0..self.count).map(|id| revocable(self, id)).sum();
+        if total < needed {
+            return false;
+        }
+        let mut remaining = needed;
+        for id in 0..self.count {
+            let ask = revocable(self, id).min(remaining);
+            if ask > 0 {
+                self.issue_request(id, ask);
+                remaining -= ask;
+            }
+        }
+        true
+    }
+
+    /// Adds `frames` to partition `id`'s outstanding request, or starts one.
+    fn issue_request(&mut self, id: usize, frames: u64) {
+        let now = self.platform.now();
+        let Some(p) = self.partition_mut(id) else {
+            return;
+        };
+        let request = match p.revocation.as_mut() {
+            Some(r) => {
+                r.asked += frames;
+                r.owed += frames;
+                *r
+            }
+            None => {
+                p.last_sequence += 1;
+                let r = Revocation {
+                    sequence: p.last_sequence,
+                    asked: frames,
+                    owed: frames,
+                    released: 0,
+                    issued_at: now,
+                    deadline: now.saturating_add(p.terms.deadline_ticks),
+                };
+                p.revocation = Some(r);
+                r
+            }
+        };
+        p.upcalls.revocation = Some(request.sequence);
+        log::debug!(
+            "revocation request {} to {}: {} frames",
+            request.sequence,
+            p.name,
+            frames
+        );
+        self.publish(id, &request, RequestState::Pending);
+    }
+
+    /// Writes partition `id`'s revocation page.
+    fn publish(&mut self, id: usize, r: &Revocation, state: RequestState) {
+        let Some(frame) = self.partition(id).map(|p| p.kernel_pages.revocation) else {
+            return;
+        };
+        let mut page = [0u8; exo_abi::revocation::SIZE];
+        let request = Request {
+            sequence: r.sequence,
+            state,
+            frames_requested: r.asked,
+            frames_owed: r.owed,
+            deadline: r.deadline,
+            issued_at: r.issued_at,
+        };
+        write_request(&mut page, &request, &[]);
+        self.platform.copy_to_phys(frame, &page);
+    }
+
+    /// Partition `id` gave back `frames` frames: they count toward its request.
+    pub(super) fn frame_released(&mut self, id: usize, frames: u64) {
+        if let Some(p) = self.partition_mut(id) {
+            if let Some(r) = p.revocation.as_mut() {
+                r.released += frames;
+                r.owed = r.owed.saturating_sub(frames);
+                let r = *r;
+                if r.owed == 0 {
+                    self.resolve(id, RequestState::Met, 0);
+                } else {
+                    self.publish(id, &r, RequestState::Pending);
+                }
+            }
+        }
+        self.complete_blocked();
+    }
+
+    /// `EXO_REVOKE_ACK`: frames still owed.
+    pub(super) fn revoke_ack(&mut self, id: usize) -> u64 {
+        self.partition(id)
+            .and_then(|p| p.revocation)
+            .map_or(0, |r| r.owed)
+    }
+
+    /// Ends partition `id`'s request and logs it.
+    fn resolve(&mut self, id: usize, state: RequestState, repossessed: u64) {
+        let now = self.platform.now();
+        let Some(p) = self.partition_mut(id) else {
+            return;
+        };
+        let Some(r) = p.revocation.take() else { return };
+        let name = p.name;
+        log::info!(
+            "revocation partition={name} sequence={} asked={} released={} repossessed={repossessed} \
+             ticks={} outcome={}",
+            r.sequence,
+            r.asked,
+            r.released,
+            now.saturating_sub(r.issued_at),
+            if state == RequestState::Met {
+                "met"
+            } else {
+                "aborted"
+            },
+        );
+        self.publish(id, &r, state);
+    }
+
+    /// Aborts every request whose deadline has passed. Returns true if the running
+    /// partition was terminated by it.
+    pub(super) fn check_deadlines(&mut self) -> bool {
+        let now = self.platform.now();
+        let mut current_terminated = false;
+        for id in 0..self.count {
+            let due = self
+                .partition(id)
+                .and_then(|p| p.revocation)
+                .is_some_and(|r| now >= r.deadline);
+            if due && self.abort(id) && id == self.current {
+                current_terminated = true;
+            }
+        }
+        current_terminated
+    }
+
+    /// Aborts every outstanding request now. Returns whether there was any.
+    pub(super) fn abort_all_pending(&mut self) -> bool {
+        let mut any = false;
+        for id in 0..self.count {
+            if self.partition(id).is_some_and(|p| p.revocation.is_some()) {
+                self.abort(id);
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// The abort protocol for partition `id`: takes what it still owes. Returns whether the
+    /// partition was terminated.
+    fn abort(&mut self, id: usize) -> bool {
+        let Some(p) = self.partition(id) else {
+            return false;
+        };
+        let Some(r) = p.revocation else { return false };
+        let owner = Owner::Partition(p.id);
+        let sequence = r.sequence as u32;
+        let mut owed = r.owed;
+        let mut taken = 0;
+        // Unbound frames first (nothing breaks), then frames bound outside the memory the
+        // partition booted with, then, only if it rearranged that memory, anything.
+        for phase in 0..3 {
+            while owed > 0 {
+                let mut batch = [PhysAddr::new(0); BATCH];
+                let mut n = 0;
+                let Some(p) = self.partition(id) else { break };
+                for frame in self.frames.owned_by(owner) {
+                    let eligible = match (phase, self.bound.get(frame)) {
+                        (0, binding) => binding.is_none(),
+                        (1, Some(ipa)) => !p.in_boot_ram(ipa),
+                        (1, None) => false,
+                        _ => true,
+                    };
+                    if eligible {
+                        batch[n] = frame;
+                        n += 1;
+                        if n == BATCH || n as u64 == owed {
+                            break;
+                        }
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+                for &frame in &batch[..n] {
+                    self.take_frame(id, frame, sequence);
+                }
+                owed -= n as u64;
+                taken += n as u64;
+            }
+        }
+        let Some(p) = self.partition_mut(id) else {
+            return false;
+        };
+        if let Some(r) = p.revocation.as_mut() {
+            r.owed = owed;
+        }
+        p.aborts += 1;
+        let (aborts, max) = (p.aborts, p.terms.max_aborts);
+        log::warn!(
+            "partition {} missed a revocation deadline: {taken} frames repossessed",
+            p.name
+        );
+        self.resolve(id, RequestState::Aborted, taken);
+        let terminated = aborts > max;
+        if terminated {
+            self.finish(id, Outcome::Terminated { aborts });
+        }
+        self.complete_blocked();
+        terminated
+    }
+
+    /// Takes one frame from partition `id` by force: unbind (TLB invalidated), withdraw
+    /// grants, scrub, free, report.
+    fn take_frame(&mut self, id: usize, frame: PhysAddr, sequence: u32) {
+        let owner = self.owner_of(id);
+        let ipa = self.bound.get(frame);
+        if let Some(ipa) = ipa {
+            if let Err(e) = self.unmap(id, ipa) {
+                log::error!("frame {frame} recorded at {ipa} but not mapped: {e:?}");
+            }
+            self.bound.clear(frame);
+        }
+        self.withdraw_grants_of_frame(frame, Reason::OwnerLost);
+        self.platform.zero_frame(frame);
+        if let Err(e) = self.frames.free(frame, owner) {
+            log::error!("repossessed frame {frame} could not be freed: {e:?}");
+            return;
+        }
+        self.report_repossession(id, frame, ipa, Reason::Aborted, sequence);
+    }
+
+    /// Appends to partition `id`'s repossession vector and queues the upcall.
+    pub(super) fn report_repossession(
+        &mut self,
+        id: usize,
+        frame: PhysAddr,
+        ipa: Option<Ipa>,
+        reason: Reason,
+        sequence: u32,
+    ) {
+        let Some(p) = self.partition(id) else { return };
+        if matches!(p.state, State::Finished(_)) {
+            return;
+        }
+        let vector = p.kernel_pages.vector;
+        let total = self.platform.read_u64(vector[0].add(TOTAL_OFFSET as u64));
+        let offset = entry_offset((total % CAPACITY as u64) as usize) as u64;
+        let entry = encode_entry(&Repossession {
+            phys: frame,
+            ipa,
+            reason,
+            sequence,
+        });
+        let page = vector[(offset / PAGE_SIZE) as usize];
+        self.platform
+            .copy_to_phys(page.add(offset % PAGE_SIZE), &entry);
+        self.platform
+            .write_u64(vector[0].add(TOTAL_OFFSET as u64), total + 1);
+        if let Some(p) = self.partition_mut(id) {
+            p.upcalls.repossession = Some(total + 1);
+        }
+    }
+
+    /// Partition `id` ended with a request outstanding: its frames were reclaimed.
+    pub(super) fn resolve_on_exit(&mut self, id: usize, reclaimed: u64) {
+        if self.partition(id).is_some_and(|p| p.revocation.is_some()) {
+            let owed = self
+                .partition(id)
+                .and_then(|p| p.revocation)
+                .map_or(0, |r| r.owed);
+            self.resolve(id, RequestState::Aborted, owed.min(reclaimed));
+        }
+    }
+
+    /// Gives blocked claimants their frames once enough are free, first come first served.
+    pub(super) fn complete_blocked(&mut self) {
+        for id in 0..self.count {
+            let Some(p) = self.partition(id) else {
+                continue;
+            };
+            let (State::Blocked, Some(pending)) = (p.state, p.pending_alloc) else {
+                continue;
+            };
+            if (self.frames.count(Owner::Free) as u64) < pending.count {
+                continue;
+            }
+            let result = match self.give_frames(id, pending.count, pending.buffer) {
+                Ok(()) => [pending.count, 0, 0, 0],
+                Err(e) => [e.to_register(), 0, 0, 0],
+            };
+            if let Some(p) = self.partition_mut(id) {
+                p.pending_alloc = None;
+                p.state = State::Runnable;
+                p.regs.set_results(result);
+            }
+        }
+    }
+}

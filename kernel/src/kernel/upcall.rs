@@ -1,0 +1,87 @@
+//! Upcalls: how the kernel tells a library OS, at a moment it chooses, that something needs
+//! its attention (a revocation request, a repossession, a fault on an unbound IPA). Like a
+//! signal: the interrupted context is saved whole and restored by `EXO_UPCALL_RETURN`.
+
+use super::{Kernel, Platform, Stage2Abort};
+use crate::partition::{Access, State};
+use exo_abi::call::{UPCALL_FLAG_FAULTS, upcall};
+use exo_abi::{Error, Ipa};
+
+/// Size of every partition's IPA space.
+const IPA_LIMIT: u64 = 1 << 39;
+
+impl<P: Platform> Kernel<'_, P> {
+    /// `EXO_SET_UPCALL`.
+    pub(super) fn set_upcall(&mut self, id: usize, entry: Ipa, flags: u64) -> Result<(), Error> {
+        if flags & !UPCALL_FLAG_FAULTS != 0 {
+            return Err(Error::InvalidParameter);
+        }
+        if entry.raw() >= IPA_LIMIT || entry.raw() % 4 != 0 {
+            return Err(Error::IpaOutOfRange);
+        }
+        let p = self.partition_mut(id).ok_or(Error::UnknownPartition)?;
+        p.upcalls.entry = (entry.raw() != 0).then_some(entry);
+        p.upcalls.reflect_faults = flags & UPCALL_FLAG_FAULTS != 0 && entry.raw() != 0;
+        Ok(())
+    }
+
+    /// `EXO_UPCALL_RETURN`: restores the interrupted context.
+    pub(super) fn upcall_return(&mut self, id: usize, skip: bool) -> Result<(), Error> {
+        let p = self.partition_mut(id).ok_or(Error::UnknownPartition)?;
+        let mut saved = p.upcalls.saved.take().ok_or(Error::Denied)?;
+        if skip {
+            saved.pc = saved.pc.wrapping_add(4);
+        }
+        p.regs = saved;
+        Ok(())
+    }
+
+    /// Enters partition `id`'s upcall with `reason` and `values` in x0..x3, saving the
+    /// interrupted context. The caller checked that it can take one.
+    fn enter_upcall(&mut self, id: usize, reason: u64, values: [u64; 3]) {
+        let pstate = self.platform.initial_pstate();
+        let Some(p) = self.partition_mut(id) else {
+            return;
+        };
+        let Some(entry) = p.upcalls.entry else { return };
+        p.upcalls.saved = Some(p.regs);
+        p.regs.pc = entry.raw();
+        p.regs.pstate = pstate;
+        p.regs
+            .set_results([reason, values[0], values[1], values[2]]);
+    }
+
+    /// Reflects a fault on an unbound IPA to partition `id`, if it registered for that and
+    /// is not in an upcall already. Returns whether it did.
+    pub(super) fn reflect_fault(&mut self, id: usize, abort: Stage2Abort) -> bool {
+        let Some(p) = self.partition(id) else {
+            return false;
+        };
+        if !p.upcalls.reflect_faults || p.upcalls.saved.is_some() {
+            return false;
+        }
+        let access = match abort.access {
+            Access::Read => 0,
+            Access::Write => 1,
+            Access::Execute => 2,
+        };
+        self.enter_upcall(id, upcall::FAULT, [abort.ipa.raw(), access, 0]);
+        true
+    }
+
+    /// Delivers one pending upcall to partition `id` if it has an entry point, is runnable
+    /// and is not already in an upcall.
+    pub(super) fn deliver_upcall(&mut self, id: usize) {
+        let Some(p) = self.partition_mut(id) else {
+            return;
+        };
+        if p.upcalls.entry.is_none() || p.upcalls.saved.is_some() || p.state != State::Runnable {
+            return;
+        }
+        if let Some(sequence) = p.upcalls.revocation.take() {
+            self.enter_upcall(id, upcall::REVOCATION, [sequence, 0, 0]);
+        } else if let Some(total) = p.upcalls.repossession.take() {
+            self.enter_upcall(id, upcall::REPOSSESSION, [total, 0, 0]);
+        }
+    }
+}
