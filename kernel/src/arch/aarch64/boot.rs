@@ -57,6 +57,10 @@ at_el2:
     msr     hcr_el2, x1
     isb
 
+    /* SP_EL2 is the kernel stack; SP_EL0 the emergency stack for faults in the kernel. */
+    adrp    x1, __emergency_stack_top
+    add     x1, x1, :lo12:__emergency_stack_top
+    msr     sp_el0, x1
     adrp    x1, __stack_top
     add     x1, x1, :lo12:__stack_top
     mov     sp, x1
@@ -88,6 +92,7 @@ unsafe extern "C" {
     static __image_start: u8;
     static __image_end: u8;
     static __stack_top: u8;
+    static __stack_guard: u8;
 }
 
 /// Addresses the linker placed, read through symbol addresses (never dereferenced).
@@ -99,6 +104,8 @@ pub struct ImageLayout {
     pub end: u64,
     /// Top of the EL2 stack.
     pub stack_top: u64,
+    /// The unmapped page below the EL2 stack.
+    pub stack_guard: u64,
 }
 
 /// The kernel image's layout.
@@ -108,5 +115,6 @@ pub fn image_layout() -> ImageLayout {
         start: (&raw const __image_start) as u64,
         end: (&raw const __image_end) as u64,
         stack_top: (&raw const __stack_top) as u64,
+        stack_guard: (&raw const __stack_guard) as u64,
     }
 }

@@ -35,8 +35,10 @@ core::arch::global_asm!(
     str     x2, [x0, #256]
 .endm
 
-/* Kernel-state save for exceptions taken at EL2: a 272-byte frame on the current stack. */
+/* Exceptions taken at EL2 are kernel bugs and never return: switch to the emergency stack
+ * (SP_EL0), so that even a kernel stack overflow into the guard page can be reported. */
 .macro SAVE_EL2 kind
+    msr     spsel, #0
     sub     sp, sp, #272
     stp     x0, x1, [sp, #0]
     stp     x2, x3, [sp, #16]
@@ -55,11 +57,11 @@ core::arch::global_asm!(
     .balign 0x800
     .global el2_vectors
 el2_vectors:
-    /* Current EL with SP_EL0: never used. */
-    VECTOR  el2_sync
-    VECTOR  el2_irq
-    VECTOR  el2_fiq
-    VECTOR  el2_serror
+    /* Current EL with SP_EL0: only while already reporting a kernel fault. Give up. */
+    VECTOR  el2_double_fault
+    VECTOR  el2_double_fault
+    VECTOR  el2_double_fault
+    VECTOR  el2_double_fault
     /* Current EL with SP_ELx. */
     VECTOR  el2_sync
     VECTOR  el2_irq
@@ -75,6 +77,10 @@ el2_vectors:
     VECTOR  guest_serror
     VECTOR  guest_serror
     VECTOR  guest_serror
+
+el2_double_fault:
+    wfe
+    b       el2_double_fault
 
 el2_sync:   SAVE_EL2 0
 el2_irq:    SAVE_EL2 1
@@ -197,6 +203,14 @@ extern "C" fn exo_guest_trap(regs: *mut VcpuRegs, kind: u64) -> *const VcpuRegs 
 #[unsafe(no_mangle)]
 extern "C" fn exo_el2_exception(kind: u64, _frame: *const u64) -> ! {
     let esr = Esr::new(ESR_EL2.get());
+    let guard = super::boot::image_layout().stack_guard;
+    let far = FAR_EL2.get();
+    if (guard..guard + 4096).contains(&far) {
+        panic!(
+            "kernel stack overflow (access at {far:#x}, ELR_EL2={:#x})",
+            ELR_EL2.get()
+        );
+    }
     panic!(
         "unexpected {:?} exception at EL2: ESR_EL2={:#x} ({}), FAR_EL2={:#x}, ELR_EL2={:#x}",
         ExceptionKind::from_index(kind),

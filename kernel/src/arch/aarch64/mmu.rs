@@ -11,6 +11,7 @@ use core::cell::UnsafeCell;
 const ENTRIES: usize = 512;
 const GIB: u64 = 1 << 30;
 const BLOCK_2M: u64 = 2 << 20;
+const PAGE: u64 = 4096;
 /// Number of level-2 tables: RAM mapped at 2 MiB granularity may span this many GiB.
 const L2_TABLES: usize = 8;
 
@@ -37,6 +38,8 @@ const fn table(pa: u64) -> u64 {
 struct Tables {
     l1: [u64; ENTRIES],
     l2: [[u64; ENTRIES]; L2_TABLES],
+    /// Pages of the 2 MiB block holding the stack guard.
+    l3: [u64; ENTRIES],
 }
 
 struct TableCell(UnsafeCell<Tables>);
@@ -46,11 +49,18 @@ unsafe impl Sync for TableCell {}
 static TABLES: TableCell = TableCell(UnsafeCell::new(Tables {
     l1: [0; ENTRIES],
     l2: [[0; ENTRIES]; L2_TABLES],
+    l3: [0; ENTRIES],
 }));
 
-/// Builds the identity map for RAM `[ram_start, ram_end)` and turns the MMU on.
-/// RAM must be 2 MiB aligned at both ends (the caller trims it).
-pub fn enable(ram_start: u64, ram_end: u64) {
+/// Level-3 page descriptor (D8.3.2): like a block, but bits\[1:0\] = 0b11.
+const fn page(pa: u64, attr: u64) -> u64 {
+    block(pa, attr, true) | 0b10
+}
+
+/// Builds the identity map for RAM `[ram_start, ram_end)` and turns the MMU on. The page at
+/// `guard` (inside RAM) is left unmapped. RAM must be 2 MiB aligned at both ends (the caller
+/// trims it).
+pub fn enable(ram_start: u64, ram_end: u64, guard: u64) {
     // SAFETY: single-threaded boot, MMU still off: nothing else references the tables.
     let tables = unsafe { &mut *TABLES.0.get() };
     let mut next_l2 = 0;
@@ -67,6 +77,19 @@ pub fn enable(ram_start: u64, ram_end: u64) {
                 } else {
                     block(pa, ATTR_DEVICE, false)
                 };
+            }
+            if guard >= base && guard < base + GIB {
+                // The guard's 2 MiB block is mapped page by page, without the guard.
+                let block_base = guard & !(BLOCK_2M - 1);
+                for (i, entry) in tables.l3.iter_mut().enumerate() {
+                    let pa = block_base + i as u64 * PAGE;
+                    *entry = if pa == guard {
+                        0
+                    } else {
+                        page(pa, ATTR_NORMAL)
+                    };
+                }
+                l2[((block_base - base) / BLOCK_2M) as usize] = table(tables.l3.as_ptr() as u64);
             }
             tables.l1[gib as usize] = table(l2.as_ptr() as u64);
             next_l2 += 1;

@@ -42,7 +42,7 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     // the EL2 map can use blocks.
     let ram_start = boot.ram_start.raw().next_multiple_of(TWO_MIB);
     let ram_end = boot.ram_end.raw() & !(TWO_MIB - 1);
-    super::mmu::enable(ram_start, ram_end);
+    super::mmu::enable(ram_start, ram_end, layout.stack_guard);
     super::el2::init();
     info!(
         "RAM {:#x}..{:#x} ({} MiB), PARange code {}",
