@@ -36,6 +36,21 @@ enum Command {
         /// QEMU binary to use instead of the board's.
         #[arg(long, value_name = "PATH")]
         qemu: Option<PathBuf>,
+        /// Extra argument for QEMU (repeatable), e.g. `--qemu-arg=-d --qemu-arg=int`.
+        #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
+        qemu_args: Vec<String>,
+    },
+    /// Boot a configuration under QEMU `-icount` (virtual time counted in instructions, so
+    /// results repeat exactly) and report every revocation's latency.
+    Bench {
+        #[command(flatten)]
+        target: Target,
+        /// Boots to run; the results must be identical across them.
+        #[arg(long, default_value_t = 2)]
+        runs: u32,
+        /// Kill QEMU and fail after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        timeout: u64,
     },
 }
 
@@ -91,10 +106,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (_, image) = exo_tool::build(&workspace, &path, target.board.as_deref())?;
             println!("{}", image.display());
         }
+        Command::Bench {
+            target,
+            runs,
+            timeout,
+        } => {
+            let path = config_path(&workspace, &target);
+            let options = RunOptions {
+                timeout: Duration::from_secs(timeout),
+                board: target.board,
+                echo: false,
+                extra_qemu_args: exo_tool::bench::QEMU_ARGS
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect(),
+                ..RunOptions::default()
+            };
+            let report = exo_tool::bench::run(&path, &options, runs)?;
+            print!("{report}");
+            if !report.is_sound() {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::Run {
             target,
             timeout,
             qemu,
+            qemu_args,
         } => {
             let path = config_path(&workspace, &target);
             let options = RunOptions {
@@ -102,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 board: target.board,
                 echo: true,
                 qemu,
+                extra_qemu_args: qemu_args,
             };
             let outcome = exo_tool::run_system(&path, &options)?;
             eprintln!("{outcome}");

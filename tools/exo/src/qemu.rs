@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub echo: bool,
     /// QEMU binary to use instead of the board's.
     pub qemu: Option<PathBuf>,
+    /// Extra QEMU arguments, appended after the board's (e.g. `-icount shift=0` for
+    /// deterministic benchmarks).
+    pub extra_qemu_args: Vec<String>,
 }
 
 impl Default for RunOptions {
@@ -43,6 +46,7 @@ impl Default for RunOptions {
             board: None,
             echo: true,
             qemu: None,
+            extra_qemu_args: Vec::new(),
         }
     }
 }
@@ -69,6 +73,7 @@ impl Drop for Qemu {
 /// `Err` only if QEMU could not be started.
 pub fn run(system: &System, image: &Path, options: &RunOptions) -> anyhow::Result<RunOutcome> {
     let mut command = system.board.qemu_command(image, options.qemu.as_deref());
+    command.args(&options.extra_qemu_args);
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -44,6 +44,7 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     let ram_end = boot.ram_end.raw() & !(TWO_MIB - 1);
     super::mmu::enable(ram_start, ram_end, layout.stack_guard);
     super::el2::init();
+    info!("counter frequency {} Hz", super::el2::timer_frequency());
     info!(
         "RAM {:#x}..{:#x} ({} MiB), PARange code {}",
         ram_start,

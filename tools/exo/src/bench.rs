@@ -1,0 +1,169 @@
+//! `exo bench`: revocation latency under QEMU `-icount`.
+//!
+//! With `-icount shift=0,sleep=off` QEMU advances virtual time by one nanosecond per guest
+//! instruction and never by host time, so the system counter the kernel reads, and with it
+//! every latency the kernel logs, is a deterministic function of the code. The benchmark boots
+//! the configuration several times and refuses to report numbers that differ between runs.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::{Revocation, RevocationOutcome, RunOptions};
+
+/// QEMU arguments for deterministic virtual time.
+pub const QEMU_ARGS: [&str; 2] = ["-icount", "shift=0,sleep=off"];
+
+/// What a benchmark measured.
+#[derive(Debug)]
+pub struct Report {
+    /// The configuration.
+    pub config: String,
+    /// Counter frequency the kernel reported, in Hz.
+    pub frequency: Option<u64>,
+    /// Revocations of the first run.
+    pub revocations: Vec<Revocation>,
+    /// Runs made.
+    pub runs: u32,
+    /// Whether every run logged exactly the same revocations.
+    pub deterministic: bool,
+    /// Problems of any run (failed partitions, timeouts).
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    /// Numbers worth reporting: every run succeeded, saw revocations and agreed.
+    pub fn is_sound(&self) -> bool {
+        self.problems.is_empty() && !self.revocations.is_empty() && self.deterministic
+    }
+
+    fn micros(&self, ticks: u64) -> Option<f64> {
+        self.frequency.map(|f| ticks as f64 * 1e6 / f as f64)
+    }
+}
+
+/// Reads `exo: counter frequency <n> Hz` from the console.
+fn frequency(lines: &[String]) -> Option<u64> {
+    lines.iter().find_map(|line| {
+        line.trim_end_matches('\r')
+            .strip_prefix("exo: counter frequency ")?
+            .strip_suffix(" Hz")?
+            .parse()
+            .ok()
+    })
+}
+
+/// Boots `config` `runs` times with `options` and compares the revocations.
+pub fn run(config: &Path, options: &RunOptions, runs: u32) -> anyhow::Result<Report> {
+    let mut report = Report {
+        config: config.display().to_string(),
+        frequency: None,
+        revocations: Vec::new(),
+        runs: runs.max(1),
+        deterministic: true,
+        problems: Vec::new(),
+    };
+    for run in 0..report.runs {
+        let outcome = crate::run_system(config, options)?;
+        report.problems.extend(
+            outcome
+                .problems()
+                .into_iter()
+                .map(|p| format!("run {}: {p}", run + 1)),
+        );
+        let revocations = outcome.revocations();
+        if run == 0 {
+            report.frequency = frequency(&outcome.lines);
+            report.revocations = revocations;
+        } else if revocations != report.revocations {
+            report.deterministic = false;
+        }
+    }
+    Ok(report)
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "benchmark: {} under QEMU {}",
+            self.config,
+            QEMU_ARGS.join(" ")
+        )?;
+        match self.frequency {
+            Some(hz) => writeln!(f, "counter: {hz} Hz (virtual time: 1 ns per instruction)")?,
+            None => writeln!(f, "counter: frequency not reported")?,
+        }
+        writeln!(
+            f,
+            "{:<12} {:>4} {:>7} {:>9} {:>12} {:>10} {:>10}  outcome",
+            "partition", "seq", "asked", "released", "repossessed", "ticks", "µs"
+        )?;
+        for r in &self.revocations {
+            let micros = self
+                .micros(r.ticks)
+                .map_or("-".into(), |us| format!("{us:.1}"));
+            writeln!(
+                f,
+                "{:<12} {:>4} {:>7} {:>9} {:>12} {:>10} {:>10}  {}",
+                r.partition,
+                r.sequence,
+                r.asked,
+                r.released,
+                r.repossessed,
+                r.ticks,
+                micros,
+                r.outcome
+            )?;
+        }
+        let met: Vec<_> = self
+            .revocations
+            .iter()
+            .filter(|r| r.outcome == RevocationOutcome::Met)
+            .collect();
+        if let Some(worst) = met.iter().map(|r| r.ticks).max() {
+            let frames: u64 = met.iter().map(|r| r.asked).sum();
+            let ticks: u64 = met.iter().map(|r| r.ticks).sum();
+            writeln!(
+                f,
+                "cooperative: {} requests, {frames} frames, worst {worst} ticks, {:.1} ticks per frame",
+                met.len(),
+                ticks as f64 / frames.max(1) as f64
+            )?;
+        }
+        writeln!(
+            f,
+            "runs: {} ({})",
+            self.runs,
+            if self.deterministic {
+                "identical"
+            } else {
+                "DIFFERENT: numbers are not trustworthy"
+            }
+        )?;
+        for problem in &self.problems {
+            writeln!(f, "problem: {problem}")?;
+        }
+        if self.revocations.is_empty() {
+            writeln!(f, "problem: no revocation was logged")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_counter_frequency() {
+        let lines = vec![
+            "exo: hi".to_owned(),
+            "exo: counter frequency 62500000 Hz\r".to_owned(),
+        ];
+        assert_eq!(frequency(&lines), Some(62_500_000));
+        assert_eq!(
+            frequency(&["[p] exo: counter frequency 1 Hz".to_owned()]),
+            None
+        );
+    }
+}
