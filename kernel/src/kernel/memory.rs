@@ -96,6 +96,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Allocates `count` free frames to `id`, scrubbed, and writes their names to `buffer`.
     /// The caller has checked quota, availability and the buffer.
     pub(super) fn give_frames(&mut self, id: usize, count: u64, buffer: Ipa) -> Result<(), Error> {
+        // Checked again here: a blocked claimant's buffer may have lost its binding since the
+        // call was made, and nothing must be allocated unless every name can be delivered.
+        self.guest_access(id, buffer, count * 8, true)?;
         let owner = self.owner_of(id);
         for i in 0..count {
             let frame = match self.frames.alloc(owner) {

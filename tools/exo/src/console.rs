@@ -8,7 +8,7 @@
 //! - `exo: revocation partition=<name> sequence=<n> asked=<k> released=<r>
 //!   repossessed=<p> ticks=<t> outcome=<met|aborted>`: one per finished revocation
 //!   ([`Revocation`]); keys may come in any order, unknown keys are ignored;
-//! - `exo: self-check ok frames=<n>` or `exo: self-check FAILED: <why>`: the kernel's
+//! - `exo: self-check ok frames=<n>` or `exo: error: self-check FAILED: <why>`: the kernel's
 //!   frame-accounting self-check;
 //! - `exo: all partitions finished, powering off`: then PSCI `SYSTEM_OFF`, so QEMU exits;
 //! - `exo: KERNEL PANIC <message>`: a kernel bug (recognised anywhere in a line).
@@ -34,6 +34,8 @@ pub const PANIC_MARKER: &str = "exo: KERNEL PANIC";
 pub const REVOCATION_PREFIX: &str = "exo: revocation ";
 /// Prefix of a self-check line.
 pub const SELF_CHECK_PREFIX: &str = "exo: self-check ";
+/// A failed self-check is a kernel bug, logged at error level with this prefix.
+pub const SELF_CHECK_ERROR_PREFIX: &str = "exo: error: self-check ";
 
 /// How a revocation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -219,7 +221,10 @@ impl RunOutcome {
         } else if let Some(rest) = kernel.strip_prefix(REVOCATION_PREFIX) {
             self.revocation_lines
                 .push(Revocation::parse(rest).map_err(|why| format!("{why} in `{kernel}`")));
-        } else if let Some(rest) = kernel.strip_prefix(SELF_CHECK_PREFIX) {
+        } else if let Some(rest) = kernel
+            .strip_prefix(SELF_CHECK_PREFIX)
+            .or_else(|| kernel.strip_prefix(SELF_CHECK_ERROR_PREFIX))
+        {
             self.self_check_lines.push(parse_self_check(rest));
         }
     }
