@@ -1,5 +1,6 @@
 //! Guest programs for exo partitions. Each binary in `src/bin` is one program, named by the
-//! `program` key of a partition in a system configuration (`configs/*.toml`):
+//! `program` key of a partition in a system configuration (`configs/*.toml`,
+//! `tests/configs/*.toml`):
 //!
 //! - `hello`: greets, prints its identity and memory bindings and the SMCCC/PSCI versions,
 //!   yields once and exits 0.
@@ -8,8 +9,101 @@
 //! - `panicker`: panics (exit status 101).
 //! - `victim`: writes a pattern into its own memory, yields, checks it is intact.
 //! - `faulter`: reads an IPA outside its bindings and expects to be stopped by the kernel.
+//! - `borrower`, `partial`, `hoarder`, `claimant`: visible revocation and the abort protocol
+//!   (borrowers grow until refused; a claimant then claims its guarantee).
+//! - `sharer`, `reader`: granting a frame read-only and withdrawing the grant.
+//! - `pager`: demand paging from a fault handler.
+//! - `hostile`, `keeper`: random hypercalls and accesses against a bystander's data.
 //!
-//! The library is empty: programs share code through `exo-libos`.
+//! The library holds what the memory programs share: growing until refused and checking
+//! the patterns written into frames.
 
 #![no_std]
 #![forbid(unsafe_code)]
+
+use exo_libos::abi::call::bind;
+use exo_libos::mem::{self, Frame};
+use exo_libos::{Error, Ipa, PhysAddr, probe};
+
+/// Word offsets (in `u64`s) of each frame that carry the pattern.
+const PATTERN_WORDS: [u64; 4] = [0, 1, 256, 511];
+
+/// The pattern word at `word` of the frame `phys` bound at `ipa`: depends on all three, so a
+/// frame that moved, was swapped or was zeroed does not pass.
+pub fn pattern(phys: PhysAddr, ipa: Ipa, word: u64) -> u64 {
+    phys.raw() ^ ipa.raw().rotate_left(17) ^ word.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5
+}
+
+/// Writes the pattern into the frame `phys` bound at `ipa`.
+pub fn write_pattern(phys: PhysAddr, ipa: Ipa) {
+    for word in PATTERN_WORDS {
+        let _ = probe::write_u64(ipa.add(word * 8), pattern(phys, ipa, word));
+    }
+}
+
+/// A frame whose pattern is wrong.
+#[derive(Clone, Copy, Debug)]
+pub struct Corrupt {
+    /// Where it is bound.
+    pub ipa: Ipa,
+    /// What was read.
+    pub found: u64,
+    /// What should be there.
+    pub expected: u64,
+}
+
+/// Checks the pattern of every bound frame in the library OS's table except pinned (heap)
+/// ones; returns how many frames were checked.
+pub fn verify_patterns() -> Result<u64, Corrupt> {
+    let mut checked = 0;
+    let mut corrupt = None;
+    mem::for_each_frame(|frame: &Frame| {
+        let Some(ipa) = frame.ipa() else { return };
+        if frame.is_pinned() || corrupt.is_some() {
+            return;
+        }
+        for word in PATTERN_WORDS {
+            let expected = pattern(frame.phys(), ipa, word);
+            let found = probe::read_u64(ipa.add(word * 8)).unwrap_or(!expected);
+            if found != expected {
+                corrupt = Some(Corrupt {
+                    ipa: ipa.add(word * 8),
+                    found,
+                    expected,
+                });
+                return;
+            }
+        }
+        checked += 1;
+    });
+    corrupt.map_or(Ok(checked), Err)
+}
+
+/// Allocates frames until the kernel refuses (`QuotaExhausted` or `OutOfMemory`), halving
+/// the batch on each refusal down to one frame; maps each read-write in the frame window
+/// and writes its pattern. Calls `each` for every frame. Returns the number of frames and
+/// the final refusal; any other error is returned as is.
+pub fn grow_until_refused(mut each: impl FnMut(PhysAddr, Ipa)) -> Result<(u64, Error), Error> {
+    let mut batch = [PhysAddr::new(0); 512];
+    let mut size = batch.len();
+    let mut grown = 0;
+    loop {
+        match mem::alloc(&mut batch[..size]) {
+            Ok(count) => {
+                for &phys in &batch[..count] {
+                    let ipa = mem::map(phys, bind::READ | bind::WRITE)?;
+                    write_pattern(phys, ipa);
+                    each(phys, ipa);
+                    grown += 1;
+                }
+            }
+            Err(refusal @ (Error::QuotaExhausted | Error::OutOfMemory)) => {
+                if size == 1 {
+                    return Ok((grown, refusal));
+                }
+                size /= 2;
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}

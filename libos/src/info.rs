@@ -40,6 +40,21 @@ impl Info {
         self.header.timer_frequency
     }
 
+    /// Frames guaranteed to this partition (boot memory included); never revoked.
+    pub fn guaranteed_frames(&self) -> u64 {
+        self.header.guaranteed_frames
+    }
+
+    /// Frames it may hold beyond the guarantee (borrowed, revocable).
+    pub fn borrow_limit_frames(&self) -> u64 {
+        self.header.borrow_limit_frames
+    }
+
+    /// Number of partitions in the system.
+    pub fn partition_count(&self) -> u32 {
+        self.header.partition_count
+    }
+
     /// The ABI version the kernel wrote the page for.
     pub fn abi_version(&self) -> Version {
         Version::from_register(u64::from(self.header.abi_version))
@@ -144,6 +159,9 @@ mod tests {
             partition_id: 2,
             name: Name::new("hello").unwrap(),
             timer_frequency: 62_500_000,
+            guaranteed_frames: 512,
+            borrow_limit_frames: 1024,
+            partition_count: 3,
         };
         let mut writer = InfoWriter::new(page, &header);
         for b in bindings {
@@ -157,7 +175,10 @@ mod tests {
         let info = info(&[]);
         assert_eq!((info.partition_id(), info.name()), (2, "hello"));
         assert_eq!(info.timer_frequency(), 62_500_000);
-        assert_eq!(info.abi_version(), Version { major: 1, minor: 0 });
+        assert_eq!(info.abi_version(), Version { major: 1, minor: 1 });
+        assert_eq!(info.guaranteed_frames(), 512);
+        assert_eq!(info.borrow_limit_frames(), 1024);
+        assert_eq!(info.partition_count(), 3);
         assert!(!info.bindings_truncated());
     }
 

@@ -25,6 +25,10 @@
 //! [`DEFAULT_RAM_BASE`](exo_abi::package::DEFAULT_RAM_BASE) with one page-aligned segment per
 //! set of stage-2 rights. All `unsafe` code lives in the `arch` module; the rest is safe,
 //! portable and tested on the host.
+//!
+//! Beyond that, the library OS manages memory the exokernel way ([`mem`]): it allocates
+//! frames, binds them where it likes, answers revocation requests with a pluggable policy
+//! through upcalls ([`upcall`]) and can serve as the program's global allocator.
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -33,15 +37,19 @@ mod arch;
 pub mod console;
 pub mod hypercall;
 pub mod info;
+pub mod mem;
 pub mod memory;
 pub mod probe;
 mod runtime;
+pub mod time;
+pub mod upcall;
 
 use core::fmt;
 
 pub use exo_abi as abi;
 pub use exo_abi::{Error, Ipa, PhysAddr};
 pub use info::Info;
+pub use spin;
 
 /// Exit status of a program stopped by an exception taken to EL1.
 pub const EXIT_STATUS_EXCEPTION: u64 = 102;

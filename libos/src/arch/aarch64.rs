@@ -108,9 +108,20 @@ extern "C" fn exception(slot: u64) -> ! {
 
 /// Issues `HVC #0` with `function` in `w0` and `args` in `x1`.., returning `x0` (SMCCC 1.1).
 pub(crate) fn hvc(function: u32, args: [u64; 6]) -> u64 {
+    hvc4(function, args)[0]
+}
+
+/// Issues `HVC #0` like [`hvc`] and returns `x0`..`x3`, for calls with several results.
+pub(crate) fn hvc4(function: u32, args: [u64; 6]) -> [u64; 4] {
     let mut all = [0; 17];
     all[..6].copy_from_slice(&args);
-    smccc::hvc64(function, all)[0]
+    let results = smccc::hvc64(function, all);
+    [results[0], results[1], results[2], results[3]]
+}
+
+/// The IPA of a buffer of words the kernel is to fill (identity: the stage-1 MMU is off).
+pub(crate) fn ipa_of_words(words: &mut [u64]) -> Ipa {
+    Ipa::new(words.as_mut_ptr() as u64)
 }
 
 /// The IPA of a byte buffer in our own memory (identity: the stage-1 MMU is off).
@@ -142,6 +153,130 @@ pub(crate) fn read_u64(ipa: Ipa) -> u64 {
     // out memory `probe` accepts), and any bit pattern is a valid `u64`. With the MMU off the
     // address is the IPA. A load from an unbound IPA is stopped by stage 2 and never returns.
     unsafe { core::ptr::read_volatile(ipa.raw() as *const u64) }
+}
+
+/// Writes `value` to the `u64` at `ipa` with a single volatile store.
+///
+/// Same contract as [`read_u64`]: the caller (`crate::probe`) has checked that `ipa` is
+/// aligned, not null and outside every Rust object of this program. A store to an unbound
+/// IPA stops the partition, or is reflected as a fault upcall if one is registered.
+pub(crate) fn write_u64(ipa: Ipa, value: u64) {
+    debug_assert!(ipa.raw() != 0 && ipa.raw().is_multiple_of(8));
+    debug_assert!(!overlaps_image(ipa, ipa.add(8)));
+    // SAFETY: as for `read_u64`: non-null, aligned, outside the image, the free memory handed
+    // out by `crate::memory` and the heap window (checked by `crate::probe`), so no Rust
+    // object lives there and the store cannot break Rust's aliasing rules. With the MMU off
+    // the address is the IPA; stage 2 decides whether the store completes.
+    unsafe { core::ptr::write_volatile(ipa.raw() as *mut u64, value) }
+}
+
+/// Copies pages the kernel shares read-only (the revocation page, the repossession vector)
+/// into `out`, one volatile `u64` load at a time: the kernel rewrites them between our runs,
+/// so no Rust reference may cover them. `false` (nothing copied) unless `ipa` is page aligned
+/// and `[ipa, ipa + out.len())` lies in the kernel's IPA window.
+pub(crate) fn copy_kernel_pages(ipa: Ipa, out: &mut [u8]) -> bool {
+    use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
+    let end = ipa.checked_add(out.len() as u64);
+    if !ipa.is_page_aligned()
+        || ipa < KERNEL_WINDOW_START
+        || end.is_none_or(|end| end > KERNEL_WINDOW_END)
+    {
+        return false;
+    }
+    for (index, chunk) in out.chunks_mut(8).enumerate() {
+        let address = ipa.raw() + index as u64 * 8;
+        // SAFETY: the address is 8-byte aligned, non-null, inside the kernel's IPA window
+        // (checked above), where the kernel binds its shared pages read-only for the life of
+        // the partition; no Rust object lives there (the window is below the image), and any
+        // bit pattern is a valid `u64`.
+        let word = unsafe { core::ptr::read_volatile(address as *const u64) };
+        chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
+    }
+    true
+}
+
+/// The system counter (`CNTVCT_EL0`, Arm ARM D19.12.22): readable at EL1 whatever the
+/// kernel sets in `CNTHCTL_EL2`.
+pub(crate) fn ticks() -> u64 {
+    use aarch64_cpu::registers::CNTVCT_EL0;
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    CNTVCT_EL0.get()
+}
+
+/// The system counter's frequency in Hz (`CNTFRQ_EL0`, Arm ARM D19.12.16).
+pub(crate) fn tick_frequency() -> u64 {
+    use aarch64_cpu::registers::CNTFRQ_EL0;
+    CNTFRQ_EL0.get()
+}
+
+// The upcall entry (ABI `exo_abi::call::upcall`). The kernel enters here at EL1h with DAIF
+// masked, x0 = reason, x1..x3 = values and every other register as the interrupted code left
+// it; it restores them all on `EXO_UPCALL_RETURN`. The stub:
+//
+// 1. Keeps the interrupted SP in x9 and switches to the upcall stack (linker script): only
+//    one upcall runs at a time, so one stack suffices, and the interrupted code may have
+//    been deep in its own stack.
+// 2. Saves the interrupted SP on the upcall stack and calls the Rust dispatcher with the
+//    reason and values in x0..x3 (AAPCS64); it returns the `skip` flag in x0.
+// 3. Puts the interrupted SP back (whether or not the kernel restores SP_EL1) and issues
+//    `EXO_UPCALL_RETURN(skip)` (0xC600_0019), which does not return.
+global_asm!(
+    r#"
+    .section .text.upcall, "ax"
+    .balign 4
+    .global exo_libos_upcall_entry
+    .type exo_libos_upcall_entry, %function
+exo_libos_upcall_entry:
+    mov     x9, sp
+    adrp    x10, __upcall_stack_top
+    add     x10, x10, :lo12:__upcall_stack_top
+    mov     sp, x10
+    str     x9, [sp, #-16]!
+    mov     x29, xzr
+    mov     x30, xzr
+    bl      {dispatch}
+    ldr     x9, [sp], #16
+    mov     sp, x9
+    mov     x1, x0
+    movz    x0, #0x0019
+    movk    x0, #0xC600, lsl #16
+    hvc     #0
+5:  wfe
+    b       5b
+    .size exo_libos_upcall_entry, . - exo_libos_upcall_entry
+    "#,
+    dispatch = sym upcall,
+);
+
+/// Rust entry from the upcall stub, on the upcall stack.
+extern "C" fn upcall(reason: u64, first: u64, second: u64, third: u64) -> u64 {
+    crate::upcall::dispatch(reason, [first, second, third])
+}
+
+/// The IPA of the upcall entry stub, for `EXO_SET_UPCALL`.
+pub(crate) fn upcall_entry() -> Ipa {
+    unsafe extern "C" {
+        static exo_libos_upcall_entry: u8;
+    }
+    Ipa::new(&raw const exo_libos_upcall_entry as u64)
+}
+
+// SAFETY: `allocate` hands out disjoint ranges of heap-window memory that the library OS
+// bound read-write for itself and never hands to anything else (the revocation policies skip
+// pinned heap frames, and `crate::probe` refuses the heap window), aligned as asked; a block
+// is only reused after `dealloc` returned it. With the MMU off an IPA is the address.
+unsafe impl core::alloc::GlobalAlloc for crate::mem::heap::Allocator {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        match crate::mem::heap::allocate(layout.size(), layout.align()) {
+            Some(ipa) => core::ptr::with_exposed_provenance_mut(ipa.raw() as usize),
+            None => core::ptr::null_mut(),
+        }
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: core::alloc::Layout) {
+        let ipa = Ipa::new(pointer.expose_provenance() as u64);
+        crate::mem::heap::deallocate(ipa, layout.size(), layout.align());
+    }
 }
 
 /// The read-only info page at `ipa`, or `None` if `ipa` is null or not page aligned.

@@ -9,6 +9,41 @@ pub(crate) fn hvc(_function: u32, _args: [u64; 6]) -> u64 {
     Error::NotSupported.to_register()
 }
 
+/// Issues a hypercall with several results: on the host, always `NOT_SUPPORTED`.
+pub(crate) fn hvc4(_function: u32, _args: [u64; 6]) -> [u64; 4] {
+    [Error::NotSupported.to_register(), 0, 0, 0]
+}
+
+/// The IPA of a word buffer: on the host, its address.
+pub(crate) fn ipa_of_words(words: &mut [u64]) -> Ipa {
+    Ipa::new(words.as_mut_ptr() as u64)
+}
+
+/// Writing an arbitrary address is not something the host fake does.
+pub(crate) fn write_u64(_ipa: Ipa, _value: u64) {
+    unimplemented!("probing memory needs the real machine")
+}
+
+/// The host has no kernel pages.
+pub(crate) fn copy_kernel_pages(_ipa: Ipa, _out: &mut [u8]) -> bool {
+    false
+}
+
+/// A counter that never moves.
+pub(crate) fn ticks() -> u64 {
+    0
+}
+
+/// A made-up counter frequency.
+pub(crate) fn tick_frequency() -> u64 {
+    1_000_000
+}
+
+/// The host has no upcall entry.
+pub(crate) fn upcall_entry() -> Ipa {
+    Ipa::new(0)
+}
+
 /// The IPA of a byte of our memory: on the host, its address.
 pub(crate) fn ipa_of(bytes: &[u8]) -> Ipa {
     Ipa::new(bytes.as_ptr() as u64)

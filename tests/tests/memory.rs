@@ -1,0 +1,122 @@
+//! Memory scenarios: exposed allocation, visible revocation, the abort protocol, grants,
+//! demand paging and a hostile partition. Each boots a `tests/configs/mem-*.toml` system in
+//! a fresh QEMU and checks both what the kernel reports (`exo: revocation ...`,
+//! `exo: self-check ...`, partition results) and what the guests verified themselves.
+
+use exo_system_tests::{Booted, RevocationOutcome, boot, test_config};
+
+/// Boots `tests/configs/<name>` and checks the kernel shut down cleanly.
+fn boot_memory(name: &str) -> Booted {
+    let booted = boot(&test_config(name));
+    booted.check(booted.outcome.panic.is_none(), "the kernel panicked");
+    booted.check(booted.outcome.powered_off, "no power-off line");
+    booted
+}
+
+/// A cooperative borrower gives back exactly what the claimant needs, before the deadline.
+#[test]
+fn a_cooperative_borrower_meets_the_revocation_request() {
+    let booted = boot_memory("mem-cooperative.toml");
+    booted.assert_success();
+    booted.assert_ok("borrower");
+    booted.assert_ok("claimant");
+    let revocation = booted.assert_revocation("borrower", RevocationOutcome::Met);
+    booted.check(
+        revocation.released > 0 && revocation.repossessed == 0,
+        &format!("met by releasing, nothing repossessed: {revocation:?}"),
+    );
+    booted.check(
+        booted
+            .revocations_of("borrower")
+            .iter()
+            .all(|r| r.outcome == RevocationOutcome::Met),
+        "every request of the borrower was met",
+    );
+    booted.assert_partition_printed("borrower", "complied with");
+    booted.assert_partition_printed("claimant", "all zero");
+}
+
+/// A borrower that gives back half is aborted; the kernel takes the rest and says which.
+#[test]
+fn a_partial_answer_is_completed_by_the_abort_protocol() {
+    let booted = boot_memory("mem-partial.toml");
+    booted.assert_ok("partial");
+    booted.assert_ok("claimant");
+    let revocation = booted.assert_revocation("partial", RevocationOutcome::Aborted);
+    booted.check(
+        revocation.released > 0 && revocation.repossessed > 0,
+        &format!("released some and repossessed the rest: {revocation:?}"),
+    );
+    booted.check(
+        revocation.released + revocation.repossessed >= revocation.asked,
+        &format!("all that was asked came back: {revocation:?}"),
+    );
+    booted.assert_partition_printed("partial", "abort took the rest");
+    booted.assert_partition_printed("claimant", "all zero");
+}
+
+/// A hoarder that gives nothing back loses exactly the frames asked for, is told which, and
+/// finds their IPAs unbound.
+#[test]
+fn a_hoarder_is_aborted_and_told_exactly_what_it_lost() {
+    let booted = boot_memory("mem-abort.toml");
+    booted.assert_ok("hoarder");
+    booted.assert_ok("claimant");
+    let revocation = booted.assert_revocation("hoarder", RevocationOutcome::Aborted);
+    booted.check(
+        revocation.released == 0 && revocation.repossessed == revocation.asked,
+        &format!("the kernel took all it asked for: {revocation:?}"),
+    );
+    booted.assert_partition_printed("hoarder", "repossession verified");
+    booted.assert_partition_printed("claimant", "all zero");
+}
+
+/// Aborted more often than its `max_aborts`, a partition is terminated; the claimant still
+/// gets its memory both times.
+#[test]
+fn repeated_aborts_terminate_the_partition() {
+    let booted = boot_memory("mem-terminate.toml");
+    booted.assert_failed_with("stubborn", "terminated");
+    booted.assert_ok("claimant-twice");
+    let aborted = booted
+        .revocations_of("stubborn")
+        .iter()
+        .filter(|r| r.outcome == RevocationOutcome::Aborted)
+        .count();
+    booted.check(aborted >= 2, &format!("two aborts, got {aborted}"));
+    booted.assert_partition_printed("claimant-twice", "claimed 511 frames again");
+}
+
+/// A read-only grant can be bound read-only only; withdrawing it breaks the binding and is
+/// reported in the grantee's repossession vector.
+#[test]
+fn a_withdrawn_grant_faults_and_is_reported() {
+    let booted = boot_memory("mem-share.toml");
+    booted.assert_success();
+    booted.assert_ok("sharer");
+    booted.assert_ok("reader");
+    booted.assert_partition_printed("reader", "message: hello from sharer");
+    booted.assert_partition_printed("reader", "grant revoked and reported");
+    booted.assert_partition_printed("sharer", "grant revoked");
+}
+
+/// Faults on unbound IPAs are reflected to the library OS, which pages memory in.
+#[test]
+fn the_library_os_pages_on_demand() {
+    let booted = boot_memory("mem-paging.toml");
+    booted.assert_success();
+    booted.assert_ok("pager");
+    booted.assert_partition_printed("pager", "paged in 64 pages on demand");
+}
+
+/// 100 000 random hypercalls and accesses break no kernel invariant and no neighbour's data.
+#[test]
+fn a_hostile_partition_breaks_nothing() {
+    let booted = boot_memory("mem-hostile.toml");
+    booted.assert_success();
+    booted.assert_ok("hostile");
+    booted.assert_ok("keeper");
+    booted.assert_self_check_ok();
+    booted.assert_partition_printed("hostile", "kernel self-check passed");
+    booted.assert_partition_printed("keeper", "data intact");
+}
