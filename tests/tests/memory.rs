@@ -120,3 +120,20 @@ fn a_hostile_partition_breaks_nothing() {
     booted.assert_partition_printed("hostile", "kernel self-check passed");
     booted.assert_partition_printed("keeper", "data intact");
 }
+
+/// The demo `scripts/run guests/configs/revocation-demo.toml`: one claim is shared between
+/// a borrower that complies and a hoarder that does not, so one run shows both outcomes.
+#[test]
+fn the_revocation_demo_shows_cooperation_and_abort() {
+    let booted =
+        boot(&exo_system_tests::workspace_root().join("guests/configs/revocation-demo.toml"));
+    booted.assert_success();
+    let met = booted.assert_revocation("borrower", RevocationOutcome::Met);
+    let aborted = booted.assert_revocation("hoarder", RevocationOutcome::Aborted);
+    booted.check(
+        met.released == met.asked && aborted.repossessed == aborted.asked,
+        &format!("borrower gave all it was asked, the kernel took all the hoarder owed: {met:?} {aborted:?}"),
+    );
+    booted.assert_partition_printed("hoarder", "repossession verified");
+    booted.assert_partition_printed("claimant", "all zero");
+}
