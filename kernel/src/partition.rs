@@ -177,6 +177,27 @@ pub struct Upcalls {
     pub repossession: Option<u64>,
 }
 
+/// Frames reserved at load for one partition's stage-2 tables, kept as a list threaded
+/// through the spare frames' first word. Binding never takes a table frame from the free
+/// pool, so it neither competes with claimants for free frames nor lets a partition spend
+/// more kernel memory than its budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TablePool {
+    /// First spare frame.
+    pub head: Option<exo_abi::PhysAddr>,
+    /// Spare frames.
+    pub spare: u64,
+    /// Frames holding tables now.
+    pub in_use: u64,
+}
+
+impl TablePool {
+    /// Frames reserved in all.
+    pub fn reserved(&self) -> u64 {
+        self.spare + self.in_use
+    }
+}
+
 /// The frames holding a partition's kernel pages (kernel-owned, bound read-only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelPages {
@@ -238,10 +259,8 @@ pub struct Partition<F: DescriptorFormat> {
     pub pending_alloc: Option<PendingAlloc>,
     /// Upcall state.
     pub upcalls: Upcalls,
-    /// Stage-2 table frames in use.
-    pub table_frames: u64,
-    /// Most stage-2 table frames it may use.
-    pub table_budget: u64,
+    /// Kernel frames set aside at load for its stage-2 tables.
+    pub table_pool: TablePool,
 }
 
 impl<F: DescriptorFormat> Partition<F> {

@@ -45,9 +45,8 @@ impl Pl011 {
     pub const unsafe fn new(base: u64) -> Self {
         // SAFETY: the caller guarantees `base` is a mapped PL011 register block that lives
         // for the whole run of the kernel.
-        Self {
-            registers: unsafe { &*(base as *const Registers) },
-        }
+        let registers = unsafe { &*(base as *const Registers) };
+        Self { registers }
     }
 
     /// Sends one byte, waiting while the transmit FIFO is full.

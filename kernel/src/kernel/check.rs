@@ -108,12 +108,11 @@ impl<P: Platform> Kernel<'_, P> {
             let Some(stage2) = p.stage2.as_ref() else {
                 continue;
             };
-            let mut used = 0;
+            let mut pool = crate::partition::TablePool::default();
             let tables = super::Tables {
                 platform,
                 frames,
-                used: &mut used,
-                budget: 0,
+                pool: &mut pool,
             };
             stage2.for_each_mapping(&tables, |m| {
                 if result.is_err() {

@@ -130,7 +130,8 @@ impl<'a, P: Platform> Kernel<'a, P> {
         if held + 1 > terms.guaranteed + terms.borrow_limit {
             return Err(Error::QuotaExhausted);
         }
-        if held + 1 > terms.guaranteed && self.unreserved_free() == 0 {
+        if self.unreserved_free() == 0 {
+            // Every free frame is promised to a partition blocked in EXO_FRAME_ALLOC.
             return Err(Error::OutOfMemory);
         }
         self.frames
@@ -231,12 +232,11 @@ impl<'a, P: Platform> Kernel<'a, P> {
         let (frame, _) = self.unmap(id, ipa).map_err(|e| e.to_abi())?;
         if self.bound.get(frame) == Some(ipa) {
             self.bound.clear(frame);
-        } else if let Owner::Partition(me) = self.owner_of(id) {
-            if let Some(slot) = self.grants.find(frame, me) {
-                if let Some(g) = self.grants.get_mut(slot) {
-                    g.bound_at = None;
-                }
-            }
+        } else if let Owner::Partition(me) = self.owner_of(id)
+            && let Some(slot) = self.grants.find(frame, me)
+            && let Some(g) = self.grants.get_mut(slot)
+        {
+            g.bound_at = None;
         }
         Ok(frame)
     }
@@ -339,13 +339,13 @@ impl<'a, P: Platform> Kernel<'a, P> {
             return;
         };
         let grantee = usize::from(grant.grantee.index());
-        if let Some(ipa) = grant.bound_at {
-            if let Err(e) = self.unmap(grantee, ipa) {
-                log::error!(
-                    "granted frame {} not mapped at {ipa} in its grantee: {e:?}",
-                    grant.frame
-                );
-            }
+        if let Some(ipa) = grant.bound_at
+            && let Err(e) = self.unmap(grantee, ipa)
+        {
+            log::error!(
+                "granted frame {} not mapped at {ipa} in its grantee: {e:?}",
+                grant.frame
+            );
         }
         self.report_repossession(grantee, grant.frame, grant.bound_at, reason, 0);
     }

@@ -11,6 +11,9 @@ mod memory;
 mod revocation;
 mod upcall;
 
+#[cfg(test)]
+mod tests;
+
 use crate::console::Writer;
 use crate::mem::binding_index::BindingIndex;
 use crate::mem::frame_table::{FrameError, FrameTable, Owner, PartitionId};
@@ -19,7 +22,7 @@ use crate::mem::stage2::{
     Attributes, DescriptorFormat, Geometry, Stage2, Stage2Error, TableMemory, TlbMaintenance, Vmid,
 };
 use crate::partition::{
-    Access, FaultKind, KernelPages, MemoryTerms, Outcome, Partition, State, Upcalls,
+    Access, FaultKind, KernelPages, MemoryTerms, Outcome, Partition, State, TablePool, Upcalls,
 };
 use crate::vcpu::VcpuRegs;
 use exo_abi::call::*;
@@ -59,34 +62,53 @@ pub trait Platform {
     fn initial_pstate(&self) -> u64;
 }
 
-/// Stage-2 table memory backed by kernel-owned frames from the frame table, charged to a
-/// partition's table budget.
+/// Stage-2 table memory: frames from the partition's table pool.
 struct Tables<'k, 'a, P> {
     platform: &'k mut P,
     frames: &'k mut FrameTable<'a>,
-    used: &'k mut u64,
-    budget: u64,
+    pool: &'k mut TablePool,
+}
+
+impl<P: Platform> Tables<'_, '_, P> {
+    /// Adds a kernel-owned frame to the pool.
+    fn donate(&mut self, frame: PhysAddr) {
+        let next = self.pool.head.map_or(0, PhysAddr::raw);
+        self.platform.zero_frame(frame);
+        self.platform.write_u64(frame, next);
+        self.pool.head = Some(frame);
+        self.pool.spare += 1;
+    }
+
+    /// Takes a spare frame out of the pool, zeroed.
+    fn take(&mut self) -> Option<PhysAddr> {
+        let frame = self.pool.head?;
+        let next = self.platform.read_u64(frame);
+        self.pool.head = (next != 0).then_some(PhysAddr::new(next));
+        self.pool.spare -= 1;
+        self.platform.zero_frame(frame);
+        Some(frame)
+    }
+
+    /// Returns every spare frame to the frame table.
+    fn drain(&mut self) {
+        while let Some(frame) = self.take() {
+            if let Err(e) = self.frames.free(frame, Owner::Kernel) {
+                log::error!("table pool frame {frame} could not be freed: {e:?}");
+            }
+        }
+    }
 }
 
 impl<P: Platform> TableMemory for Tables<'_, '_, P> {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
-        if *self.used >= self.budget {
-            return None;
-        }
-        let frame = self.frames.alloc(Owner::Kernel).ok()?;
-        self.platform.zero_frame(frame);
-        *self.used += 1;
+        let frame = self.take()?;
+        self.pool.in_use += 1;
         Some(frame)
     }
 
     fn free_table(&mut self, table: PhysAddr) {
-        self.platform.zero_frame(table);
-        *self.used = self.used.saturating_sub(1);
-        // A table frame the kernel allocated is kernel-owned; anything else is a kernel bug
-        // that must not hand the frame on.
-        if let Err(e) = self.frames.free(table, Owner::Kernel) {
-            log::error!("stage-2 table frame {table} could not be freed: {e:?}");
-        }
+        self.pool.in_use = self.pool.in_use.saturating_sub(1);
+        self.donate(table);
     }
 
     fn read(&self, table: PhysAddr, index: usize) -> u64 {
@@ -153,8 +175,9 @@ pub struct Stage2Abort {
     pub kind: FaultKind,
 }
 
-/// Table frames every partition may use beyond those its memory needs.
-const BASE_TABLE_BUDGET: u64 = 16;
+/// Table frames every partition gets beyond those its memory needs: room for sparse
+/// bindings (each new 2 MiB region of IPA space costs a table).
+const BASE_TABLE_BUDGET: u64 = 32;
 
 /// The kernel state.
 pub struct Kernel<'a, P: Platform> {
@@ -244,18 +267,14 @@ impl<'a, P: Platform> Kernel<'a, P> {
         } = self;
         let partition = partitions.get_mut(id)?.as_mut()?;
         let Partition {
-            stage2,
-            table_frames,
-            table_budget,
-            ..
+            stage2, table_pool, ..
         } = partition;
         let stage2 = stage2.as_mut()?;
         let mut tlb = platform.tlb();
         let mut tables = Tables {
             platform,
             frames,
-            used: table_frames,
-            budget: *table_budget,
+            pool: table_pool,
         };
         Some(f(stage2, &mut tables, &mut tlb))
     }
@@ -319,13 +338,16 @@ impl<'a, P: Platform> Kernel<'a, P> {
             return Err(LoadError::OutOfMemory { partition: index });
         }
         let vmid = Vmid(index as u16 + 1);
-        let mut table_frames = 0;
+        let mut table_pool = TablePool::default();
         let mut tables = Tables {
             platform: &mut self.platform,
             frames: &mut self.frames,
-            used: &mut table_frames,
-            budget: table_budget,
+            pool: &mut table_pool,
         };
+        for _ in 0..table_budget {
+            let frame = tables.frames.alloc(Owner::Kernel)?;
+            tables.donate(frame);
+        }
         let mut stage2 = Stage2::<P::Format>::new(&mut tables, vmid, Geometry::default())?;
 
         let header = InfoHeader {
@@ -456,8 +478,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             revocation: None,
             pending_alloc: None,
             upcalls: Upcalls::default(),
-            table_frames,
-            table_budget,
+            table_pool,
         })
     }
 
@@ -693,16 +714,14 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 partitions,
                 ..
             } = self;
-            let mut used = 0;
-            let mut tables = Tables {
-                platform,
-                frames,
-                used: &mut used,
-                budget: 0,
-            };
-            stage2.destroy(&mut tables, &mut tlb);
             if let Some(p) = partitions[id].as_mut() {
-                p.table_frames = 0;
+                let mut tables = Tables {
+                    platform,
+                    frames,
+                    pool: &mut p.table_pool,
+                };
+                stage2.destroy(&mut tables, &mut tlb);
+                tables.drain();
             }
         }
         for (_, frame) in pages.bindings() {

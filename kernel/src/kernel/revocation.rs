@@ -122,16 +122,16 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// Partition `id` gave back `frames` frames: they count toward its request.
     pub(super) fn frame_released(&mut self, id: usize, frames: u64) {
-        if let Some(p) = self.partition_mut(id) {
-            if let Some(r) = p.revocation.as_mut() {
-                r.released += frames;
-                r.owed = r.owed.saturating_sub(frames);
-                let r = *r;
-                if r.owed == 0 {
-                    self.resolve(id, RequestState::Met, 0);
-                } else {
-                    self.publish(id, &r, RequestState::Pending);
-                }
+        if let Some(p) = self.partition_mut(id)
+            && let Some(r) = p.revocation.as_mut()
+        {
+            r.released += frames;
+            r.owed = r.owed.saturating_sub(frames);
+            let r = *r;
+            if r.owed == 0 {
+                self.resolve(id, RequestState::Met, 0);
+            } else {
+                self.publish(id, &r, RequestState::Pending);
             }
         }
         self.complete_blocked();
@@ -324,7 +324,9 @@ impl<P: Platform> Kernel<'_, P> {
         }
     }
 
-    /// Gives blocked claimants their frames once enough are free, first come first served.
+    /// Gives blocked claimants their frames once enough are free, in partition order; then
+    /// makes sure what they still lack is being asked for. (Frames can be freed and then
+    /// owed no more, e.g. when a request is met while someone else took frames by name.)
     pub(super) fn complete_blocked(&mut self) {
         for id in 0..self.count {
             let Some(p) = self.partition(id) else {
@@ -340,11 +342,51 @@ impl<P: Platform> Kernel<'_, P> {
                 Ok(()) => [pending.count, 0, 0, 0],
                 Err(e) => [e.to_register(), 0, 0, 0],
             };
-            if let Some(p) = self.partition_mut(id) {
-                p.pending_alloc = None;
-                p.state = State::Runnable;
-                p.regs.set_results(result);
+            self.wake(id, result);
+        }
+        let waiting: u64 = self.blocked().map(|(_, count)| count).sum();
+        let coming = self.frames.count(Owner::Free) as u64
+            + self
+                .partitions
+                .iter()
+                .flatten()
+                .filter_map(|p| p.revocation)
+                .map(|r| r.owed)
+                .sum::<u64>();
+        if waiting > coming {
+            let Some((first, _)) = self.blocked().next() else {
+                return;
+            };
+            if !self.request_revocations(first, waiting - coming) {
+                // Nobody holds anything revocable: the frames will not come. Refuse the
+                // claims that free memory cannot cover rather than block them forever.
+                let free = self.frames.count(Owner::Free) as u64;
+                let starved: [Option<usize>; exo_abi::package::MAX_PARTITIONS] =
+                    core::array::from_fn(|id| {
+                        self.partition(id)
+                            .and_then(|p| p.pending_alloc.filter(|a| a.count > free).map(|_| id))
+                    });
+                for id in starved.into_iter().flatten() {
+                    self.wake(id, [exo_abi::Error::OutOfMemory.to_register(), 0, 0, 0]);
+                }
             }
+        }
+    }
+
+    /// Blocked claimants and how many frames each waits for.
+    fn blocked(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.partitions.iter().enumerate().filter_map(|(id, p)| {
+            let p = p.as_ref()?;
+            (p.state == State::Blocked).then_some((id, p.pending_alloc?.count))
+        })
+    }
+
+    /// Ends partition `id`'s wait in `EXO_FRAME_ALLOC` with `result` in x0..x3.
+    fn wake(&mut self, id: usize, result: [u64; 4]) {
+        if let Some(p) = self.partition_mut(id) {
+            p.pending_alloc = None;
+            p.state = State::Runnable;
+            p.regs.set_results(result);
         }
     }
 }

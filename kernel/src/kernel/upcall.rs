@@ -16,7 +16,7 @@ impl<P: Platform> Kernel<'_, P> {
         if flags & !UPCALL_FLAG_FAULTS != 0 {
             return Err(Error::InvalidParameter);
         }
-        if entry.raw() >= IPA_LIMIT || entry.raw() % 4 != 0 {
+        if entry.raw() >= IPA_LIMIT || !entry.raw().is_multiple_of(4) {
             return Err(Error::IpaOutOfRange);
         }
         let p = self.partition_mut(id).ok_or(Error::UnknownPartition)?;

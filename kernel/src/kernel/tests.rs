@@ -1,0 +1,1958 @@
+//! Host tests of the portable kernel core against a fake machine: scenario tests of the
+//! memory calls, revocation, the abort protocol, grants and upcalls, and a property test
+//! that drives three partitions with random (often hostile) hypercalls and checks the
+//! kernel's invariants after every step.
+
+use super::*;
+use crate::arch::fake::FakeFormat;
+use crate::mem::grants::Grant;
+use crate::mem::stage2::Mapping;
+use exo_abi::call::{UPCALL_FLAG_FAULTS, bind, upcall};
+use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
+use exo_abi::package::DEFAULT_RAM_BASE;
+use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode};
+use exo_abi::revocation::{
+    Reason, Repossession, RequestReader, RequestState, VECTOR_SIZE, VectorReader,
+};
+use exo_abi::{Name, PAGE_SIZE};
+use std::boxed::Box;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::vec;
+use std::vec::Vec;
+
+// ---------------------------------------------------------------------------------------
+// The fake machine.
+
+/// Physical address of the fake RAM.
+const RAM_BASE: u64 = 0x4000_0000;
+/// Frames the kernel reserves for "its image" at the start of RAM.
+const KERNEL_IMAGE_FRAMES: usize = 4;
+/// Where a partition finds a writable page for `EXO_FRAME_ALLOC` (boot RAM).
+const BUFFER: u64 = 0x4000_8000;
+/// A second writable page.
+const BUFFER2: u64 = 0x4000_9000;
+/// Partition boot RAM: 16 pages at `DEFAULT_RAM_BASE`.
+const BOOT_PAGES: u64 = 16;
+/// Where tests bind frames they allocate.
+const HEAP: u64 = 0x8000_0000;
+
+/// One recorded TLB maintenance operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TlbEvent {
+    Ipa(Vmid, Ipa),
+    Vmid(Vmid),
+}
+
+/// A TLB that records what it was asked to invalidate.
+struct RecordingTlb {
+    log: Rc<RefCell<Vec<TlbEvent>>>,
+}
+
+impl TlbMaintenance for RecordingTlb {
+    fn invalidate_ipa(&mut self, vmid: Vmid, ipa: Ipa) {
+        self.log.borrow_mut().push(TlbEvent::Ipa(vmid, ipa));
+    }
+
+    fn invalidate_vmid(&mut self, vmid: Vmid) {
+        self.log.borrow_mut().push(TlbEvent::Vmid(vmid));
+    }
+}
+
+/// A fake machine: a small RAM, a recording TLB, a console buffer and a settable clock.
+struct FakePlatform {
+    ram: Vec<u8>,
+    tlb: Rc<RefCell<Vec<TlbEvent>>>,
+    console: Vec<u8>,
+    now: Rc<Cell<u64>>,
+}
+
+impl FakePlatform {
+    fn new(frames: usize) -> Self {
+        Self {
+            ram: vec![0; frames * PAGE_SIZE as usize],
+            tlb: Rc::default(),
+            console: Vec::new(),
+            now: Rc::default(),
+        }
+    }
+
+    /// Byte offset of `pa` in the fake RAM; the kernel touching anything else is a bug.
+    fn offset(&self, pa: PhysAddr, len: usize) -> usize {
+        let offset = pa
+            .raw()
+            .checked_sub(RAM_BASE)
+            .unwrap_or_else(|| panic!("kernel touched non-RAM {pa}")) as usize;
+        assert!(
+            offset + len <= self.ram.len(),
+            "kernel touched non-RAM {pa}+{len}"
+        );
+        offset
+    }
+
+    fn frame(&self, frame: PhysAddr) -> &[u8] {
+        let at = self.offset(frame, PAGE_SIZE as usize);
+        &self.ram[at..at + PAGE_SIZE as usize]
+    }
+
+    fn frame_mut(&mut self, frame: PhysAddr) -> &mut [u8] {
+        let at = self.offset(frame, PAGE_SIZE as usize);
+        &mut self.ram[at..at + PAGE_SIZE as usize]
+    }
+}
+
+impl Platform for FakePlatform {
+    type Format = FakeFormat;
+    type Tlb = RecordingTlb;
+
+    fn read_u64(&self, pa: PhysAddr) -> u64 {
+        let at = self.offset(pa, 8);
+        u64::from_le_bytes(self.ram[at..at + 8].try_into().unwrap())
+    }
+
+    fn write_u64(&mut self, pa: PhysAddr, value: u64) {
+        let at = self.offset(pa, 8);
+        self.ram[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    }
+
+    fn zero_frame(&mut self, frame: PhysAddr) {
+        assert!(frame.is_page_aligned(), "zero_frame({frame}) unaligned");
+        self.frame_mut(frame).fill(0);
+    }
+
+    fn copy_to_phys(&mut self, pa: PhysAddr, bytes: &[u8]) {
+        assert!(
+            pa.page_offset() + bytes.len() as u64 <= PAGE_SIZE,
+            "copy_to_phys crosses a frame"
+        );
+        let at = self.offset(pa, bytes.len());
+        self.ram[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    fn copy_from_phys(&self, pa: PhysAddr, buffer: &mut [u8]) {
+        assert!(
+            pa.page_offset() + buffer.len() as u64 <= PAGE_SIZE,
+            "copy_from_phys crosses a frame"
+        );
+        let at = self.offset(pa, buffer.len());
+        buffer.copy_from_slice(&self.ram[at..at + buffer.len()]);
+    }
+
+    fn tlb(&self) -> RecordingTlb {
+        RecordingTlb {
+            log: self.tlb.clone(),
+        }
+    }
+
+    fn console_write(&mut self, _who: Writer<'_>, bytes: &[u8]) {
+        self.console.extend_from_slice(bytes);
+    }
+
+    fn timer_frequency(&self) -> u64 {
+        1_000_000
+    }
+
+    fn now(&self) -> u64 {
+        self.now.get()
+    }
+
+    fn initial_pstate(&self) -> u64 {
+        0x3c5
+    }
+}
+
+type K = Kernel<'static, FakePlatform>;
+
+// ---------------------------------------------------------------------------------------
+// Building kernels and making calls.
+
+/// A partition of a test system.
+#[derive(Clone, Copy, Debug)]
+struct Config {
+    name: &'static str,
+    /// Boot RAM in pages.
+    memory: u64,
+    /// Guarantee in frames.
+    guarantee: u64,
+    /// Borrow limit in frames.
+    borrow: u64,
+    deadline_us: u64,
+    max_aborts: u32,
+}
+
+impl Config {
+    fn new(name: &'static str, guarantee: u64, borrow: u64) -> Self {
+        Self {
+            name,
+            memory: BOOT_PAGES,
+            guarantee,
+            borrow,
+            deadline_us: 1000,
+            max_aborts: 1,
+        }
+    }
+}
+
+/// A kernel over `frames` frames of fake RAM with the given partitions loaded.
+fn build(frames: usize, configs: &[Config]) -> K {
+    let specs: Vec<PartitionSpec> = configs
+        .iter()
+        .map(|c| PartitionSpec {
+            name: Name::new(c.name).unwrap(),
+            memory_bytes: c.memory * PAGE_SIZE,
+            entry: DEFAULT_RAM_BASE,
+            ram_base: DEFAULT_RAM_BASE,
+            segments: vec![SegmentSpec {
+                ipa: DEFAULT_RAM_BASE,
+                // nop; b .
+                data: vec![0x1f, 0x20, 0x03, 0xd5, 0x00, 0x00, 0x00, 0x14],
+                mem_size: PAGE_SIZE,
+                rights: info::rights::READ | info::rights::EXECUTE,
+            }],
+            guaranteed_bytes: c.guarantee * PAGE_SIZE,
+            borrow_bytes: c.borrow * PAGE_SIZE,
+            revocation_deadline_us: c.deadline_us,
+            max_aborts: c.max_aborts,
+        })
+        .collect();
+    let bytes = encode(&specs);
+    let package = Package::parse(&bytes).unwrap();
+    let storage: &'static mut [u16] = Box::leak(vec![0u16; frames].into_boxed_slice());
+    let bindings: &'static mut [u64] = Box::leak(vec![0u64; frames].into_boxed_slice());
+    let mut table = FrameTable::new(PhysAddr::new(RAM_BASE), storage);
+    table
+        .reserve(
+            PhysAddr::new(RAM_BASE),
+            PhysAddr::new(RAM_BASE + KERNEL_IMAGE_FRAMES as u64 * PAGE_SIZE),
+            Owner::Kernel,
+        )
+        .unwrap();
+    let mut kernel = Kernel::new(FakePlatform::new(frames), table, bindings);
+    kernel.load(&package).unwrap();
+    assert_eq!(kernel.partition_count(), configs.len());
+    kernel.self_check().unwrap();
+    kernel
+}
+
+/// Makes partition `p` the running one and issues a hypercall as the trap path would:
+/// the registers hold the call, the results are read back from the saved `x0..x3`.
+fn call(k: &mut K, p: usize, function: u32, args: &[u64]) -> ([u64; 4], Step) {
+    let mut full = [0u64; 7];
+    full[..args.len()].copy_from_slice(args);
+    k.current = p;
+    {
+        let regs = k.regs_mut(p).unwrap();
+        regs.x[0] = u64::from(function);
+        regs.x[1..=args.len()].copy_from_slice(args);
+    }
+    let step = k.hypercall(function, full);
+    let regs = k.regs_mut(p).unwrap();
+    ([regs.x[0], regs.x[1], regs.x[2], regs.x[3]], step)
+}
+
+/// `x0` of a call, decoded.
+fn result(k: &mut K, p: usize, function: u32, args: &[u64]) -> Result<u64, Error> {
+    Error::from_register(call(k, p, function, args).0[0])
+}
+
+fn err(e: Error) -> Result<u64, Error> {
+    Err(e)
+}
+
+fn held(k: &K, p: usize) -> usize {
+    k.frames.count(Owner::Partition(k.partition(p).unwrap().id))
+}
+
+fn owner_of(k: &K, p: usize) -> Owner {
+    Owner::Partition(k.partition(p).unwrap().id)
+}
+
+fn free(k: &K) -> usize {
+    k.frames.count(Owner::Free)
+}
+
+fn state(k: &K, p: usize) -> State {
+    k.partition(p).unwrap().state
+}
+
+/// Reads `n` little-endian words of partition `p`'s memory at `ipa` through its stage 2.
+fn read_words(k: &mut K, p: usize, ipa: u64, n: usize) -> Vec<u64> {
+    (0..n)
+        .map(|i| {
+            let at = Ipa::new(ipa + i as u64 * 8);
+            let (pa, _) = k.translate(p, at).expect("buffer bound");
+            k.platform.read_u64(pa)
+        })
+        .collect()
+}
+
+/// Allocates `count` frames for `p` through the buffer page; returns their addresses.
+fn alloc(k: &mut K, p: usize, count: u64) -> Vec<PhysAddr> {
+    assert_eq!(
+        result(k, p, EXO_FRAME_ALLOC, &[count, BUFFER]),
+        Ok(count),
+        "alloc {count} for {p}"
+    );
+    read_words(k, p, BUFFER, count as usize)
+        .into_iter()
+        .map(PhysAddr::new)
+        .collect()
+}
+
+fn rw() -> u64 {
+    bind::READ | bind::WRITE
+}
+
+/// A free frame (not the kernel's).
+fn some_free(k: &K) -> PhysAddr {
+    k.frames.owned_by(Owner::Free).next().unwrap()
+}
+
+fn is_zero(k: &K, frame: PhysAddr) -> bool {
+    k.platform.frame(frame).iter().all(|&b| b == 0)
+}
+
+fn junk(k: &mut K, frame: PhysAddr) {
+    k.platform.frame_mut(frame).fill(0xA5);
+}
+
+/// Partition `p`'s revocation page.
+fn revocation_page(k: &K, p: usize) -> exo_abi::revocation::Request {
+    let frame = k.partition(p).unwrap().kernel_pages.revocation;
+    RequestReader::new(k.platform.frame(frame))
+        .expect("revocation page magic")
+        .request()
+}
+
+/// Every entry ever appended to partition `p`'s repossession vector (still in the ring).
+fn vector(k: &K, p: usize) -> Vec<Repossession> {
+    let pages = k.partition(p).unwrap().kernel_pages.vector;
+    let mut bytes = vec![0u8; VECTOR_SIZE];
+    for (i, frame) in pages.iter().enumerate() {
+        let at = i * PAGE_SIZE as usize;
+        bytes[at..at + PAGE_SIZE as usize].copy_from_slice(k.platform.frame(*frame));
+    }
+    let reader = VectorReader::new(&bytes).expect("vector magic");
+    reader.since(0).collect()
+}
+
+/// Every stage-2 mapping of partition `p` (empty once it is torn down).
+fn mappings(k: &mut K, p: usize) -> Vec<Mapping> {
+    let mut out = Vec::new();
+    k.with_stage2(p, |stage2, tables, _| {
+        stage2.for_each_mapping(tables, |m| out.push(m))
+    });
+    out
+}
+
+/// Everything an erroring call must leave untouched.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    owners: Vec<Option<Owner>>,
+    bound: Vec<Option<Ipa>>,
+    grants: Vec<(usize, Grant)>,
+    partitions: Vec<PartitionSnapshot>,
+}
+
+#[derive(Debug, PartialEq)]
+struct PartitionSnapshot {
+    state: State,
+    regs: crate::vcpu::VcpuRegs,
+    revocation: Option<crate::partition::Revocation>,
+    pending: Option<crate::partition::PendingAlloc>,
+    upcalls: Upcalls,
+    aborts: u32,
+    last_sequence: u64,
+    table_frames: u64,
+    mappings: Vec<Mapping>,
+    kernel_pages: Vec<Vec<u8>>,
+}
+
+/// The state of the kernel, with the result registers of `caller` blanked.
+fn snapshot(k: &mut K, caller: usize) -> Snapshot {
+    let frames: Vec<PhysAddr> = (0..k.frames.frame_count())
+        .map(|i| PhysAddr::new(RAM_BASE + i as u64 * PAGE_SIZE))
+        .collect();
+    let owners = frames.iter().map(|&f| k.frames.owner(f)).collect();
+    let bound = frames.iter().map(|&f| k.bound.get(f)).collect();
+    let grants = k.grants.iter().map(|(s, g)| (s, *g)).collect();
+    let mut partitions = Vec::new();
+    for id in 0..k.count {
+        let maps = mappings(k, id);
+        let p = k.partition(id).unwrap();
+        let mut regs = p.regs;
+        if id == caller {
+            regs.x[..4].fill(0);
+        }
+        let kernel_pages = p
+            .kernel_pages
+            .bindings()
+            .skip(1)
+            .map(|(_, f)| k.platform.frame(f).to_vec())
+            .collect();
+        partitions.push(PartitionSnapshot {
+            state: p.state,
+            regs,
+            revocation: p.revocation,
+            pending: p.pending_alloc,
+            upcalls: p.upcalls,
+            aborts: p.aborts,
+            last_sequence: p.last_sequence,
+            table_frames: p.table_pool.in_use,
+            mappings: maps,
+            kernel_pages,
+        });
+    }
+    Snapshot {
+        owners,
+        bound,
+        grants,
+        partitions,
+    }
+}
+
+/// Asserts that a call fails with `expected` and changes nothing.
+fn refused(k: &mut K, p: usize, function: u32, args: &[u64], expected: Error) {
+    let before = snapshot(k, p);
+    let got = result(k, p, function, args);
+    assert_eq!(got, Err(expected), "call {function:#x} {args:#x?}");
+    let after = snapshot(k, p);
+    assert!(
+        before == after,
+        "refused call {function:#x} {args:#x?} changed the state"
+    );
+    k.self_check().unwrap();
+}
+
+fn two() -> K {
+    build(256, &[Config::new("a", 32, 400), Config::new("b", 64, 0)])
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario tests.
+
+#[test]
+fn loads_partitions_with_kernel_pages() {
+    let mut k = two();
+    for p in 0..2 {
+        assert_eq!(held(&k, p), BOOT_PAGES as usize);
+        assert_eq!(state(&k, p), State::Runnable);
+        let (pa, attrs) = k.translate(p, Ipa::new(0x4000_0000)).unwrap();
+        assert_eq!(&k.platform.frame(pa)[..4], &[0x1f, 0x20, 0x03, 0xd5]);
+        assert!(attrs.execute && !attrs.write);
+        let (_, attrs) = k.translate(p, Ipa::new(BUFFER)).unwrap();
+        assert!(attrs.write);
+        let (_, attrs) = k.translate(p, info::REVOCATION_PAGE_IPA).unwrap();
+        assert!(attrs.read && !attrs.write);
+        assert_eq!(revocation_page(&k, p).state, RequestState::Idle);
+        assert!(vector(&k, p).is_empty());
+        assert_eq!(k.regs_mut(p).unwrap().pc, 0x4000_0000);
+    }
+    assert_eq!(
+        result(&mut k, 0, EXO_MEM_INFO, &[]),
+        Ok(BOOT_PAGES),
+        "MEM_INFO x0 = held"
+    );
+    assert_eq!(result(&mut k, 1, EXO_SELF_CHECK, &[]), Ok(256));
+}
+
+#[test]
+fn alloc_bind_unbind_free_round_trip() {
+    let mut k = two();
+    let free_before = free(&k);
+    let frames = alloc(&mut k, 0, 3);
+    assert_eq!(held(&k, 0), BOOT_PAGES as usize + 3);
+    assert_eq!(free(&k), free_before - 3);
+    let distinct: BTreeSet<_> = frames.iter().collect();
+    assert_eq!(distinct.len(), 3);
+    for (i, &f) in frames.iter().enumerate() {
+        assert_eq!(k.frames.owner(f), Some(owner_of(&k, 0)));
+        assert!(is_zero(&k, f));
+        let ipa = HEAP + i as u64 * PAGE_SIZE;
+        assert_eq!(result(&mut k, 0, EXO_BIND, &[f.raw(), ipa, rw()]), Ok(0));
+        let (pa, attrs) = k.translate(0, Ipa::new(ipa + 8)).unwrap();
+        assert_eq!(pa, f.add(8));
+        assert!(attrs.read && attrs.write && !attrs.execute);
+        assert_eq!(k.bound.get(f), Some(Ipa::new(ipa)));
+    }
+    k.self_check().unwrap();
+    let vmid = k.partition(0).unwrap().vmid;
+    for (i, &f) in frames.iter().enumerate() {
+        let ipa = HEAP + i as u64 * PAGE_SIZE;
+        junk(&mut k, f);
+        k.platform.tlb.borrow_mut().clear();
+        assert_eq!(result(&mut k, 0, EXO_UNBIND, &[ipa]), Ok(f.raw()));
+        assert_eq!(
+            *k.platform.tlb.borrow(),
+            vec![TlbEvent::Ipa(vmid, Ipa::new(ipa))],
+            "unbind invalidates exactly that IPA"
+        );
+        assert_eq!(k.translate(0, Ipa::new(ipa)), None);
+        assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[f.raw()]), Ok(0));
+        assert_eq!(k.frames.owner(f), Some(Owner::Free));
+        assert!(is_zero(&k, f), "freed frames are scrubbed");
+    }
+    assert_eq!(held(&k, 0), BOOT_PAGES as usize);
+    // Tables come from the partition's own pool: free memory is untouched by binding.
+    assert_eq!(free(&k), free_before);
+    // A frame by name.
+    let f = some_free(&k);
+    assert_eq!(
+        result(&mut k, 1, EXO_FRAME_ALLOC_AT, &[f.raw()]),
+        Ok(f.raw())
+    );
+    assert_eq!(k.frames.owner(f), Some(owner_of(&k, 1)));
+    refused(&mut k, 1, EXO_FRAME_ALLOC_AT, &[f.raw()], Error::Busy);
+    refused(
+        &mut k,
+        0,
+        EXO_FRAME_ALLOC_AT,
+        &[f.raw()],
+        Error::OtherPartition,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_FRAME_ALLOC_AT,
+        &[f.raw() + 1],
+        Error::Unaligned,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_FRAME_ALLOC_AT,
+        &[RAM_BASE],
+        Error::KernelMemory,
+    );
+    refused(&mut k, 0, EXO_FRAME_ALLOC_AT, &[0x1000], Error::NotRam);
+    k.self_check().unwrap();
+}
+
+#[test]
+fn bind_errors_change_nothing() {
+    let mut k = build(
+        256,
+        &[
+            Config::new("a", 32, 400),
+            Config::new("b", 64, 0),
+            Config::new("c", BOOT_PAGES, 0),
+        ],
+    );
+    let f = alloc(&mut k, 0, 1)[0];
+    let b_frame = k.translate(1, Ipa::new(BUFFER)).unwrap().0;
+    let table_frame = k.frames.owned_by(Owner::Kernel).last().unwrap();
+    let a_frees = some_free(&k);
+    let end = k.frames.end().raw();
+    let bind_at = |pa: PhysAddr, ipa: u64, attrs: u64| [pa.raw(), ipa, attrs];
+    let cases: Vec<([u64; 3], Error)> = vec![
+        (bind_at(f.add(8), HEAP, rw()), Error::Unaligned),
+        (bind_at(f, HEAP + 8, rw()), Error::Unaligned),
+        (bind_at(f, 0x3FFF_0000, rw()), Error::IpaOutOfRange),
+        (bind_at(f, 0x3FFF_F000, bind::READ), Error::IpaOutOfRange),
+        (bind_at(f, 1 << 39, rw()), Error::IpaOutOfRange),
+        (bind_at(f, !0xFFF, rw()), Error::IpaOutOfRange),
+        (bind_at(f, 0x4000_1000, rw()), Error::Overlap),
+        (bind_at(b_frame, HEAP, rw()), Error::OtherPartition),
+        (
+            bind_at(PhysAddr::new(RAM_BASE), HEAP, rw()),
+            Error::KernelMemory,
+        ),
+        (bind_at(table_frame, HEAP, bind::READ), Error::KernelMemory),
+        (bind_at(a_frees, HEAP, rw()), Error::NotOwner),
+        (
+            bind_at(PhysAddr::new(0x1000_0000), HEAP, rw()),
+            Error::NotRam,
+        ),
+        (bind_at(PhysAddr::new(end), HEAP, rw()), Error::NotRam),
+        (bind_at(f, HEAP, 0), Error::InvalidParameter),
+        (bind_at(f, HEAP, 16 | bind::READ), Error::InvalidParameter),
+        (
+            bind_at(f, HEAP, bind::DEVICE | bind::READ),
+            Error::InvalidParameter,
+        ),
+    ];
+    for (args, expected) in cases {
+        refused(&mut k, 0, EXO_BIND, &args, expected);
+    }
+    assert_eq!(result(&mut k, 0, EXO_BIND, &[f.raw(), HEAP, rw()]), Ok(0));
+    refused(
+        &mut k,
+        0,
+        EXO_BIND,
+        &[f.raw(), HEAP + PAGE_SIZE, rw()],
+        Error::Busy,
+    );
+    refused(&mut k, 0, EXO_FRAME_FREE, &[f.raw()], Error::Busy);
+    // The bind took free frames for tables.
+    let a_frees = some_free(&k);
+    refused(
+        &mut k,
+        0,
+        EXO_FRAME_FREE,
+        &[b_frame.raw()],
+        Error::OtherPartition,
+    );
+    refused(&mut k, 0, EXO_FRAME_FREE, &[a_frees.raw()], Error::NotOwner);
+    refused(&mut k, 0, EXO_FRAME_FREE, &[RAM_BASE], Error::KernelMemory);
+    refused(&mut k, 0, EXO_FRAME_FREE, &[f.raw() + 8], Error::Unaligned);
+    refused(&mut k, 0, EXO_FRAME_FREE, &[0], Error::NotRam);
+    refused(
+        &mut k,
+        0,
+        EXO_UNBIND,
+        &[HEAP + PAGE_SIZE],
+        Error::BadAddress,
+    );
+    refused(&mut k, 0, EXO_UNBIND, &[HEAP + 1], Error::Unaligned);
+    refused(
+        &mut k,
+        0,
+        EXO_UNBIND,
+        &[info::INFO_PAGE_IPA.raw()],
+        Error::IpaOutOfRange,
+    );
+    refused(&mut k, 0, EXO_UNBIND, &[1 << 39], Error::IpaOutOfRange);
+    // Quota: c holds exactly its guarantee and may not borrow.
+    refused(
+        &mut k,
+        2,
+        EXO_FRAME_ALLOC,
+        &[1, BUFFER],
+        Error::QuotaExhausted,
+    );
+    refused(
+        &mut k,
+        2,
+        EXO_FRAME_ALLOC_AT,
+        &[a_frees.raw()],
+        Error::QuotaExhausted,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_FRAME_ALLOC,
+        &[0, BUFFER],
+        Error::InvalidParameter,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_FRAME_ALLOC,
+        &[513, BUFFER],
+        Error::InvalidParameter,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_FRAME_ALLOC,
+        &[420, BUFFER],
+        Error::QuotaExhausted,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_FRAME_ALLOC,
+        &[1, 0x4000_0000],
+        Error::BadAddress,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_FRAME_ALLOC,
+        &[2, 0x4000_FFF8],
+        Error::BadAddress,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_FRAME_ALLOC,
+        &[1, u64::MAX - 3],
+        Error::BadAddress,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_FRAME_ALLOC,
+        &[1, info::INFO_PAGE_IPA.raw()],
+        Error::BadAddress,
+    );
+    refused(&mut k, 0, 0xC600_00FF, &[], Error::NotSupported);
+    refused(&mut k, 0, 0x1234, &[], Error::NotSupported);
+    k.self_check().unwrap();
+}
+
+/// A borrows every free frame (binding `bound` of them first); B then claims `claim`.
+fn exhaust_and_claim(k: &mut K, bound: u64, claim: u64) -> (Vec<PhysAddr>, Vec<PhysAddr>) {
+    let first = alloc(k, 0, bound);
+    for (i, f) in first.iter().enumerate() {
+        let ipa = HEAP + i as u64 * PAGE_SIZE;
+        assert_eq!(result(k, 0, EXO_BIND, &[f.raw(), ipa, rw()]), Ok(0));
+    }
+    let rest = free(k) as u64;
+    let unbound = alloc(k, 0, rest);
+    assert_eq!(free(k), 0);
+    assert_eq!(
+        result(k, 0, EXO_FRAME_ALLOC, &[1, BUFFER]),
+        err(Error::OutOfMemory),
+        "borrowing from nothing"
+    );
+    let (_, step) = call(k, 1, EXO_FRAME_ALLOC, &[claim, BUFFER]);
+    assert_ne!(step, Step::Resume, "the claimant blocks");
+    assert_eq!(state(k, 1), State::Blocked);
+    k.self_check().unwrap();
+    (first, unbound)
+}
+
+#[test]
+fn cooperative_revocation() {
+    let mut k = two();
+    assert_eq!(result(&mut k, 0, EXO_SET_UPCALL, &[0x4000_0800, 0]), Ok(0));
+    let (bound, unbound) = exhaust_and_claim(&mut k, 4, 10);
+    let request = revocation_page(&k, 0);
+    assert_eq!(request.state, RequestState::Pending);
+    assert_eq!(request.frames_owed, 10);
+    assert_eq!(request.frames_requested, 10);
+    assert_eq!(request.sequence, 1);
+    assert_eq!(request.deadline, request.issued_at + 1000);
+    assert_eq!(result(&mut k, 0, EXO_REVOKE_ACK, &[]), Ok(10));
+    // The upcall is delivered when A next runs.
+    k.current = 0;
+    k.before_resume();
+    let regs = *k.regs_mut(0).unwrap();
+    assert_eq!(regs.pc, 0x4000_0800);
+    assert_eq!(regs.x[0], upcall::REVOCATION);
+    assert_eq!(regs.x[1], 1);
+    // A gives back its four bound frames and six unbound ones, dirty.
+    let mut given = Vec::new();
+    for (i, &f) in bound.iter().enumerate() {
+        junk(&mut k, f);
+        assert_eq!(
+            result(&mut k, 0, EXO_UNBIND, &[HEAP + i as u64 * PAGE_SIZE]),
+            Ok(f.raw())
+        );
+    }
+    for &f in bound.iter().chain(&unbound[..6]) {
+        junk(&mut k, f);
+        assert_eq!(state(&k, 1), State::Blocked);
+        assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[f.raw()]), Ok(0));
+        given.push(f);
+        k.self_check().unwrap();
+    }
+    assert_eq!(state(&k, 1), State::Runnable);
+    assert_eq!(
+        k.regs_mut(1).unwrap().x[0],
+        10,
+        "B's call returns the count"
+    );
+    let got: BTreeSet<PhysAddr> = read_words(&mut k, 1, BUFFER, 10)
+        .into_iter()
+        .map(PhysAddr::new)
+        .collect();
+    assert_eq!(got, given.iter().copied().collect());
+    for &f in &given {
+        assert_eq!(k.frames.owner(f), Some(owner_of(&k, 1)));
+        assert!(is_zero(&k, f), "revoked frames reach B scrubbed");
+    }
+    let request = revocation_page(&k, 0);
+    assert_eq!(request.state, RequestState::Met);
+    assert_eq!(request.frames_owed, 0);
+    assert_eq!(result(&mut k, 0, EXO_REVOKE_ACK, &[]), Ok(0));
+    assert!(vector(&k, 0).is_empty(), "nothing was taken by force");
+    assert_eq!(k.partition(0).unwrap().aborts, 0);
+    k.self_check().unwrap();
+}
+
+fn abort_scenario(max_aborts: u32) -> (K, Vec<PhysAddr>) {
+    let mut a = Config::new("a", 32, 400);
+    a.max_aborts = max_aborts;
+    let mut k = build(256, &[a, Config::new("b", 64, 0)]);
+    // A binds (nearly) everything it borrows, so the abort has to break bindings.
+    let spare = free(&k) as u64; // tables come from A's own pool
+    let bound = alloc(&mut k, 0, spare);
+    for (i, f) in bound.iter().enumerate() {
+        let ipa = HEAP + i as u64 * PAGE_SIZE;
+        assert_eq!(result(&mut k, 0, EXO_BIND, &[f.raw(), ipa, rw()]), Ok(0));
+    }
+    assert_eq!(free(&k), 0);
+    let (_, step) = call(&mut k, 1, EXO_FRAME_ALLOC, &[10, BUFFER]);
+    assert_ne!(step, Step::Resume);
+    assert_eq!(state(&k, 1), State::Blocked);
+    (k, bound)
+}
+
+#[test]
+fn abort_takes_what_is_owed() {
+    let (mut k, bound) = abort_scenario(1);
+    // Before the deadline nothing happens.
+    k.platform.now.set(999);
+    assert_eq!(result(&mut k, 0, EXO_MEM_INFO, &[]).map(|_| ()), Ok(()));
+    assert_eq!(state(&k, 1), State::Blocked);
+    let vmid = k.partition(0).unwrap().vmid;
+    k.platform.tlb.borrow_mut().clear();
+    k.platform.now.set(1000);
+    let a_before = held(&k, 0);
+    assert!(result(&mut k, 0, EXO_MEM_INFO, &[]).is_ok());
+    assert_eq!(held(&k, 0), a_before - 10);
+    let entries = vector(&k, 0);
+    assert_eq!(entries.len(), 10);
+    let tlb = k.platform.tlb.borrow().clone();
+    for (e, (i, &f)) in entries.iter().zip(bound.iter().enumerate()) {
+        // Unbound frames first: there are none; then the lowest frames bound outside boot
+        // RAM, in address order. `bound` came from one allocation, in address order.
+        let ipa = Ipa::new(HEAP + i as u64 * PAGE_SIZE);
+        assert_eq!(e.phys, f);
+        assert_eq!(e.ipa, Some(ipa));
+        assert_eq!(e.reason, Reason::Aborted);
+        assert_eq!(e.sequence, 1);
+        assert_eq!(k.translate(0, ipa), None, "A's binding is gone");
+        assert!(tlb.contains(&TlbEvent::Ipa(vmid, ipa)), "TLB invalidated");
+        assert_eq!(k.frames.owner(f), Some(owner_of(&k, 1)));
+    }
+    assert_eq!(state(&k, 1), State::Runnable);
+    assert_eq!(k.regs_mut(1).unwrap().x[0], 10);
+    let got: BTreeSet<u64> = read_words(&mut k, 1, BUFFER, 10).into_iter().collect();
+    let taken: BTreeSet<u64> = entries.iter().map(|e| e.phys.raw()).collect();
+    assert_eq!(got, taken);
+    let request = revocation_page(&k, 0);
+    assert_eq!(request.state, RequestState::Aborted);
+    assert_eq!(k.partition(0).unwrap().aborts, 1);
+    assert_eq!(state(&k, 0), State::Runnable, "one abort is allowed");
+    assert!(k.partition(0).unwrap().upcalls.repossession.is_some());
+    k.self_check().unwrap();
+}
+
+#[test]
+fn abort_beyond_the_limit_terminates() {
+    let (mut k, _) = abort_scenario(0);
+    k.platform.now.set(5000);
+    let (_, step) = call(&mut k, 0, EXO_MEM_INFO, &[]);
+    assert_eq!(step, Step::Switch(1));
+    assert_eq!(
+        state(&k, 0),
+        State::Finished(Outcome::Terminated { aborts: 1 })
+    );
+    assert_eq!(held(&k, 0), 0);
+    assert!(k.partition(0).unwrap().stage2.is_none());
+    assert_eq!(state(&k, 1), State::Runnable);
+    assert_eq!(k.regs_mut(1).unwrap().x[0], 10);
+    let vmid = k.partition(0).unwrap().vmid;
+    assert!(k.platform.tlb.borrow().contains(&TlbEvent::Vmid(vmid)));
+    assert_eq!(
+        k.frames.count(Owner::Kernel),
+        KERNEL_IMAGE_FRAMES + 6 + k.partition(1).unwrap().table_pool.reserved() as usize,
+        "A's kernel pages and tables are back in the pool"
+    );
+    k.self_check().unwrap();
+}
+
+#[test]
+fn nobody_left_to_comply_aborts_at_once() {
+    let (mut k, _) = abort_scenario(1);
+    // A exits: its frames are reclaimed and B completes.
+    let (_, step) = call(&mut k, 0, EXO_EXIT, &[0]);
+    assert_eq!(step, Step::Switch(1));
+    assert_eq!(state(&k, 1), State::Runnable);
+    assert_eq!(k.regs_mut(1).unwrap().x[0], 10);
+    assert_eq!(held(&k, 0), 0);
+    k.self_check().unwrap();
+}
+
+#[test]
+fn grants() {
+    let mut k = two();
+    let f = alloc(&mut k, 0, 1)[0];
+    refused(
+        &mut k,
+        0,
+        EXO_GRANT,
+        &[f.raw(), 0, bind::READ],
+        Error::UnknownPartition,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_GRANT,
+        &[f.raw(), 7, bind::READ],
+        Error::UnknownPartition,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_GRANT,
+        &[f.raw(), 1, bind::WRITE],
+        Error::InvalidParameter,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_GRANT,
+        &[f.raw(), 1, 0],
+        Error::InvalidParameter,
+    );
+    refused(
+        &mut k,
+        1,
+        EXO_GRANT,
+        &[f.raw(), 0, bind::READ],
+        Error::OtherPartition,
+    );
+    refused(
+        &mut k,
+        1,
+        EXO_BIND,
+        &[f.raw(), HEAP, bind::READ],
+        Error::OtherPartition,
+    );
+    assert_eq!(
+        result(&mut k, 0, EXO_GRANT, &[f.raw(), 1, bind::READ]),
+        Ok(0)
+    );
+    refused(&mut k, 0, EXO_GRANT, &[f.raw(), 1, bind::READ], Error::Busy);
+    assert_eq!(
+        call(&mut k, 1, EXO_GRANT_QUERY, &[0]).0[..3],
+        [f.raw(), 0, bind::READ]
+    );
+    refused(&mut k, 1, EXO_GRANT_QUERY, &[1], Error::BadAddress);
+    refused(&mut k, 1, EXO_BIND, &[f.raw(), HEAP, rw()], Error::Denied);
+    refused(
+        &mut k,
+        1,
+        EXO_BIND,
+        &[f.raw(), HEAP, bind::READ | bind::EXECUTE],
+        Error::Denied,
+    );
+    assert_eq!(
+        result(&mut k, 1, EXO_BIND, &[f.raw(), HEAP, bind::READ]),
+        Ok(0)
+    );
+    let (pa, attrs) = k.translate(1, Ipa::new(HEAP)).unwrap();
+    assert_eq!(pa, f);
+    assert!(attrs.read && !attrs.write);
+    refused(
+        &mut k,
+        1,
+        EXO_BIND,
+        &[f.raw(), HEAP + PAGE_SIZE, bind::READ],
+        Error::Busy,
+    );
+    refused(&mut k, 1, EXO_FRAME_FREE, &[f.raw()], Error::OtherPartition);
+    refused(
+        &mut k,
+        1,
+        EXO_GRANT,
+        &[f.raw(), 0, bind::READ],
+        Error::OtherPartition,
+    );
+    // The owner can bind it too.
+    assert_eq!(result(&mut k, 0, EXO_BIND, &[f.raw(), HEAP, rw()]), Ok(0));
+    k.self_check().unwrap();
+    assert_eq!(result(&mut k, 0, EXO_UNBIND, &[HEAP]), Ok(f.raw()));
+    // Freeing the frame ends the grant and B's binding.
+    let vmid_b = k.partition(1).unwrap().vmid;
+    k.platform.tlb.borrow_mut().clear();
+    assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[f.raw()]), Ok(0));
+    assert_eq!(k.translate(1, Ipa::new(HEAP)), None);
+    assert!(
+        k.platform
+            .tlb
+            .borrow()
+            .contains(&TlbEvent::Ipa(vmid_b, Ipa::new(HEAP)))
+    );
+    assert_eq!(
+        vector(&k, 1),
+        vec![Repossession {
+            phys: f,
+            ipa: Some(Ipa::new(HEAP)),
+            reason: Reason::OwnerLost,
+            sequence: 0
+        }]
+    );
+    assert_eq!(k.grants.iter().count(), 0);
+    refused(&mut k, 1, EXO_GRANT_QUERY, &[0], Error::BadAddress);
+    k.self_check().unwrap();
+
+    // GRANT_REVOKE of a bound read-write grant.
+    let g = alloc(&mut k, 0, 1)[0];
+    assert_eq!(result(&mut k, 0, EXO_GRANT, &[g.raw(), 1, rw()]), Ok(0));
+    assert_eq!(result(&mut k, 1, EXO_BIND, &[g.raw(), HEAP, rw()]), Ok(0));
+    refused(
+        &mut k,
+        1,
+        EXO_GRANT_REVOKE,
+        &[g.raw(), 0],
+        Error::OtherPartition,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_GRANT_REVOKE,
+        &[g.raw(), 0],
+        Error::UnknownPartition,
+    );
+    assert_eq!(result(&mut k, 0, EXO_GRANT_REVOKE, &[g.raw(), 1]), Ok(0));
+    assert_eq!(k.translate(1, Ipa::new(HEAP)), None);
+    refused(
+        &mut k,
+        0,
+        EXO_GRANT_REVOKE,
+        &[g.raw(), 1],
+        Error::BadAddress,
+    );
+    let v = vector(&k, 1);
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[1].phys, g);
+    assert_eq!(v[1].ipa, Some(Ipa::new(HEAP)));
+    assert_eq!(v[1].reason, Reason::GrantRevoked);
+    assert_eq!(k.frames.owner(g), Some(owner_of(&k, 0)));
+    refused(
+        &mut k,
+        1,
+        EXO_BIND,
+        &[g.raw(), HEAP, bind::READ],
+        Error::OtherPartition,
+    );
+
+    // An unbound grant dies with the frame, reported without an IPA.
+    assert_eq!(
+        result(&mut k, 0, EXO_GRANT, &[g.raw(), 1, bind::READ]),
+        Ok(0)
+    );
+    assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[g.raw()]), Ok(0));
+    assert_eq!(k.grants.iter().count(), 0);
+    let v = vector(&k, 1);
+    assert_eq!(v.len(), 3);
+    assert_eq!(
+        (v[2].phys, v[2].ipa, v[2].reason),
+        (g, None, Reason::OwnerLost)
+    );
+    // And with the owner.
+    let h = alloc(&mut k, 0, 1)[0];
+    assert_eq!(result(&mut k, 0, EXO_GRANT, &[h.raw(), 1, rw()]), Ok(0));
+    assert_eq!(
+        result(&mut k, 1, EXO_BIND, &[h.raw(), HEAP, bind::READ]),
+        Ok(0)
+    );
+    call(&mut k, 0, EXO_EXIT, &[3]);
+    assert_eq!(state(&k, 0), State::Finished(Outcome::Exited(3)));
+    assert_eq!(k.translate(1, Ipa::new(HEAP)), None);
+    assert_eq!(k.grants.iter().count(), 0);
+    assert_eq!(vector(&k, 1).len(), 4);
+    // Finished partitions cannot be granted to.
+    let mine = alloc(&mut k, 1, 1)[0];
+    refused(
+        &mut k,
+        1,
+        EXO_GRANT,
+        &[mine.raw(), 0, bind::READ],
+        Error::UnknownPartition,
+    );
+    k.self_check().unwrap();
+}
+
+#[test]
+fn upcalls() {
+    let mut k = two();
+    refused(&mut k, 0, EXO_UPCALL_RETURN, &[0], Error::Denied);
+    refused(
+        &mut k,
+        0,
+        EXO_SET_UPCALL,
+        &[0x4000_0102, 0],
+        Error::IpaOutOfRange,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_SET_UPCALL,
+        &[1 << 39, 0],
+        Error::IpaOutOfRange,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_SET_UPCALL,
+        &[0x4000_0100, 2],
+        Error::InvalidParameter,
+    );
+    assert_eq!(
+        result(
+            &mut k,
+            0,
+            EXO_SET_UPCALL,
+            &[0x4000_0100, UPCALL_FLAG_FAULTS]
+        ),
+        Ok(0)
+    );
+    k.current = 0;
+    k.regs_mut(0).unwrap().pc = 0x4000_0040;
+    k.regs_mut(0).unwrap().x[7] = 77;
+    let before = *k.regs_mut(0).unwrap();
+    let abort = Stage2Abort {
+        ipa: Ipa::new(0x9000_0010),
+        access: Access::Write,
+        kind: FaultKind::Unbound,
+    };
+    assert_eq!(k.stage2_abort(abort), Step::Resume);
+    let regs = *k.regs_mut(0).unwrap();
+    assert_eq!(regs.pc, 0x4000_0100);
+    assert_eq!(regs.x[..3], [upcall::FAULT, 0x9000_0010, 1]);
+    // A second fault inside the upcall stops the partition... but first, return.
+    let (_, step) = call(&mut k, 0, EXO_UPCALL_RETURN, &[1]);
+    assert_eq!(step, Step::Resume);
+    let regs = *k.regs_mut(0).unwrap();
+    assert_eq!(regs.pc, 0x4000_0044);
+    assert_eq!(
+        regs.x, before.x,
+        "the interrupted context is restored whole"
+    );
+    refused(&mut k, 0, EXO_UPCALL_RETURN, &[1], Error::Denied);
+    // Retry without skipping.
+    assert_eq!(k.stage2_abort(abort), Step::Resume);
+    call(&mut k, 0, EXO_UPCALL_RETURN, &[0]);
+    assert_eq!(k.regs_mut(0).unwrap().pc, 0x4000_0044);
+    // A fault while in an upcall is fatal.
+    assert_eq!(k.stage2_abort(abort), Step::Resume);
+    assert_eq!(k.stage2_abort(abort), Step::Switch(1));
+    assert!(matches!(
+        state(&k, 0),
+        State::Finished(Outcome::Stage2Fault { .. })
+    ));
+    // Without the flag (B), a fault stops the partition; permission faults always do.
+    assert_eq!(result(&mut k, 1, EXO_SET_UPCALL, &[0x4000_0100, 0]), Ok(0));
+    k.current = 1;
+    assert_eq!(k.stage2_abort(abort), Step::PowerOff);
+    assert!(matches!(
+        state(&k, 1),
+        State::Finished(Outcome::Stage2Fault { .. })
+    ));
+    assert_eq!(k.frames.count(Owner::Free) + KERNEL_IMAGE_FRAMES, 256);
+    k.self_check().unwrap();
+}
+
+#[test]
+fn repossession_upcall_is_delivered_after_revocation() {
+    let mut k = two();
+    assert_eq!(result(&mut k, 1, EXO_SET_UPCALL, &[0x4000_0200, 0]), Ok(0));
+    let f = alloc(&mut k, 0, 1)[0];
+    assert_eq!(
+        result(&mut k, 0, EXO_GRANT, &[f.raw(), 1, bind::READ]),
+        Ok(0)
+    );
+    assert_eq!(
+        result(&mut k, 1, EXO_BIND, &[f.raw(), HEAP, bind::READ]),
+        Ok(0)
+    );
+    assert_eq!(result(&mut k, 0, EXO_GRANT_REVOKE, &[f.raw(), 1]), Ok(0));
+    k.current = 1;
+    k.before_resume();
+    let regs = *k.regs_mut(1).unwrap();
+    assert_eq!(regs.pc, 0x4000_0200);
+    assert_eq!(regs.x[..2], [upcall::REPOSSESSION, 1]);
+}
+
+/// A claimant blocked with its buffer in a granted frame loses that binding while it waits.
+/// Its call must either complete or fail without the kernel having given it frames.
+#[test]
+fn blocked_claimant_whose_buffer_disappears() {
+    let mut k = two();
+    // A lends B a frame, B binds it as its allocation buffer.
+    let g = alloc(&mut k, 0, 1)[0];
+    assert_eq!(result(&mut k, 0, EXO_GRANT, &[g.raw(), 1, rw()]), Ok(0));
+    assert_eq!(result(&mut k, 1, EXO_BIND, &[g.raw(), HEAP, rw()]), Ok(0));
+    let rest = free(&k) as u64;
+    alloc(&mut k, 0, rest);
+    let b_before = held(&k, 1);
+    let (_, step) = call(&mut k, 1, EXO_FRAME_ALLOC, &[5, HEAP]);
+    assert_ne!(step, Step::Resume);
+    assert_eq!(state(&k, 1), State::Blocked);
+    // A frees the granted frame (and so B's buffer), then gives back what is owed.
+    assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[g.raw()]), Ok(0));
+    let mine: Vec<PhysAddr> = k
+        .frames
+        .owned_by(owner_of(&k, 0))
+        .filter(|&f| k.bound.get(f).is_none())
+        .take(5)
+        .collect();
+    for f in mine {
+        let _ = result(&mut k, 0, EXO_FRAME_FREE, &[f.raw()]);
+    }
+    assert_eq!(state(&k, 1), State::Runnable);
+    let x0 = k.regs_mut(1).unwrap().x[0];
+    match Error::from_register(x0) {
+        Ok(n) => {
+            assert_eq!(n, 5);
+            assert_eq!(held(&k, 1), b_before + 5);
+        }
+        Err(e) => assert_eq!(
+            held(&k, 1),
+            b_before,
+            "EXO_FRAME_ALLOC failed with {e:?} but B was given frames it cannot name"
+        ),
+    }
+    k.self_check().unwrap();
+}
+
+/// Frames freed for a blocked claimant are reserved for it: another partition taking one
+/// by name must not leave the claimant waiting with no request outstanding.
+#[test]
+fn reserved_frames_are_not_taken_by_name() {
+    let mut k = build(
+        256,
+        &[
+            Config::new("a", 32, 400),
+            Config::new("b", 64, 0),
+            Config::new("c", 64, 0),
+        ],
+    );
+    let rest = free(&k) as u64;
+    let borrowed = alloc(&mut k, 0, rest);
+    call(&mut k, 1, EXO_FRAME_ALLOC, &[10, BUFFER]);
+    assert_eq!(state(&k, 1), State::Blocked);
+    for f in &borrowed[..9] {
+        assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[f.raw()]), Ok(0));
+    }
+    // C, within its guarantee, names one of the nine free frames promised to B.
+    let stolen = borrowed[0];
+    let got = result(&mut k, 2, EXO_FRAME_ALLOC_AT, &[stolen.raw()]);
+    assert_eq!(
+        result(&mut k, 0, EXO_FRAME_FREE, &[borrowed[9].raw()]),
+        Ok(0)
+    );
+    let outstanding = (0..3).any(|p| k.partition(p).unwrap().revocation.is_some());
+    assert!(
+        state(&k, 1) == State::Runnable || outstanding,
+        "ALLOC_AT returned {got:?}; B waits for 10 frames with {} free and nobody asked to \
+         return any",
+        free(&k)
+    );
+}
+
+/// Stage-2 tables for a new binding come from the free pool too.
+#[test]
+fn reserved_frames_are_not_taken_for_tables() {
+    let mut k = two();
+    let rest = free(&k) as u64;
+    let borrowed = alloc(&mut k, 0, rest);
+    call(&mut k, 1, EXO_FRAME_ALLOC, &[10, BUFFER]);
+    assert_eq!(state(&k, 1), State::Blocked);
+    for f in &borrowed[..9] {
+        assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[f.raw()]), Ok(0));
+    }
+    // A binds a frame it keeps: two table frames come out of the nine B is owed.
+    let kept = borrowed[20];
+    assert_eq!(
+        result(&mut k, 0, EXO_BIND, &[kept.raw(), HEAP, rw()]),
+        Ok(0)
+    );
+    assert_eq!(
+        result(&mut k, 0, EXO_FRAME_FREE, &[borrowed[9].raw()]),
+        Ok(0)
+    );
+    let outstanding = (0..2).any(|p| k.partition(p).unwrap().revocation.is_some());
+    assert!(
+        state(&k, 1) == State::Runnable || outstanding,
+        "B waits for 10 frames with {} free and nobody asked to return any",
+        free(&k)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The model test.
+
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Partitions of the model system. RAM is large enough for every guarantee plus every
+    /// kernel page and table the kernel may use, so a claim within a guarantee must never
+    /// fail for lack of memory.
+    fn configs() -> [Config; 3] {
+        [
+            Config {
+                name: "p0",
+                memory: BOOT_PAGES,
+                guarantee: 64,
+                borrow: 900,
+                deadline_us: 1000,
+                max_aborts: 2,
+            },
+            Config {
+                name: "p1",
+                memory: BOOT_PAGES,
+                guarantee: 300,
+                borrow: 0,
+                deadline_us: 500,
+                max_aborts: 0,
+            },
+            Config {
+                name: "p2",
+                memory: BOOT_PAGES,
+                guarantee: 200,
+                borrow: 400,
+                deadline_us: 5000,
+                max_aborts: 1,
+            },
+        ]
+    }
+
+    const FRAMES: usize = 1024;
+
+    /// A guest-controlled value: `kind` chooses between plausible and random, `raw` feeds
+    /// the choice.
+    #[derive(Clone, Copy, Debug)]
+    struct Pick {
+        kind: u8,
+        raw: u64,
+    }
+
+    fn pick() -> impl Strategy<Value = Pick> {
+        (any::<u8>(), prop_oneof![3 => 0u64..4096, 1 => any::<u64>()])
+            .prop_map(|(kind, raw)| Pick { kind, raw })
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    struct Op {
+        kind: u8,
+        partition: u8,
+        a: Pick,
+        b: Pick,
+        c: Pick,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        (any::<u8>(), 0u8..3, pick(), pick(), pick()).prop_map(|(kind, partition, a, b, c)| Op {
+            kind,
+            partition,
+            a,
+            b,
+            c,
+        })
+    }
+
+    /// What the test knows beyond the kernel's state.
+    struct World {
+        k: K,
+        /// Frames a partition wrote data into, with the writer.
+        dirty: BTreeMap<PhysAddr, usize>,
+        /// Partitions blocked in `EXO_FRAME_ALLOC`: frames held then, buffer, count.
+        blocked: [Option<(usize, u64, u64)>; 3],
+        /// Issues found by checks that are reported rather than asserted.
+        log: Vec<String>,
+    }
+
+    std::thread_local! {
+        /// What the model test exercised, for `EXO_MODEL_STATS=1 ... --nocapture`.
+        static STATS: RefCell<BTreeMap<String, usize>> = RefCell::default();
+    }
+
+    fn count(what: String) {
+        STATS.with(|s| *s.borrow_mut().entry(what).or_default() += 1);
+    }
+
+    fn frame_at(k: &K, index: u64) -> PhysAddr {
+        PhysAddr::new(RAM_BASE + (index % k.frames.frame_count() as u64) * PAGE_SIZE)
+    }
+
+    fn nth<T: Copy>(items: &[T], raw: u64) -> Option<T> {
+        (!items.is_empty()).then(|| items[(raw % items.len() as u64) as usize])
+    }
+
+    /// Frames granted to partition `p`.
+    fn granted_to(k: &K, p: usize) -> Vec<(PhysAddr, Option<Ipa>)> {
+        k.grants
+            .iter()
+            .filter(|(_, g)| usize::from(g.grantee.index()) == p)
+            .map(|(_, g)| (g.frame, g.bound_at))
+            .collect()
+    }
+
+    fn resolve_pa(k: &K, p: usize, v: Pick) -> u64 {
+        let mine: Vec<PhysAddr> = k.frames.owned_by(owner_of(k, p)).collect();
+        let unbound: Vec<PhysAddr> = mine
+            .iter()
+            .copied()
+            .filter(|&f| k.bound.get(f).is_none())
+            .collect();
+        let fallback = frame_at(k, v.raw).raw();
+        match v.kind % 10 {
+            0 | 1 => nth(&unbound, v.raw).map_or(fallback, PhysAddr::raw),
+            2 | 3 => nth(&mine, v.raw).map_or(fallback, PhysAddr::raw),
+            4 => nth(&granted_to(k, p), v.raw).map_or(fallback, |g| g.0.raw()),
+            5 => k
+                .frames
+                .owned_by(Owner::Free)
+                .next()
+                .map_or(fallback, PhysAddr::raw),
+            6 => fallback,
+            7 => v.raw,
+            8 => nth(&mine, v.raw).map_or(fallback, |f| f.raw() + 1 + v.raw % 4095),
+            _ => [k.frames.end().raw(), RAM_BASE - PAGE_SIZE, 0, !0xFFF][(v.raw % 4) as usize],
+        }
+    }
+
+    fn bound_ipas(k: &mut K, p: usize) -> Vec<u64> {
+        mappings(k, p).iter().map(|m| m.ipa.raw()).collect()
+    }
+
+    fn resolve_ipa(k: &mut K, p: usize, v: Pick) -> u64 {
+        match v.kind % 10 {
+            0..=3 => HEAP + (v.raw % 64) * PAGE_SIZE,
+            4 | 5 => {
+                let ipas = bound_ipas(k, p);
+                nth(&ipas, v.raw).unwrap_or(HEAP)
+            }
+            6 => RAM_BASE + (v.raw % BOOT_PAGES) * PAGE_SIZE,
+            7 => 0x3FFF_0000 + (v.raw % 16) * PAGE_SIZE,
+            8 => v.raw,
+            _ => [(1 << 39) - PAGE_SIZE, 1 << 39, HEAP + 8, 0][(v.raw % 4) as usize],
+        }
+    }
+
+    fn resolve_attrs(v: Pick) -> u64 {
+        match v.kind % 10 {
+            0..=3 => bind::READ | bind::WRITE,
+            4 | 5 => bind::READ,
+            6 => bind::READ | bind::EXECUTE,
+            7 => v.raw % 16,
+            8 => [0, bind::ALL, bind::WRITE, bind::READ | bind::DEVICE][(v.raw % 4) as usize],
+            _ => v.raw,
+        }
+    }
+
+    fn resolve_partition(p: usize, v: Pick) -> u64 {
+        match v.kind % 6 {
+            0..=2 => (p as u64 + 1 + v.raw % 2) % 3,
+            3 => p as u64,
+            4 => 3 + v.raw % 64,
+            _ => v.raw,
+        }
+    }
+
+    fn resolve_count(k: &K, p: usize, v: Pick) -> u64 {
+        let terms = k.partition(p).unwrap().terms;
+        let room = terms.guaranteed.saturating_sub(held(k, p) as u64);
+        match v.kind % 12 {
+            10 | 11 if room > 0 => 1 + v.raw % room.min(512),
+            0..=2 | 10 | 11 => 1 + v.raw % 8,
+            3..=7 => 64 + v.raw % 449,
+            8 => [0, 512, 513, 600][(v.raw % 4) as usize],
+            _ => v.raw,
+        }
+    }
+
+    fn resolve_buffer(k: &K, p: usize, v: Pick) -> u64 {
+        match v.kind % 10 {
+            0..=4 => BUFFER,
+            5 => BUFFER2,
+            6 => granted_to(k, p)
+                .iter()
+                .find_map(|g| g.1)
+                .map_or(BUFFER, Ipa::raw),
+            7 => [
+                RAM_BASE,
+                RAM_BASE + BOOT_PAGES * PAGE_SIZE - 8,
+                0x3FFF_E000,
+                HEAP,
+            ][(v.raw % 4) as usize],
+            _ => v.raw,
+        }
+    }
+
+    /// The partition that runs for this step: `wanted` if it can run, else the next one
+    /// that can; `None` if nobody can.
+    fn runnable(k: &K, wanted: usize) -> Option<usize> {
+        (0..3)
+            .map(|i| (wanted + i) % 3)
+            .find(|&p| state(k, p) == State::Runnable)
+    }
+
+    impl World {
+        fn new() -> Self {
+            Self {
+                k: build(FRAMES, &configs()),
+                dirty: BTreeMap::new(),
+                blocked: [None; 3],
+                log: Vec::new(),
+            }
+        }
+
+        /// One step. Returns false when nobody can run any more.
+        fn step(&mut self, op: Op) -> Result<bool, TestCaseError> {
+            let kind = op.kind % 36;
+            // Allocation is weighted up so memory runs out and revocation happens.
+            let kind = if kind >= 32 { 1 } else { kind };
+            if kind == 0 {
+                // Time passes, sometimes past every deadline.
+                let ticks = match op.a.kind % 4 {
+                    0 => 100_000,
+                    _ => op.a.raw % 3000,
+                };
+                let now = self.k.platform.now.get();
+                self.k.platform.now.set(now + ticks);
+                return Ok(true);
+            }
+            let Some(p) = runnable(&self.k, usize::from(op.partition)) else {
+                // Nobody can run: what the scheduler does then.
+                let step = self.k.schedule();
+                count(std::format!("nobody runnable: {step:?}"));
+                self.after_step(None)?;
+                return Ok(step != Step::PowerOff);
+            };
+            // Deadlines are checked on every trap; do it first so the call itself can be
+            // checked for "an error changes nothing".
+            self.k.current = p;
+            let due = (0..3).any(|q| self.k.partition(q).unwrap().revocation.is_some());
+            let aborts: u32 = (0..3).map(|q| self.k.partition(q).unwrap().aborts).sum();
+            let terminated = self.k.check_deadlines();
+            if aborts
+                != (0..3)
+                    .map(|q| self.k.partition(q).unwrap().aborts)
+                    .sum::<u32>()
+            {
+                count("abort at a deadline".into());
+            }
+            if terminated {
+                count("caller terminated at a deadline".into());
+                self.k.schedule();
+                self.after_step(None)?;
+                return Ok(true);
+            }
+            if due {
+                self.after_step(None)?;
+            }
+            if state(&self.k, p) != State::Runnable {
+                return Ok(true);
+            }
+            self.k.current = p;
+            self.k.before_resume();
+            let k = &mut self.k;
+            let (function, args): (u32, Vec<u64>) = match kind {
+                1..=5 => (
+                    EXO_FRAME_ALLOC,
+                    vec![resolve_count(k, p, op.a), resolve_buffer(k, p, op.b)],
+                ),
+                6 | 7 => (EXO_FRAME_ALLOC_AT, vec![resolve_pa(k, p, op.a)]),
+                8..=10 => (EXO_FRAME_FREE, vec![resolve_pa(k, p, op.a)]),
+                11..=15 => {
+                    let pa = resolve_pa(k, p, op.a);
+                    let ipa = resolve_ipa(k, p, op.b);
+                    (EXO_BIND, vec![pa, ipa, resolve_attrs(op.c)])
+                }
+                16 | 17 => (EXO_UNBIND, vec![resolve_ipa(k, p, op.a)]),
+                18 | 19 => {
+                    let pa = match op.a.kind % 4 {
+                        0 => resolve_pa(k, p, op.a),
+                        _ => resolve_pa(
+                            k,
+                            p,
+                            Pick {
+                                kind: 2,
+                                raw: op.a.raw,
+                            },
+                        ),
+                    };
+                    let rights = match op.c.kind % 4 {
+                        0 => resolve_attrs(op.c),
+                        1 => bind::READ,
+                        _ => bind::READ | bind::WRITE,
+                    };
+                    let grantee = match op.b.kind % 4 {
+                        0 => resolve_partition(p, op.b),
+                        _ => (p as u64 + 1 + op.b.raw % 2) % 3,
+                    };
+                    (EXO_GRANT, vec![pa, grantee, rights])
+                }
+                20 => (
+                    EXO_GRANT_REVOKE,
+                    vec![resolve_pa(k, p, op.a), resolve_partition(p, op.b)],
+                ),
+                21 => (EXO_GRANT_QUERY, vec![op.a.raw % 4]),
+                22 => (EXO_REVOKE_ACK, vec![]),
+                23 => {
+                    let entry = match op.a.kind % 4 {
+                        0 => 0,
+                        1 => op.a.raw,
+                        _ => 0x4000_0100,
+                    };
+                    (EXO_SET_UPCALL, vec![entry, op.b.raw % 3])
+                }
+                24 => (EXO_UPCALL_RETURN, vec![op.a.raw % 2]),
+                25 => (EXO_YIELD, vec![]),
+                26 => (EXO_MEM_INFO, vec![]),
+                27 => {
+                    let function = match op.a.kind % 3 {
+                        0 => exo_call((op.a.raw % 64) as u16),
+                        _ => op.a.raw as u32,
+                    };
+                    if matches!(
+                        function,
+                        EXO_EXIT | PSCI_CPU_OFF | PSCI_SYSTEM_OFF | PSCI_SYSTEM_RESET
+                    ) {
+                        return Ok(true);
+                    }
+                    (function, vec![op.b.raw, op.c.raw, op.a.raw])
+                }
+                28 | 29 => {
+                    // The guest writes data into a frame it holds.
+                    let mine: Vec<PhysAddr> = k.frames.owned_by(owner_of(k, p)).collect();
+                    if let Some(f) = nth(&mine, op.a.raw) {
+                        junk(k, f);
+                        self.dirty.insert(f, p);
+                    }
+                    return Ok(true);
+                }
+                30 => {
+                    // A stage-2 abort (rarely: it usually ends the partition).
+                    if !op.b.kind.is_multiple_of(4) {
+                        return Ok(true);
+                    }
+                    let ipa = resolve_ipa(k, p, op.a);
+                    let kinds = [FaultKind::Unbound, FaultKind::Permission, FaultKind::Other];
+                    let abort = Stage2Abort {
+                        ipa: Ipa::new(ipa),
+                        access: Access::Read,
+                        kind: kinds[(op.c.raw % 3) as usize],
+                    };
+                    self.k.stage2_abort(abort);
+                    self.after_step(None)?;
+                    return Ok(true);
+                }
+                _ => {
+                    if !op.a.kind.is_multiple_of(8) {
+                        return Ok(true);
+                    }
+                    (EXO_EXIT, vec![op.a.raw % 2])
+                }
+            };
+            self.hypercall(p, function, &args)?;
+            Ok(true)
+        }
+
+        /// Issues a hypercall from `p` and checks what it did.
+        fn hypercall(
+            &mut self,
+            p: usize,
+            function: u32,
+            args: &[u64],
+        ) -> Result<(), TestCaseError> {
+            let k = &mut self.k;
+            let before = snapshot(k, p);
+            let held_before = held(k, p);
+            let terms = k.partition(p).unwrap().terms;
+            let grants_before: Vec<Grant> = k.grants.iter().map(|(_, g)| *g).collect();
+            let mappings_before = mappings(k, p);
+            let owner = owner_of(k, p);
+            let (regs, _step) = call(k, p, function, args);
+            let st = state(k, p);
+            let outcome = match Error::from_register(regs[0]) {
+                _ if st == State::Blocked => "blocked".into(),
+                Ok(_) => "ok".into(),
+                Err(e) => std::format!("{e:?}"),
+            };
+            let name = if (EXO_FRAME_ALLOC..=EXO_GRANT_QUERY).contains(&function) {
+                std::format!("{function:#x}")
+            } else {
+                "other".into()
+            };
+            count(std::format!("{name} {outcome}"));
+            for q in 0..3 {
+                if q != p && before.partitions[q].state != state(k, q) {
+                    count(std::format!(
+                        "p{q} {:?} -> {:?}",
+                        before.partitions[q].state,
+                        state(k, q)
+                    ));
+                }
+                let aborts = k.partition(q).unwrap().aborts;
+                if aborts != before.partitions[q].aborts {
+                    count("abort".into());
+                }
+            }
+            let returned = st == State::Runnable
+                && !matches!(function, EXO_UPCALL_RETURN | EXO_YIELD)
+                || (function == EXO_UPCALL_RETURN && before.partitions[p].upcalls.saved.is_none());
+            if returned {
+                let x0 = regs[0];
+                if (x0 as i64) < 0 {
+                    let code = Error::ALL.iter().find(|e| e.to_register() == x0);
+                    prop_assert!(code.is_some(), "unknown error code {:#x}", x0);
+                    let after = snapshot(k, p);
+                    prop_assert!(
+                        before == after,
+                        "call {:#x} {:#x?} failed with {:?} but changed the state",
+                        function,
+                        args,
+                        code
+                    );
+                    if function == EXO_FRAME_ALLOC
+                        && x0 == Error::OutOfMemory.to_register()
+                        && args[0] >= 1
+                        && args[0] <= 512
+                        && held_before as u64 + args[0] <= terms.guaranteed
+                    {
+                        self.log.push(std::format!(
+                            "FRAME_ALLOC({}) within the guarantee of p{p} (held {held_before}, \
+                             guarantee {}) refused with OutOfMemory",
+                            args[0],
+                            terms.guaranteed
+                        ));
+                    }
+                } else {
+                    let k = &mut self.k;
+                    match function {
+                        EXO_FRAME_ALLOC => {
+                            prop_assert_eq!(x0, args[0]);
+                            let count = x0 as usize;
+                            prop_assert_eq!(held(k, p), held_before + count);
+                            prop_assert!(
+                                held(k, p) as u64 <= terms.guaranteed + terms.borrow_limit
+                            );
+                            Self::check_given(k, p, args[1], count, &before)?;
+                        }
+                        EXO_FRAME_ALLOC_AT => {
+                            prop_assert_eq!(x0, args[0]);
+                            let f = PhysAddr::new(x0);
+                            prop_assert_eq!(k.frames.owner(f), Some(owner));
+                            prop_assert_eq!(
+                                before.owners[((x0 - RAM_BASE) / PAGE_SIZE) as usize],
+                                Some(Owner::Free)
+                            );
+                            prop_assert!(is_zero(k, f));
+                            prop_assert!(
+                                held(k, p) as u64 <= terms.guaranteed + terms.borrow_limit
+                            );
+                        }
+                        EXO_FRAME_FREE => {
+                            let f = PhysAddr::new(args[0]);
+                            let i = ((args[0] - RAM_BASE) / PAGE_SIZE) as usize;
+                            prop_assert_eq!(before.owners[i], Some(owner));
+                            prop_assert_eq!(before.bound[i], None);
+                            prop_assert_ne!(k.frames.owner(f), Some(owner));
+                            prop_assert!(is_zero(k, f));
+                        }
+                        EXO_BIND => {
+                            let (f, ipa) = (PhysAddr::new(args[0]), Ipa::new(args[1]));
+                            let i = ((args[0] - RAM_BASE) / PAGE_SIZE) as usize;
+                            let held_it =
+                                before.owners[i] == Some(owner) && before.bound[i].is_none();
+                            let granted = grants_before.iter().any(|g| {
+                                g.frame == f
+                                    && usize::from(g.grantee.index()) == p
+                                    && g.bound_at.is_none()
+                                    && args[2] & !g.rights == 0
+                            });
+                            prop_assert!(held_it || granted, "bind without authority");
+                            prop_assert!(!mappings_before.iter().any(|m| m.ipa == ipa));
+                            let (pa, attrs) = k.translate(p, ipa).unwrap();
+                            prop_assert_eq!(pa, f);
+                            prop_assert_eq!(u64::from(attrs.rights()), args[2]);
+                        }
+                        EXO_UNBIND => {
+                            let ipa = Ipa::new(args[0]);
+                            let m = mappings_before.iter().find(|m| m.ipa == ipa);
+                            prop_assert!(m.is_some_and(|m| m.phys.raw() == x0));
+                            prop_assert!(ipa < KERNEL_WINDOW_START || ipa >= KERNEL_WINDOW_END);
+                            prop_assert_eq!(k.translate(p, ipa), None);
+                        }
+                        EXO_GRANT => {
+                            let i = ((args[0] - RAM_BASE) / PAGE_SIZE) as usize;
+                            prop_assert_eq!(before.owners[i], Some(owner));
+                            prop_assert!(args[1] != p as u64 && args[1] < 3);
+                        }
+                        EXO_MEM_INFO => {
+                            prop_assert_eq!(x0, held_before as u64);
+                        }
+                        EXO_REVOKE_ACK => {
+                            let owed = k.partition(p).unwrap().revocation.map_or(0, |r| r.owed);
+                            prop_assert_eq!(x0, owed);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if st == State::Blocked {
+                prop_assert_eq!(function, EXO_FRAME_ALLOC);
+                prop_assert!(held_before as u64 + args[0] <= terms.guaranteed);
+                self.blocked[p] = Some((held_before, args[1], args[0]));
+            }
+            self.after_step(Some(p))
+        }
+
+        /// Checks the frames a successful `EXO_FRAME_ALLOC` wrote to `buffer`.
+        fn check_given(
+            k: &mut K,
+            p: usize,
+            buffer: u64,
+            count: usize,
+            before: &Snapshot,
+        ) -> Result<(), TestCaseError> {
+            let owner = owner_of(k, p);
+            let words = read_words(k, p, buffer, count);
+            let distinct: BTreeSet<u64> = words.iter().copied().collect();
+            prop_assert_eq!(distinct.len(), count, "distinct frames");
+            for w in words {
+                let f = PhysAddr::new(w);
+                prop_assert_eq!(k.frames.owner(f), Some(owner));
+                let i = ((w - RAM_BASE) / PAGE_SIZE) as usize;
+                prop_assert_ne!(before.owners[i], Some(owner), "a frame it already held");
+                prop_assert!(
+                    is_zero(k, f) || buffer & !0xFFF == w,
+                    "given frames are zeroed"
+                );
+            }
+            Ok(())
+        }
+
+        /// Invariants after every step.
+        fn after_step(&mut self, _caller: Option<usize>) -> Result<(), TestCaseError> {
+            let k = &mut self.k;
+            if let Err(e) = k.self_check() {
+                prop_assert!(false, "self_check: {}", e);
+            }
+            // Conservation.
+            let mut total = k.frames.count(Owner::Free) + k.frames.count(Owner::Kernel);
+            for p in 0..3 {
+                total += held(k, p);
+            }
+            prop_assert_eq!(total, k.frames.frame_count());
+            // Every mapping of a live partition names a frame it holds (and recorded in
+            // the binding index) or a frame granted to it and bound there; kernel pages
+            // read-only.
+            for p in 0..3 {
+                let maps = mappings(k, p);
+                let live = !matches!(state(k, p), State::Finished(_));
+                prop_assert!(live || maps.is_empty(), "finished partition keeps mappings");
+                prop_assert!(live || held(k, p) == 0);
+                let owner = owner_of(k, p);
+                let terms = k.partition(p).unwrap().terms;
+                prop_assert!(held(k, p) as u64 <= terms.guaranteed + terms.borrow_limit);
+                let pages = k.partition(p).unwrap().kernel_pages;
+                for m in maps {
+                    prop_assert_eq!(m.size, PAGE_SIZE);
+                    if m.ipa >= KERNEL_WINDOW_START && m.ipa < KERNEL_WINDOW_END {
+                        prop_assert!(pages.bindings().any(|b| b == (m.ipa, m.phys)));
+                        prop_assert!(!m.attrs.write);
+                        continue;
+                    }
+                    let own =
+                        k.frames.owner(m.phys) == Some(owner) && k.bound.get(m.phys) == Some(m.ipa);
+                    let granted = k.grants.iter().any(|(_, g)| {
+                        g.frame == m.phys
+                            && usize::from(g.grantee.index()) == p
+                            && g.bound_at == Some(m.ipa)
+                            && u64::from(m.attrs.rights()) & !g.rights == 0
+                    });
+                    prop_assert!(
+                        own || granted,
+                        "p{} maps {} at {} without authority",
+                        p,
+                        m.phys,
+                        m.ipa
+                    );
+                    prop_assert_eq!(m.attrs.kind, MemoryKind::Normal);
+                }
+            }
+            // No grant outlives its frame's ownership, nor is held by or for the dead.
+            for (_, g) in k.grants.iter() {
+                let owner = Owner::Partition(g.owner);
+                prop_assert_eq!(k.frames.owner(g.frame), Some(owner));
+                prop_assert!(!matches!(
+                    state(k, g.grantee.index().into()),
+                    State::Finished(_)
+                ));
+            }
+            // Frames that changed hands were scrubbed.
+            let mut clean = Vec::new();
+            for (&f, &writer) in &self.dirty {
+                if k.frames.owner(f) != Some(owner_of(k, writer)) {
+                    prop_assert!(is_zero(k, f), "frame {} left p{} with its data", f, writer);
+                    clean.push(f);
+                }
+            }
+            for f in clean {
+                self.dirty.remove(&f);
+            }
+            // Claimants that woke up got what they asked for, or nothing.
+            for p in 0..3 {
+                let Some((held_then, buffer, count)) = self.blocked[p] else {
+                    continue;
+                };
+                match state(k, p) {
+                    State::Blocked => {
+                        let anyone_owes =
+                            (0..3).any(|q| k.partition(q).unwrap().revocation.is_some());
+                        let pending = k.partition(p).unwrap().pending_alloc;
+                        prop_assert!(pending.is_some(), "blocked without a pending allocation");
+                        let pending = pending.map_or(0, |a| a.count);
+                        if !anyone_owes && (free(k) as u64) < pending {
+                            let line = std::format!(
+                                "p{p} blocked for {pending} frames, {} free, and no revocation \
+                                 request outstanding: it can only wake if someone frees frames",
+                                free(k)
+                            );
+                            if !self.log.contains(&line) {
+                                self.log.push(line);
+                            }
+                        }
+                    }
+                    State::Runnable => {
+                        self.blocked[p] = None;
+                        let x0 = k.regs_mut(p).unwrap().x[0];
+                        if x0 == count {
+                            prop_assert_eq!(held(k, p), held_then + count as usize);
+                            let words = read_words(k, p, buffer, count as usize);
+                            let distinct: BTreeSet<u64> = words.iter().copied().collect();
+                            prop_assert_eq!(distinct.len(), count as usize);
+                            for w in words {
+                                prop_assert_eq!(
+                                    k.frames.owner(PhysAddr::new(w)),
+                                    Some(owner_of(k, p))
+                                );
+                            }
+                        } else {
+                            prop_assert!((x0 as i64) < 0, "woke with {:#x}", x0);
+                            prop_assert_eq!(
+                                held(k, p),
+                                held_then,
+                                "blocked FRAME_ALLOC failed ({:?}) yet p{} was given frames",
+                                Error::from_register(x0),
+                                p
+                            );
+                        }
+                    }
+                    State::Finished(_) => self.blocked[p] = None,
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn run(ops: &[Op]) -> Result<Vec<String>, TestCaseError> {
+        let mut world = World::new();
+        for &op in ops {
+            if !world.step(op)? {
+                break;
+            }
+        }
+        Ok(world.log)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("EXO_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn invariants_hold_under_random_hypercalls(ops in proptest::collection::vec(op(), 50..250)) {
+            let log = run(&ops)?;
+            if std::env::var_os("EXO_MODEL_STATS").is_some() {
+                STATS.with(|s| std::println!("{:#?}", s.borrow()));
+            }
+            // Liveness: no claimant stuck without a request on its behalf, no allocation
+            // within a guarantee refused for lack of memory.
+            prop_assert!(log.is_empty(), "{:#?}", log);
+        }
+    }
+}
