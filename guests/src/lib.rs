@@ -91,6 +91,14 @@ pub fn grow_until_refused(mut each: impl FnMut(PhysAddr, Ipa)) -> Result<(u64, E
         match mem::alloc(&mut batch[..size]) {
             Ok(count) => {
                 for &phys in &batch[..count] {
+                    // With time slices a revocation request can arrive while the batch is
+                    // being mapped, and the policy gives unbound frames back first: skip
+                    // any the library OS already released. (Upcalls arrive only when a
+                    // hypercall returns, so nothing can change between this check and the
+                    // bind.)
+                    if mem::frame(phys).is_none() {
+                        continue;
+                    }
                     let ipa = mem::map(phys, bind::READ | bind::WRITE)?;
                     write_pattern(phys, ipa);
                     each(phys, ipa);

@@ -15,6 +15,60 @@ pub struct BootInfo {
     pub uart: Option<PhysAddr>,
     /// Size of the device tree blob itself.
     pub dtb_size: u64,
+    /// The interrupt controller, if the kernel knows its kind.
+    pub gic: Option<GicInfo>,
+}
+
+/// Where the Generic Interrupt Controller's register frames are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicInfo {
+    /// GICv3: distributor and redistributors (system-register CPU interface).
+    V3 {
+        /// Distributor (GICD).
+        gicd: PhysAddr,
+        /// First redistributor (GICR).
+        gicr: PhysAddr,
+    },
+    /// GICv2 (GIC-400 on the Raspberry Pi 4): distributor and memory-mapped CPU interface,
+    /// plus the virtualization frames when the GIC has them.
+    V2 {
+        /// Distributor (GICD).
+        gicd: PhysAddr,
+        /// CPU interface (GICC).
+        gicc: PhysAddr,
+        /// Virtual interface control (GICH), for the hypervisor.
+        gich: Option<PhysAddr>,
+        /// Virtual CPU interface (GICV), what a guest sees as its GICC.
+        gicv: Option<PhysAddr>,
+    },
+}
+
+impl GicInfo {
+    fn from_fdt(fdt: &Fdt<'_>) -> Option<Self> {
+        let frames = |node: fdt::node::FdtNode<'_, '_>| {
+            let mut bases = [None; 4];
+            for (slot, region) in bases.iter_mut().zip(node.reg().into_iter().flatten()) {
+                *slot = Some(PhysAddr::new(region.starting_address as u64));
+            }
+            bases
+        };
+        if let Some(node) = fdt.find_compatible(&["arm,gic-v3"]) {
+            let [gicd, gicr, ..] = frames(node);
+            return Some(GicInfo::V3 {
+                gicd: gicd?,
+                gicr: gicr?,
+            });
+        }
+        let node =
+            fdt.find_compatible(&["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a9-gic"])?;
+        let [gicd, gicc, gich, gicv] = frames(node);
+        Some(GicInfo::V2 {
+            gicd: gicd?,
+            gicc: gicc?,
+            gich,
+            gicv,
+        })
+    }
 }
 
 /// Why the device tree could not be used.
@@ -54,6 +108,7 @@ impl BootInfo {
             ram_end: PhysAddr::new(ram_end),
             uart,
             dtb_size: fdt.total_size() as u64,
+            gic: GicInfo::from_fdt(fdt),
         })
     }
 }
@@ -74,6 +129,35 @@ mod tests {
         assert_eq!(info.ram_end, PhysAddr::new(0x8000_0000));
         assert_eq!(info.uart, Some(PhysAddr::new(0x0900_0000)));
         assert_eq!(info.dtb_size, VIRT_DTB.len() as u64);
+    }
+
+    #[test]
+    fn finds_the_gicv3_frames() {
+        let fdt = Fdt::new(VIRT_DTB).unwrap();
+        let info = BootInfo::from_fdt(&fdt, PhysAddr::new(0x4008_0000)).unwrap();
+        assert_eq!(
+            info.gic,
+            Some(GicInfo::V3 {
+                gicd: PhysAddr::new(0x0800_0000),
+                gicr: PhysAddr::new(0x080A_0000)
+            })
+        );
+    }
+
+    #[test]
+    fn finds_the_gicv2_frames_with_virtualization_extensions() {
+        let dtb: &[u8] = include_bytes!("../tests/fixtures/qemu-virt-gicv2.dtb");
+        let fdt = Fdt::new(dtb).unwrap();
+        let info = BootInfo::from_fdt(&fdt, PhysAddr::new(0x4008_0000)).unwrap();
+        assert_eq!(
+            info.gic,
+            Some(GicInfo::V2 {
+                gicd: PhysAddr::new(0x0800_0000),
+                gicc: PhysAddr::new(0x0801_0000),
+                gich: Some(PhysAddr::new(0x0803_0000)),
+                gicv: Some(PhysAddr::new(0x0804_0000)),
+            })
+        );
     }
 
     #[test]

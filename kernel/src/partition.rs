@@ -261,6 +261,9 @@ pub struct Partition<F: DescriptorFormat> {
     pub upcalls: Upcalls,
     /// Kernel frames set aside at load for its stage-2 tables.
     pub table_pool: TablePool,
+    /// It lost the CPU to the end of its time slice, not in a hypercall: upcalls wait
+    /// until its next hypercall, so they never land in the middle of library-OS code.
+    pub preempted: bool,
 }
 
 impl<F: DescriptorFormat> Partition<F> {

@@ -42,12 +42,22 @@ pub fn test_config(name: &str) -> PathBuf {
 /// Panics (failing the test) if the configuration is refused, the build fails or QEMU
 /// cannot be started; the panic message says what to do.
 pub fn boot(config: &Path) -> Booted {
+    boot_with(config, None)
+}
+
+/// Like [`boot`], on `board` instead of the configuration's.
+pub fn boot_on(config: &Path, board: &str) -> Booted {
+    boot_with(config, Some(board))
+}
+
+fn boot_with(config: &Path, board: Option<&str>) -> Booted {
     let _guard = BOOT_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let options = RunOptions {
         timeout: BOOT_TIMEOUT,
         echo: false,
+        board: board.map(str::to_owned),
         ..RunOptions::default()
     };
     match exo_tool::run_system(config, &options) {

@@ -10,10 +10,10 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
+use exo_libos::abi::PAGE_SIZE;
 use exo_libos::abi::call::bind;
 use exo_libos::mem::{self, call};
 use exo_libos::time::Deadline;
-use exo_libos::abi::PAGE_SIZE;
 use exo_libos::{Error, ExitCode, Info, Ipa, PhysAddr, println, probe};
 
 /// `u64` words in a page.
@@ -35,7 +35,10 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
         let usage = call::mem_info()?;
         let want = usage.guaranteed.saturating_sub(usage.held) as usize;
         if want == 0 || want > 511 {
-            println!("cannot claim {want} frames (held {}, guaranteed {})", usage.held, usage.guaranteed);
+            println!(
+                "cannot claim {want} frames (held {}, guaranteed {})",
+                usage.held, usage.guaranteed
+            );
             return Ok(ExitCode::FAILURE);
         }
         let deadline = Deadline::after_millis(WAIT_MS);

@@ -99,7 +99,9 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
             .ok()
             .map(|i| bound[i].1);
         if reason != Some(Reason::Aborted) || held.is_none() || held != ipa {
-            println!("repossession of {phys} at {ipa:?} ({reason:?}) does not match: mine at {held:?}");
+            println!(
+                "repossession of {phys} at {ipa:?} ({reason:?}) does not match: mine at {held:?}"
+            );
             return Ok(ExitCode::FAILURE);
         }
         if mem::frame(phys).is_some() {
@@ -122,7 +124,10 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
         println!("frame CORRUPTED: {corrupt:?}");
         return Ok(ExitCode::FAILURE);
     }
-    println!("repossession verified: {} frames ({faulted} IPAs fault)", taken.len());
+    println!(
+        "repossession verified: {} frames ({faulted} IPAs fault)",
+        taken.len()
+    );
     if !stubborn {
         return Ok(ExitCode::SUCCESS);
     }

@@ -70,7 +70,9 @@ fn argument(random: &mut Random, limits: &Limits) -> u64 {
         0 => random.below(16),
         1 => limits.phys_base + random.below(128 * 1024 * 1024 / PAGE_SIZE) * PAGE_SIZE,
         2 => random.below(1 << 38) & !(PAGE_SIZE - 1),
-        3 => [0, u64::MAX, 1 << 39, 0x3FFF_F000, 0x3FFF_E000, 0x3FFF_D000][random.below(6) as usize],
+        3 => {
+            [0, u64::MAX, 1 << 39, 0x3FFF_F000, 0x3FFF_E000, 0x3FFF_D000][random.below(6) as usize]
+        }
         4 => limits.ram_start + random.below(limits.ram_end - limits.ram_start),
         5 => random.below(8),
         _ => random.next(),

@@ -38,7 +38,10 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
         let (phys, ipa) = mem::alloc_mapped(bind::READ | bind::WRITE)?;
         write_pattern(phys, ipa);
     }
-    println!("pattern written over {} bytes and {EXTRA_FRAMES} frames", region.len());
+    println!(
+        "pattern written over {} bytes and {EXTRA_FRAMES} frames",
+        region.len()
+    );
     let hostile = call::partition_lookup("hostile")?;
     // Granted to `hostile` now and then to see whether it is still alive; patterned too.
     let (probe_frame, probe_ipa) = mem::alloc_mapped(bind::READ | bind::WRITE)?;
@@ -66,7 +69,10 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
         .enumerate()
         .find(|&(index, &byte)| byte != pattern(index))
     {
-        println!("data CORRUPTED at offset {index:#x}: {byte:#04x}, expected {:#04x}", pattern(index));
+        println!(
+            "data CORRUPTED at offset {index:#x}: {byte:#04x}, expected {:#04x}",
+            pattern(index)
+        );
         return Ok(ExitCode::FAILURE);
     }
     match verify_patterns() {

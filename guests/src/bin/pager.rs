@@ -73,6 +73,9 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
         println!("expected {PAGES} faults and pages, got {faults} faults and {paged} pages");
         return Ok(ExitCode::FAILURE);
     }
-    println!("paged in {paged} pages on demand ({} frames held)", mem::held());
+    println!(
+        "paged in {paged} pages on demand ({} frames held)",
+        mem::held()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -54,7 +54,9 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
             taken += 1;
             let request = revocation::latest_request();
             let sequence_matches = request.is_some_and(|r| r.sequence == u64::from(entry.sequence));
-            if entry.reason != Reason::Aborted || !sequence_matches || mem::frame(entry.phys).is_some()
+            if entry.reason != Reason::Aborted
+                || !sequence_matches
+                || mem::frame(entry.phys).is_some()
             {
                 bad += 1;
                 println!("unexpected repossession entry {entry:?}");
@@ -79,7 +81,10 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
         stats.released, request.frames_requested
     );
     let expected = request.frames_requested - stats.released;
-    if request.state != RequestState::Aborted || taken != expected || bad != 0 || stats.released == 0
+    if request.state != RequestState::Aborted
+        || taken != expected
+        || bad != 0
+        || stats.released == 0
     {
         println!(
             "expected an aborted request with {expected} frames taken: {:?}, {taken} taken, {bad} bad",

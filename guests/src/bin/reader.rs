@@ -85,7 +85,10 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
             && entry.ipa == Some(SHARED_IPA);
     });
     if !reported {
-        println!("no GrantRevoked entry for {} in the repossession vector", grant.phys);
+        println!(
+            "no GrantRevoked entry for {} in the repossession vector",
+            grant.phys
+        );
         return Ok(ExitCode::FAILURE);
     }
     println!("grant revoked and reported");

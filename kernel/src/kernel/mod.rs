@@ -479,12 +479,17 @@ impl<'a, P: Platform> Kernel<'a, P> {
             pending_alloc: None,
             upcalls: Upcalls::default(),
             table_pool,
+            preempted: false,
         })
     }
 
     /// Serves a hypercall from the running partition. `function` is `w0`, `args` are
     /// `x1`..`x7`. Results are written into the partition's saved `x0`..`x3`.
     pub fn hypercall(&mut self, function: u32, args: [u64; 7]) -> Step {
+        let current = self.current;
+        if let Some(p) = self.partition_mut(current) {
+            p.preempted = false;
+        }
         if self.check_deadlines() {
             // The caller itself was terminated by the abort protocol.
             return self.schedule();
@@ -668,6 +673,17 @@ impl<'a, P: Platform> Kernel<'a, P> {
             kind: abort.kind,
         };
         self.finish_current(outcome)
+    }
+
+    /// The running partition's time slice is over: deadlines are checked and the next
+    /// runnable partition gets the CPU (the same one, if it is alone).
+    pub fn preempt(&mut self) -> Step {
+        let current = self.current;
+        if let Some(p) = self.partition_mut(current) {
+            p.preempted = true;
+        }
+        self.check_deadlines();
+        self.schedule()
     }
 
     /// Stops the running partition after a trap the kernel does not serve.

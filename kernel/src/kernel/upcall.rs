@@ -75,7 +75,11 @@ impl<P: Platform> Kernel<'_, P> {
         let Some(p) = self.partition_mut(id) else {
             return;
         };
-        if p.upcalls.entry.is_none() || p.upcalls.saved.is_some() || p.state != State::Runnable {
+        if p.upcalls.entry.is_none()
+            || p.upcalls.saved.is_some()
+            || p.state != State::Runnable
+            || p.preempted
+        {
             return;
         }
         if let Some(sequence) = p.upcalls.revocation.take() {

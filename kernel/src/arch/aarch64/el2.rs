@@ -60,6 +60,16 @@ pub fn barrier_isb() {
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
+/// Arms the EL2 physical timer (D24.x `CNTHP_TVAL_EL2`, `CNTHP_CTL_EL2`) to fire `ticks`
+/// from now. It interrupts through the GIC as [`super::gic::HYP_TIMER`].
+pub fn arm_hyp_timer(ticks: u64) {
+    // SAFETY: writing the EL2 timer's countdown has no memory effect.
+    unsafe { core::arch::asm!("msr cnthp_tval_el2, {}", in(reg) ticks, options(nomem, nostack)) };
+    // ENABLE = 1, IMASK = 0.
+    CNTHP_CTL_EL2.set(1);
+    barrier_isb();
+}
+
 /// `CNTFRQ_EL0`: the system counter frequency.
 pub fn timer_frequency() -> u64 {
     CNTFRQ_EL0.get()

@@ -14,6 +14,8 @@ mod el2;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod exceptions;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod gic;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod mmu;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod platform;

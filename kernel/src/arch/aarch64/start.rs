@@ -12,6 +12,14 @@ use log::{error, info};
 
 const TWO_MIB: u64 = 2 << 20;
 
+/// Length of a time slice.
+const TIME_SLICE_US: u64 = 10_000;
+
+/// A time slice in counter ticks.
+pub fn slice_ticks() -> u64 {
+    super::el2::timer_frequency() * TIME_SLICE_US / 1_000_000
+}
+
 /// Rust entry point, called by `boot.rs` on the boot core at EL2 with the stack set up.
 #[unsafe(no_mangle)]
 extern "C" fn exo_kernel_main(dtb: u64) -> ! {
@@ -108,6 +116,23 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
         table.count(Owner::Free)
     );
 
+    let preemptive = match boot.gic.map(super::gic::init) {
+        Some(Ok(version)) => {
+            info!(
+                "{version:?} interrupt controller; time slices of {} ms",
+                TIME_SLICE_US / 1000
+            );
+            true
+        }
+        Some(Err(why)) => {
+            log::warn!("interrupt controller unusable ({why}): partitions run cooperatively");
+            false
+        }
+        None => {
+            log::warn!("no known interrupt controller: partitions run cooperatively");
+            false
+        }
+    };
     let mut kernel = Kernel::new(Aarch64Platform, table, index);
     if let Err(e) = kernel.load(&package) {
         error!("cannot load partitions: {e:?}");
@@ -117,6 +142,9 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     let kernel = guard.insert(kernel);
     let first = switch_to(kernel, None, 0);
     drop(guard);
+    if preemptive {
+        super::el2::arm_hyp_timer(slice_ticks());
+    }
     // SAFETY: `first` points into the kernel static, which lives forever and is never
     // moved; partition 0's EL1 state and stage 2 were just loaded by `switch_to`.
     unsafe { super::exceptions::enter_first_vcpu(first, layout.stack_top) }

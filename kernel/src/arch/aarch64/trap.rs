@@ -77,10 +77,21 @@ pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
         (ExceptionKind::Synchronous, class::DABT_LOWER | class::IABT_LOWER) => {
             kernel.stage2_abort(trap.stage2_abort())
         }
-        (ExceptionKind::Irq | ExceptionKind::Fiq, _) => {
-            // No physical interrupt is enabled yet; a spurious one is harmless.
-            Step::Resume
-        }
+        (ExceptionKind::Irq, _) => match super::gic::acknowledge() {
+            Some(intid) if intid == super::gic::HYP_TIMER => {
+                // The running partition's time slice is over.
+                super::el2::arm_hyp_timer(super::start::slice_ticks());
+                super::gic::end(intid);
+                kernel.preempt()
+            }
+            Some(intid) => {
+                // Nothing else is enabled; end it so it cannot wedge the CPU interface.
+                super::gic::end(intid);
+                Step::Resume
+            }
+            None => Step::Resume,
+        },
+        (ExceptionKind::Fiq, _) => Step::Resume,
         (ExceptionKind::SError, _) => {
             kernel.unexpected_trap("SError or AArch32 exception", trap.esr.raw())
         }
