@@ -8,12 +8,12 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use exo_abi::PhysAddr;
 use exo_abi::info::{REPOSSESSION_VECTOR_IPA, REVOCATION_PAGE_IPA};
 use exo_abi::revocation::{
     MAX_NAMED, Reason, Repossession, Request, RequestReader, RequestState, SIZE, VECTOR_SIZE,
     VectorReader,
 };
-use exo_abi::PhysAddr;
 use spin::Mutex;
 
 use super::call;
