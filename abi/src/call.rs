@@ -163,8 +163,8 @@ pub const UPCALL_FLAG_FAULTS: u64 = 1;
 
 /// Upcalls: how the kernel tells a library OS something it must act on.
 ///
-/// An upcall is delivered when the partition is next resumed, and never while one is
-/// running. The kernel saves the interrupted context (all general registers, PC, PSTATE),
+/// An upcall is delivered when the partition is next resumed after a hypercall (never in
+/// the middle of code a time slice interrupted), and never while one is running. The kernel saves the interrupted context (all general registers, PC, PSTATE),
 /// then enters the registered entry point at EL1 with interrupts masked, the stack pointer
 /// unchanged (AArch64 has no red zone, so the interrupted code's stack is safe), and:
 /// `x0` = reason, `x1`..`x3` = reason-specific values. The handler ends with
