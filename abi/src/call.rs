@@ -141,6 +141,34 @@ pub const EXO_SELF_CHECK: u32 = exo_call(0x1C);
 /// grantee learns what it may bind. Errors: `BadAddress` past the last grant.
 pub const EXO_GRANT_QUERY: u32 = exo_call(0x1D);
 
+// ---------------------------------------------------------------------------------------
+// Protected control transfer (ABI 1.2). Who may talk to whom is fixed by the system
+// configuration (`talks_to`); every call checks it, nothing else is needed afterwards.
+
+/// `EXO_CALL(callee, a0..a6) -> (status, r0..r6)`: a synchronous call into partition
+/// `callee` (an id) carrying seven argument registers in x2..x8. The CPU passes directly to
+/// the callee, which runs on the caller's time slice; the caller resumes when the callee
+/// replies, with x0 = 0 and the reply in x1..x7. If the callee is not waiting, the caller
+/// waits until it is. Errors: `UnknownPartition` (no such partition, the caller itself, or
+/// it ended before replying), `Denied` (the configuration does not let the caller talk to it).
+pub const EXO_CALL: u32 = exo_call(0x20);
+
+/// `EXO_WAIT() -> (caller, a0..a6)`: waits for a call. Returns with x0 = the caller's id and
+/// its arguments in x1..x7. A partition waiting when nothing else can run is idle, not stuck:
+/// the system powers off and reports it as `ok`.
+pub const EXO_WAIT: u32 = exo_call(0x21);
+
+/// `EXO_REPLY_WAIT(r0..r6) -> (caller, a0..a6)`: replies to the call being served (x1..x7
+/// become the caller's x1..x7), passing the CPU straight back to the caller, and waits for the
+/// next call, like [`EXO_WAIT`]. Errors: `Denied` (no call is being served).
+pub const EXO_REPLY_WAIT: u32 = exo_call(0x22);
+
+/// `EXO_SEND(target, word) -> 0`: an asynchronous one-word message. The target gets an
+/// [`upcall::MESSAGE`] upcall (x1 = sender, x2 = word) at its next hypercall return; the
+/// sender continues. Errors: `UnknownPartition`, `Denied`, `Busy` (the target has an
+/// undelivered message from someone).
+pub const EXO_SEND: u32 = exo_call(0x23);
+
 /// Most frames one [`EXO_FRAME_ALLOC`] call may ask for (one page of addresses).
 pub const FRAME_ALLOC_MAX: u64 = 512;
 
@@ -178,6 +206,8 @@ pub mod upcall {
     /// A stage-2 fault on an unbound IPA: `x1` = IPA, `x2` = access (0 read, 1 write,
     /// 2 execute). Returning retries the access; `skip` skips it.
     pub const FAULT: u64 = 3;
+    /// An asynchronous message ([`super::EXO_SEND`]): `x1` = sender's id, `x2` = the word.
+    pub const MESSAGE: u64 = 4;
 }
 
 /// Largest `len` accepted by [`EXO_CONSOLE_WRITE`].

@@ -26,6 +26,7 @@
 //!          88  revocation deadline, µs   8
 //!          96  aborts before termination 4
 //!         100  reserved                  4
+//!         104  talks to (bit i: may call or send to partition i) 8
 //! segment (SEGMENT_SIZE bytes each)
 //!           0  IPA                       8
 //!           8  data offset               8
@@ -40,11 +41,11 @@ use crate::{Ipa, PAGE_SIZE};
 /// Magic number at offset 0.
 pub const MAGIC: [u8; 8] = *b"EXOPKG\0\0";
 /// Format version this crate reads and writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Size of the header.
 pub const HEADER_SIZE: usize = 32;
 /// Size of one partition record.
-pub const PARTITION_SIZE: usize = 104;
+pub const PARTITION_SIZE: usize = 112;
 /// Size of one segment record.
 pub const SEGMENT_SIZE: usize = 40;
 /// Where guest RAM starts in every partition's IPA space unless the configuration says
@@ -103,6 +104,8 @@ pub struct PartitionRecord<'a> {
     pub revocation_deadline_us: u64,
     /// Aborts it may suffer before it is terminated.
     pub max_aborts: u32,
+    /// Partitions it may call or send to: bit `i` for partition id `i`.
+    pub talks_to: u64,
     bytes: &'a [u8],
     segments: usize,
     segment_count: usize,
@@ -218,6 +221,7 @@ impl<'a> Package<'a> {
             borrow_bytes: u64_at(b, at + 80).ok_or(bad)?,
             revocation_deadline_us: u64_at(b, at + 88).ok_or(bad)?,
             max_aborts: u32_at(b, at + 96).ok_or(bad)?,
+            talks_to: u64_at(b, at + 104).ok_or(bad)?,
             bytes: b,
         })
     }
@@ -319,6 +323,8 @@ pub mod build {
         pub revocation_deadline_us: u64,
         /// Aborts before termination.
         pub max_aborts: u32,
+        /// Bit `i`: may call or send to partition `i`.
+        pub talks_to: u64,
     }
 
     /// Encodes a package. Data is placed 16-byte aligned after the tables.
@@ -349,6 +355,7 @@ pub mod build {
             put_u64(&mut out, at + 80, p.borrow_bytes);
             put_u64(&mut out, at + 88, p.revocation_deadline_us);
             put_u32(&mut out, at + 96, p.max_aborts);
+            put_u64(&mut out, at + 104, p.talks_to);
             for s in &p.segments {
                 let at = segments + segment_index * SEGMENT_SIZE;
                 data_at = data_at.next_multiple_of(16);
@@ -391,6 +398,7 @@ mod tests {
                 borrow_bytes: 0x40_0000,
                 revocation_deadline_us: 5000,
                 max_aborts: 2,
+                talks_to: 0b10,
             },
             PartitionSpec {
                 name: Name::new("other").unwrap(),
@@ -402,6 +410,7 @@ mod tests {
                 borrow_bytes: 0,
                 revocation_deadline_us: 1000,
                 max_aborts: 0,
+                talks_to: 0,
             },
         ]
     }
@@ -418,6 +427,7 @@ mod tests {
         assert_eq!(parts[0].borrow_bytes, 0x40_0000);
         assert_eq!(parts[0].revocation_deadline_us, 5000);
         assert_eq!(parts[0].max_aborts, 2);
+        assert_eq!(parts[0].talks_to, 0b10);
         let segs: Vec<_> = parts[0].segments().collect();
         assert_eq!(segs[0].data, &[1, 2, 3]);
         assert_eq!(segs[0].mem_size, 0x2000);

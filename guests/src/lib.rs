@@ -14,6 +14,8 @@
 //! - `sharer`, `reader`: granting a frame read-only and withdrawing the grant.
 //! - `pager`: demand paging from a fault handler.
 //! - `hostile`, `keeper`: random hypercalls and accesses against a bystander's data.
+//! - `ping`, `pong`: protected control transfer; `ping` calls `pong` ten thousand times and
+//!   checks every reply word ([`ping_pong`]), and sends it one asynchronous message.
 //!
 //! The library holds what the memory programs share: growing until refused and checking
 //! the patterns written into frames.
@@ -113,5 +115,37 @@ pub fn grow_until_refused(mut each: impl FnMut(PhysAddr, Ipa)) -> Result<(u64, E
             }
             Err(other) => return Err(other),
         }
+    }
+}
+
+/// What `ping` sends and `pong` answers, so both sides agree on every word.
+pub mod ping_pong {
+    use exo_libos::ipc::{WORDS, Words};
+
+    /// The word `ping` sends `pong` with `EXO_SEND` before its first call.
+    pub const MESSAGE: u64 = 0x005E_ED0F_BEEF;
+
+    /// The arguments of call number `n`: distinct for every call and every word.
+    pub fn arguments(n: u64) -> Words {
+        let mut args = [0; WORDS];
+        for (i, arg) in args.iter_mut().enumerate() {
+            *arg = n
+                .wrapping_add(1)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .rotate_left(9 * i as u32)
+                ^ (i as u64) << 56;
+        }
+        args
+    }
+
+    /// `pong`'s answer to `args`, the `count`-th call it serves (from 1): each of the first six
+    /// words times three, exclusive-or its index; the last word is the count.
+    pub fn reply(args: &Words, count: u64) -> Words {
+        let mut reply = [0; WORDS];
+        for (i, word) in reply.iter_mut().enumerate().take(WORDS - 1) {
+            *word = args[i].wrapping_mul(3) ^ i as u64;
+        }
+        reply[WORDS - 1] = count;
+        reply
     }
 }

@@ -119,6 +119,16 @@ pub enum State {
     Runnable,
     /// Waiting in `EXO_FRAME_ALLOC` for revoked frames.
     Blocked,
+    /// Waiting in `EXO_WAIT` / `EXO_REPLY_WAIT` for a call.
+    Waiting,
+    /// In `EXO_CALL` to `callee`: queued until the callee takes the call (`accepted`), then
+    /// until it replies.
+    Calling {
+        /// The partition called.
+        callee: usize,
+        /// Whether the callee has taken the call.
+        accepted: bool,
+    },
     /// Finished; its frames have been scrubbed and returned.
     Finished(Outcome),
 }
@@ -264,6 +274,12 @@ pub struct Partition<F: DescriptorFormat> {
     /// It lost the CPU to the end of its time slice, not in a hypercall: upcalls wait
     /// until its next hypercall, so they never land in the middle of library-OS code.
     pub preempted: bool,
+    /// Partitions it may call or send to (bit `i`: partition `i`).
+    pub talks_to: u64,
+    /// The caller whose call it is serving.
+    pub serving: Option<usize>,
+    /// An undelivered `EXO_SEND` message: (sender, word).
+    pub message: Option<(usize, u64)>,
 }
 
 impl<F: DescriptorFormat> Partition<F> {

@@ -29,6 +29,9 @@
 //! Beyond that, the library OS manages memory the exokernel way ([`mem`]): it allocates
 //! frames, binds them where it likes, answers revocation requests with a pluggable policy
 //! through upcalls ([`upcall`]) and can serve as the program's global allocator.
+//!
+//! Partitions talk to each other through [`ipc`]: register-sized synchronous calls that pass
+//! the CPU straight to the callee, and one-word asynchronous messages.
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -37,6 +40,7 @@ mod arch;
 pub mod console;
 pub mod hypercall;
 pub mod info;
+pub mod ipc;
 pub mod mem;
 pub mod memory;
 pub mod probe;

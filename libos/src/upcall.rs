@@ -1,10 +1,11 @@
 //! Upcalls: the library OS's entry for the kernel's notices (revocation requests,
-//! repossessions, faults on unbound IPAs) and the program's hooks into it.
+//! repossessions, faults on unbound IPAs, messages) and the program's hooks into it.
 //!
 //! [`register`] gives the kernel the entry stub (in `arch`), which runs [`dispatch`] on the
 //! upcall stack and ends the upcall with `EXO_UPCALL_RETURN`. Revocation requests are
 //! answered by the installed policy ([`crate::mem::set_revocation_policy`]); repossessions
-//! update the frame table; faults go to the handler set with [`set_fault_handler`].
+//! update the frame table; faults go to the handler set with [`set_fault_handler`]; messages
+//! to the one set with [`crate::ipc::set_message_handler`].
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -45,6 +46,7 @@ static IN_UPCALL: AtomicBool = AtomicBool::new(false);
 static REVOCATION_UPCALLS: AtomicU64 = AtomicU64::new(0);
 static REPOSSESSION_UPCALLS: AtomicU64 = AtomicU64::new(0);
 static FAULT_UPCALLS: AtomicU64 = AtomicU64::new(0);
+static MESSAGE_UPCALLS: AtomicU64 = AtomicU64::new(0);
 
 /// Upcalls received so far, by reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,10 +57,13 @@ pub struct UpcallCounts {
     pub repossession: u64,
     /// `FAULT` upcalls.
     pub fault: u64,
+    /// `MESSAGE` upcalls.
+    pub message: u64,
 }
 
 /// Registers the library OS's upcall entry with the kernel; faults on unbound IPAs are
-/// reflected to it if a fault handler is set. Needed before the kernel can ask for memory
+/// reflected to it if a fault handler is set. Messages are delivered only once it is
+/// registered. Needed before the kernel can ask for memory
 /// back politely (without it, the abort protocol is all it has).
 pub fn register() -> Result<(), Error> {
     let flags = if FAULT_HANDLER.lock().is_some() {
@@ -87,6 +92,7 @@ pub fn counts() -> UpcallCounts {
         revocation: REVOCATION_UPCALLS.load(Ordering::Relaxed),
         repossession: REPOSSESSION_UPCALLS.load(Ordering::Relaxed),
         fault: FAULT_UPCALLS.load(Ordering::Relaxed),
+        message: MESSAGE_UPCALLS.load(Ordering::Relaxed),
     }
 }
 
@@ -112,6 +118,11 @@ pub(crate) fn dispatch(reason: u64, values: [u64; 3]) -> u64 {
         upcall::FAULT => {
             FAULT_UPCALLS.fetch_add(1, Ordering::Relaxed);
             fault(Ipa::new(values[0]), values[1])
+        }
+        upcall::MESSAGE => {
+            MESSAGE_UPCALLS.fetch_add(1, Ordering::Relaxed);
+            crate::ipc::deliver(values[0], values[1]);
+            false
         }
         _ => false,
     };
@@ -153,5 +164,32 @@ mod tests {
         assert_eq!(counts().fault, 1);
         assert!(!in_upcall());
         assert_eq!(dispatch(99, [0; 3]), 0, "unknown reasons are ignored");
+    }
+
+    static HANDLED: spin::Mutex<Vec<(u32, u64)>> = spin::Mutex::new(Vec::new());
+
+    fn record(sender: crate::ipc::PartitionId, word: u64) {
+        HANDLED.lock().push((sender.0, word));
+    }
+
+    #[test]
+    fn messages_go_to_the_handler_or_wait_to_be_taken() {
+        use crate::ipc;
+        // One test, because the handler is global.
+        assert_eq!(dispatch(upcall::MESSAGE, [2, 0xAB, 0]), 0);
+        assert_eq!(ipc::take_message(), Some((ipc::PartitionId(2), 0xAB)));
+        assert_eq!(ipc::take_message(), None);
+        assert_eq!(
+            ipc::set_message_handler(record),
+            Err(Error::NotSupported),
+            "the host fake refuses the registration, but the handler is kept"
+        );
+        dispatch(upcall::MESSAGE, [1, 7, 0]);
+        dispatch(upcall::MESSAGE, [3, 8, 0]);
+        assert_eq!(*HANDLED.lock(), [(1, 7), (3, 8)]);
+        assert_eq!(ipc::take_message(), None);
+        assert_eq!(ipc::messages_received(), 3);
+        assert_eq!(counts().message, 3);
+        assert!(!in_upcall());
     }
 }

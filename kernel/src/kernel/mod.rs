@@ -7,6 +7,7 @@
 //! [`check`].
 
 mod check;
+mod ipc;
 mod memory;
 mod revocation;
 mod upcall;
@@ -480,6 +481,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
             upcalls: Upcalls::default(),
             table_pool,
             preempted: false,
+            talks_to: record.talks_to,
+            serving: None,
+            message: None,
         })
     }
 
@@ -550,6 +554,19 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 Err(e) => Err(e),
             },
             EXO_MEM_INFO => Ok(self.mem_info(caller)),
+            EXO_CALL => match self.call(caller, args[0]) {
+                Ok(step) => return step,
+                Err(e) => Err(e),
+            },
+            EXO_WAIT => match self.wait(caller) {
+                Ok(step) => return step,
+                Err(e) => Err(e),
+            },
+            EXO_REPLY_WAIT => match self.reply_wait(caller) {
+                Ok(step) => return step,
+                Err(e) => Err(e),
+            },
+            EXO_SEND => self.send(caller, args[0], args[1]).map(|()| [0; 4]),
             EXO_PARTITION_LOOKUP => self.partition_lookup(caller, Ipa::new(args[0]), args[1]),
             EXO_SELF_CHECK => match self.self_check() {
                 Ok(frames) => {
@@ -748,6 +765,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         let reclaimed = self.reclaim(owner);
         self.resolve_on_exit(id, reclaimed);
+        self.end_calls_of(id);
         self.complete_blocked();
     }
 
@@ -816,7 +834,14 @@ impl<'a, P: Platform> Kernel<'a, P> {
                     all_ok = false;
                     info!("result {} failed: {outcome}", partition.name);
                 }
-                State::Runnable | State::Blocked => {
+                State::Waiting => {
+                    info!(
+                        "partition {} idle: waiting for calls at power-off",
+                        partition.name
+                    );
+                    info!("result {} ok", partition.name);
+                }
+                State::Runnable | State::Blocked | State::Calling { .. } => {
                     all_ok = false;
                     info!(
                         "result {} failed: still running at power-off",

@@ -179,6 +179,8 @@ struct Config {
     borrow: u64,
     deadline_us: u64,
     max_aborts: u32,
+    /// Bit `i`: may call or send to partition `i`.
+    talks_to: u64,
 }
 
 impl Config {
@@ -190,6 +192,7 @@ impl Config {
             borrow,
             deadline_us: 1000,
             max_aborts: 1,
+            talks_to: 0,
         }
     }
 }
@@ -214,6 +217,7 @@ fn build(frames: usize, configs: &[Config]) -> K {
             borrow_bytes: c.borrow * PAGE_SIZE,
             revocation_deadline_us: c.deadline_us,
             max_aborts: c.max_aborts,
+            talks_to: c.talks_to,
         })
         .collect();
     let bytes = encode(&specs);
@@ -1276,6 +1280,7 @@ mod model {
                 borrow: 900,
                 deadline_us: 1000,
                 max_aborts: 2,
+                talks_to: 0,
             },
             Config {
                 name: "p1",
@@ -1284,6 +1289,7 @@ mod model {
                 borrow: 0,
                 deadline_us: 500,
                 max_aborts: 0,
+                talks_to: 0,
             },
             Config {
                 name: "p2",
@@ -1292,6 +1298,7 @@ mod model {
                 borrow: 400,
                 deadline_us: 5000,
                 max_aborts: 1,
+                talks_to: 0,
             },
         ]
     }
@@ -1896,6 +1903,8 @@ mod model {
                             }
                         }
                     }
+                    // The model never makes protected control transfers.
+                    State::Waiting | State::Calling { .. } => {}
                     State::Runnable => {
                         self.blocked[p] = None;
                         let x0 = k.regs_mut(p).unwrap().x[0];
@@ -1955,4 +1964,140 @@ mod model {
             prop_assert!(log.is_empty(), "{:#?}", log);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Protected control transfer.
+
+/// Issues `function` from `p` with x1..x8 = `regs` (EXO_CALL carries eight registers).
+fn ipc(k: &mut K, p: usize, function: u32, regs: &[u64]) -> Step {
+    k.current = p;
+    let r = k.regs_mut(p).unwrap();
+    r.x[0] = u64::from(function);
+    r.x[1..=regs.len()].copy_from_slice(regs);
+    let mut args = [0; 7];
+    args.copy_from_slice(&r.x[1..8]);
+    k.hypercall(function, args)
+}
+
+fn talkers() -> K {
+    let mut a = Config::new("a", 64, 0);
+    a.talks_to = 0b10;
+    build(256, &[a, Config::new("b", 64, 0)])
+}
+
+#[test]
+fn a_call_passes_the_cpu_and_seven_words_each_way() {
+    let mut k = talkers();
+    assert_eq!(ipc(&mut k, 1, EXO_WAIT, &[]), Step::Switch(0));
+    assert_eq!(state(&k, 1), State::Waiting);
+    let words = [11, 12, 13, 14, 15, 16, 17];
+    let mut regs = vec![1];
+    regs.extend_from_slice(&words);
+    assert_eq!(
+        ipc(&mut k, 0, EXO_CALL, &regs),
+        Step::Switch(1),
+        "direct transfer"
+    );
+    assert_eq!(k.current, 1);
+    let b = k.regs_mut(1).unwrap().x;
+    assert_eq!(b[0], 0, "x0 = the caller's id");
+    assert_eq!(&b[1..8], &words);
+    let reply = [21, 22, 23, 24, 25, 26, 27];
+    assert_eq!(
+        ipc(&mut k, 1, EXO_REPLY_WAIT, &reply),
+        Step::Switch(0),
+        "straight back"
+    );
+    let a = k.regs_mut(0).unwrap().x;
+    assert_eq!(a[0], 0);
+    assert_eq!(&a[1..8], &reply);
+    assert_eq!(state(&k, 0), State::Runnable);
+    assert_eq!(state(&k, 1), State::Waiting);
+    k.self_check().unwrap();
+}
+
+#[test]
+fn a_call_before_the_callee_waits_is_queued() {
+    let mut k = talkers();
+    let step = ipc(&mut k, 0, EXO_CALL, &[1, 5, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(step, Step::Switch(1));
+    assert_eq!(
+        state(&k, 0),
+        State::Calling {
+            callee: 1,
+            accepted: false
+        }
+    );
+    assert_eq!(
+        ipc(&mut k, 1, EXO_WAIT, &[]),
+        Step::Resume,
+        "the queued call is taken at once"
+    );
+    assert_eq!(k.regs_mut(1).unwrap().x[1], 5);
+    assert_eq!(
+        state(&k, 0),
+        State::Calling {
+            callee: 1,
+            accepted: true
+        }
+    );
+}
+
+#[test]
+fn calls_are_checked_against_the_configuration() {
+    let mut k = talkers();
+    assert_eq!(ipc(&mut k, 1, EXO_CALL, &[0]), Step::Resume);
+    assert_eq!(
+        Error::from_register(k.regs_mut(1).unwrap().x[0]),
+        Err(Error::Denied)
+    );
+    assert_eq!(ipc(&mut k, 0, EXO_CALL, &[0]), Step::Resume);
+    assert_eq!(
+        Error::from_register(k.regs_mut(0).unwrap().x[0]),
+        Err(Error::UnknownPartition)
+    );
+    assert_eq!(ipc(&mut k, 0, EXO_CALL, &[9]), Step::Resume);
+    assert_eq!(
+        Error::from_register(k.regs_mut(0).unwrap().x[0]),
+        Err(Error::UnknownPartition)
+    );
+    assert_eq!(
+        result(&mut k, 1, EXO_REPLY_WAIT, &[]),
+        err(Error::Denied),
+        "no call served"
+    );
+    assert_eq!(result(&mut k, 1, EXO_SEND, &[0, 1]), err(Error::Denied));
+}
+
+#[test]
+fn a_callee_that_dies_fails_the_call() {
+    let mut k = talkers();
+    ipc(&mut k, 1, EXO_WAIT, &[]);
+    ipc(&mut k, 0, EXO_CALL, &[1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(k.current, 1);
+    let step = ipc(&mut k, 1, EXO_EXIT, &[3]);
+    assert_eq!(step, Step::Switch(0));
+    assert_eq!(
+        Error::from_register(k.regs_mut(0).unwrap().x[0]),
+        Err(Error::UnknownPartition)
+    );
+    assert_eq!(state(&k, 0), State::Runnable);
+}
+
+#[test]
+fn a_message_arrives_as_an_upcall() {
+    let mut k = talkers();
+    assert_eq!(result(&mut k, 1, EXO_SET_UPCALL, &[0x4000_0100, 0]), Ok(0));
+    assert_eq!(result(&mut k, 0, EXO_SEND, &[1, 77]), Ok(0));
+    assert_eq!(
+        result(&mut k, 0, EXO_SEND, &[1, 78]),
+        err(Error::Busy),
+        "one undelivered message"
+    );
+    k.current = 1;
+    k.before_resume();
+    let b = k.regs_mut(1).unwrap();
+    assert_eq!(b.pc, 0x4000_0100);
+    assert_eq!(&b.x[0..3], &[upcall::MESSAGE, 0, 77]);
 }

@@ -119,6 +119,17 @@ pub(crate) fn hvc4(function: u32, args: [u64; 6]) -> [u64; 4] {
     [results[0], results[1], results[2], results[3]]
 }
 
+/// Issues `HVC #0` with `function` in `w0` and eight arguments in `x1`..`x8`, returning
+/// `x0`..`x7`: for the protected control transfer calls, which carry seven words each way.
+pub(crate) fn hvc8(function: u32, args: [u64; 8]) -> [u64; 8] {
+    let mut all = [0; 17];
+    all[..8].copy_from_slice(&args);
+    let results = smccc::hvc64(function, all);
+    let mut out = [0; 8];
+    out.copy_from_slice(&results[..8]);
+    out
+}
+
 /// The IPA of a buffer of words the kernel is to fill (identity: the stage-1 MMU is off).
 pub(crate) fn ipa_of_words(words: &mut [u64]) -> Ipa {
     Ipa::new(words.as_mut_ptr() as u64)

@@ -14,6 +14,14 @@ pub(crate) fn hvc4(_function: u32, _args: [u64; 6]) -> [u64; 4] {
     [Error::NotSupported.to_register(), 0, 0, 0]
 }
 
+/// Issues a hypercall with eight arguments and results: on the host, always
+/// `NOT_SUPPORTED`.
+pub(crate) fn hvc8(_function: u32, _args: [u64; 8]) -> [u64; 8] {
+    let mut results = [0; 8];
+    results[0] = Error::NotSupported.to_register();
+    results
+}
+
 /// The IPA of a word buffer: on the host, its address.
 pub(crate) fn ipa_of_words(words: &mut [u64]) -> Ipa {
     Ipa::new(words.as_mut_ptr() as u64)

@@ -14,6 +14,7 @@
 //! borrow = "8MiB"       # optional (default 0); revocable, beyond the guarantee
 //! revocation_deadline = "10ms"  # optional (default 10ms); <n>us/ms/s, 1us..=10s
 //! max_aborts = 3        # optional (default 3); 0..=1000
+//! talks_to = ["pong"]   # optional (default []); partitions it may EXO_CALL or EXO_SEND
 //! ```
 //!
 //! A program containing `/` or ending in `.elf` is a path relative to the configuration
@@ -132,6 +133,8 @@ pub struct Partition {
     pub revocation_deadline_us: u64,
     /// Aborts it may suffer before it is terminated.
     pub max_aborts: u32,
+    /// Partitions it may call or send to: bit `i` for the `i`-th partition (its id).
+    pub talks_to: u64,
     /// Line of its `[[partition]]` header.
     pub line: usize,
     /// Line of its `memory` key.
@@ -257,6 +260,7 @@ struct RawPartition {
     borrow: Option<Spanned<SizeValue>>,
     revocation_deadline: Option<Spanned<String>>,
     max_aborts: Option<Spanned<i64>>,
+    talks_to: Option<Vec<Spanned<String>>>,
 }
 
 /// Reads and checks a configuration file. `board_override` replaces `[system] board`.
@@ -546,9 +550,41 @@ pub fn parse(
             borrow_bytes,
             revocation_deadline_us,
             max_aborts,
+            talks_to: 0,
             line,
             memory_line: line_of(text, memory_at),
         });
+    }
+
+    // Names may refer to partitions further down, so `talks_to` is resolved once all are
+    // known. A partition's id is its index in configuration order.
+    let names: Vec<String> = partitions.iter().map(|p| p.name.clone()).collect();
+    for (partition, spanned) in partitions.iter_mut().zip(&raw.partition) {
+        for target in spanned.get_ref().talks_to.iter().flatten() {
+            let at = target.span().start;
+            let target_name = target.get_ref();
+            if *target_name == partition.name {
+                return Err(error(
+                    at,
+                    format!(
+                        "partition `{target_name}` names itself in `talks_to` (a partition \
+                         cannot call itself)"
+                    ),
+                ));
+            }
+            let id = names.iter().position(|n| n == target_name).ok_or_else(|| {
+                error(
+                    at,
+                    format!(
+                        "`talks_to` of `{}` names `{target_name}`, which is not a partition of \
+                         this system: partitions are {}",
+                        partition.name,
+                        list(&names)
+                    ),
+                )
+            })?;
+            partition.talks_to |= 1 << id;
+        }
     }
 
     Ok(System {
@@ -989,6 +1025,64 @@ mod tests {
         assert!(
             e.message.contains("`guarantee`") && e.message.contains("`max_aborts`"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn talks_to_becomes_a_mask_of_partition_ids() {
+        let (dir, workspace) = workspace();
+        // p0 names a partition further down; p2 names two, in any order.
+        let text = format!(
+            "{}{}{}{}",
+            partition(0, "4096", &["talks_to = [\"p3\"]"]),
+            partition(1, "4096", &[]),
+            partition(2, "4096", &["talks_to = [\"p3\", \"p0\", \"p3\"]"]),
+            partition(3, "4096", &["talks_to = []"]),
+        );
+        let system = parse(&workspace, &dir.path().join("a.toml"), &text, None).unwrap();
+        let masks: Vec<u64> = system.partitions.iter().map(|p| p.talks_to).collect();
+        assert_eq!(masks, [0b1000, 0, 0b1001, 0]);
+    }
+
+    #[test]
+    fn talks_to_an_unknown_partition() {
+        let text = format!(
+            "{}{}",
+            partition(0, "4096", &[]),
+            partition(
+                1,
+                "4096",
+                &["talks_to = [", "  \"p0\",", "  \"pong\",", "]"]
+            ),
+        );
+        let e = refused(
+            &text,
+            11,
+            "`talks_to` of `p1` names `pong`, which is not a partition",
+        );
+        assert!(e.message.contains("partitions are `p0`, `p1`"), "{e}");
+    }
+
+    #[test]
+    fn talks_to_itself() {
+        refused(
+            &partition(0, "4096", &["talks_to = [\"p0\"]"]),
+            5,
+            "partition `p0` names itself in `talks_to`",
+        );
+    }
+
+    #[test]
+    fn talks_to_must_be_a_list_of_names() {
+        refused(
+            &partition(0, "4096", &["talks_to = \"p0\""]),
+            5,
+            "invalid type",
+        );
+        refused(
+            &partition(0, "4096", &["talks_to = [1]"]),
+            5,
+            "invalid type",
         );
     }
 

@@ -137,6 +137,7 @@ pub fn partition_spec(
         borrow_bytes: partition.borrow_bytes,
         revocation_deadline_us: partition.revocation_deadline_us,
         max_aborts: partition.max_aborts,
+        talks_to: partition.talks_to,
     })
 }
 
@@ -292,6 +293,23 @@ mod tests {
         assert_eq!(partition.borrow_bytes, 3 << 20);
         assert_eq!(partition.revocation_deadline_us, 250);
         assert_eq!(partition.max_aborts, 0);
+    }
+
+    #[test]
+    fn the_package_carries_talks_to() {
+        let (_dir, system) = system(&format!(
+            "{CONFIG}talks_to = [\"pong\"]\n\n[[partition]]\nname = \"pong\"\n\
+             program = \"hello\"\nmemory = 8192\n"
+        ));
+        let specs: Vec<_> = system
+            .partitions
+            .iter()
+            .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
+            .collect();
+        let image = assemble(&kernel(), &specs).unwrap();
+        let package = Package::parse(&image[0x3000..]).unwrap();
+        let masks: Vec<u64> = package.partitions().map(|p| p.talks_to).collect();
+        assert_eq!(masks, [0b10, 0]);
     }
 
     #[test]

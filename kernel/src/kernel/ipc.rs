@@ -1,0 +1,163 @@
+//! Protected control transfer: a synchronous call passes the CPU, seven argument registers
+//! and the rest of the caller's time slice straight to the callee, and the reply comes back
+//! the same way, with no scheduler decision in between. An asynchronous send leaves one word
+//! for the target's next upcall. Who may talk to whom is fixed by the configuration.
+
+use super::{Kernel, Platform, Step};
+use crate::partition::State;
+use exo_abi::Error;
+
+/// Argument and reply registers of a call: x1..x7 at the callee and the caller, x2..x8 at
+/// the caller when calling.
+const WORDS: usize = 7;
+
+impl<P: Platform> Kernel<'_, P> {
+    /// Checks that `caller` may talk to partition `raw` and returns its index.
+    fn peer(&self, caller: usize, raw: u64) -> Result<usize, Error> {
+        let target = usize::try_from(raw).map_err(|_| Error::UnknownPartition)?;
+        let Some(p) = self.partition(target) else {
+            return Err(Error::UnknownPartition);
+        };
+        if target == caller || matches!(p.state, State::Finished(_)) {
+            return Err(Error::UnknownPartition);
+        }
+        let allowed = self
+            .partition(caller)
+            .is_some_and(|c| target < 64 && c.talks_to & (1 << target) != 0);
+        if !allowed {
+            return Err(Error::Denied);
+        }
+        Ok(target)
+    }
+
+    /// `EXO_CALL`.
+    pub(super) fn call(&mut self, caller: usize, callee: u64) -> Result<Step, Error> {
+        let callee = self.peer(caller, callee)?;
+        if let Some(p) = self.partition_mut(caller) {
+            p.state = State::Calling {
+                callee,
+                accepted: false,
+            };
+        }
+        if self
+            .partition(callee)
+            .is_some_and(|p| p.state == State::Waiting)
+            && self.accept(callee)
+        {
+            // Direct transfer: the callee runs now, on the caller's time slice.
+            self.current = callee;
+            return Ok(Step::Switch(callee));
+        }
+        Ok(self.schedule())
+    }
+
+    /// Gives `callee` the first queued call, if any: its registers receive the caller's id
+    /// and arguments. Returns whether there was one.
+    fn accept(&mut self, callee: usize) -> bool {
+        let Some(caller) = (0..self.count).find(|&id| {
+            self.partition(id).is_some_and(|p| {
+                p.state
+                    == State::Calling {
+                        callee,
+                        accepted: false,
+                    }
+            })
+        }) else {
+            return false;
+        };
+        let mut words = [0; WORDS];
+        if let Some(c) = self.partition_mut(caller) {
+            words.copy_from_slice(&c.regs.x[2..2 + WORDS]);
+            c.state = State::Calling {
+                callee,
+                accepted: true,
+            };
+        }
+        if let Some(p) = self.partition_mut(callee) {
+            p.regs.x[0] = caller as u64;
+            p.regs.x[1..1 + WORDS].copy_from_slice(&words);
+            p.serving = Some(caller);
+            p.state = State::Runnable;
+        }
+        true
+    }
+
+    /// `EXO_WAIT`.
+    pub(super) fn wait(&mut self, callee: usize) -> Result<Step, Error> {
+        if self.partition(callee).is_some_and(|p| p.serving.is_some()) {
+            return Err(Error::Denied);
+        }
+        if self.accept(callee) {
+            return Ok(Step::Resume);
+        }
+        if let Some(p) = self.partition_mut(callee) {
+            p.state = State::Waiting;
+        }
+        Ok(self.schedule())
+    }
+
+    /// `EXO_REPLY_WAIT`.
+    pub(super) fn reply_wait(&mut self, callee: usize) -> Result<Step, Error> {
+        let Some(p) = self.partition_mut(callee) else {
+            return Err(Error::UnknownPartition);
+        };
+        let caller = p.serving.take().ok_or(Error::Denied)?;
+        let mut reply = [0; WORDS];
+        reply.copy_from_slice(&p.regs.x[1..1 + WORDS]);
+        let caller_waits = self.partition(caller).is_some_and(|c| {
+            c.state
+                == State::Calling {
+                    callee,
+                    accepted: true,
+                }
+        });
+        if caller_waits {
+            if let Some(c) = self.partition_mut(caller) {
+                c.regs.x[0] = 0;
+                c.regs.x[1..1 + WORDS].copy_from_slice(&reply);
+                c.state = State::Runnable;
+            }
+        }
+        // The callee waits again: it takes the next queued call now (and runs at its turn),
+        // or sleeps until one arrives.
+        if !self.accept(callee) {
+            if let Some(p) = self.partition_mut(callee) {
+                p.state = State::Waiting;
+            }
+        }
+        if caller_waits {
+            // Direct transfer back to the caller.
+            self.current = caller;
+            return Ok(Step::Switch(caller));
+        }
+        Ok(self.schedule())
+    }
+
+    /// `EXO_SEND`.
+    pub(super) fn send(&mut self, sender: usize, target: u64, word: u64) -> Result<(), Error> {
+        let target = self.peer(sender, target)?;
+        let p = self.partition_mut(target).ok_or(Error::UnknownPartition)?;
+        if p.message.is_some() {
+            return Err(Error::Busy);
+        }
+        p.message = Some((sender, word));
+        Ok(())
+    }
+
+    /// Partition `id` has ended: calls to it fail, and a call it was serving ends with an
+    /// error for its caller.
+    pub(super) fn end_calls_of(&mut self, id: usize) {
+        for other in 0..self.count {
+            let Some(p) = self.partition_mut(other) else {
+                continue;
+            };
+            if let State::Calling { callee, .. } = p.state {
+                if callee == id {
+                    p.regs
+                        .set_results([Error::UnknownPartition.to_register(), 0, 0, 0]);
+                    p.state = State::Runnable;
+                }
+            }
+        }
+    }
+}
