@@ -27,9 +27,10 @@ pub(crate) fn ipa_of_words(words: &mut [u64]) -> Ipa {
     Ipa::new(words.as_mut_ptr() as u64)
 }
 
-/// Writing an arbitrary address is not something the host fake does.
-pub(crate) fn write_u64(_ipa: Ipa, _value: u64) {
-    unimplemented!("probing memory needs the real machine")
+/// Writing an arbitrary address is not something the host stand-in can do: host tests must
+/// not reach it, and fail loudly if they do.
+pub(crate) fn write_u64(ipa: Ipa, _value: u64) {
+    panic!("the host stand-in cannot write guest memory at {ipa:?}")
 }
 
 /// The host has no kernel pages.
@@ -67,9 +68,10 @@ pub(crate) fn overlaps_image(_start: Ipa, _end: Ipa) -> bool {
     false
 }
 
-/// Reading an arbitrary address is not something the host fake does.
-pub(crate) fn read_u64(_ipa: Ipa) -> u64 {
-    unimplemented!("probing memory needs the real machine")
+/// Reading an arbitrary address is not something the host stand-in can do: host tests must
+/// not reach it, and fail loudly if they do.
+pub(crate) fn read_u64(ipa: Ipa) -> u64 {
+    panic!("the host stand-in cannot read guest memory at {ipa:?}")
 }
 
 /// Free guest memory does not exist on the host.
@@ -82,9 +84,9 @@ pub(crate) fn halt() -> ! {
     panic!("halted")
 }
 
-/// The host has no guest program to call.
+/// The host has no guest program to call: guest programs run only on the machine.
 pub(crate) fn guest_main(_info: &crate::Info) -> crate::ExitCode {
-    unimplemented!("guest programs run on the real machine")
+    panic!("the host stand-in has no guest program to run")
 }
 
 /// The host has no info page.
