@@ -149,3 +149,21 @@ pub mod ping_pong {
         reply
     }
 }
+
+/// Shared by `leaker` and `checker`.
+pub mod registers {
+    /// What `leaker` puts in every register: unlikely to appear by chance.
+    pub const PATTERN: u64 = 0x5EC2_E75A_FE1E_A4ED;
+
+    /// A fingerprint the compiler cannot invert back into [`PATTERN`], so the checker can
+    /// recognise the pattern without ever holding it in a register itself.
+    pub const fn fingerprint(word: u64) -> u64 {
+        (word ^ (word >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (word >> 61)
+    }
+
+    /// Whether `word` is [`PATTERN`], by fingerprint.
+    pub fn is_pattern(word: u64) -> bool {
+        const EXPECTED: u64 = fingerprint(PATTERN);
+        fingerprint(word) == EXPECTED
+    }
+}

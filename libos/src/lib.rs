@@ -44,6 +44,7 @@ pub mod ipc;
 pub mod mem;
 pub mod memory;
 pub mod probe;
+pub mod registers;
 mod runtime;
 pub mod time;
 pub mod upcall;

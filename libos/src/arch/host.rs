@@ -93,3 +93,11 @@ pub(crate) fn guest_main(_info: &crate::Info) -> crate::ExitCode {
 pub(crate) fn info_page(_ipa: Ipa) -> Option<&'static [u8; exo_abi::info::SIZE]> {
     None
 }
+
+/// The host cannot fill machine registers: nothing to do.
+pub(crate) fn spin_filled(_pattern: u64, _spins: u64) {}
+
+/// The host has no machine registers to snapshot: all zero.
+pub(crate) fn yield_and_snapshot(buffer: &mut [u64; 104]) {
+    buffer.fill(0);
+}
