@@ -111,19 +111,17 @@ impl<P: Platform> Kernel<'_, P> {
                     accepted: true,
                 }
         });
-        if caller_waits {
-            if let Some(c) = self.partition_mut(caller) {
-                c.regs.x[0] = 0;
-                c.regs.x[1..1 + WORDS].copy_from_slice(&reply);
-                c.state = State::Runnable;
-            }
+        if caller_waits && let Some(c) = self.partition_mut(caller) {
+            c.regs.x[0] = 0;
+            c.regs.x[1..1 + WORDS].copy_from_slice(&reply);
+            c.state = State::Runnable;
         }
         // The callee waits again: it takes the next queued call now (and runs at its turn),
         // or sleeps until one arrives.
-        if !self.accept(callee) {
-            if let Some(p) = self.partition_mut(callee) {
-                p.state = State::Waiting;
-            }
+        if !self.accept(callee)
+            && let Some(p) = self.partition_mut(callee)
+        {
+            p.state = State::Waiting;
         }
         if caller_waits {
             // Direct transfer back to the caller.
@@ -151,12 +149,12 @@ impl<P: Platform> Kernel<'_, P> {
             let Some(p) = self.partition_mut(other) else {
                 continue;
             };
-            if let State::Calling { callee, .. } = p.state {
-                if callee == id {
-                    p.regs
-                        .set_results([Error::UnknownPartition.to_register(), 0, 0, 0]);
-                    p.state = State::Runnable;
-                }
+            if let State::Calling { callee, .. } = p.state
+                && callee == id
+            {
+                p.regs
+                    .set_results([Error::UnknownPartition.to_register(), 0, 0, 0]);
+                p.state = State::Runnable;
             }
         }
     }
