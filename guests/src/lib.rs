@@ -16,6 +16,8 @@
 //! - `hostile`, `keeper`: random hypercalls and accesses against a bystander's data.
 //! - `ping`, `pong`: protected control transfer; `ping` calls `pong` ten thousand times and
 //!   checks every reply word ([`ping_pong`]), and sends it one asynchronous message.
+//! - `spinner`: computes for 300 ms without a hypercall.
+//! - `ticker`: takes 20 interrupts from its own 5 ms virtual timer while spinning.
 //!
 //! The library holds what the memory programs share: growing until refused and checking
 //! the patterns written into frames.

@@ -32,6 +32,9 @@
 //!
 //! Partitions talk to each other through [`ipc`]: register-sized synchronous calls that pass
 //! the CPU straight to the callee, and one-word asynchronous messages.
+//!
+//! Interrupts the kernel injects through the GICv3 virtual CPU interface reach handlers
+//! registered with [`irq`]; [`timer`] turns the EL1 virtual timer into a periodic interrupt.
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -41,12 +44,14 @@ pub mod console;
 pub mod hypercall;
 pub mod info;
 pub mod ipc;
+pub mod irq;
 pub mod mem;
 pub mod memory;
 pub mod probe;
 pub mod registers;
 mod runtime;
 pub mod time;
+pub mod timer;
 pub mod upcall;
 
 use core::fmt;

@@ -55,10 +55,26 @@ _start:
     start = sym start,
 );
 
-// The EL1 vector table (Arm ARM D1.3.1): 16 slots of 0x80 bytes, 2 KiB aligned. Every slot
-// passes its index in x0 to a common path that switches to the exception stack (the fault
-// may have been a stack overflow) and calls `exception`, which never returns. Nothing is
-// saved: the library OS reports and exits, it does not resume.
+// The EL1 vector table (Arm ARM D1.3.1): 16 slots of 0x80 bytes, 2 KiB aligned.
+//
+// Slot 5, an IRQ taken from EL1 with SP_EL1 (the library OS runs at EL1h), branches to the
+// IRQ entry below, which resumes the interrupted code. Every other slot passes its index in
+// x0 to a common path that switches to the exception stack (the fault may have been a stack
+// overflow) and calls `exception`, which never returns. Nothing is saved: the library OS
+// reports and exits, it does not resume.
+//
+// The IRQ entry runs on the interrupted stack (SP_EL1 is 16-byte aligned at every
+// instruction, and AArch64 code has no red zone). IRQs do not nest: taking the exception sets
+// PSTATE.I (Arm ARM D1.3.2) and nothing here clears it, so one frame per stack suffices. It
+// saves everything AAPCS64 lets the Rust dispatcher clobber: x0..x18, x29, x30, all 32 SIMD
+// registers in full (the callee keeps only the low halves of v8..v15), FPCR and FPSR, and
+// ELR_EL1 / SPSR_EL1. The frame (720 bytes):
+//
+//   0    x0..x17 (pairs)     144  x18, x29       160  x30, ELR_EL1
+//   176  SPSR_EL1, FPCR      192  FPSR, pad      208  q0..q31 (512 bytes)
+//
+// It then calls `irq`, restores the frame and returns with `ERET`, which restores PSTATE
+// (including the interrupted DAIF) from SPSR_EL1 (Arm ARM C6.2.94).
 global_asm!(
     r#"
     .section .text.vectors, "ax"
@@ -67,8 +83,12 @@ global_asm!(
 exo_libos_vectors:
     .irp slot, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
     .balign 0x80
+    .if \slot == 5
+    b       6f
+    .else
     mov     x0, #\slot
     b       3f
+    .endif
     .endr
 3:  adrp    x1, __exception_stack_top
     add     x1, x1, :lo12:__exception_stack_top
@@ -78,8 +98,82 @@ exo_libos_vectors:
     bl      {exception}
 4:  wfe
     b       4b
+
+6:  sub     sp, sp, #720
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x29, [sp, #144]
+    mrs     x0, elr_el1
+    stp     x30, x0, [sp, #160]
+    mrs     x0, spsr_el1
+    mrs     x1, fpcr
+    stp     x0, x1, [sp, #176]
+    mrs     x0, fpsr
+    str     x0, [sp, #192]
+    add     x0, sp, #208
+    stp     q0, q1, [x0, #0]
+    stp     q2, q3, [x0, #32]
+    stp     q4, q5, [x0, #64]
+    stp     q6, q7, [x0, #96]
+    stp     q8, q9, [x0, #128]
+    stp     q10, q11, [x0, #160]
+    stp     q12, q13, [x0, #192]
+    stp     q14, q15, [x0, #224]
+    stp     q16, q17, [x0, #256]
+    stp     q18, q19, [x0, #288]
+    stp     q20, q21, [x0, #320]
+    stp     q22, q23, [x0, #352]
+    stp     q24, q25, [x0, #384]
+    stp     q26, q27, [x0, #416]
+    stp     q28, q29, [x0, #448]
+    stp     q30, q31, [x0, #480]
+    bl      {irq}
+    add     x0, sp, #208
+    ldp     q0, q1, [x0, #0]
+    ldp     q2, q3, [x0, #32]
+    ldp     q4, q5, [x0, #64]
+    ldp     q6, q7, [x0, #96]
+    ldp     q8, q9, [x0, #128]
+    ldp     q10, q11, [x0, #160]
+    ldp     q12, q13, [x0, #192]
+    ldp     q14, q15, [x0, #224]
+    ldp     q16, q17, [x0, #256]
+    ldp     q18, q19, [x0, #288]
+    ldp     q20, q21, [x0, #320]
+    ldp     q22, q23, [x0, #352]
+    ldp     q24, q25, [x0, #384]
+    ldp     q26, q27, [x0, #416]
+    ldp     q28, q29, [x0, #448]
+    ldp     q30, q31, [x0, #480]
+    ldr     x0, [sp, #192]
+    msr     fpsr, x0
+    ldp     x0, x1, [sp, #176]
+    msr     spsr_el1, x0
+    msr     fpcr, x1
+    ldp     x30, x0, [sp, #160]
+    msr     elr_el1, x0
+    ldp     x18, x29, [sp, #144]
+    ldp     x16, x17, [sp, #128]
+    ldp     x14, x15, [sp, #112]
+    ldp     x12, x13, [sp, #96]
+    ldp     x10, x11, [sp, #80]
+    ldp     x8, x9, [sp, #64]
+    ldp     x6, x7, [sp, #48]
+    ldp     x4, x5, [sp, #32]
+    ldp     x2, x3, [sp, #16]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #720
+    eret
     "#,
     exception = sym exception,
+    irq = sym irq,
 );
 
 /// Linker-script symbols (`libos/guest.ld`); only their addresses mean anything.
@@ -104,6 +198,11 @@ extern "C" fn exception(slot: u64) -> ! {
         elr: ELR_EL1.get(),
         spsr: SPSR_EL1.get(),
     })
+}
+
+/// Rust entry from the IRQ vector, on the interrupted stack with IRQs masked.
+extern "C" fn irq() {
+    crate::irq::dispatch();
 }
 
 /// Issues `HVC #0` with `function` in `w0` and `args` in `x1`.., returning `x0` (SMCCC 1.1).
@@ -535,4 +634,118 @@ pub(crate) fn yield_and_snapshot(buffer: &mut [u64; 104]) {
     // and restores x19, x29 and x30; the hypercall may clobber only what SMCCC allows,
     // which the routine treats as clobbered.
     unsafe { exo_libos_yield_and_snapshot(buffer.as_mut_ptr()) }
+}
+
+// GICv3 CPU interface (GIC architecture specification IHI 0069, chapter 12). With
+// `HCR_EL2.IMO` set, the kernel routes physical IRQs to EL2 and EL1 accesses to the `ICC_*`
+// registers below reach the virtual CPU interface (`ICV_*`, IHI 0069 §12.1.4); the kernel
+// fills the list registers it reads from.
+
+/// Whether the PE implements the GIC system-register CPU interface:
+/// `ID_AA64PFR0_EL1.GIC` (bits [27:24], Arm ARM D19.2.64) is non-zero. Without it every
+/// `ICC_*` access is UNDEFINED (on QEMU `virt` with a GICv2, for instance).
+pub(crate) fn gic_system_registers_implemented() -> bool {
+    use aarch64_cpu::registers::ID_AA64PFR0_EL1;
+    (ID_AA64PFR0_EL1.get() >> 24) & 0xF != 0
+}
+
+/// Sets `ICC_SRE_EL1.SRE` (IHI 0069 §12.2.22) to use the system-register interface and reads
+/// it back: `false` if it stays 0 (the kernel or the GIC offers only the memory-mapped
+/// interface). Call only if [`gic_system_registers_implemented`].
+pub(crate) fn enable_gic_system_registers() -> bool {
+    arm_gic::gicv3::GicCpuInterface::enable_system_register_el1();
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    let sre: u64;
+    // SAFETY: reading ICC_SRE_EL1 (S3_0_C12_C12_5) has no side effect; the caller checked
+    // that the system-register interface is implemented, so the read is not UNDEFINED.
+    unsafe {
+        core::arch::asm!("mrs {}, S3_0_C12_C12_5", out(reg) sre, options(nomem, nostack));
+    }
+    sre & 1 != 0
+}
+
+/// Opens the CPU interface to every Group 1 interrupt: `ICC_PMR_EL1 = 0xFF` (every priority
+/// passes, IHI 0069 §12.2.15), `ICC_BPR1_EL1 = 0` (no subpriority grouping beyond the
+/// minimum, §12.2.5), `ICC_IGRPEN1_EL1.Enable = 1` (§12.2.13). Call only once
+/// [`enable_gic_system_registers`] returned `true`.
+pub(crate) fn gic_cpu_interface_setup() {
+    use arm_gic::gicv3::GicCpuInterface;
+    GicCpuInterface::set_priority_mask(0xFF);
+    // SAFETY: writing ICC_BPR1_EL1 (S3_0_C12_C12_3) only changes how priorities group for
+    // preemption; with the system-register interface enabled (checked by the caller) the
+    // write is defined and touches no memory.
+    unsafe {
+        core::arch::asm!("msr S3_0_C12_C12_3, xzr", options(nomem, nostack));
+    }
+    GicCpuInterface::enable_group1(true);
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
+
+/// Acknowledges the highest-priority pending Group 1 interrupt (`ICC_IAR1_EL1`, IHI 0069
+/// §12.2.12): its INTID, or `None` for the spurious INTID 1023.
+pub(crate) fn acknowledge_interrupt() -> Option<u32> {
+    use arm_gic::InterruptGroup;
+    arm_gic::gicv3::GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1)
+        .map(u32::from)
+}
+
+/// Ends an acknowledged Group 1 interrupt (`ICC_EOIR1_EL1`, IHI 0069 §12.2.10): drops the
+/// running priority and, with `ICC_CTLR_EL1.EOImode == 0`, deactivates it; for a virtual
+/// interrupt with the list register's HW bit set that deactivates the physical one too.
+pub(crate) fn end_interrupt(intid: u32) {
+    use arm_gic::{InterruptGroup, gicv3::GicCpuInterface};
+    if let Ok(intid) = arm_gic::IntId::try_from(intid) {
+        GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1);
+    }
+}
+
+/// Whether IRQs are masked at EL1 (`PSTATE.I`, `DAIF` Arm ARM C5.2.2).
+pub(crate) fn irqs_masked() -> bool {
+    use aarch64_cpu::registers::DAIF;
+    DAIF.is_set(DAIF::I)
+}
+
+/// Masks IRQs at EL1 (`MSR DAIFSet, #2`, Arm ARM C5.2.2).
+pub(crate) fn mask_irqs() {
+    // SAFETY: setting PSTATE.I only delays interrupts; it touches no memory. The compiler
+    // barrier (no `nomem`) keeps memory accesses of the masked section after it.
+    unsafe { core::arch::asm!("msr daifset, #2", options(nostack)) }
+}
+
+/// Unmasks IRQs at EL1 (`MSR DAIFClr, #2`). Only `crate::irq` calls this, once the vector
+/// table's IRQ entry and the dispatcher are ready.
+pub(crate) fn unmask_irqs() {
+    // SAFETY: the IRQ vector saves and restores everything the interrupted code may hold
+    // (see the vector table above), so an IRQ may be taken at any instruction from here on.
+    // No `nomem`: memory accesses of a masked section must not move past this.
+    unsafe { core::arch::asm!("msr daifclr, #2", options(nostack)) }
+}
+
+/// Waits for an interrupt (`WFI`, Arm ARM C6.2.403). The kernel does not trap it, so the
+/// partition idles the rest of its time slice here, or until an interrupt is pending.
+pub(crate) fn wait_for_interrupt() {
+    aarch64_cpu::asm::wfi();
+}
+
+/// Arms the EL1 virtual timer to fire when `CNTVCT_EL0 >= deadline`: `CNTV_CVAL_EL0` then
+/// `CNTV_CTL_EL0 = ENABLE` with `IMASK` clear (Arm ARM D19.12.23/24), then `ISB` so the new
+/// condition holds before anything that follows (such as an end of interrupt).
+pub(crate) fn virtual_timer_arm(deadline: u64) {
+    use aarch64_cpu::registers::{CNTV_CTL_EL0, CNTV_CVAL_EL0, Writeable};
+    CNTV_CVAL_EL0.set(deadline);
+    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::CLEAR);
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
+
+/// The deadline the EL1 virtual timer was armed with (`CNTV_CVAL_EL0`).
+pub(crate) fn virtual_timer_deadline() -> u64 {
+    use aarch64_cpu::registers::CNTV_CVAL_EL0;
+    CNTV_CVAL_EL0.get()
+}
+
+/// Disables the EL1 virtual timer (`CNTV_CTL_EL0 = 0`): its interrupt deasserts.
+pub(crate) fn virtual_timer_disable() {
+    use aarch64_cpu::registers::{CNTV_CTL_EL0, Writeable};
+    CNTV_CTL_EL0.set(0);
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }

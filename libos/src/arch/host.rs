@@ -101,3 +101,49 @@ pub(crate) fn spin_filled(_pattern: u64, _spins: u64) {}
 pub(crate) fn yield_and_snapshot(buffer: &mut [u64; 104]) {
     buffer.fill(0);
 }
+
+/// The host has no GIC system-register interface.
+pub(crate) fn gic_system_registers_implemented() -> bool {
+    false
+}
+
+/// Never reached on the host (no interface to enable): refuses.
+pub(crate) fn enable_gic_system_registers() -> bool {
+    false
+}
+
+/// Nothing to set up on the host.
+pub(crate) fn gic_cpu_interface_setup() {}
+
+/// Nothing is ever pending on the host.
+pub(crate) fn acknowledge_interrupt() -> Option<u32> {
+    None
+}
+
+/// Nothing to end on the host.
+pub(crate) fn end_interrupt(_intid: u32) {}
+
+/// The host stand-in never takes interrupts: always masked.
+pub(crate) fn irqs_masked() -> bool {
+    true
+}
+
+/// Nothing to mask on the host.
+pub(crate) fn mask_irqs() {}
+
+/// Nothing to unmask on the host.
+pub(crate) fn unmask_irqs() {}
+
+/// Returns at once: the host has nothing to wait for.
+pub(crate) fn wait_for_interrupt() {}
+
+/// The host has no timer to arm.
+pub(crate) fn virtual_timer_arm(_deadline: u64) {}
+
+/// The host has no timer: deadline 0.
+pub(crate) fn virtual_timer_deadline() -> u64 {
+    0
+}
+
+/// The host has no timer to disable.
+pub(crate) fn virtual_timer_disable() {}

@@ -84,6 +84,15 @@ pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
                 super::gic::end(intid);
                 kernel.preempt()
             }
+            Some(intid) if intid == super::gic::VTIMER => {
+                // The running partition's own virtual timer: pass it through, no kernel
+                // work. With every list register busy it is ended here and the timer,
+                // level-sensitive, fires again once the partition makes room.
+                if !super::gic::pass_through(intid) {
+                    super::gic::end(intid);
+                }
+                Step::Resume
+            }
             Some(intid) => {
                 // Nothing else is enabled; end it so it cannot wedge the CPU interface.
                 super::gic::end(intid);

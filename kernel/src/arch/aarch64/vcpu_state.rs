@@ -38,6 +38,7 @@ pub struct El1State {
     mdscr: u64,
     cntv_ctl: u64,
     cntv_cval: u64,
+    gic: super::gic::VcpuGic,
 }
 
 impl El1State {
@@ -75,6 +76,7 @@ impl El1State {
             mdscr: 0,
             cntv_ctl: 0,
             cntv_cval: 0,
+            gic: super::gic::VcpuGic::EMPTY,
         }
     }
 
@@ -84,6 +86,7 @@ impl El1State {
         self.cntv_ctl = CNTV_CTL_EL0.get();
         self.cntv_cval = CNTV_CVAL_EL0.get();
         CNTV_CTL_EL0.set(0);
+        self.gic.save();
         self.sctlr = SCTLR_EL1.get();
         self.cpacr = CPACR_EL1.get();
         self.ttbr0 = TTBR0_EL1.get();
@@ -158,6 +161,7 @@ impl El1State {
         CNTKCTL_EL1.set(self.cntkctl);
         CSSELR_EL1.set(self.csselr);
         MDSCR_EL1.set(self.mdscr);
+        self.gic.restore();
         CNTV_CVAL_EL0.set(self.cntv_cval);
         CNTV_CTL_EL0.set(self.cntv_ctl);
         let fp = self.fp.as_ptr();
