@@ -12,9 +12,6 @@ use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START, MemoryKind};
 use exo_abi::revocation::Reason;
 use exo_abi::{Error, Ipa, PhysAddr};
 
-/// Size of every partition's IPA space (see `mem::stage2::Geometry::default`).
-const IPA_LIMIT: u64 = 1 << 39;
-
 /// Why a frame name is refused, from the caller's point of view.
 fn ownership_error(actual: Option<Owner>) -> Error {
     match actual {
@@ -371,7 +368,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
 /// Checks that a partition may bind at `ipa`: inside its IPA space and outside the window
 /// of kernel pages.
 fn check_ipa(ipa: Ipa) -> Result<(), Error> {
-    if ipa.raw() >= IPA_LIMIT || (ipa >= KERNEL_WINDOW_START && ipa < KERNEL_WINDOW_END) {
+    if !super::in_ipa_space(ipa) || (ipa >= KERNEL_WINDOW_START && ipa < KERNEL_WINDOW_END) {
         return Err(Error::IpaOutOfRange);
     }
     Ok(())

@@ -176,6 +176,11 @@ pub struct Stage2Abort {
     pub kind: FaultKind,
 }
 
+/// Whether `ipa` lies in every partition's IPA space (the stage-2 geometry the kernel uses).
+fn in_ipa_space(ipa: Ipa) -> bool {
+    Geometry::default().contains(ipa)
+}
+
 /// Table frames every partition gets beyond those its memory needs: room for sparse
 /// bindings (each new 2 MiB region of IPA space costs a table).
 const BASE_TABLE_BUDGET: u64 = 32;

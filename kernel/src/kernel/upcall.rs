@@ -7,16 +7,13 @@ use crate::partition::{Access, State};
 use exo_abi::call::{UPCALL_FLAG_FAULTS, upcall};
 use exo_abi::{Error, Ipa};
 
-/// Size of every partition's IPA space.
-const IPA_LIMIT: u64 = 1 << 39;
-
 impl<P: Platform> Kernel<'_, P> {
     /// `EXO_SET_UPCALL`.
     pub(super) fn set_upcall(&mut self, id: usize, entry: Ipa, flags: u64) -> Result<(), Error> {
         if flags & !UPCALL_FLAG_FAULTS != 0 {
             return Err(Error::InvalidParameter);
         }
-        if entry.raw() >= IPA_LIMIT || !entry.raw().is_multiple_of(4) {
+        if !super::in_ipa_space(entry) || !entry.raw().is_multiple_of(4) {
             return Err(Error::IpaOutOfRange);
         }
         let p = self.partition_mut(id).ok_or(Error::UnknownPartition)?;
