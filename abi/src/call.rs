@@ -169,6 +169,60 @@ pub const EXO_REPLY_WAIT: u32 = exo_call(0x22);
 /// undelivered message from someone).
 pub const EXO_SEND: u32 = exo_call(0x23);
 
+/// `EXO_WAIT_EVENT() -> 0`: blocks until the caller has a virtual interrupt pending (one of
+/// its interrupts fired, a kernel signal was raised, or its virtual timer's deadline passed),
+/// giving the CPU away meanwhile. Returns at once if one is pending already. The interrupt
+/// itself is taken through the vector when the library OS unmasks IRQs.
+pub const EXO_WAIT_EVENT: u32 = exo_call(0x24);
+/// `EXO_DONATE(partition) -> 0`: gives the rest of the caller's time slice to `partition`
+/// (an id), which runs at once; the caller is runnable again from its next slot. Errors:
+/// `UnknownPartition` (no such partition, or the caller), `Busy` (it cannot run now).
+pub const EXO_DONATE: u32 = exo_call(0x25);
+/// `EXO_RECEIVE() -> (sender, word)`: takes the message [`EXO_SEND`] left for the caller
+/// when the caller has the [`signal::MESSAGE`] interrupt enabled (then no upcall is made).
+/// Errors: `NotRequired` (no message waiting).
+pub const EXO_RECEIVE: u32 = exo_call(0x26);
+
+// ---------------------------------------------------------------------------------------
+// Interrupt secure bindings (ABI 1.3). The configuration gives SPIs to partitions; a
+// partition drives the distributor's state for those it owns through these calls, and the
+// kernel injects them through list registers with the hardware bit, so the library OS's
+// EOI deactivates the physical interrupt. Kernel signals are virtual interrupts every
+// partition owns ([`signal`]); the virtual timer's PPI 27 is every partition's own.
+// Anything else: `NotOwner`. INTIDs >= 1020: `InvalidParameter`.
+
+/// `EXO_IRQ_ENABLE(intid) -> 0`: enables an interrupt the caller owns (for a signal: deliver
+/// it as a virtual interrupt instead of an upcall).
+pub const EXO_IRQ_ENABLE: u32 = exo_call(0x30);
+/// `EXO_IRQ_DISABLE(intid) -> 0`: disables an interrupt the caller owns.
+pub const EXO_IRQ_DISABLE: u32 = exo_call(0x31);
+/// `EXO_IRQ_SET_PRIORITY(intid, priority) -> 0`: the virtual priority (0 highest .. 255)
+/// the interrupt is injected with. Physically every partition's interrupt stays below the
+/// kernel's own. Errors also `InvalidParameter` (priority > 255).
+pub const EXO_IRQ_SET_PRIORITY: u32 = exo_call(0x32);
+/// `EXO_IRQ_SET_TARGET(intid, core) -> 0`: routes an SPI the caller owns to `core`, which must
+/// be a core the caller runs on. Errors also `InvalidParameter` (core).
+pub const EXO_IRQ_SET_TARGET: u32 = exo_call(0x33);
+/// `EXO_IRQ_RAISE(intid) -> 0`: makes an SPI the caller owns pending in the distributor,
+/// exactly as its device would (`GICD_ISPENDR`); for a signal, raises it in the caller.
+pub const EXO_IRQ_RAISE: u32 = exo_call(0x34);
+
+/// Virtual INTIDs of kernel-to-library-OS signals (also published in the info page). They lie
+/// in the SGI range, which no physical interrupt of a partition uses.
+pub mod signal {
+    /// A revocation request is pending (see [`super::upcall::REVOCATION`]).
+    pub const REVOCATION: u32 = 8;
+    /// Frames were repossessed or a grant withdrawn.
+    pub const REPOSSESSION: u32 = 9;
+    /// A message from [`super::EXO_SEND`] waits; take it with [`super::EXO_RECEIVE`].
+    pub const MESSAGE: u32 = 10;
+    /// All of them.
+    pub const ALL: [u32; 3] = [REVOCATION, REPOSSESSION, MESSAGE];
+}
+
+/// The EL1 virtual timer's interrupt (PPI 27), every partition's own.
+pub const VIRTUAL_TIMER_INTID: u32 = 27;
+
 /// Most frames one [`EXO_FRAME_ALLOC`] call may ask for (one page of addresses).
 pub const FRAME_ALLOC_MAX: u64 = 512;
 

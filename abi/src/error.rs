@@ -99,7 +99,7 @@ impl Error {
             Error::BadAddress => "address not bound",
             Error::TooLarge => "too large",
             Error::Unaligned => "unaligned address",
-            Error::NotOwner => "frame not owned by caller",
+            Error::NotOwner => "not owned by caller",
             Error::NotRam => "not RAM",
             Error::KernelMemory => "kernel memory",
             Error::OtherPartition => "frame belongs to another partition",

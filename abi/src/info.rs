@@ -17,8 +17,13 @@
 //! | 80 | 8 | guaranteed frames (never revoked) |
 //! | 88 | 8 | frames it may borrow beyond the guarantee |
 //! | 96 | 4 | number of partitions in the system |
-//! | 100 | 28 | reserved, zero |
-//! | 128 | 32 × n | memory bindings ([`MemoryBinding`]) at boot |
+//! | 100 | 4 | GIC architecture version: 2 or 3 ([`GicInterface`]) |
+//! | 104 | 8 | IPA of the GIC CPU interface on GICv2 (the hardware GICV frame), 0 on GICv3 |
+//! | 112 | 2 × 4 | INTIDs of the signals revocation, repossession, message; the virtual timer |
+//! | 120 | 4 | number of interrupts (SPIs) the partition owns |
+//! | 124 | 4 | reserved, zero |
+//! | 128 | 32 × n | memory bindings ([`MemoryBinding`]) at boot, device regions included |
+//! | 3840 | 4 × m | the owned SPIs' INTIDs (at most [`MAX_INTERRUPTS`]) |
 
 use crate::bytes::{Name, put_u32, put_u64, u32_at, u64_at};
 use crate::{Ipa, PhysAddr};
@@ -41,8 +46,39 @@ pub const KERNEL_WINDOW_END: Ipa = Ipa::new(0x4000_0000);
 const BINDINGS: usize = 128;
 /// Size of one binding record.
 const BINDING_SIZE: usize = 32;
+/// Offset of the owned-interrupt list.
+const INTERRUPTS: usize = SIZE - 4 * MAX_INTERRUPTS;
+/// Most owned interrupts the page lists (as many as a partition may own).
+pub const MAX_INTERRUPTS: usize = crate::package::MAX_INTERRUPTS;
 /// Most bindings the page can list.
-pub const MAX_BINDINGS: usize = (SIZE - BINDINGS) / BINDING_SIZE;
+pub const MAX_BINDINGS: usize = (INTERRUPTS - BINDINGS) / BINDING_SIZE;
+
+/// How a library OS reaches its GIC CPU interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicInterface {
+    /// GICv3: the `ICC_*` system registers (backed by the virtual CPU interface).
+    V3,
+    /// GICv2: the memory-mapped `GICV` frame, bound at this IPA in place of `GICC`.
+    V2 {
+        /// IPA of the CPU interface frame (two pages).
+        cpu_interface: Ipa,
+    },
+}
+
+/// Interrupt facts of a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InterruptInfo {
+    /// The CPU interface to use.
+    pub gic: GicInterface,
+    /// Signal INTID: revocation request.
+    pub revocation: u16,
+    /// Signal INTID: repossession.
+    pub repossession: u16,
+    /// Signal INTID: message.
+    pub message: u16,
+    /// The virtual timer's INTID.
+    pub virtual_timer: u16,
+}
 /// Flag: the partition has more bindings than [`MAX_BINDINGS`]; only the first are listed.
 pub const FLAG_BINDINGS_TRUNCATED: u32 = 1;
 
@@ -124,6 +160,33 @@ impl<'a> InfoWriter<'a> {
         Self { page, count: 0 }
     }
 
+    /// Writes the interrupt facts and the owned SPIs (at most [`MAX_INTERRUPTS`] are kept).
+    pub fn set_interrupts(&mut self, info: &InterruptInfo, owned: impl Iterator<Item = u32>) {
+        let (version, cpu_interface) = match info.gic {
+            GicInterface::V3 => (3, 0),
+            GicInterface::V2 { cpu_interface } => (2, cpu_interface.raw()),
+        };
+        put_u32(self.page, 100, version);
+        put_u64(self.page, 104, cpu_interface);
+        for (i, id) in [
+            info.revocation,
+            info.repossession,
+            info.message,
+            info.virtual_timer,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            self.page[112 + 2 * i..114 + 2 * i].copy_from_slice(&id.to_le_bytes());
+        }
+        let mut count = 0;
+        for intid in owned.take(MAX_INTERRUPTS) {
+            put_u32(self.page, INTERRUPTS + 4 * count, intid);
+            count += 1;
+        }
+        put_u32(self.page, 120, count as u32);
+    }
+
     /// Appends a binding, or sets [`FLAG_BINDINGS_TRUNCATED`] if the page is full.
     pub fn push_binding(&mut self, binding: &MemoryBinding) {
         if self.count == MAX_BINDINGS {
@@ -175,6 +238,36 @@ impl<'a> InfoReader<'a> {
     /// IPA of the repossession vector.
     pub fn repossession_vector(&self) -> Ipa {
         Ipa::new(u64_at(self.page, 72).unwrap_or(0))
+    }
+
+    /// Interrupt facts; `None` if the kernel wrote none (no GIC).
+    pub fn interrupts(&self) -> Option<InterruptInfo> {
+        let u16_at = |at: usize| {
+            self.page
+                .get(at..at + 2)
+                .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+        };
+        let gic = match u32_at(self.page, 100)? {
+            3 => GicInterface::V3,
+            2 => GicInterface::V2 {
+                cpu_interface: Ipa::new(u64_at(self.page, 104)?),
+            },
+            _ => return None,
+        };
+        Some(InterruptInfo {
+            gic,
+            revocation: u16_at(112),
+            repossession: u16_at(114),
+            message: u16_at(116),
+            virtual_timer: u16_at(118),
+        })
+    }
+
+    /// The SPIs the partition owns.
+    pub fn owned_interrupts(&self) -> impl Iterator<Item = u32> + 'a {
+        let page = self.page;
+        let count = (u32_at(page, 120).unwrap_or(0) as usize).min(MAX_INTERRUPTS);
+        (0..count).map(move |i| u32_at(page, INTERRUPTS + 4 * i).unwrap_or(0))
     }
 
     /// Flags word.
@@ -259,6 +352,41 @@ mod tests {
             reader.flags() & FLAG_BINDINGS_TRUNCATED,
             FLAG_BINDINGS_TRUNCATED
         );
+    }
+
+    #[test]
+    fn round_trips_interrupt_facts() {
+        let mut page = [0; SIZE];
+        let info = InterruptInfo {
+            gic: GicInterface::V2 {
+                cpu_interface: Ipa::new(0x0801_0000),
+            },
+            revocation: 8,
+            repossession: 9,
+            message: 10,
+            virtual_timer: 27,
+        };
+        let mut writer = InfoWriter::new(&mut page, &header());
+        writer.set_interrupts(&info, [40, 41, 99].into_iter());
+        for _ in 0..MAX_BINDINGS + 1 {
+            writer.push_binding(&MemoryBinding {
+                ipa: Ipa::new(0),
+                phys: PhysAddr::new(0),
+                pages: 1,
+                rights: rights::READ,
+                kind: MemoryKind::Normal,
+            });
+        }
+        let reader = InfoReader::new(&page).unwrap();
+        assert_eq!(reader.interrupts(), Some(info));
+        assert_eq!(
+            reader.owned_interrupts().collect::<Vec<_>>(),
+            vec![40, 41, 99],
+            "bindings must not overwrite the interrupt list"
+        );
+        let mut page = [0; SIZE];
+        InfoWriter::new(&mut page, &header());
+        assert_eq!(InfoReader::new(&page).unwrap().interrupts(), None);
     }
 
     #[test]

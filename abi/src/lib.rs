@@ -28,4 +28,4 @@ pub use error::Error;
 
 /// Version of this ABI, reported by [`call::EXO_ABI_VERSION`] and in the info page.
 /// Major in the upper 16 bits, minor in the lower 16, like SMCCC and PSCI versions.
-pub const ABI_VERSION: u32 = 0x0001_0002;
+pub const ABI_VERSION: u32 = 0x0001_0003;

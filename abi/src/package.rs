@@ -13,6 +13,9 @@
 //!          12  partition count           4
 //!          16  total size in bytes       8
 //!          24  partition table offset    8
+//!          32  schedule offset           8   (time-slice vector of core 0)
+//!          40  schedule length           4   (slots; 0: one slot per partition)
+//!          44  reserved                  4
 //! partition (PARTITION_SIZE bytes each)
 //!           0  name, NUL-padded         32
 //!          32  memory quota in bytes     8
@@ -27,6 +30,15 @@
 //!          96  aborts before termination 4
 //!         100  reserved                  4
 //!         104  talks to (bit i: may call or send to partition i) 8
+//!         112  resource table offset     8
+//!         120  interrupt count           4
+//!         124  device region count       4
+//!         128  reserved                  8
+//! resource table (per partition)
+//!           0  interrupts (INTIDs)       4 each, padded to 8
+//!           …  device regions            24 each: physical base 8, IPA 8, size 8
+//! schedule
+//!           0  partition index           1 per slot
 //! segment (SEGMENT_SIZE bytes each)
 //!           0  IPA                       8
 //!           8  data offset               8
@@ -41,11 +53,11 @@ use crate::{Ipa, PAGE_SIZE};
 /// Magic number at offset 0.
 pub const MAGIC: [u8; 8] = *b"EXOPKG\0\0";
 /// Format version this crate reads and writes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Size of the header.
-pub const HEADER_SIZE: usize = 32;
+pub const HEADER_SIZE: usize = 48;
 /// Size of one partition record.
-pub const PARTITION_SIZE: usize = 112;
+pub const PARTITION_SIZE: usize = 136;
 /// Size of one segment record.
 pub const SEGMENT_SIZE: usize = 40;
 /// Where guest RAM starts in every partition's IPA space unless the configuration says
@@ -53,6 +65,18 @@ pub const SEGMENT_SIZE: usize = 40;
 pub const DEFAULT_RAM_BASE: Ipa = Ipa::new(0x4000_0000);
 /// Most partitions a package may describe.
 pub const MAX_PARTITIONS: usize = 64;
+/// Size of one device-region record.
+pub const DEVICE_SIZE: usize = 24;
+/// Most interrupts one partition may own.
+pub const MAX_INTERRUPTS: usize = 64;
+/// Most device regions one partition may own.
+pub const MAX_DEVICES: usize = 16;
+/// Most slots in a core's time-slice vector.
+pub const MAX_SLOTS: usize = 256;
+/// Lowest INTID a partition may own: the first shared peripheral interrupt (SPI).
+pub const FIRST_SPI: u32 = 32;
+/// Highest INTID a partition may own (GICv2/GICv3 SPIs end at 1019).
+pub const LAST_SPI: u32 = 1019;
 
 /// Why a package was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +105,7 @@ pub struct Package<'a> {
     bytes: &'a [u8],
     count: usize,
     table: usize,
+    schedule: &'a [u8],
 }
 
 /// One partition's description.
@@ -109,6 +134,20 @@ pub struct PartitionRecord<'a> {
     bytes: &'a [u8],
     segments: usize,
     segment_count: usize,
+    resources: usize,
+    interrupt_count: usize,
+    device_count: usize,
+}
+
+/// A device MMIO region a partition owns: mapped in its stage 2 as Device memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceRegion {
+    /// Physical base address (page aligned).
+    pub phys: crate::PhysAddr,
+    /// Where the partition sees it (page aligned).
+    pub ipa: Ipa,
+    /// Size in bytes (a whole number of pages).
+    pub size: u64,
 }
 
 /// One loadable segment of a guest program.
@@ -145,10 +184,24 @@ impl<'a> Package<'a> {
         if count == 0 || count > MAX_PARTITIONS {
             return Err(Malformed("partition count"));
         }
+        let schedule_at = u64_at(bytes, 32).ok_or(Malformed("truncated header"))?;
+        let slots = u32_at(bytes, 40).ok_or(Malformed("truncated header"))? as usize;
+        let bytes = &bytes[..total];
+        if slots > MAX_SLOTS {
+            return Err(Malformed("time-slice vector too long"));
+        }
+        let schedule = usize::try_from(schedule_at)
+            .ok()
+            .and_then(|at| bytes.get(at..at.checked_add(slots)?))
+            .ok_or(Malformed("time-slice vector out of bounds"))?;
+        if schedule.iter().any(|&slot| usize::from(slot) >= count) {
+            return Err(Malformed("time-slice vector names a partition that does not exist"));
+        }
         let package = Package {
-            bytes: &bytes[..total],
+            bytes,
             count,
             table: usize::try_from(table).map_err(|_| Malformed("table offset"))?,
+            schedule,
         };
         for i in 0..count {
             let partition = package.read_partition(i)?;
@@ -167,6 +220,27 @@ impl<'a> Package<'a> {
             for s in 0..partition.segment_count {
                 partition.read_segment(s)?;
             }
+            if partition.interrupt_count > MAX_INTERRUPTS || partition.device_count > MAX_DEVICES {
+                return Err(Malformed("too many interrupts or device regions"));
+            }
+            for i in 0..partition.interrupt_count {
+                let intid = partition.read_interrupt(i)?;
+                if !(FIRST_SPI..=LAST_SPI).contains(&intid) {
+                    return Err(Malformed("interrupt is not an SPI"));
+                }
+            }
+            for d in 0..partition.device_count {
+                let region = partition.read_device(d)?;
+                if !region.phys.is_page_aligned()
+                    || !region.ipa.is_page_aligned()
+                    || region.size == 0
+                    || !region.size.is_multiple_of(PAGE_SIZE)
+                    || region.ipa.checked_add(region.size).is_none()
+                    || region.phys.raw().checked_add(region.size).is_none()
+                {
+                    return Err(Malformed("device region"));
+                }
+            }
         }
         Ok(package)
     }
@@ -184,6 +258,12 @@ impl<'a> Package<'a> {
     /// Number of partitions.
     pub fn partition_count(&self) -> usize {
         self.count
+    }
+
+    /// Core 0's time-slice vector: one partition index per slot. Empty means one slot per
+    /// partition, in configuration order.
+    pub fn schedule(&self) -> &'a [u8] {
+        self.schedule
     }
 
     /// The partitions in configuration order.
@@ -222,6 +302,9 @@ impl<'a> Package<'a> {
             revocation_deadline_us: u64_at(b, at + 88).ok_or(bad)?,
             max_aborts: u32_at(b, at + 96).ok_or(bad)?,
             talks_to: u64_at(b, at + 104).ok_or(bad)?,
+            resources: usize::try_from(u64_at(b, at + 112).ok_or(bad)?).map_err(|_| bad)?,
+            interrupt_count: u32_at(b, at + 120).ok_or(bad)? as usize,
+            device_count: u32_at(b, at + 124).ok_or(bad)? as usize,
             bytes: b,
         })
     }
@@ -236,6 +319,45 @@ impl<'a> PartitionRecord<'a> {
     /// Number of segments.
     pub fn segment_count(&self) -> usize {
         self.segment_count
+    }
+
+    /// The SPIs (INTIDs) the partition owns.
+    pub fn interrupts(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.interrupt_count).filter_map(|i| self.read_interrupt(i).ok())
+    }
+
+    /// The device MMIO regions the partition owns.
+    pub fn devices(&self) -> impl Iterator<Item = DeviceRegion> + '_ {
+        (0..self.device_count).filter_map(|i| self.read_device(i).ok())
+    }
+
+    /// Offset of the first device record: after the interrupts, padded to 8 bytes.
+    fn devices_at(&self) -> Option<usize> {
+        self.resources
+            .checked_add(self.interrupt_count.checked_mul(4)?)
+            .map(|end| end.next_multiple_of(8))
+    }
+
+    fn read_interrupt(&self, index: usize) -> Result<u32, PackageError> {
+        let bad = PackageError::Malformed("interrupt record out of bounds");
+        let at = index
+            .checked_mul(4)
+            .and_then(|o| o.checked_add(self.resources))
+            .ok_or(bad)?;
+        u32_at(self.bytes, at).ok_or(bad)
+    }
+
+    fn read_device(&self, index: usize) -> Result<DeviceRegion, PackageError> {
+        let bad = PackageError::Malformed("device record out of bounds");
+        let at = index
+            .checked_mul(DEVICE_SIZE)
+            .and_then(|o| o.checked_add(self.devices_at()?))
+            .ok_or(bad)?;
+        Ok(DeviceRegion {
+            phys: crate::PhysAddr::new(u64_at(self.bytes, at).ok_or(bad)?),
+            ipa: Ipa::new(u64_at(self.bytes, at + 8).ok_or(bad)?),
+            size: u64_at(self.bytes, at + 16).ok_or(bad)?,
+        })
     }
 
     /// The RAM range end (exclusive).
@@ -325,10 +447,15 @@ pub mod build {
         pub max_aborts: u32,
         /// Bit `i`: may call or send to partition `i`.
         pub talks_to: u64,
+        /// SPIs it owns.
+        pub interrupts: Vec<u32>,
+        /// Device MMIO regions it owns.
+        pub devices: Vec<DeviceRegion>,
     }
 
-    /// Encodes a package. Data is placed 16-byte aligned after the tables.
-    pub fn encode(partitions: &[PartitionSpec]) -> Vec<u8> {
+    /// Encodes a package with core 0's time-slice vector `schedule` (partition indices; empty
+    /// for one slot per partition). Data is placed 16-byte aligned after the tables.
+    pub fn encode(partitions: &[PartitionSpec], schedule: &[u8]) -> Vec<u8> {
         let segment_total: usize = partitions.iter().map(|p| p.segments.len()).sum();
         let table = HEADER_SIZE;
         let segments = table + partitions.len() * PARTITION_SIZE;
@@ -370,6 +497,27 @@ pub mod build {
                 segment_index += 1;
             }
         }
+        for (i, p) in partitions.iter().enumerate() {
+            let at = table + i * PARTITION_SIZE;
+            let resources = out.len().next_multiple_of(8);
+            out.resize(resources, 0);
+            put_u64(&mut out, at + 112, resources as u64);
+            put_u32(&mut out, at + 120, p.interrupts.len() as u32);
+            put_u32(&mut out, at + 124, p.devices.len() as u32);
+            for intid in &p.interrupts {
+                out.extend_from_slice(&intid.to_le_bytes());
+            }
+            out.resize(out.len().next_multiple_of(8), 0);
+            for d in &p.devices {
+                out.extend_from_slice(&d.phys.raw().to_le_bytes());
+                out.extend_from_slice(&d.ipa.raw().to_le_bytes());
+                out.extend_from_slice(&d.size.to_le_bytes());
+            }
+        }
+        let schedule_at = out.len() as u64;
+        put_u64(&mut out, 32, schedule_at);
+        put_u32(&mut out, 40, schedule.len() as u32);
+        out.extend_from_slice(schedule);
         let total = out.len() as u64;
         put_u64(&mut out, 16, total);
         out
@@ -399,6 +547,12 @@ mod tests {
                 revocation_deadline_us: 5000,
                 max_aborts: 2,
                 talks_to: 0b10,
+                interrupts: vec![40, 41],
+                devices: vec![DeviceRegion {
+                    phys: crate::PhysAddr::new(0x0904_0000),
+                    ipa: Ipa::new(0x0904_0000),
+                    size: 0x1000,
+                }],
             },
             PartitionSpec {
                 name: Name::new("other").unwrap(),
@@ -411,13 +565,15 @@ mod tests {
                 revocation_deadline_us: 1000,
                 max_aborts: 0,
                 talks_to: 0,
+                interrupts: vec![],
+                devices: vec![],
             },
         ]
     }
 
     #[test]
     fn round_trips() {
-        let bytes = encode(&spec());
+        let bytes = encode(&spec(), &[0, 1, 0]);
         let package = Package::parse(&bytes).unwrap();
         let parts: Vec<_> = package.partitions().collect();
         assert_eq!(parts.len(), 2);
@@ -430,6 +586,11 @@ mod tests {
         assert_eq!(parts[0].talks_to, 0b10);
         let segs: Vec<_> = parts[0].segments().collect();
         assert_eq!(segs[0].data, &[1, 2, 3]);
+        assert_eq!(parts[0].interrupts().collect::<Vec<_>>(), vec![40, 41]);
+        assert_eq!(parts[0].devices().count(), 1);
+        assert_eq!(parts[0].devices().next().unwrap().size, 0x1000);
+        assert_eq!(parts[1].interrupts().count(), 0);
+        assert_eq!(package.schedule(), &[0, 1, 0]);
         assert_eq!(segs[0].mem_size, 0x2000);
     }
 
@@ -442,10 +603,10 @@ mod tests {
         let mut bad = spec();
         bad[0].segments[0].mem_size = 0x20_0000; // past the quota
         assert!(matches!(
-            Package::parse(&encode(&bad)),
+            Package::parse(&encode(&bad, &[])),
             Err(PackageError::Malformed(_))
         ));
-        let good = encode(&spec());
+        let good = encode(&spec(), &[0, 1, 0]);
         for cut in [HEADER_SIZE, good.len() - 1] {
             let mut truncated = good[..cut].to_vec();
             truncated[16..24].copy_from_slice(&(good.len() as u64).to_le_bytes());
@@ -454,8 +615,19 @@ mod tests {
     }
 
     #[test]
+    fn refuses_bad_resources() {
+        let mut bad = spec();
+        bad[0].interrupts = vec![27]; // a PPI: never a partition's
+        assert!(Package::parse(&encode(&bad, &[])).is_err());
+        let mut bad = spec();
+        bad[0].devices[0].size = 0x800;
+        assert!(Package::parse(&encode(&bad, &[])).is_err());
+        assert!(Package::parse(&encode(&spec(), &[2])).is_err());
+    }
+
+    #[test]
     fn parsing_garbage_never_panics() {
-        let good = encode(&spec());
+        let good = encode(&spec(), &[0, 1, 0]);
         for i in 0..good.len() {
             for value in [0u8, 0xFF, 0x80] {
                 let mut bytes = good.clone();
@@ -463,7 +635,10 @@ mod tests {
                 if let Ok(p) = Package::parse(&bytes) {
                     for part in p.partitions() {
                         let _ = part.segments().count();
+                        assert!(part.interrupts().all(|i| (FIRST_SPI..=LAST_SPI).contains(&i)));
+                        let _ = part.devices().count();
                     }
+                    assert!(p.schedule().iter().all(|&s| usize::from(s) < p.partition_count()));
                 }
             }
         }

@@ -181,6 +181,8 @@ struct Config {
     max_aborts: u32,
     /// Bit `i`: may call or send to partition `i`.
     talks_to: u64,
+    /// SPIs it owns.
+    interrupts: &'static [u32],
 }
 
 impl Config {
@@ -193,6 +195,7 @@ impl Config {
             deadline_us: 1000,
             max_aborts: 1,
             talks_to: 0,
+            interrupts: &[],
         }
     }
 }
@@ -218,9 +221,11 @@ fn build(frames: usize, configs: &[Config]) -> K {
             revocation_deadline_us: c.deadline_us,
             max_aborts: c.max_aborts,
             talks_to: c.talks_to,
+            interrupts: c.interrupts.to_vec(),
+            devices: vec![],
         })
         .collect();
-    let bytes = encode(&specs);
+    let bytes = encode(&specs, &[]);
     let package = Package::parse(&bytes).unwrap();
     let storage: &'static mut [u16] = Box::leak(vec![0u16; frames].into_boxed_slice());
     let bindings: &'static mut [u64] = Box::leak(vec![0u64; frames].into_boxed_slice());
@@ -1281,6 +1286,7 @@ mod model {
                 deadline_us: 1000,
                 max_aborts: 2,
                 talks_to: 0,
+                interrupts: &[40, 41],
             },
             Config {
                 name: "p1",
@@ -1290,6 +1296,7 @@ mod model {
                 deadline_us: 500,
                 max_aborts: 0,
                 talks_to: 0,
+                interrupts: &[42],
             },
             Config {
                 name: "p2",
@@ -1299,6 +1306,7 @@ mod model {
                 deadline_us: 5000,
                 max_aborts: 1,
                 talks_to: 0,
+                interrupts: &[],
             },
         ]
     }

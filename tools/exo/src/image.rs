@@ -138,13 +138,15 @@ pub fn partition_spec(
         revocation_deadline_us: partition.revocation_deadline_us,
         max_aborts: partition.max_aborts,
         talks_to: partition.talks_to,
+        interrupts: Vec::new(),
+        devices: Vec::new(),
     })
 }
 
 /// The whole image: the flattened kernel, then the package, with `image_size` patched.
 pub fn assemble(kernel: &Elf, partitions: &[PartitionSpec]) -> anyhow::Result<Vec<u8>> {
     let mut image = flatten_kernel(kernel)?;
-    image.extend_from_slice(&encode(partitions));
+    image.extend_from_slice(&encode(partitions, &[]));
     let size = image.len() as u64;
     image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&size.to_le_bytes());
     Ok(image)
