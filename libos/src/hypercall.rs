@@ -11,6 +11,7 @@ use exo_abi::Error;
 use exo_abi::call;
 
 use crate::arch;
+use crate::mem::call::PartitionId;
 
 /// Function-identifier bit 30: the SMC64 calling convention (SMCCC, Arm DEN 0028, 2.5).
 const SMC64: u32 = 1 << 30;
@@ -69,6 +70,56 @@ pub fn exit(status: u64) -> ! {
     let _ = call(call::EXO_EXIT, &[status]);
     let _ = system_off();
     arch::halt()
+}
+
+/// `EXO_IRQ_ENABLE`: asks the kernel to deliver interrupt `intid`, an SPI this partition
+/// owns (`interrupts = [...]` in its configuration) or a kernel signal
+/// ([`call::signal`]: then it comes as a virtual interrupt instead of an upcall).
+/// Errors: `NotOwner` (not this partition's), `InvalidParameter` (INTID >= 1020).
+pub fn irq_enable(intid: u32) -> Result<(), Error> {
+    call(call::EXO_IRQ_ENABLE, &[u64::from(intid)]).map(drop)
+}
+
+/// `EXO_IRQ_DISABLE`: stops delivery of interrupt `intid` (owned, as for [`irq_enable`]).
+pub fn irq_disable(intid: u32) -> Result<(), Error> {
+    call(call::EXO_IRQ_DISABLE, &[u64::from(intid)]).map(drop)
+}
+
+/// `EXO_IRQ_SET_PRIORITY`: the virtual priority `intid` is injected with (0 highest).
+pub fn irq_set_priority(intid: u32, priority: u8) -> Result<(), Error> {
+    call(
+        call::EXO_IRQ_SET_PRIORITY,
+        &[u64::from(intid), u64::from(priority)],
+    )
+    .map(drop)
+}
+
+/// `EXO_IRQ_SET_TARGET`: routes the owned SPI `intid` to `core`, one this partition runs on.
+pub fn irq_set_target(intid: u32, core: u32) -> Result<(), Error> {
+    call(
+        call::EXO_IRQ_SET_TARGET,
+        &[u64::from(intid), u64::from(core)],
+    )
+    .map(drop)
+}
+
+/// `EXO_IRQ_RAISE`: makes the owned SPI `intid` pending in the distributor, as its device
+/// would; for a signal, raises it in this partition.
+pub fn irq_raise(intid: u32) -> Result<(), Error> {
+    call(call::EXO_IRQ_RAISE, &[u64::from(intid)]).map(drop)
+}
+
+/// `EXO_WAIT_EVENT`: blocks, giving the CPU away, until this partition has a virtual
+/// interrupt pending (at once if it has). The interrupt is taken only when IRQs are unmasked;
+/// [`crate::irq::wait_until`] builds a wait without lost wake-ups on this.
+pub fn wait_event() -> Result<(), Error> {
+    call(call::EXO_WAIT_EVENT, &[]).map(drop)
+}
+
+/// `EXO_DONATE`: gives the rest of this time slice to `partition`, which runs at once.
+/// Errors: `UnknownPartition` (no such partition, or this one), `Busy` (it cannot run now).
+pub fn donate(partition: PartitionId) -> Result<(), Error> {
+    call(call::EXO_DONATE, &[u64::from(partition.0)]).map(drop)
 }
 
 /// `SMCCC_VERSION`: the SMC Calling Convention version the kernel implements.
@@ -143,5 +194,16 @@ mod tests {
         // The host fake answers NOT_SUPPORTED (-1) to everything.
         assert_eq!(psci_version(), Err(Error::NotSupported));
         assert_eq!(yield_now(), Err(Error::NotSupported));
+    }
+
+    #[test]
+    fn interrupt_calls_report_the_kernels_error() {
+        assert_eq!(irq_enable(48), Err(Error::NotSupported));
+        assert_eq!(irq_disable(48), Err(Error::NotSupported));
+        assert_eq!(irq_set_priority(48, 0x80), Err(Error::NotSupported));
+        assert_eq!(irq_set_target(48, 0), Err(Error::NotSupported));
+        assert_eq!(irq_raise(48), Err(Error::NotSupported));
+        assert_eq!(wait_event(), Err(Error::NotSupported));
+        assert_eq!(donate(PartitionId(1)), Err(Error::NotSupported));
     }
 }

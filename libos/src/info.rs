@@ -2,7 +2,9 @@
 
 use core::fmt;
 
-use exo_abi::info::{self, InfoHeader, InfoReader, MemoryBinding, MemoryKind, rights};
+use exo_abi::info::{
+    self, InfoHeader, InfoReader, InterruptInfo, MemoryBinding, MemoryKind, rights,
+};
 use exo_abi::{Ipa, PAGE_SIZE};
 
 use crate::hypercall::Version;
@@ -63,6 +65,17 @@ impl Info {
     /// The memory bound into this partition's stage-2 tables, as the kernel lists it.
     pub fn bindings(&self) -> impl Iterator<Item = MemoryBinding> + 'static {
         self.reader.bindings()
+    }
+
+    /// The interrupt facts: which GIC CPU interface to drive, the signals' and the virtual
+    /// timer's INTIDs. `None` from a kernel that wrote none (before ABI 1.3).
+    pub fn interrupts(&self) -> Option<InterruptInfo> {
+        self.reader.interrupts()
+    }
+
+    /// The SPIs this partition owns (its configuration's `interrupts = [...]`).
+    pub fn owned_interrupts(&self) -> impl Iterator<Item = u32> + 'static {
+        self.reader.owned_interrupts()
     }
 
     /// Whether the partition has more bindings than the page could list.
@@ -175,7 +188,10 @@ mod tests {
         let info = info(&[]);
         assert_eq!((info.partition_id(), info.name()), (2, "hello"));
         assert_eq!(info.timer_frequency(), 62_500_000);
-        assert_eq!(info.abi_version(), Version { major: 1, minor: 2 });
+        assert_eq!(
+            info.abi_version(),
+            Version::from_register(u64::from(exo_abi::ABI_VERSION))
+        );
         assert_eq!(info.guaranteed_frames(), 512);
         assert_eq!(info.borrow_limit_frames(), 1024);
         assert_eq!(info.partition_count(), 3);

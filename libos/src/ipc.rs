@@ -25,7 +25,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use exo_abi::Error;
-use exo_abi::call::{EXO_CALL, EXO_REPLY_WAIT, EXO_SEND, EXO_WAIT};
+use exo_abi::call::{EXO_CALL, EXO_RECEIVE, EXO_REPLY_WAIT, EXO_SEND, EXO_WAIT};
 use spin::Mutex;
 
 pub use crate::mem::call::PartitionId;
@@ -93,6 +93,16 @@ pub fn serve(mut handler: impl FnMut(PartitionId, Words) -> Words) -> Error {
 pub fn send(target: PartitionId, word: u64) -> Result<(), Error> {
     let results = arch::hvc8(EXO_SEND, [u64::from(target.0), word, 0, 0, 0, 0, 0, 0]);
     Error::from_register(results[0]).map(drop)
+}
+
+/// `EXO_RECEIVE`: takes the message waiting for this partition, `(sender, word)`, when it has
+/// the [`signal::MESSAGE`](exo_abi::call::signal::MESSAGE) interrupt enabled (then messages
+/// raise that interrupt instead of making an upcall). Errors: `NotRequired` (none waiting).
+pub fn receive() -> Result<(PartitionId, u64), Error> {
+    let results = arch::hvc4(EXO_RECEIVE, [0; 6]);
+    let sender = Error::from_register(results[0])?;
+    let sender = u32::try_from(sender).map_err(|_| Error::NotSupported)?;
+    Ok((PartitionId(sender), results[1]))
 }
 
 /// Installs the handler for `MESSAGE` upcalls and registers the upcall entry with the kernel
@@ -189,6 +199,7 @@ mod tests {
         assert_eq!(wait(), Err(Error::NotSupported));
         assert_eq!(reply_wait([0; 7]), Err(Error::NotSupported));
         assert_eq!(send(PartitionId(1), 5), Err(Error::NotSupported));
+        assert_eq!(receive(), Err(Error::NotSupported));
         assert_eq!(serve(|_, args| args), Error::NotSupported);
     }
 }

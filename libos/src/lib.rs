@@ -33,14 +33,19 @@
 //! Partitions talk to each other through [`ipc`]: register-sized synchronous calls that pass
 //! the CPU straight to the callee, and one-word asynchronous messages.
 //!
-//! Interrupts the kernel injects through the GICv3 virtual CPU interface reach handlers
-//! registered with [`irq`]; [`timer`] turns the EL1 virtual timer into a periodic interrupt.
+//! Interrupts the kernel injects through the virtual GIC CPU interface (GICv3 system
+//! registers or the GICv2 `GICV` frame, as the info page says) reach handlers registered with
+//! [`irq`], which also waits for them without spinning ([`irq::wait_until`], over
+//! `EXO_WAIT_EVENT`). [`timer`] shares the EL1 virtual timer between a periodic interrupt and
+//! sleeping; [`time`] is the monotonic clock. Devices the configuration gives a partition are
+//! claimed and driven through [`device`].
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arch;
 pub mod console;
+pub mod device;
 pub mod hypercall;
 pub mod info;
 pub mod ipc;

@@ -18,6 +18,7 @@ pub(crate) fn start(info_ipa: Ipa) -> ! {
         println!("libos: no valid info page at IPA {info_ipa}");
         hypercall::exit(EXIT_STATUS_NO_INFO)
     };
+    crate::time::set_frequency(info.timer_frequency());
     let code = arch::guest_main(&info);
     hypercall::exit(code.status())
 }

@@ -1,16 +1,24 @@
-//! A periodic interrupt from the EL1 virtual timer (`CNTV_*_EL0`), which the kernel injects
-//! as INTID [`VIRTUAL_TIMER_INTID`] through the GICv3 list registers.
+//! The EL1 virtual timer (`CNTV_*_EL0`), which the kernel injects as INTID
+//! [`VIRTUAL_TIMER_INTID`] with the hardware bit on both GIC versions, shared between a
+//! periodic interrupt ([`periodic`]) and timed waits ([`sleep`], [`wait_for`]).
 //!
-//! [`periodic`] arms the timer `period` counter ticks ahead and registers [`crate::irq`]
-//! handler that, on every interrupt, moves the deadline to the next multiple of the period
-//! after now (so the level-sensitive interrupt deasserts before it is ended), counts it and
-//! calls the program's handler. Periods that ended while the partition was not running (the
-//! kernel saves the timer with the rest of the partition) are counted as missed rather than
-//! delivered as a burst. There is one virtual timer, so one [`Ticker`] at a time.
+//! There is one virtual timer, so the library OS multiplexes it: the hardware deadline is
+//! always the earlier of the next period's end and the pending wait's deadline. Its interrupt
+//! handler moves the period on (so the level-sensitive interrupt deasserts before it is
+//! ended), notes an expired wait, and re-arms the timer for what remains, or disables it.
+//!
+//! A periodic interrupt counts the periods that ended while the partition was not running
+//! (the kernel saves the timer with the rest of the partition) as missed rather than
+//! delivering them as a burst. There is one [`Ticker`] at a time.
+//!
+//! A timed wait gives the CPU away: it blocks in `EXO_WAIT_EVENT` ([`crate::irq::wait_until`]),
+//! and the kernel wakes the partition when the deadline passes, even while it is not
+//! scheduled.
 //!
 //! ```ignore
-//! exo_libos::irq::init()?;
-//! let ticker = exo_libos::timer::periodic(time::ticks_from_millis(5), || {})?;
+//! exo_libos::irq::init(info)?;
+//! timer::sleep(Duration::from_millis(5))?;
+//! let ticker = timer::periodic(time::ticks_from_millis(5), || {})?;
 //! exo_libos::irq::enable()?;
 //! while ticker.interrupts() < 20 {}
 //! ticker.stop();
@@ -20,13 +28,17 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::Mutex;
 
+use crate::time::{self, Duration, Instant};
 use crate::{arch, irq};
 
 /// The EL1 virtual timer's interrupt: PPI 11, INTID 27 (Arm Base System Architecture; the
 /// `virt` board's device tree says the same).
-pub const VIRTUAL_TIMER_INTID: u32 = 27;
+pub const VIRTUAL_TIMER_INTID: u32 = exo_abi::call::VIRTUAL_TIMER_INTID;
 
-/// Why a periodic timer cannot start.
+/// What a periodic timer calls on every period.
+pub type TickHandler = fn();
+
+/// Why the timer cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
     /// A period of zero ticks.
@@ -43,13 +55,58 @@ impl From<irq::Error> for Error {
     }
 }
 
-/// The period in ticks; 0 while no ticker runs.
-static PERIOD: AtomicU64 = AtomicU64::new(0);
+/// A periodic interrupt's state.
+#[derive(Clone, Copy)]
+struct Periodic {
+    period: u64,
+    /// The end of the current period: the deadline it needs.
+    next: u64,
+    on_tick: TickHandler,
+}
+
+/// What the virtual timer is multiplexed between.
+struct State {
+    periodic: Option<Periodic>,
+    /// The deadline of the wait in progress (there is at most one: waits do not nest).
+    wait: Option<u64>,
+}
+
+impl State {
+    /// The deadline the hardware needs: the earliest of the two.
+    fn deadline(&self) -> Option<u64> {
+        match (self.periodic.map(|p| p.next), self.wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+static STATE: Mutex<State> = Mutex::new(State {
+    periodic: None,
+    wait: None,
+});
 static INTERRUPTS: AtomicU64 = AtomicU64::new(0);
 static MISSED: AtomicU64 = AtomicU64::new(0);
-static ON_TICK: Mutex<Option<irq::Handler>> = Mutex::new(None);
+static WAKE_UPS: AtomicU64 = AtomicU64::new(0);
 
-/// A running periodic timer; [`Ticker::stop`] or dropping it disables the timer.
+/// Arms the hardware for `state` (or disables it). Call with IRQs masked.
+fn program(state: &State) {
+    match state.deadline() {
+        Some(deadline) => arch::virtual_timer_arm(deadline),
+        None => arch::virtual_timer_disable(),
+    }
+}
+
+/// Registers the timer's interrupt handler (needs [`irq::init`]).
+fn claim_interrupt() -> Result<(), Error> {
+    if !irq::is_initialised() {
+        return Err(Error::Irq(irq::Error::NotInitialised));
+    }
+    irq::register(VIRTUAL_TIMER_INTID, on_interrupt)?;
+    Ok(())
+}
+
+/// A running periodic timer; [`Ticker::stop`] or dropping it stops the periods.
 #[derive(Debug)]
 pub struct Ticker {
     period: u64,
@@ -57,24 +114,25 @@ pub struct Ticker {
 
 /// Starts the virtual timer interrupting every `period` counter ticks, calling `on_tick` in
 /// each interrupt (see [`crate::irq`] for what handlers may do). Needs [`irq::init`]; the
-/// interrupts arrive once [`irq::enable`] unmasks them.
-pub fn periodic(period: u64, on_tick: irq::Handler) -> Result<Ticker, Error> {
+/// interrupts arrive once [`irq::enable`] unmasks them (or inside a wait).
+pub fn periodic(period: u64, on_tick: TickHandler) -> Result<Ticker, Error> {
     if period == 0 {
         return Err(Error::ZeroPeriod);
     }
-    if !irq::is_initialised() {
-        return Err(Error::Irq(irq::Error::NotInitialised));
-    }
+    claim_interrupt()?;
     irq::without_interrupts(|| {
-        if PERIOD.load(Ordering::Relaxed) != 0 {
+        let mut state = STATE.lock();
+        if state.periodic.is_some() {
             return Err(Error::Busy);
         }
-        irq::register(VIRTUAL_TIMER_INTID, on_interrupt)?;
-        *ON_TICK.lock() = Some(on_tick);
         INTERRUPTS.store(0, Ordering::Relaxed);
         MISSED.store(0, Ordering::Relaxed);
-        PERIOD.store(period, Ordering::Relaxed);
-        arch::virtual_timer_arm(arch::ticks().saturating_add(period));
+        state.periodic = Some(Periodic {
+            period,
+            next: time::ticks().saturating_add(period),
+            on_tick,
+        });
+        program(&state);
         Ok(Ticker { period })
     })
 }
@@ -96,7 +154,7 @@ impl Ticker {
         MISSED.load(Ordering::Relaxed)
     }
 
-    /// Disables the timer; returns the number of interrupts taken.
+    /// Stops the periods; returns the number of interrupts taken.
     pub fn stop(self) -> u64 {
         self.interrupts()
     }
@@ -105,26 +163,84 @@ impl Ticker {
 impl Drop for Ticker {
     fn drop(&mut self) {
         irq::without_interrupts(|| {
-            arch::virtual_timer_disable();
-            PERIOD.store(0, Ordering::Relaxed);
-            *ON_TICK.lock() = None;
+            let mut state = STATE.lock();
+            state.periodic = None;
+            program(&state);
         });
     }
 }
 
+/// Sleeps for at least `duration`, giving the CPU away meanwhile: arms the virtual timer
+/// and waits in `EXO_WAIT_EVENT` until the counter passes the deadline. Other interrupts are
+/// handled while it sleeps. Needs [`irq::init`]; not for interrupt handlers or upcalls.
+pub fn sleep(duration: Duration) -> Result<(), Error> {
+    wait_until_instant(Instant::now().saturating_add(duration), || false).map(drop)
+}
+
+/// Waits until `condition` holds or `timeout` has passed, whichever is first, giving the CPU
+/// away meanwhile (see [`irq::wait_until`]; `condition` is checked with IRQs masked and
+/// should turn true from an interrupt handler). Returns whether the condition held.
+pub fn wait_for(timeout: Duration, condition: impl FnMut() -> bool) -> Result<bool, Error> {
+    wait_until_instant(Instant::now().saturating_add(timeout), condition)
+}
+
+/// Waits until `condition` holds or the counter reaches `deadline`; whether it held.
+pub fn wait_until_instant(
+    deadline: Instant,
+    mut condition: impl FnMut() -> bool,
+) -> Result<bool, Error> {
+    claim_interrupt()?;
+    let deadline = deadline.ticks();
+    irq::without_interrupts(|| {
+        let mut state = STATE.lock();
+        state.wait = Some(deadline);
+        program(&state);
+    });
+    let mut held = false;
+    let result = irq::wait_until(|| {
+        held = condition();
+        held || time::ticks() >= deadline
+    });
+    irq::without_interrupts(|| {
+        let mut state = STATE.lock();
+        state.wait = None;
+        program(&state);
+    });
+    result?;
+    Ok(held)
+}
+
+/// Timed waits the timer interrupt ended so far.
+pub fn wake_ups() -> u64 {
+    WAKE_UPS.load(Ordering::Relaxed)
+}
+
 /// The virtual timer's interrupt handler.
-fn on_interrupt() {
-    let period = PERIOD.load(Ordering::Relaxed);
-    if period == 0 {
-        // Stopped while the interrupt was pending: make sure it stays quiet.
-        arch::virtual_timer_disable();
-        return;
-    }
-    let (next, ended) = next_deadline(arch::virtual_timer_deadline(), period, arch::ticks());
-    arch::virtual_timer_arm(next);
-    INTERRUPTS.fetch_add(1, Ordering::Relaxed);
-    MISSED.fetch_add(ended - 1, Ordering::Relaxed);
-    let on_tick = *ON_TICK.lock();
+fn on_interrupt(_intid: u32) {
+    let now = time::ticks();
+    let on_tick = {
+        let mut state = STATE.lock();
+        let on_tick = match &mut state.periodic {
+            Some(periodic) if now >= periodic.next => {
+                let (next, ended) = next_deadline(periodic.next, periodic.period, now);
+                periodic.next = next;
+                INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+                MISSED.fetch_add(ended - 1, Ordering::Relaxed);
+                Some(periodic.on_tick)
+            }
+            _ => None,
+        };
+        if state.wait.is_some_and(|deadline| now >= deadline) {
+            // The waiter sees the counter past its deadline; the hardware need not keep
+            // interrupting for it.
+            state.wait = None;
+            WAKE_UPS.fetch_add(1, Ordering::Relaxed);
+        }
+        // Moves the deadline past `now` (or disables the timer), so the level-sensitive
+        // interrupt deasserts before the dispatcher ends it.
+        program(&state);
+        on_tick
+    };
     if let Some(on_tick) = on_tick {
         on_tick();
     }
@@ -173,11 +289,30 @@ mod tests {
     }
 
     #[test]
-    fn periodic_needs_a_period_and_interrupts() {
+    fn the_hardware_gets_the_earliest_deadline() {
+        let periodic = Periodic {
+            period: 10,
+            next: 50,
+            on_tick: || {},
+        };
+        let state = |periodic, wait| State { periodic, wait };
+        assert_eq!(state(None, None).deadline(), None);
+        assert_eq!(state(Some(periodic), None).deadline(), Some(50));
+        assert_eq!(state(None, Some(70)).deadline(), Some(70));
+        assert_eq!(state(Some(periodic), Some(70)).deadline(), Some(50));
+        assert_eq!(state(Some(periodic), Some(20)).deadline(), Some(20));
+    }
+
+    #[test]
+    fn the_timer_needs_a_period_and_interrupts() {
         assert_eq!(periodic(0, || {}).unwrap_err(), Error::ZeroPeriod);
         assert_eq!(
             periodic(10, || {}).unwrap_err(),
             Error::Irq(irq::Error::NotInitialised)
+        );
+        assert_eq!(
+            sleep(Duration::from_millis(1)),
+            Err(Error::Irq(irq::Error::NotInitialised))
         );
     }
 }

@@ -1,7 +1,8 @@
-//! `ticker`: takes interrupts from its own EL1 virtual timer. Sets up the GICv3 virtual CPU
-//! interface, arms a 5 ms periodic timer and spins, with no hypercall and no yield, until 20
-//! timer interrupts have arrived (or 2 s have passed), while the other partitions spin too.
-//! The kernel injects the interrupts through its list registers whenever this partition runs.
+//! `ticker`: takes interrupts from its own EL1 virtual timer. Sets up the virtual CPU
+//! interface the info page names (GICv3 or GICv2), arms a 5 ms periodic timer and spins, with
+//! no hypercall and no yield, until 20 timer interrupts have arrived (or 2 s have passed),
+//! while the other partitions spin too. The kernel injects the interrupts through its list
+//! registers whenever this partition runs.
 
 #![no_std]
 #![no_main]
@@ -20,8 +21,8 @@ const WANTED: u64 = 20;
 const LIMIT_MS: u64 = 2000;
 
 fn main(info: &Info) -> ExitCode {
-    if let Err(why) = irq::init() {
-        println!("no GICv3: {why}");
+    if let Err(why) = irq::init(info) {
+        println!("no interrupts: {why}");
         return ExitCode::FAILURE;
     }
     let start = time::ticks();

@@ -737,15 +737,70 @@ pub(crate) fn virtual_timer_arm(deadline: u64) {
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
-/// The deadline the EL1 virtual timer was armed with (`CNTV_CVAL_EL0`).
-pub(crate) fn virtual_timer_deadline() -> u64 {
-    use aarch64_cpu::registers::CNTV_CVAL_EL0;
-    CNTV_CVAL_EL0.get()
-}
-
 /// Disables the EL1 virtual timer (`CNTV_CTL_EL0 = 0`): its interrupt deasserts.
 pub(crate) fn virtual_timer_disable() {
     use aarch64_cpu::registers::{CNTV_CTL_EL0, Writeable};
     CNTV_CTL_EL0.set(0);
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
+
+/// Unmasks IRQs, synchronises the context and masks them again: an interrupt pending at the
+/// CPU interface is taken (its handler runs) between the two. `ISB` makes the unmasking
+/// visible before the re-masking (a pending interrupt is taken no later than the
+/// context synchronisation event that follows the write to `PSTATE.I`; Arm ARM,
+/// "Asynchronous exception masking").
+pub(crate) fn take_pending_interrupts() {
+    // SAFETY: as for `unmask_irqs`: the IRQ vector saves and restores everything the
+    // interrupted code may hold, so an IRQ may be taken at the `ISB`. No `nomem`: memory
+    // accesses must stay on their side of the window, where the handlers' effects are seen.
+    unsafe {
+        core::arch::asm!(
+            "msr daifclr, #2",
+            "isb",
+            "msr daifset, #2",
+            options(nostack)
+        )
+    }
+}
+
+/// A typed register block of a device bound in stage 2 as Device memory: the library OS's
+/// one way from a device IPA to a reference (Tock's `StaticRef`). Built only by
+/// [`Mmio::for_region`], from a [`crate::device::Region`].
+pub(crate) struct Mmio<T: 'static> {
+    registers: &'static T,
+}
+
+impl<T> Mmio<T> {
+    /// The register block at the start of `region`.
+    ///
+    /// Panics if `T` does not fit in the region or the region is not aligned for `T`.
+    pub(crate) fn for_region(region: &crate::device::Region) -> Self {
+        let base = region.ipa().raw();
+        assert!(
+            core::mem::size_of::<T>() as u64 <= region.bytes()
+                && base.is_multiple_of(core::mem::align_of::<T>() as u64),
+            "a register block must fit its device region"
+        );
+        // SAFETY: a `device::Region` exists only for a run of pages the kernel bound as
+        // Device memory at this IPA for the life of the partition (from the info page), and
+        // at most once per run (`device` keeps a claim list), so this is the only reference
+        // to those registers; `T` fits and is aligned (asserted above). The register types
+        // are `UnsafeCell`-based and accessed only with volatile loads and stores, so the
+        // device changing them behind our back does not break Rust's rules. With the stage-1
+        // MMU off the address is the IPA; stage 2 makes the accesses Device-nGnRE.
+        let registers = unsafe { &*(base as *const T) };
+        Self { registers }
+    }
+}
+
+impl<T> core::ops::Deref for Mmio<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.registers
+    }
+}
+
+// SAFETY: device registers are reachable from any context of the partition's single vCPU;
+// whoever owns the `Mmio` (a driver, usually behind a lock) provides exclusive use.
+unsafe impl<T> Send for Mmio<T> {}

@@ -140,10 +140,58 @@ pub(crate) fn wait_for_interrupt() {}
 /// The host has no timer to arm.
 pub(crate) fn virtual_timer_arm(_deadline: u64) {}
 
-/// The host has no timer: deadline 0.
-pub(crate) fn virtual_timer_deadline() -> u64 {
-    0
-}
-
 /// The host has no timer to disable.
 pub(crate) fn virtual_timer_disable() {}
+
+/// Nothing can be pending on the host: returns at once.
+pub(crate) fn take_pending_interrupts() {}
+
+/// A register block on the host: zeroed memory of its own, leaked, so drivers' register
+/// writes can be checked by host tests (a device that never changes anything by itself).
+pub(crate) struct Mmio<T: 'static> {
+    registers: &'static T,
+}
+
+impl<T> Mmio<T> {
+    /// Fresh zeroed registers standing in for `region`'s (host tests only: a host build
+    /// outside tests has no allocator, and no devices).
+    pub(crate) fn for_region(region: &crate::device::Region) -> Self {
+        assert!(core::mem::size_of::<T>() as u64 <= region.bytes());
+        Self {
+            registers: zeroed_registers(),
+        }
+    }
+}
+
+/// Leaked zeroed memory for a register block.
+#[cfg(test)]
+fn zeroed_registers<T>() -> &'static T {
+    let layout = std::alloc::Layout::new::<T>();
+    assert!(layout.size() > 0);
+    // SAFETY: the layout has a non-zero size (asserted); the allocation is never freed, so
+    // the reference is valid for `'static`; every register type is a `u32` cell, for which
+    // all-zero bytes are a valid value.
+    unsafe {
+        let memory = std::alloc::alloc_zeroed(layout);
+        assert!(!memory.is_null(), "out of host memory");
+        &*(memory as *const T)
+    }
+}
+
+/// Outside tests the host stand-in has no devices.
+#[cfg(not(test))]
+fn zeroed_registers<T>() -> &'static T {
+    panic!("the host stand-in has no device registers")
+}
+
+impl<T> core::ops::Deref for Mmio<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.registers
+    }
+}
+
+// SAFETY: the stand-in registers are `u32` cells in leaked memory, used by one test at a time
+// through the owning driver.
+unsafe impl<T> Send for Mmio<T> {}
