@@ -18,6 +18,12 @@
 //!   checks every reply word ([`ping_pong`]), and sends it one asynchronous message.
 //! - `spinner`: computes for 300 ms without a hypercall.
 //! - `ticker`: takes 20 interrupts from its own 5 ms virtual timer while spinning.
+//! - `flooder`: raises its 16 SPIs at once, more than the GIC has list registers, round
+//!   after round, and checks each was handled exactly once.
+//! - `irqowner`, `intruder`: SPI 50 reaches its owner only; every call on it from the
+//!   intruder is `NotOwner`.
+//! - `echo`: drives its own PL011 (`uart1`) by interrupts and echoes what it receives.
+//! - `sleeper`: sleeps 20 times 5 ms on its virtual timer, giving the CPU away meanwhile.
 //!
 //! The library holds what the memory programs share: growing until refused and checking
 //! the patterns written into frames.
@@ -116,6 +122,59 @@ pub fn grow_until_refused(mut each: impl FnMut(PhysAddr, Ipa)) -> Result<(u64, E
                 size /= 2;
             }
             Err(other) => return Err(other),
+        }
+    }
+}
+
+/// Why an interrupt program failed: lets `main` use `?` on the library OS's errors. The
+/// library OS prints it as `error: <Debug>` and exits 1.
+#[derive(Debug)]
+pub enum Failure {
+    /// A hypercall was refused.
+    Kernel(Error),
+    /// Interrupts could not be set up or waited for.
+    Irq(exo_libos::irq::Error),
+    /// The timer could not be used.
+    Timer(exo_libos::timer::Error),
+    /// A device region could not be claimed.
+    Device(exo_libos::device::Error),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Kernel(error)
+    }
+}
+
+impl From<exo_libos::irq::Error> for Failure {
+    fn from(error: exo_libos::irq::Error) -> Self {
+        Failure::Irq(error)
+    }
+}
+
+impl From<exo_libos::timer::Error> for Failure {
+    fn from(error: exo_libos::timer::Error) -> Self {
+        Failure::Timer(error)
+    }
+}
+
+impl From<exo_libos::device::Error> for Failure {
+    fn from(error: exo_libos::device::Error) -> Self {
+        Failure::Device(error)
+    }
+}
+
+/// `true` if `result` is `Err(expected)`; otherwise prints what `what` gave instead.
+pub fn refused_with<T: core::fmt::Debug>(
+    what: core::fmt::Arguments<'_>,
+    result: Result<T, Error>,
+    expected: Error,
+) -> bool {
+    match result {
+        Err(error) if error == expected => true,
+        other => {
+            exo_libos::println!("{what}: expected {expected:?}, got {other:?}");
+            false
         }
     }
 }

@@ -2,11 +2,13 @@
 //! interrupt-driven receive, polled transmit (PL011 Technical Reference Manual, DDI 0183,
 //! chapter 3 "Programmers Model").
 //!
-//! The receive interrupt (`UARTRXINTR`, unmasked by `RXIM`) is level-sensitive and stays
-//! asserted while the receive FIFO is at or above its trigger level; the receive timeout
-//! interrupt (`RTIM`) reports bytes left below the level for 32 bit periods. An interrupt
-//! handler should [`Pl011::read_byte`] until `None` (which deasserts the first) and then
-//! [`Pl011::clear_receive_interrupts`] (which clears the second) before it returns.
+//! The receive interrupt (`UARTRXINTR`, unmasked by `RXIM`) is asserted when a byte arrives
+//! (with the FIFOs on: when the receive FIFO reaches its trigger level) and stays so until the
+//! data is read or the interrupt cleared; the receive timeout interrupt (`RTIM`) reports bytes
+//! left below the trigger level. An interrupt handler should first
+//! [`Pl011::clear_receive_interrupts`] and then [`Pl011::read_byte`] until `None`: a byte
+//! arriving after the last read raises the interrupt again, while one arriving between the
+//! clear and the reads is simply read (the next interrupt then finds nothing).
 
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
@@ -104,15 +106,16 @@ impl Pl011 {
 
     /// Sets the UART up for interrupt-driven receive, following the TRM's order for
     /// reprogramming (3.3.8): disable it (`UARTCR = 0`), clear every interrupt (`UARTICR`),
-    /// 8-bit words with the FIFOs on (`UARTLCR_H`), unmask the receive and receive-timeout
-    /// interrupts only (`UARTIMSC`), then enable it with transmit and receive
-    /// (`UARTEN | TXE | RXE`).
+    /// 8-bit words (`UARTLCR_H.WLEN`), unmask the receive and receive-timeout interrupts only
+    /// (`UARTIMSC`), then enable it with transmit and receive (`UARTEN | TXE | RXE`).
+    ///
+    /// The FIFOs stay as they were ([`Pl011::set_fifos`]): changing `FEN` empties them, which
+    /// would lose bytes that arrived before the set-up. Bytes already waiting raise no new
+    /// interrupt: read them once after the handler is in place.
     pub fn enable_receive_interrupts(&mut self) {
         self.registers.cr.set(0);
         self.registers.icr.write(INT::ALL.val(0x7FF));
-        self.registers
-            .lcr_h
-            .write(LCR_H::FEN::SET + LCR_H::WLEN::Bits8);
+        self.registers.lcr_h.modify(LCR_H::WLEN::Bits8);
         self.registers.imsc.write(INT::RX::SET + INT::RT::SET);
         self.registers
             .cr
@@ -140,8 +143,8 @@ impl Pl011 {
             .matches_any(&[INT::RX::SET, INT::RT::SET])
     }
 
-    /// Clears the receive and receive-timeout interrupts (`UARTICR`). The receive interrupt
-    /// reasserts at once if the FIFO is still at its trigger level: drain it first.
+    /// Clears the receive and receive-timeout interrupts (`UARTICR`); then read what is
+    /// waiting (see the module documentation for the order).
     pub fn clear_receive_interrupts(&mut self) {
         self.registers.icr.write(INT::RX::SET + INT::RT::SET);
     }
@@ -173,7 +176,8 @@ impl Pl011 {
         self.registers.cr.is_set(CR::UARTEN) && self.registers.cr.is_set(CR::RXE)
     }
 
-    /// Turns the FIFOs on or off (`UARTLCR_H.FEN`).
+    /// Turns the FIFOs on or off (`UARTLCR_H.FEN`). A change empties them (on QEMU at least):
+    /// do it before any input can arrive.
     pub fn set_fifos(&mut self, enabled: bool) {
         let value = if enabled {
             LCR_H::FEN::SET
@@ -210,13 +214,13 @@ mod tests {
         );
         assert_eq!(
             registers.lcr_h.get(),
-            1 << 4 | 0b11 << 5,
-            "FEN, 8-bit words"
+            0b11 << 5,
+            "8-bit words, FIFOs left alone"
         );
         assert_eq!(registers.imsc.get(), 1 << 4 | 1 << 6, "RXIM | RTIM");
         assert!(uart.receiving());
-        uart.set_fifos(false);
-        assert_eq!(uart.registers.lcr_h.get(), 0b11 << 5);
+        uart.set_fifos(true);
+        assert_eq!(uart.registers.lcr_h.get(), 1 << 4 | 0b11 << 5);
         uart.disable_interrupts();
         assert_eq!(uart.registers.imsc.get(), 0);
     }
