@@ -175,7 +175,7 @@ mod tests {
         let info = info(&[]);
         assert_eq!((info.partition_id(), info.name()), (2, "hello"));
         assert_eq!(info.timer_frequency(), 62_500_000);
-        assert_eq!(info.abi_version(), Version { major: 1, minor: 2 });
+        assert_eq!(info.abi_version(), Version { major: 1, minor: 3 });
         assert_eq!(info.guaranteed_frames(), 512);
         assert_eq!(info.borrow_limit_frames(), 1024);
         assert_eq!(info.partition_count(), 3);
