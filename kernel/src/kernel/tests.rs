@@ -7,7 +7,7 @@ use super::*;
 use crate::arch::fake::FakeFormat;
 use crate::mem::grants::Grant;
 use crate::mem::stage2::Mapping;
-use exo_abi::call::{UPCALL_FLAG_FAULTS, bind, signal, upcall};
+use exo_abi::call::{UPCALL_FLAG_FAULTS, VIRTUAL_TIMER_INTID, bind, signal, upcall};
 use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
 use exo_abi::package::DEFAULT_RAM_BASE;
 use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode};
@@ -1764,9 +1764,27 @@ mod model {
 
         /// One step. Returns false when nobody can run any more.
         fn step(&mut self, op: Op) -> Result<bool, TestCaseError> {
-            let kind = op.kind % 36;
+            let kind = op.kind % 40;
             // Allocation is weighted up so memory runs out and revocation happens.
-            let kind = if kind >= 32 { 1 } else { kind };
+            let kind = if (32..36).contains(&kind) { 1 } else { kind };
+            if kind >= 36 && op.a.kind % 3 == 0 {
+                // Hardware: an interrupt fires (owned, the timer's, or anyone's), or the
+                // running library OS ends whatever is in its list registers.
+                if op.b.kind % 2 == 0 {
+                    let intid = [40, 41, 42, VIRTUAL_TIMER_INTID, (op.b.raw % 1100) as u32]
+                        [(op.c.raw % 5) as usize];
+                    let step = self.k.interrupt(intid);
+                    prop_assert_eq!(step, Step::Resume);
+                    count(std::format!(
+                        "interrupt {}",
+                        if intid < 43 { "owned" } else { "other" }
+                    ));
+                } else {
+                    self.k.platform.guest_handles_all();
+                }
+                self.after_step(None)?;
+                return Ok(true);
+            }
             if kind == 0 {
                 // Time passes, sometimes past every deadline.
                 let ticks = match op.a.kind % 4 {
@@ -1902,6 +1920,33 @@ mod model {
                     self.k.stage2_abort(abort);
                     self.after_step(None)?;
                     return Ok(true);
+                }
+                36..=39 => {
+                    // Interrupt and CPU calls with plausible and hostile arguments.
+                    let intid = match op.b.kind % 8 {
+                        0..=2 => [40, 41, 42][(op.b.raw % 3) as usize],
+                        3 | 4 => u64::from(signal::ALL[(op.b.raw % 3) as usize]),
+                        5 => u64::from(VIRTUAL_TIMER_INTID),
+                        6 => op.b.raw % 1100,
+                        _ => op.b.raw,
+                    };
+                    let functions = [
+                        EXO_IRQ_ENABLE,
+                        EXO_IRQ_DISABLE,
+                        EXO_IRQ_SET_PRIORITY,
+                        EXO_IRQ_SET_TARGET,
+                        EXO_IRQ_RAISE,
+                        EXO_WAIT_EVENT,
+                        EXO_RECEIVE,
+                        EXO_DONATE,
+                        EXO_SEND,
+                    ];
+                    match functions[(op.a.raw % functions.len() as u64) as usize] {
+                        EXO_DONATE => (EXO_DONATE, vec![resolve_partition(p, op.c)]),
+                        EXO_SEND => (EXO_SEND, vec![resolve_partition(p, op.c), op.b.raw]),
+                        f @ (EXO_WAIT_EVENT | EXO_RECEIVE) => (f, vec![]),
+                        f => (f, vec![intid, op.c.raw % 300]),
+                    }
                 }
                 _ => {
                     if !op.a.kind.is_multiple_of(8) {
@@ -2094,6 +2139,23 @@ mod model {
             let k = &mut self.k;
             if let Err(e) = k.self_check() {
                 prop_assert!(false, "self_check: {}", e);
+            }
+            // Interrupts: a partition only ever has its own queued, and one that ended owns
+            // and waits for none.
+            for p in 0..3 {
+                let partition = k.partition(p).unwrap();
+                for intid in partition.virq.queued.iter() {
+                    prop_assert!(
+                        k.irqs.ownership(p, intid).is_some(),
+                        "p{} has interrupt {} queued that it does not own",
+                        p,
+                        intid
+                    );
+                }
+                if matches!(partition.state, State::Finished(_)) {
+                    prop_assert!(partition.virq.queued.is_empty());
+                    prop_assert_eq!(k.irqs.owned_by(p).count(), 0);
+                }
             }
             // Conservation.
             let mut total = k.frames.count(Owner::Free) + k.frames.count(Owner::Kernel);
