@@ -92,7 +92,8 @@ pub const EXO_BIND: u32 = exo_call(0x13);
 
 /// `EXO_UNBIND(ipa) -> phys`: removes the caller's binding at `ipa` (TLBs invalidated
 /// before return) and returns the frame it named. Kernel pages cannot be unbound.
-/// Errors: `Unaligned`, `IpaOutOfRange`, `BadAddress` (nothing bound).
+/// Errors: `Unaligned`, `IpaOutOfRange`, `BadAddress` (nothing bound), `Denied` (a device
+/// binding from the configuration).
 pub const EXO_UNBIND: u32 = exo_call(0x14);
 
 /// `EXO_GRANT(phys, partition, rights) -> 0`: lets `partition` (an id) bind a frame the

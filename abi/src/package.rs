@@ -195,7 +195,9 @@ impl<'a> Package<'a> {
             .and_then(|at| bytes.get(at..at.checked_add(slots)?))
             .ok_or(Malformed("time-slice vector out of bounds"))?;
         if schedule.iter().any(|&slot| usize::from(slot) >= count) {
-            return Err(Malformed("time-slice vector names a partition that does not exist"));
+            return Err(Malformed(
+                "time-slice vector names a partition that does not exist",
+            ));
         }
         let package = Package {
             bytes,
@@ -635,10 +637,17 @@ mod tests {
                 if let Ok(p) = Package::parse(&bytes) {
                     for part in p.partitions() {
                         let _ = part.segments().count();
-                        assert!(part.interrupts().all(|i| (FIRST_SPI..=LAST_SPI).contains(&i)));
+                        assert!(
+                            part.interrupts()
+                                .all(|i| (FIRST_SPI..=LAST_SPI).contains(&i))
+                        );
                         let _ = part.devices().count();
                     }
-                    assert!(p.schedule().iter().all(|&s| usize::from(s) < p.partition_count()));
+                    assert!(
+                        p.schedule()
+                            .iter()
+                            .all(|&s| usize::from(s) < p.partition_count())
+                    );
                 }
             }
         }

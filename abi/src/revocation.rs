@@ -298,7 +298,9 @@ mod tests {
         let last = CAPACITY as u64 + 4;
         let entry = reader.entry(last).unwrap();
         assert_eq!(entry.phys, PhysAddr::new(last * 4096));
-        let expected_ipa = (last % 2 == 0).then(|| Ipa::new(0x8000_0000 + last * 4096));
+        let expected_ipa = last
+            .is_multiple_of(2)
+            .then(|| Ipa::new(0x8000_0000 + last * 4096));
         assert_eq!(entry.ipa, expected_ipa);
         assert_eq!(reader.entry(5).unwrap().ipa, None);
         assert_eq!(

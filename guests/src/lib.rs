@@ -103,13 +103,18 @@ pub fn grow_until_refused(mut each: impl FnMut(PhysAddr, Ipa)) -> Result<(u64, E
                 for &phys in &batch[..count] {
                     // With time slices a revocation request can arrive while the batch is
                     // being mapped, and the policy gives unbound frames back first: skip
-                    // any the library OS already released. (Upcalls arrive only when a
-                    // hypercall returns, so nothing can change between this check and the
-                    // bind.)
+                    // any the library OS already released.
                     if mem::frame(phys).is_none() {
                         continue;
                     }
-                    let ipa = mem::map(phys, bind::READ | bind::WRITE)?;
+                    // A partition that ignores requests can also lose an unbound frame to
+                    // the abort protocol inside the bind call itself (deadlines are checked
+                    // on every hypercall); the repossession vector reports it.
+                    let ipa = match mem::map(phys, bind::READ | bind::WRITE) {
+                        Ok(ipa) => ipa,
+                        Err(Error::OtherPartition | Error::NotOwner) => continue,
+                        Err(other) => return Err(other),
+                    };
                     write_pattern(phys, ipa);
                     each(phys, ipa);
                     grown += 1;

@@ -13,6 +13,7 @@ pub mod arch;
 pub mod boot_info;
 pub mod console;
 pub mod drivers;
+pub mod irq;
 pub mod kernel;
 pub mod mem;
 pub mod partition;

@@ -121,6 +121,8 @@ pub enum State {
     Blocked,
     /// Waiting in `EXO_WAIT` / `EXO_REPLY_WAIT` for a call.
     Waiting,
+    /// Waiting in `EXO_WAIT_EVENT` for a virtual interrupt (or its virtual timer).
+    WaitingEvent,
     /// In `EXO_CALL` to `callee`: queued until the callee takes the call (`accepted`), then
     /// until it replies.
     Calling {
@@ -280,6 +282,37 @@ pub struct Partition<F: DescriptorFormat> {
     pub serving: Option<usize>,
     /// An undelivered `EXO_SEND` message: (sender, word).
     pub message: Option<(usize, u64)>,
+    /// Its virtual interrupts waiting for a list register, and signal settings.
+    pub virq: crate::irq::VcpuInterrupts,
+    /// Device MMIO it owns, bound for its lifetime (the configuration's regions and, on
+    /// GICv2, the virtual CPU interface).
+    pub devices: DeviceWindows,
+}
+
+/// The IPA ranges of a partition's device bindings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceWindows {
+    windows: [(u64, u64); exo_abi::package::MAX_DEVICES + 1],
+    count: usize,
+}
+
+impl DeviceWindows {
+    /// Records `pages` pages of device memory bound at `ipa`, mapping `phys`.
+    pub fn push(&mut self, ipa: Ipa, pages: u64) -> bool {
+        let Some(slot) = self.windows.get_mut(self.count) else {
+            return false;
+        };
+        *slot = (ipa.raw(), pages * exo_abi::PAGE_SIZE);
+        self.count += 1;
+        true
+    }
+
+    /// Whether `ipa` lies in a device binding.
+    pub fn contains(&self, ipa: Ipa) -> bool {
+        self.windows[..self.count]
+            .iter()
+            .any(|&(base, size)| ipa.raw() >= base && ipa.raw() - base < size)
+    }
 }
 
 impl<F: DescriptorFormat> Partition<F> {

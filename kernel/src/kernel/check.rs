@@ -92,6 +92,7 @@ impl<P: Platform> Kernel<'_, P> {
             }
             let me = p.id;
             let kernel_pages = p.kernel_pages;
+            let devices = p.devices;
             let mut result = Ok(());
             let mut bound_frames = 0usize;
             let Kernel {
@@ -124,6 +125,10 @@ impl<P: Platform> Kernel<'_, P> {
                         .any(|(ipa, f)| ipa == m.ipa && f == m.phys)
                         && tables.frames.owner(m.phys) == Some(Owner::Kernel)
                         && !m.attrs.write
+                } else if devices.contains(m.ipa) {
+                    // Device memory from the configuration: never RAM (checked at load).
+                    m.attrs.kind == exo_abi::info::MemoryKind::Device
+                        && tables.frames.owner(m.phys).is_none()
                 } else if tables.frames.owner(m.phys) == Some(owner) {
                     bound_frames += 1;
                     bound.get(m.phys) == Some(m.ipa)

@@ -226,6 +226,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
             return Err(Error::Unaligned);
         }
         check_ipa(ipa)?;
+        if self.partition(id).is_some_and(|p| p.devices.contains(ipa)) {
+            // Device bindings come from the configuration and last as long as the partition.
+            return Err(Error::Denied);
+        }
         let (frame, _) = self.unmap(id, ipa).map_err(|e| e.to_abi())?;
         if self.bound.get(frame) == Some(ipa) {
             self.bound.clear(frame);

@@ -7,6 +7,7 @@
 //! [`check`].
 
 mod check;
+mod interrupts;
 mod ipc;
 mod memory;
 mod revocation;
@@ -16,6 +17,7 @@ mod upcall;
 mod tests;
 
 use crate::console::Writer;
+use crate::irq::{InterruptTable, VirtualIrq};
 use crate::mem::binding_index::BindingIndex;
 use crate::mem::frame_table::{FrameError, FrameTable, Owner, PartitionId};
 use crate::mem::grants::Grants;
@@ -28,7 +30,7 @@ use crate::partition::{
 use crate::vcpu::VcpuRegs;
 use exo_abi::call::*;
 use exo_abi::info::{self, InfoHeader, InfoWriter, MemoryBinding, MemoryKind};
-use exo_abi::package::{MAX_PARTITIONS, Package, PartitionRecord};
+use exo_abi::package::{MAX_PARTITIONS, MAX_SLOTS, Package, PartitionRecord};
 use exo_abi::revocation::VECTOR_PAGES;
 use exo_abi::{ABI_VERSION, Error, Ipa, PAGE_SIZE, PhysAddr};
 use log::{info, warn};
@@ -61,6 +63,62 @@ pub trait Platform {
     fn now(&self) -> u64;
     /// Processor state a vCPU starts in (EL1 with interrupts masked).
     fn initial_pstate(&self) -> u64;
+    /// The interrupt controller partitions see.
+    fn gic(&self) -> GicFacts;
+    /// Drives SPI `intid` in the distributor (its ownership is already checked).
+    fn spi(&mut self, intid: u32, op: SpiOp);
+    /// Writes `irq` into a free list register of the loaded vCPU (or merges it with the same
+    /// INTID there). Returns false when every list register is in use.
+    fn inject(&mut self, irq: VirtualIrq) -> bool;
+    /// Asks for (or cancels) a maintenance interrupt when the list registers run empty.
+    fn notify_on_underflow(&mut self, on: bool);
+    /// Whether the loaded vCPU has a virtual interrupt pending in a list register.
+    fn live_virtual_pending(&self) -> bool;
+    /// Partition `id`'s virtual-timer deadline in counter ticks, if its timer is enabled and
+    /// unmasked (read live if its vCPU is loaded, else from its saved state).
+    fn virtual_timer_deadline(&self, id: usize) -> Option<u64>;
+}
+
+/// An operation on a physical SPI in the distributor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpiOp {
+    /// Enable (`GICD_ISENABLER`).
+    Enable,
+    /// Disable (`GICD_ICENABLER`).
+    Disable,
+    /// Route to a core (`GICD_IROUTER` / `GICD_ITARGETSR`).
+    Target(u32),
+    /// Make pending (`GICD_ISPENDR`), as its device would.
+    Raise,
+    /// Its owner is gone: disable, clear pending and deactivate.
+    Release,
+}
+
+/// How partitions reach the GIC's virtual CPU interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuInterface {
+    /// No virtual interface: partitions get no interrupts.
+    None,
+    /// GICv3 system registers (`ICC_*` reach `ICV_*`).
+    SystemRegisters,
+    /// GICv2: the `GICV` frame at `phys`, bound at `ipa` (the guest's `GICC` address).
+    Mapped {
+        /// Where partitions see it.
+        ipa: Ipa,
+        /// The hardware frame.
+        phys: PhysAddr,
+        /// Its size in pages.
+        pages: u64,
+    },
+}
+
+/// Facts about the interrupt controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GicFacts {
+    /// The CPU interface partitions use.
+    pub interface: CpuInterface,
+    /// INTIDs the distributor implements (`32 * (GICD_TYPER.ITLinesNumber + 1)`).
+    pub lines: u32,
 }
 
 /// Stage-2 table memory: frames from the partition's table pool.
@@ -131,6 +189,18 @@ pub enum LoadError {
     },
     /// Building stage 2 failed.
     Stage2(Stage2Error),
+    /// An interrupt cannot be given to a partition (not an SPI the GIC has, or taken).
+    Interrupt {
+        /// Index of the partition.
+        partition: usize,
+        /// The INTID.
+        intid: u32,
+    },
+    /// A device region lies in RAM.
+    DeviceInRam {
+        /// Index of the partition.
+        partition: usize,
+    },
     /// The frame table refused a transition.
     Frame(FrameError),
     /// More partitions than the frame table can name.
@@ -161,6 +231,9 @@ pub enum Step {
     Resume,
     /// Switch to another partition (index).
     Switch(usize),
+    /// Nobody can run now, but partitions wait for events: idle the CPU until an interrupt
+    /// or, at the latest, the counter value given (a partition's virtual-timer deadline).
+    Idle(Option<u64>),
     /// Every partition has finished: report and power off.
     PowerOff,
 }
@@ -195,6 +268,13 @@ pub struct Kernel<'a, P: Platform> {
     partitions: [Option<Partition<P::Format>>; MAX_PARTITIONS],
     count: usize,
     current: usize,
+    irqs: InterruptTable,
+    /// Core 0's time-slice vector: the partition owning each slot.
+    slots: [u8; MAX_SLOTS],
+    /// Number of slots.
+    slot_count: usize,
+    /// The slot whose time is being used now (by its owner or a partition it donated to).
+    slot: usize,
 }
 
 /// Result registers of a hypercall that returns.
@@ -217,6 +297,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
             partitions: core::array::from_fn(|_| None),
             count: 0,
             current: 0,
+            irqs: InterruptTable::new(),
+            slots: [0; MAX_SLOTS],
+            slot_count: 0,
+            slot: 0,
         }
     }
 
@@ -316,6 +400,18 @@ impl<'a, P: Platform> Kernel<'a, P> {
             self.partitions[index] = Some(partition);
             self.count = index + 1;
         }
+        let schedule = package.schedule();
+        if schedule.is_empty() {
+            self.slot_count = self.count;
+            for (i, slot) in self.slots.iter_mut().take(self.count).enumerate() {
+                *slot = i as u8;
+            }
+        } else {
+            self.slot_count = schedule.len();
+            self.slots[..schedule.len()].copy_from_slice(schedule);
+        }
+        self.slot = 0;
+        self.current = usize::from(self.slots[0]);
         Ok(())
     }
 
@@ -426,6 +522,61 @@ impl<'a, P: Platform> Kernel<'a, P> {
             info_writer.push_binding(&r);
         }
 
+        // Interrupts and device MMIO the configuration gives it; on GICv2 the virtual CPU
+        // interface in place of the CPU interface.
+        let gic = tables.platform.gic();
+        for intid in record.interrupts() {
+            self.irqs
+                .claim(intid, index, gic.lines)
+                .map_err(|_| LoadError::Interrupt {
+                    partition: index,
+                    intid,
+                })?;
+        }
+        let mut devices = crate::partition::DeviceWindows::default();
+        let device_rights = info::rights::READ | info::rights::WRITE;
+        let cpu_interface = match gic.interface {
+            CpuInterface::Mapped { ipa, phys, pages } => Some((ipa, phys, pages)),
+            _ => None,
+        };
+        let regions = record
+            .devices()
+            .map(|d| (d.ipa, d.phys, d.size / PAGE_SIZE))
+            .chain(cpu_interface);
+        for (ipa, phys, pages) in regions {
+            for page in 0..pages {
+                let frame = phys.add(page * PAGE_SIZE);
+                if tables.frames.owner(frame).is_some() {
+                    return Err(LoadError::DeviceInRam { partition: index });
+                }
+                let attributes = Attributes::from_rights(device_rights, MemoryKind::Device);
+                stage2.map_page(&mut tables, ipa.add(page * PAGE_SIZE), frame, attributes)?;
+            }
+            devices.push(ipa, pages);
+            info_writer.push_binding(&MemoryBinding {
+                ipa,
+                phys,
+                pages,
+                rights: device_rights,
+                kind: MemoryKind::Device,
+            });
+        }
+        let interface = match gic.interface {
+            CpuInterface::None => None,
+            CpuInterface::SystemRegisters => Some(info::GicInterface::V3),
+            CpuInterface::Mapped { ipa, .. } => Some(info::GicInterface::V2 { cpu_interface: ipa }),
+        };
+        if let Some(gic) = interface {
+            let facts = info::InterruptInfo {
+                gic,
+                revocation: signal::REVOCATION as u16,
+                repossession: signal::REPOSSESSION as u16,
+                message: signal::MESSAGE as u16,
+                virtual_timer: VIRTUAL_TIMER_INTID as u16,
+            };
+            info_writer.set_interrupts(&facts, self.irqs.owned_by(index));
+        }
+
         // Kernel pages: info, revocation page, repossession vector. Kernel-owned, read-only.
         let mut kernel_frame = || -> Result<PhysAddr, LoadError> {
             let frame = tables.frames.alloc(Owner::Kernel)?;
@@ -489,6 +640,8 @@ impl<'a, P: Platform> Kernel<'a, P> {
             talks_to: record.talks_to,
             serving: None,
             message: None,
+            virq: crate::irq::VcpuInterrupts::new(),
+            devices,
         })
     }
 
@@ -572,6 +725,14 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 Err(e) => Err(e),
             },
             EXO_SEND => self.send(caller, args[0], args[1]).map(|()| [0; 4]),
+            EXO_RECEIVE => self.receive(caller),
+            EXO_WAIT_EVENT => return self.wait_event(caller),
+            EXO_DONATE => match self.donate(caller, args[0]) {
+                Ok(step) => return step,
+                Err(e) => Err(e),
+            },
+            EXO_IRQ_ENABLE | EXO_IRQ_DISABLE | EXO_IRQ_SET_PRIORITY | EXO_IRQ_SET_TARGET
+            | EXO_IRQ_RAISE => self.irq_call(caller, function, args[0], args[1]),
             EXO_PARTITION_LOOKUP => self.partition_lookup(caller, Ipa::new(args[0]), args[1]),
             EXO_SELF_CHECK => match self.self_check() {
                 Ok(frames) => {
@@ -701,7 +862,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// runnable partition gets the CPU (the same one, if it is alone).
     pub fn preempt(&mut self) -> Step {
         let current = self.current;
-        if let Some(p) = self.partition_mut(current) {
+        if let Some(p) = self.partition_mut(current)
+            && p.state == State::Runnable
+        {
             p.preempted = true;
         }
         self.check_deadlines();
@@ -768,6 +931,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 log::error!("kernel page {frame} of {name} could not be freed: {e:?}");
             }
         }
+        self.release_interrupts(id);
         let reclaimed = self.reclaim(owner);
         self.resolve_on_exit(id, reclaimed);
         self.end_calls_of(id);
@@ -791,23 +955,23 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
     }
 
-    /// Round robin: the next runnable partition after the current one, possibly itself.
+    /// The time-slice vector: the owner of the next slot that can run gets the CPU (possibly
+    /// the partition running now). A partition waiting for an event runs when it has one.
     /// When nobody can run but someone waits for revoked frames, pending revocations are
-    /// aborted at once: there is nobody left to comply.
+    /// aborted at once: there is nobody left to comply. When nobody can run but partitions
+    /// wait for events that can still come, the CPU idles.
     pub fn schedule(&mut self) -> Step {
         for attempt in 0..2 {
-            for offset in 1..=self.count {
-                let candidate = (self.current + offset) % self.count;
-                let runnable = matches!(
-                    self.partitions[candidate].as_ref().map(|p| p.state),
-                    Some(State::Runnable)
-                );
-                if runnable {
+            for offset in 1..=self.slot_count {
+                let slot = (self.slot + offset) % self.slot_count;
+                let candidate = usize::from(self.slots[slot]);
+                if self.ready(candidate) {
                     let step = if candidate == self.current {
                         Step::Resume
                     } else {
                         Step::Switch(candidate)
                     };
+                    self.slot = slot;
                     self.current = candidate;
                     return step;
                 }
@@ -816,14 +980,32 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 break;
             }
         }
-        Step::PowerOff
+        match self.idle_wakeup() {
+            (deadline, true) => Step::Idle(deadline),
+            (_, false) => Step::PowerOff,
+        }
+    }
+
+    /// Whether partition `id` can run now; one waiting for an event that has one is made
+    /// runnable.
+    fn ready(&mut self, id: usize) -> bool {
+        match self.partition(id).map(|p| p.state) {
+            Some(State::Runnable) => true,
+            Some(State::WaitingEvent) if self.has_event(id) => {
+                self.wake_on_event(id);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Called by the trap path right before the current partition resumes: delivers a
     /// pending upcall if it can take one.
     pub fn before_resume(&mut self) {
         let current = self.current;
+        self.raise_signals(current);
         self.deliver_upcall(current);
+        self.fill_list_registers(current);
     }
 
     /// Logs one machine-readable result line per partition. Returns whether every
@@ -846,7 +1028,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                     );
                     info!("result {} ok", partition.name);
                 }
-                State::Runnable | State::Blocked | State::Calling { .. } => {
+                State::Runnable | State::Blocked | State::Calling { .. } | State::WaitingEvent => {
                     all_ok = false;
                     info!(
                         "result {} failed: still running at power-off",

@@ -7,7 +7,7 @@ use super::*;
 use crate::arch::fake::FakeFormat;
 use crate::mem::grants::Grant;
 use crate::mem::stage2::Mapping;
-use exo_abi::call::{UPCALL_FLAG_FAULTS, bind, upcall};
+use exo_abi::call::{UPCALL_FLAG_FAULTS, VIRTUAL_TIMER_INTID, bind, signal, upcall};
 use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
 use exo_abi::package::DEFAULT_RAM_BASE;
 use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode};
@@ -60,12 +60,21 @@ impl TlbMaintenance for RecordingTlb {
     }
 }
 
-/// A fake machine: a small RAM, a recording TLB, a console buffer and a settable clock.
+/// List registers of the fake virtual CPU interface (as many as QEMU's GICs have).
+const FAKE_LIST_REGISTERS: usize = 4;
+
+/// A fake machine: a small RAM, a recording TLB, a console buffer, a settable clock, and a
+/// GIC with four list registers, a log of distributor operations and per-partition
+/// virtual-timer deadlines.
 struct FakePlatform {
     ram: Vec<u8>,
     tlb: Rc<RefCell<Vec<TlbEvent>>>,
     console: Vec<u8>,
     now: Rc<Cell<u64>>,
+    lrs: [Option<VirtualIrq>; FAKE_LIST_REGISTERS],
+    underflow: bool,
+    spi_log: Vec<(u32, SpiOp)>,
+    timers: BTreeMap<usize, u64>,
 }
 
 impl FakePlatform {
@@ -75,6 +84,10 @@ impl FakePlatform {
             tlb: Rc::default(),
             console: Vec::new(),
             now: Rc::default(),
+            lrs: [None; FAKE_LIST_REGISTERS],
+            underflow: false,
+            spi_log: Vec::new(),
+            timers: BTreeMap::new(),
         }
     }
 
@@ -159,6 +172,49 @@ impl Platform for FakePlatform {
 
     fn initial_pstate(&self) -> u64 {
         0x3c5
+    }
+
+    fn gic(&self) -> GicFacts {
+        GicFacts {
+            interface: CpuInterface::SystemRegisters,
+            lines: 288,
+        }
+    }
+
+    fn spi(&mut self, intid: u32, op: SpiOp) {
+        self.spi_log.push((intid, op));
+    }
+
+    fn inject(&mut self, irq: VirtualIrq) -> bool {
+        if self.lrs.iter().flatten().any(|l| l.intid == irq.intid) {
+            return true;
+        }
+        match self.lrs.iter_mut().find(|l| l.is_none()) {
+            Some(free) => {
+                *free = Some(irq);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn notify_on_underflow(&mut self, on: bool) {
+        self.underflow = on;
+    }
+
+    fn live_virtual_pending(&self) -> bool {
+        self.lrs.iter().any(Option::is_some)
+    }
+
+    fn virtual_timer_deadline(&self, id: usize) -> Option<u64> {
+        self.timers.get(&id).copied()
+    }
+}
+
+impl FakePlatform {
+    /// The library OS takes and ends every interrupt in its list registers; returns them.
+    fn guest_handles_all(&mut self) -> Vec<VirtualIrq> {
+        self.lrs.iter_mut().filter_map(Option::take).collect()
     }
 }
 
@@ -440,6 +496,220 @@ fn two() -> K {
 
 // ---------------------------------------------------------------------------------------
 // Scenario tests.
+
+// ---------------------------------------------------------------------------------------
+// Interrupt and CPU secure bindings.
+
+/// Two partitions: "dev" owns SPIs 40..48, "other" owns 50; "other" may talk to "dev".
+fn interrupt_kernel() -> K {
+    let mut dev = Config::new("dev", 32, 0);
+    dev.interrupts = &[40, 41, 42, 43, 44, 45, 46, 47];
+    let mut other = Config::new("other", 32, 0);
+    other.interrupts = &[50];
+    other.talks_to = 0b01;
+    build(2048, &[dev, other])
+}
+
+#[test]
+fn only_the_owner_may_drive_an_interrupt() {
+    let mut k = interrupt_kernel();
+    for function in [EXO_IRQ_ENABLE, EXO_IRQ_DISABLE, EXO_IRQ_RAISE] {
+        assert_eq!(result(&mut k, 1, function, &[40]), err(Error::NotOwner));
+    }
+    assert_eq!(
+        result(&mut k, 1, EXO_IRQ_SET_PRIORITY, &[40, 0x10]),
+        err(Error::NotOwner)
+    );
+    assert_eq!(
+        result(&mut k, 1, EXO_IRQ_SET_TARGET, &[40, 0]),
+        err(Error::NotOwner)
+    );
+    assert_eq!(
+        result(&mut k, 1, EXO_IRQ_ENABLE, &[26]),
+        err(Error::NotOwner)
+    );
+    assert_eq!(
+        result(&mut k, 1, EXO_IRQ_ENABLE, &[1020]),
+        err(Error::InvalidParameter)
+    );
+    assert_eq!(
+        result(&mut k, 1, EXO_IRQ_ENABLE, &[u64::MAX]),
+        err(Error::InvalidParameter)
+    );
+    assert!(
+        k.platform.spi_log.is_empty(),
+        "refused calls touched the GIC"
+    );
+
+    assert_eq!(result(&mut k, 0, EXO_IRQ_ENABLE, &[40]), Ok(0));
+    assert_eq!(result(&mut k, 0, EXO_IRQ_SET_TARGET, &[40, 0]), Ok(0));
+    assert_eq!(
+        result(&mut k, 0, EXO_IRQ_SET_TARGET, &[40, 3]),
+        err(Error::InvalidParameter)
+    );
+    assert_eq!(
+        result(&mut k, 0, EXO_IRQ_SET_PRIORITY, &[40, 256]),
+        err(Error::InvalidParameter)
+    );
+    assert_eq!(result(&mut k, 0, EXO_IRQ_RAISE, &[40]), Ok(0));
+    assert_eq!(
+        k.platform.spi_log,
+        vec![
+            (40, SpiOp::Enable),
+            (40, SpiOp::Target(0)),
+            (40, SpiOp::Raise)
+        ]
+    );
+    // The physical interrupt reaches its owner, whoever runs.
+    k.current = 1;
+    assert_eq!(k.interrupt(40), Step::Resume);
+    assert!(k.partition(0).unwrap().virq.queued.contains(40));
+    assert!(k.partition(1).unwrap().virq.queued.is_empty());
+}
+
+#[test]
+fn more_pending_than_list_registers_loses_none() {
+    let mut k = interrupt_kernel();
+    k.current = 0;
+    for intid in 40..48 {
+        k.interrupt(intid);
+    }
+    assert_eq!(
+        result(&mut k, 0, EXO_IRQ_RAISE, &[u64::from(signal::MESSAGE)]),
+        Ok(0)
+    );
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        k.before_resume();
+        let handled = k.platform.guest_handles_all();
+        assert!(handled.len() <= FAKE_LIST_REGISTERS);
+        let queued = !k.partition(0).unwrap().virq.queued.is_empty();
+        assert_eq!(
+            k.platform.underflow, queued,
+            "maintenance interrupt iff more wait"
+        );
+        seen.extend(handled);
+    }
+    let mut intids: Vec<u32> = seen.iter().map(|i| i.intid).collect();
+    intids.sort();
+    let mut expected: Vec<u32> = (40..48).collect();
+    expected.insert(0, signal::MESSAGE);
+    assert_eq!(intids, expected, "each interrupt exactly once");
+    assert!(seen.iter().all(|i| i.hardware == (i.intid >= 32)));
+    assert_eq!(k.partition(0).unwrap().virq.queue_high_water, 9);
+}
+
+#[test]
+fn waiting_for_an_event_sleeps_until_an_interrupt_or_the_timer() {
+    let mut k = interrupt_kernel();
+    // Nothing pending: p0 sleeps, p1 gets the CPU.
+    let (_, step) = call(&mut k, 0, EXO_WAIT_EVENT, &[]);
+    assert_eq!(step, Step::Switch(1));
+    assert_eq!(k.partition(0).unwrap().state, State::WaitingEvent);
+    // p1 yields: p0 still has nothing, p1 keeps running.
+    assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Resume);
+    // p0's SPI fires while p1 runs: p0 runs at the next decision.
+    k.interrupt(41);
+    assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Switch(0));
+    assert_eq!(k.regs_mut(0).unwrap().x[0], 0);
+    // Its virtual timer wakes it too, even while it is not loaded.
+    k.platform.guest_handles_all();
+    k.before_resume();
+    k.platform.guest_handles_all();
+    k.platform.timers.insert(0, 500);
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(1));
+    assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Resume);
+    k.platform.now.set(500);
+    assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Switch(0));
+    // Everyone waits; the CPU idles until p0's timer.
+    k.platform.timers.insert(0, 900);
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(1));
+    assert_eq!(
+        call(&mut k, 1, EXO_WAIT_EVENT, &[]).1,
+        Step::Idle(Some(900))
+    );
+    k.platform.now.set(900);
+    assert_eq!(k.schedule(), Step::Switch(0));
+    // Nobody can ever wake: power off and report it.
+    k.platform.timers.clear();
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::PowerOff);
+}
+
+#[test]
+fn an_ended_partition_gives_its_interrupts_back() {
+    let mut k = interrupt_kernel();
+    assert_eq!(result(&mut k, 0, EXO_IRQ_ENABLE, &[42]), Ok(0));
+    k.interrupt(42);
+    call(&mut k, 0, EXO_EXIT, &[0]);
+    let released: Vec<u32> = k
+        .platform
+        .spi_log
+        .iter()
+        .filter(|(_, op)| *op == SpiOp::Release)
+        .map(|&(i, _)| i)
+        .collect();
+    assert_eq!(released, (40..48).collect::<Vec<_>>());
+    assert!(k.partition(0).unwrap().virq.queued.is_empty());
+    // A late interrupt has nobody to go to: silenced, not delivered, no panic.
+    k.platform.spi_log.clear();
+    k.interrupt(42);
+    assert_eq!(k.platform.spi_log, vec![(42, SpiOp::Release)]);
+    assert_eq!(
+        result(&mut k, 1, EXO_IRQ_ENABLE, &[42]),
+        err(Error::NotOwner)
+    );
+}
+
+#[test]
+fn signals_become_virtual_interrupts_when_enabled() {
+    let mut k = interrupt_kernel();
+    let msg = u64::from(signal::MESSAGE);
+    assert_eq!(result(&mut k, 0, EXO_IRQ_ENABLE, &[msg]), Ok(0));
+    assert_eq!(result(&mut k, 0, EXO_RECEIVE, &[]), err(Error::NotRequired));
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(1));
+    assert_eq!(result(&mut k, 1, EXO_SEND, &[0, 0xFEED]), Ok(0));
+    assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Switch(0));
+    k.before_resume();
+    let delivered = k.platform.guest_handles_all();
+    assert_eq!(
+        delivered.iter().map(|i| i.intid).collect::<Vec<_>>(),
+        vec![signal::MESSAGE]
+    );
+    assert!(!delivered[0].hardware);
+    // Raised once per message, not on every resume.
+    k.before_resume();
+    assert!(k.platform.guest_handles_all().is_empty());
+    assert_eq!(call(&mut k, 0, EXO_RECEIVE, &[]).0[..2], [1, 0xFEED]);
+    assert_eq!(result(&mut k, 0, EXO_RECEIVE, &[]), err(Error::NotRequired));
+}
+
+#[test]
+fn donation_runs_the_target_now_and_the_vector_decides_after() {
+    let mut k = build(
+        2048,
+        &[
+            Config::new("a", 32, 0),
+            Config::new("b", 32, 0),
+            Config::new("c", 32, 0),
+        ],
+    );
+    assert_eq!(
+        result(&mut k, 0, EXO_DONATE, &[0]),
+        err(Error::UnknownPartition)
+    );
+    assert_eq!(
+        result(&mut k, 0, EXO_DONATE, &[9]),
+        err(Error::UnknownPartition)
+    );
+    k.current = 0;
+    assert_eq!(call(&mut k, 0, EXO_DONATE, &[2]).1, Step::Switch(2));
+    assert_eq!(k.current(), 2);
+    // The slice still belongs to slot 0: the next slot is b's.
+    assert_eq!(k.preempt(), Step::Switch(1));
+    // A target that cannot run is refused.
+    call(&mut k, 2, EXO_WAIT_EVENT, &[]);
+    assert_eq!(result(&mut k, 1, EXO_DONATE, &[2]), err(Error::Busy));
+}
 
 #[test]
 fn loads_partitions_with_kernel_pages() {
@@ -1494,9 +1764,27 @@ mod model {
 
         /// One step. Returns false when nobody can run any more.
         fn step(&mut self, op: Op) -> Result<bool, TestCaseError> {
-            let kind = op.kind % 36;
+            let kind = op.kind % 40;
             // Allocation is weighted up so memory runs out and revocation happens.
-            let kind = if kind >= 32 { 1 } else { kind };
+            let kind = if (32..36).contains(&kind) { 1 } else { kind };
+            if kind >= 36 && op.a.kind % 3 == 0 {
+                // Hardware: an interrupt fires (owned, the timer's, or anyone's), or the
+                // running library OS ends whatever is in its list registers.
+                if op.b.kind % 2 == 0 {
+                    let intid = [40, 41, 42, VIRTUAL_TIMER_INTID, (op.b.raw % 1100) as u32]
+                        [(op.c.raw % 5) as usize];
+                    let step = self.k.interrupt(intid);
+                    prop_assert_eq!(step, Step::Resume);
+                    count(std::format!(
+                        "interrupt {}",
+                        if intid < 43 { "owned" } else { "other" }
+                    ));
+                } else {
+                    self.k.platform.guest_handles_all();
+                }
+                self.after_step(None)?;
+                return Ok(true);
+            }
             if kind == 0 {
                 // Time passes, sometimes past every deadline.
                 let ticks = match op.a.kind % 4 {
@@ -1632,6 +1920,33 @@ mod model {
                     self.k.stage2_abort(abort);
                     self.after_step(None)?;
                     return Ok(true);
+                }
+                36..=39 => {
+                    // Interrupt and CPU calls with plausible and hostile arguments.
+                    let intid = match op.b.kind % 8 {
+                        0..=2 => [40, 41, 42][(op.b.raw % 3) as usize],
+                        3 | 4 => u64::from(signal::ALL[(op.b.raw % 3) as usize]),
+                        5 => u64::from(VIRTUAL_TIMER_INTID),
+                        6 => op.b.raw % 1100,
+                        _ => op.b.raw,
+                    };
+                    let functions = [
+                        EXO_IRQ_ENABLE,
+                        EXO_IRQ_DISABLE,
+                        EXO_IRQ_SET_PRIORITY,
+                        EXO_IRQ_SET_TARGET,
+                        EXO_IRQ_RAISE,
+                        EXO_WAIT_EVENT,
+                        EXO_RECEIVE,
+                        EXO_DONATE,
+                        EXO_SEND,
+                    ];
+                    match functions[(op.a.raw % functions.len() as u64) as usize] {
+                        EXO_DONATE => (EXO_DONATE, vec![resolve_partition(p, op.c)]),
+                        EXO_SEND => (EXO_SEND, vec![resolve_partition(p, op.c), op.b.raw]),
+                        f @ (EXO_WAIT_EVENT | EXO_RECEIVE) => (f, vec![]),
+                        f => (f, vec![intid, op.c.raw % 300]),
+                    }
                 }
                 _ => {
                     if !op.a.kind.is_multiple_of(8) {
@@ -1825,6 +2140,23 @@ mod model {
             if let Err(e) = k.self_check() {
                 prop_assert!(false, "self_check: {}", e);
             }
+            // Interrupts: a partition only ever has its own queued, and one that ended owns
+            // and waits for none.
+            for p in 0..3 {
+                let partition = k.partition(p).unwrap();
+                for intid in partition.virq.queued.iter() {
+                    prop_assert!(
+                        k.irqs.ownership(p, intid).is_some(),
+                        "p{} has interrupt {} queued that it does not own",
+                        p,
+                        intid
+                    );
+                }
+                if matches!(partition.state, State::Finished(_)) {
+                    prop_assert!(partition.virq.queued.is_empty());
+                    prop_assert_eq!(k.irqs.owned_by(p).count(), 0);
+                }
+            }
             // Conservation.
             let mut total = k.frames.count(Owner::Free) + k.frames.count(Owner::Kernel);
             for p in 0..3 {
@@ -1911,8 +2243,9 @@ mod model {
                             }
                         }
                     }
-                    // The model never makes protected control transfers.
-                    State::Waiting | State::Calling { .. } => {}
+                    // The model never makes protected control transfers nor waits for
+                    // events.
+                    State::Waiting | State::Calling { .. } | State::WaitingEvent => {}
                     State::Runnable => {
                         self.blocked[p] = None;
                         let x0 = k.regs_mut(p).unwrap().x[0];

@@ -83,7 +83,12 @@ impl<P: Platform> Kernel<'_, P> {
             self.enter_upcall(id, upcall::REVOCATION, [sequence, 0, 0]);
         } else if let Some(total) = p.upcalls.repossession.take() {
             self.enter_upcall(id, upcall::REPOSSESSION, [total, 0, 0]);
-        } else if let Some((sender, word)) = p.message.take() {
+        } else if !p
+            .virq
+            .signals_enabled
+            .contains(exo_abi::call::signal::MESSAGE)
+            && let Some((sender, word)) = p.message.take()
+        {
             self.enter_upcall(id, upcall::MESSAGE, [sender as u64, word, 0]);
         }
     }

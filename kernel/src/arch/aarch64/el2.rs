@@ -70,6 +70,18 @@ pub fn arm_hyp_timer(ticks: u64) {
     barrier_isb();
 }
 
+/// `CNTPCT_EL0`: the system counter now.
+pub fn counter() -> u64 {
+    CNTPCT_EL0.get()
+}
+
+/// Waits for an interrupt with IRQs still masked at EL2: `WFI` wakes on a pending interrupt
+/// whatever `PSTATE.I` says (D1.x "Wait for Interrupt"), and the caller then acknowledges it.
+pub fn wait_for_interrupt() {
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+    aarch64_cpu::asm::wfi();
+}
+
 /// `CNTFRQ_EL0`: the system counter frequency.
 pub fn timer_frequency() -> u64 {
     CNTFRQ_EL0.get()

@@ -1,51 +1,134 @@
 //! The physical interrupt controller as the kernel uses it: GICv3 (system-register CPU
-//! interface) or GICv2 / GIC-400 (memory-mapped CPU interface), through the `arm-gic` crate.
+//! interface, `ICH_*_EL2` virtualization registers) or GICv2 / GIC-400 (memory-mapped `GICC`,
+//! `GICH` and `GICV` frames), set up through the `arm-gic` crate.
 //!
 //! Physical IRQs are routed to EL2 (`HCR_EL2.IMO`) while partitions run; at EL2 itself they
-//! stay masked, so the kernel takes them only through the lower-EL IRQ vector.
-//! The kernel enables the EL2 physical timer (time slices) for itself and, on GICv3, the EL1
-//! virtual timer for partitions: when a partition's virtual timer fires, the kernel only
-//! drops the priority and injects the interrupt into that partition through a list register
-//! with the hardware bit set, so the partition's own EOI deactivates the physical interrupt
-//! with no kernel on the path (GICv3 architecture specification, 11.1 and 12.4 `ICH_LR<n>_EL2`).
-//! On GICv3 the kernel runs with `ICC_CTLR_EL1.EOImode` = 1 for that reason: priority drop
-//! (`ICC_EOIR1_EL1`) and deactivation (`ICC_DIR_EL1`) are separate.
+//! stay masked, so the kernel takes them only through the lower-EL IRQ vector (or after `WFI`
+//! when idle). The kernel keeps three interrupts for itself: the EL2 physical timer (time
+//! slices), the virtual interface's maintenance interrupt (list registers ran low) and nothing
+//! else. Every other interrupt belongs to a partition: the kernel acknowledges it, drops the
+//! priority and writes it into a list register with the hardware bit, so the partition's own
+//! EOI deactivates the physical interrupt with no kernel on the path (GICv3 architecture
+//! specification IHI 0069, 11.1 and 12.4 `ICH_LR<n>_EL2`; GICv2 IHI 0048, 5.3 `GICH_LR<n>`).
+//! For that the kernel runs with split priority drop and deactivation (`EOImode` = 1): the
+//! kernel deactivates its own interrupts with `ICC_DIR_EL1` / `GICC_DIR`.
+//!
+//! The distributor registers this module touches directly (pending, active, routing) are the
+//! same offsets on both versions (IHI 0069 12.9, IHI 0048 4.3); `arm-gic` has no calls for them.
 
+use super::list_register as lr;
 use crate::boot_info::GicInfo;
+use crate::irq::VirtualIrq;
+use crate::kernel::{CpuInterface, GicFacts, SpiOp};
 use aarch64_cpu::registers::*;
 use arm_gic::gicv2::GicV2;
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use exo_abi::{Ipa, PhysAddr};
 
 /// The EL2 physical timer's PPI (INTID 26; Arm BSA / the Generic Timer's fixed assignment).
 pub const HYP_TIMER: IntId = IntId::ppi(10);
-
 /// The EL1 virtual timer's PPI (INTID 27), injected into the partition whose timer it is.
 pub const VTIMER: IntId = IntId::ppi(11);
+/// The virtual interface's maintenance interrupt (PPI 9, INTID 25; Arm BSA).
+pub const MAINTENANCE: IntId = IntId::ppi(9);
 
 /// Priority of kernel interrupts (lower is more urgent).
 const KERNEL_PRIORITY: u8 = 0x80;
-/// Priority of interrupts passed through to partitions.
+/// Physical priority of partitions' interrupts: below the kernel's, whatever virtual
+/// priority a partition chooses.
 const GUEST_PRIORITY: u8 = 0xA0;
 
-/// Offset of the SGI/PPI frame from a redistributor's base (GICv3 12.10).
-const GICR_SGI_FRAME: u64 = 0x1_0000;
-/// GICR_ISACTIVER0 and GICR_ICACTIVER0 in the SGI frame (GICv3 12.11.x).
-const GICR_ISACTIVER0: u64 = 0x0300;
-const GICR_ICACTIVER0: u64 = 0x0380;
+/// Distributor registers (IHI 0069 12.9 / IHI 0048 4.3): byte offsets of the first of each
+/// bank of 32-interrupt registers.
+mod gicd {
+    pub const TYPER: usize = 0x004;
+    pub const ICENABLER: usize = 0x180;
+    pub const ISPENDR: usize = 0x200;
+    pub const ICPENDR: usize = 0x280;
+    pub const ISACTIVER: usize = 0x300;
+    pub const ICACTIVER: usize = 0x380;
+    pub const ITARGETSR: usize = 0x800;
+    pub const IROUTER: usize = 0x6000;
+}
 
-/// Where the boot core's redistributor SGI frame is, once a GICv3 is set up (0: none).
-static GICR_SGI: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-/// Number of list registers (`ICH_VTR_EL2.ListRegs` + 1), once a GICv3 is set up.
-static LIST_REGISTERS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+/// Offset of the SGI/PPI frame from a redistributor's base (GICv3 12.10).
+const GICR_SGI_FRAME: usize = 0x1_0000;
+
+/// GICv2 CPU interface registers (IHI 0048 4.4).
+mod gicc {
+    pub const CTLR: usize = 0x000;
+    /// `GICC_CTLR.EOImode` (bit 9 without Security Extensions; EOImodeNS in the Non-secure
+    /// view with them).
+    pub const CTLR_EOI_MODE: u32 = 1 << 9;
+    pub const DIR: usize = 0x1000;
+}
+
+/// GICv2 virtual interface control registers (IHI 0048 5.3).
+mod gich {
+    pub const HCR: usize = 0x000;
+    pub const VTR: usize = 0x004;
+    pub const VMCR: usize = 0x008;
+    pub const APR: usize = 0x0F0;
+    pub const LR: usize = 0x100;
+}
+
+/// `ICH_HCR_EL2` / `GICH_HCR` bits (same positions): En, UIE.
+const HCR_EN: u64 = 1 << 0;
+const HCR_UIE: u64 = 1 << 1;
+
+/// A 4 KiB-aligned register frame, identity mapped as Device memory at EL2.
+#[derive(Clone, Copy)]
+struct Frame(usize);
+
+impl Frame {
+    fn read(self, offset: usize) -> u32 {
+        // SAFETY: the frame's base comes from the device tree and lies in the EL2 identity
+        // map's device range; `offset` is a register offset of that frame (a constant above,
+        // or a bank index below 32 for 1020 INTIDs); 32-bit reads of GIC registers have no
+        // side effects other than the acknowledge registers, which are not read here.
+        unsafe { core::ptr::read_volatile((self.0 + offset) as *const u32) }
+    }
+
+    fn write(self, offset: usize, value: u32) {
+        // SAFETY: as for `read`; writes change only the GIC state the register describes.
+        unsafe { core::ptr::write_volatile((self.0 + offset) as *mut u32, value) }
+    }
+
+    fn write64(self, offset: usize, value: u64) {
+        // SAFETY: as for `read`; `GICD_IROUTER<n>` is a 64-bit register (IHI 0069 12.9.22).
+        unsafe { core::ptr::write_volatile((self.0 + offset) as *mut u64, value) }
+    }
+
+    /// Writes the bit of `intid` in a bank of set/clear registers starting at `bank`.
+    fn write_bit(self, bank: usize, intid: u32) {
+        self.write(bank + 4 * (intid as usize / 32), 1 << (intid % 32));
+    }
+
+    /// Reads the bit of `intid` in a bank starting at `bank`.
+    fn read_bit(self, bank: usize, intid: u32) -> bool {
+        self.read(bank + 4 * (intid as usize / 32)) & (1 << (intid % 32)) != 0
+    }
+}
 
 enum Gic {
-    /// The driver is held, unused for now, so that nothing else can alias the GICv3 frames;
-    /// the CPU interface is reached through system registers.
-    #[allow(dead_code)]
-    V3(GicV3<'static>),
-    V2(GicV2<'static>, InterruptGroup),
+    /// The driver is held so that nothing else can alias the GICv3 frames.
+    V3 {
+        gic: GicV3<'static>,
+        gicd: Frame,
+        /// The boot core's redistributor SGI/PPI frame.
+        sgi: Frame,
+    },
+    V2 {
+        gic: GicV2<'static>,
+        group: InterruptGroup,
+        gicd: Frame,
+        gicc: Frame,
+        /// Virtual interface control, if the GIC has virtualization extensions.
+        gich: Option<Frame>,
+    },
 }
 
 // SAFETY: the GIC register frames may be driven from any core; the mutex below serialises
@@ -53,6 +136,13 @@ enum Gic {
 unsafe impl Send for Gic {}
 
 static GIC: spin::Mutex<Option<Gic>> = spin::Mutex::new(None);
+/// Number of list registers (0: no virtual interface).
+static LIST_REGISTERS: AtomicUsize = AtomicUsize::new(0);
+/// INTIDs the distributor implements.
+static LINES: AtomicUsize = AtomicUsize::new(0);
+/// GICv2: the guest's CPU interface IPA (0 on GICv3) and the hardware `GICV` frame.
+static GUEST_GICC: AtomicU64 = AtomicU64::new(0);
+static GICV: AtomicU64 = AtomicU64::new(0);
 
 /// Which GIC was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,13 +153,13 @@ pub enum Version {
     V2,
 }
 
-/// Initialises the GIC described by the device tree and enables the hypervisor timer's
-/// interrupt on this (the boot) core.
+/// Initialises the GIC described by the device tree and enables the kernel's interrupts on
+/// this (the boot) core.
 pub fn init(info: GicInfo) -> Result<Version, &'static str> {
     let (gic, version) = match info {
         GicInfo::V3 { gicd, gicr } => {
-            let gicr_base = gicr.raw();
-            // ICC_SRE_EL2: system-register access for EL2 and EL1 (GICv3 §12.1.x).
+            let (gicd_base, gicr_base) = (gicd.raw() as usize, gicr.raw() as usize);
+            // ICC_SRE_EL2: system-register access for EL2 and EL1 (GICv3 12.2.x).
             GicCpuInterface::enable_system_register_el2(true);
             let gicd = NonNull::new(gicd.raw() as *mut _).ok_or("GICD at address 0")?;
             let gicr = NonNull::new(gicr.raw() as *mut _).ok_or("GICR at address 0")?;
@@ -78,31 +168,37 @@ pub fn init(info: GicInfo) -> Result<Version, &'static str> {
             let mut gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, 1) }
                 .map_err(|_| "GICv3 redistributor not found")?;
             gic.setup(0);
-            gic.set_interrupt_priority(HYP_TIMER, Some(0), KERNEL_PRIORITY)
-                .map_err(|_| "cannot set the timer's priority")?;
-            gic.enable_interrupt(HYP_TIMER, Some(0), true)
-                .map_err(|_| "cannot enable the timer interrupt")?;
-            gic.set_interrupt_priority(VTIMER, Some(0), GUEST_PRIORITY)
-                .map_err(|_| "cannot set the virtual timer's priority")?;
-            gic.enable_interrupt(VTIMER, Some(0), true)
-                .map_err(|_| "cannot enable the virtual timer interrupt")?;
+            for intid in [HYP_TIMER, MAINTENANCE, VTIMER] {
+                let priority = if intid == VTIMER {
+                    GUEST_PRIORITY
+                } else {
+                    KERNEL_PRIORITY
+                };
+                gic.set_interrupt_priority(intid, Some(0), priority)
+                    .map_err(|_| "cannot set a PPI's priority")?;
+                gic.enable_interrupt(intid, Some(0), true)
+                    .map_err(|_| "cannot enable a PPI")?;
+            }
             GicCpuInterface::set_priority_mask(0xFF);
             // SAFETY: ICC_CTLR_EL1.EOImode (bit 1) = 1: EOI only drops priority; the kernel
             // deactivates its own interrupts with ICC_DIR_EL1 (GICv3 12.2.6). No memory effect.
             unsafe {
                 core::arch::asm!("msr icc_ctlr_el1, {}", in(reg) 0b10u64, options(nomem, nostack))
             };
-            // ICH_HCR_EL2.En: the virtual CPU interface is on (GICv3 12.4.x).
-            ICH_HCR_EL2.set(1);
+            ICH_HCR_EL2.set(HCR_EN);
             let lrs = (ICH_VTR_EL2.get() & 0x1F) as usize + 1;
-            LIST_REGISTERS.store(lrs.min(16), core::sync::atomic::Ordering::Relaxed);
-            GICR_SGI.store(
-                gicr_base + GICR_SGI_FRAME,
-                core::sync::atomic::Ordering::Relaxed,
-            );
-            (Gic::V3(gic), Version::V3)
+            LIST_REGISTERS.store(lrs.min(16), Relaxed);
+            let gicd = Frame(gicd_base);
+            LINES.store(lines(gicd), Relaxed);
+            let sgi = Frame(gicr_base + GICR_SGI_FRAME);
+            (Gic::V3 { gic, gicd, sgi }, Version::V3)
         }
-        GicInfo::V2 { gicd, gicc, .. } => {
+        GicInfo::V2 {
+            gicd,
+            gicc,
+            gich,
+            gicv,
+        } => {
             // SAFETY: as above, for the GICv2 distributor and CPU interface frames.
             let mut gic = unsafe { GicV2::new(gicd.raw() as *mut _, gicc.raw() as *mut _) };
             gic.setup();
@@ -111,70 +207,259 @@ pub fn init(info: GicInfo) -> Result<Version, &'static str> {
             } else {
                 InterruptGroup::Group0
             };
-            gic.set_interrupt_priority(HYP_TIMER, KERNEL_PRIORITY);
-            gic.enable_interrupt(HYP_TIMER, true)
-                .map_err(|_| "cannot enable the timer interrupt")?;
-            (Gic::V2(gic, group), Version::V2)
+            for intid in [HYP_TIMER, MAINTENANCE, VTIMER] {
+                let priority = if intid == VTIMER {
+                    GUEST_PRIORITY
+                } else {
+                    KERNEL_PRIORITY
+                };
+                gic.set_interrupt_priority(intid, priority);
+                gic.enable_interrupt(intid, true)
+                    .map_err(|_| "cannot enable a PPI")?;
+            }
+            let gicc_frame = Frame(gicc.raw() as usize);
+            gicc_frame.write(
+                gicc::CTLR,
+                gicc_frame.read(gicc::CTLR) | gicc::CTLR_EOI_MODE,
+            );
+            let gich = match (gich, gicv) {
+                (Some(gich), Some(gicv)) => {
+                    let gich = Frame(gich.raw() as usize);
+                    gich.write(gich::HCR, HCR_EN as u32);
+                    let lrs = (gich.read(gich::VTR) & 0x3F) as usize + 1;
+                    LIST_REGISTERS.store(lrs.min(16), Relaxed);
+                    GUEST_GICC.store(gicc.raw(), Relaxed);
+                    GICV.store(gicv.raw(), Relaxed);
+                    Some(gich)
+                }
+                _ => None,
+            };
+            let gicd = Frame(gicd.raw() as usize);
+            LINES.store(lines(gicd), Relaxed);
+            (
+                Gic::V2 {
+                    gic,
+                    group,
+                    gicd,
+                    gicc: gicc_frame,
+                    gich,
+                },
+                Version::V2,
+            )
         }
     };
     *GIC.lock() = Some(gic);
     Ok(version)
 }
 
+/// INTIDs the distributor implements: `32 * (GICD_TYPER.ITLinesNumber + 1)`, at most 1020.
+fn lines(gicd: Frame) -> usize {
+    (32 * ((gicd.read(gicd::TYPER) & 0x1F) as usize + 1)).min(1020)
+}
+
+/// What partitions see of the GIC.
+pub fn facts() -> GicFacts {
+    let lines = LINES.load(Relaxed) as u32;
+    let interface = match (&*GIC.lock(), LIST_REGISTERS.load(Relaxed)) {
+        (_, 0) | (None, _) => CpuInterface::None,
+        (Some(Gic::V3 { .. }), _) => CpuInterface::SystemRegisters,
+        (Some(Gic::V2 { .. }), _) => CpuInterface::Mapped {
+            ipa: Ipa::new(GUEST_GICC.load(Relaxed)),
+            phys: PhysAddr::new(GICV.load(Relaxed)),
+            // GICV_CTLR..GICV_EOIR in the first page, GICV_DIR in the second (IHI 0048 5.4).
+            pages: 2,
+        },
+    };
+    GicFacts { interface, lines }
+}
+
 /// Acknowledges the highest-priority pending interrupt, if any.
 pub fn acknowledge() -> Option<IntId> {
     match GIC.lock().as_mut()? {
-        Gic::V3(_) => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1),
-        Gic::V2(gic, group) => gic.get_and_acknowledge_interrupt(*group),
+        Gic::V3 { .. } => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1),
+        Gic::V2 { gic, group, .. } => gic.get_and_acknowledge_interrupt(*group),
+    }
+}
+
+/// Drops the running priority of an acknowledged interrupt without deactivating it: it is
+/// going to a partition, whose EOI deactivates it through the list register's hardware bit.
+pub fn drop_priority(intid: IntId) {
+    match GIC.lock().as_mut() {
+        Some(Gic::V3 { .. }) => GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1),
+        Some(Gic::V2 { gic, group, .. }) => gic.end_interrupt(intid, *group),
+        None => {}
     }
 }
 
 /// Ends (priority drop and deactivation) an interrupt the kernel handled itself.
 pub fn end(intid: IntId) {
-    match GIC.lock().as_mut() {
-        Some(Gic::V3(_)) => {
-            GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1);
-            let raw = u64::from(intid.raw_value());
+    drop_priority(intid);
+    deactivate(intid.raw_value());
+}
+
+/// Deactivates an interrupt whose priority was dropped (`ICC_DIR_EL1` / `GICC_DIR`).
+fn deactivate(intid: u32) {
+    match GIC.lock().as_ref() {
+        Some(Gic::V3 { .. }) => {
             // SAFETY: ICC_DIR_EL1 deactivates the interrupt (EOImode = 1); no memory effect.
             unsafe {
-                core::arch::asm!("msr icc_dir_el1, {}", in(reg) raw, options(nomem, nostack))
+                core::arch::asm!("msr icc_dir_el1, {}", in(reg) u64::from(intid), options(nomem, nostack))
             };
         }
-        Some(Gic::V2(gic, group)) => gic.end_interrupt(intid, *group),
+        Some(Gic::V2 { gicc, .. }) => gicc.write(gicc::DIR, intid),
         None => {}
     }
 }
 
-/// Passes a physical interrupt to the running partition: priority drop only, then a list
-/// register with the hardware bit, so the partition's EOI deactivates it. Returns false if no
-/// list register was free (the interrupt stays active and is retried when one frees up).
-pub fn pass_through(intid: IntId) -> bool {
-    GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1);
-    let id = u64::from(intid.raw_value());
-    // ICH_LR<n>_EL2 (GICv3 12.4.x): State[63:62] = 0b01 pending, HW[61], Group[60] = 1,
-    // Priority[55:48], pINTID[41:32], vINTID[31:0].
-    let lr =
-        (0b01 << 62) | (1 << 61) | (1 << 60) | (u64::from(GUEST_PRIORITY) << 48) | (id << 32) | id;
-    for n in 0..LIST_REGISTERS.load(core::sync::atomic::Ordering::Relaxed) {
-        let current = read_lr(n);
-        if current >> 62 != 0 && current & 0xFFFF_FFFF == id {
-            return true; // already pending or active in the partition
+/// Drives SPI `intid` (or, for [`SpiOp::Release`], also a PPI) in the distributor.
+pub fn spi(intid: u32, op: SpiOp) {
+    let mut guard = GIC.lock();
+    let Some(gic) = guard.as_mut() else { return };
+    let id = IntId::spi(intid.saturating_sub(32));
+    let spi = intid >= 32;
+    match (gic, op) {
+        (Gic::V3 { gic, gicd, .. }, SpiOp::Enable) if spi => {
+            let _ = gic.set_interrupt_priority(id, None, GUEST_PRIORITY);
+            route_v3(*gicd, intid);
+            let _ = gic.enable_interrupt(id, None, true);
+        }
+        (
+            Gic::V2 {
+                gic, group, gicd, ..
+            },
+            SpiOp::Enable,
+        ) if spi => {
+            gic.set_interrupt_priority(id, GUEST_PRIORITY);
+            gic.set_group(id, *group);
+            route_v2(*gicd, intid, 0);
+            let _ = gic.enable_interrupt(id, true);
+        }
+        (Gic::V3 { gicd, .. } | Gic::V2 { gicd, .. }, SpiOp::Disable) if spi => {
+            gicd.write_bit(gicd::ICENABLER, intid);
+        }
+        (Gic::V3 { gicd, .. }, SpiOp::Target(_)) if spi => route_v3(*gicd, intid),
+        (Gic::V2 { gicd, .. }, SpiOp::Target(core)) if spi => route_v2(*gicd, intid, core),
+        (Gic::V3 { gicd, .. } | Gic::V2 { gicd, .. }, SpiOp::Raise) if spi => {
+            gicd.write_bit(gicd::ISPENDR, intid);
+        }
+        (Gic::V3 { gicd, sgi, .. }, SpiOp::Release) => {
+            let frame = if spi { *gicd } else { *sgi };
+            release(frame, intid, spi);
+        }
+        (Gic::V2 { gicd, .. }, SpiOp::Release) => release(*gicd, intid, spi),
+        _ => {}
+    }
+}
+
+/// Disables (SPIs only), clears pending and deactivates `intid` in `frame` (the distributor,
+/// or on GICv3 for a PPI the redistributor's SGI frame, which has the same bank offsets).
+fn release(frame: Frame, intid: u32, spi: bool) {
+    if spi {
+        frame.write_bit(gicd::ICENABLER, intid);
+        frame.write_bit(gicd::ICPENDR, intid);
+    }
+    frame.write_bit(gicd::ICACTIVER, intid);
+}
+
+/// Routes an SPI to the boot core: `GICD_IROUTER<n>` = affinity 0.0.0.0 (IHI 0069 12.9.22).
+fn route_v3(gicd: Frame, intid: u32) {
+    gicd.write64(gicd::IROUTER + 8 * intid as usize, 0);
+}
+
+/// Routes an SPI to `core`: its byte of `GICD_ITARGETSR<n>` (IHI 0048 4.3.12).
+fn route_v2(gicd: Frame, intid: u32, core: u32) {
+    let word = gicd::ITARGETSR + 4 * (intid as usize / 4);
+    let shift = 8 * (intid % 4);
+    let value = (gicd.read(word) & !(0xFF << shift)) | ((1 << core) << shift);
+    gicd.write(word, value);
+}
+
+/// Reads list register `n` of the live virtual interface, decoded.
+fn read_entry(n: usize) -> Option<lr::Entry> {
+    match GIC.lock().as_ref()? {
+        Gic::V3 { .. } => Some(lr::decode_v3(read_lr(n))),
+        Gic::V2 { gich, .. } => Some(lr::decode_v2(gich.as_ref()?.read(gich::LR + 4 * n))),
+    }
+}
+
+/// Puts `irq` into the live virtual interface: merged with an entry for the same INTID if
+/// there is one, else into an empty list register. False if none is free.
+pub fn inject(irq: VirtualIrq) -> bool {
+    let count = LIST_REGISTERS.load(Relaxed);
+    let guard = GIC.lock();
+    let Some(gic) = guard.as_ref() else {
+        return false;
+    };
+    let read = |n: usize| -> Option<lr::Entry> {
+        match gic {
+            Gic::V3 { .. } => Some(lr::decode_v3(read_lr(n))),
+            Gic::V2 { gich, .. } => Some(lr::decode_v2(gich.as_ref()?.read(gich::LR + 4 * n))),
+        }
+    };
+    let write = |n: usize, entry: VirtualIrq, active: bool| match gic {
+        Gic::V3 { .. } => write_lr(n, lr::encode_v3(entry) | if active { 1 << 63 } else { 0 }),
+        Gic::V2 {
+            gich: Some(gich), ..
+        } => gich.write(
+            gich::LR + 4 * n,
+            lr::encode_v2(entry) | if active { 1 << 29 } else { 0 },
+        ),
+        Gic::V2 { gich: None, .. } => {}
+    };
+    let mut free = None;
+    for n in 0..count {
+        let Some(entry) = read(n) else { return false };
+        if entry.pending || entry.active {
+            if entry.intid == irq.intid {
+                if !entry.pending && !entry.hardware {
+                    // Active in the partition and raised again: pending and active.
+                    write(n, irq, true);
+                }
+                return true;
+            }
+        } else if free.is_none() {
+            free = Some(n);
         }
     }
-    for n in 0..LIST_REGISTERS.load(core::sync::atomic::Ordering::Relaxed) {
-        if read_lr(n) >> 62 == 0 {
-            write_lr(n, lr);
-            return true;
+    match free {
+        Some(n) => {
+            write(n, irq, false);
+            true
         }
+        None => false,
     }
-    false
+}
+
+/// Asks for the maintenance interrupt when at most one list register holds an interrupt
+/// (`UIE`), or stops asking.
+pub fn notify_on_underflow(on: bool) {
+    let guard = GIC.lock();
+    match guard.as_ref() {
+        Some(Gic::V3 { .. }) if LIST_REGISTERS.load(Relaxed) > 0 => {
+            let hcr = ICH_HCR_EL2.get();
+            ICH_HCR_EL2.set(if on { hcr | HCR_UIE } else { hcr & !HCR_UIE });
+        }
+        Some(Gic::V2 {
+            gich: Some(gich), ..
+        }) => {
+            let hcr = gich.read(gich::HCR);
+            let uie = HCR_UIE as u32;
+            gich.write(gich::HCR, if on { hcr | uie } else { hcr & !uie });
+        }
+        _ => {}
+    }
+}
+
+/// Whether a list register of the live virtual interface holds a pending interrupt.
+pub fn live_virtual_pending() -> bool {
+    (0..LIST_REGISTERS.load(Relaxed)).any(|n| read_entry(n).is_some_and(|e| e.pending))
 }
 
 /// The virtual CPU interface state of one vCPU, saved while it does not run.
 #[derive(Clone, Copy, Debug)]
 pub struct VcpuGic {
     vmcr: u64,
-    ap1r0: u64,
+    apr: u64,
     lrs: [u64; 16],
     /// The virtual timer's physical PPI was active (in service by this partition).
     vtimer_active: bool,
@@ -184,64 +469,95 @@ impl VcpuGic {
     /// A vCPU that has not run: interface disabled, nothing pending.
     pub const EMPTY: Self = Self {
         vmcr: 0,
-        ap1r0: 0,
+        apr: 0,
         lrs: [0; 16],
         vtimer_active: false,
     };
 
     /// Saves the live state into `self` and leaves the interface empty for the next vCPU.
     pub fn save(&mut self) {
-        let lrs = LIST_REGISTERS.load(core::sync::atomic::Ordering::Relaxed);
-        if lrs == 0 {
-            return;
+        let lrs = LIST_REGISTERS.load(Relaxed);
+        let guard = GIC.lock();
+        match guard.as_ref() {
+            Some(Gic::V3 { sgi, .. }) if lrs > 0 => {
+                self.vmcr = ICH_VMCR_EL2.get();
+                self.apr = ICH_AP1R0_EL2.get();
+                for n in 0..lrs {
+                    self.lrs[n] = read_lr(n);
+                    write_lr(n, 0);
+                }
+                ICH_AP1R0_EL2.set(0);
+                self.vtimer_active = take_vtimer_active(*sgi);
+            }
+            Some(Gic::V2 {
+                gich: Some(gich),
+                gicd,
+                ..
+            }) => {
+                self.vmcr = u64::from(gich.read(gich::VMCR));
+                self.apr = u64::from(gich.read(gich::APR));
+                for n in 0..lrs {
+                    self.lrs[n] = u64::from(gich.read(gich::LR + 4 * n));
+                    gich.write(gich::LR + 4 * n, 0);
+                }
+                gich.write(gich::APR, 0);
+                // The banked PPI registers of the distributor (IHI 0048 4.3.x).
+                self.vtimer_active = take_vtimer_active(*gicd);
+            }
+            _ => {}
         }
-        self.vmcr = ICH_VMCR_EL2.get();
-        self.ap1r0 = ICH_AP1R0_EL2.get();
-        for n in 0..lrs {
-            self.lrs[n] = read_lr(n);
-            write_lr(n, 0);
-        }
-        ICH_AP1R0_EL2.set(0);
-        // The timer PPI's active state belongs to this vCPU: take it along (KVM does the
-        // same), or the next partition's timer could not fire until this one's EOI.
-        let bit = 1u32 << VTIMER.raw_value();
-        self.vtimer_active = sgi_frame_read(GICR_ISACTIVER0) & bit != 0;
-        if self.vtimer_active {
-            sgi_frame_write(GICR_ICACTIVER0, bit);
-        }
+    }
+
+    /// Empties the live interface without keeping anything: its partition has ended.
+    pub fn discard() {
+        let mut scratch = Self::EMPTY;
+        scratch.save();
     }
 
     /// Loads `self` into the virtual CPU interface.
     pub fn restore(&self) {
-        let lrs = LIST_REGISTERS.load(core::sync::atomic::Ordering::Relaxed);
-        if lrs == 0 {
-            return;
-        }
-        if self.vtimer_active {
-            sgi_frame_write(GICR_ISACTIVER0, 1u32 << VTIMER.raw_value());
-        }
-        ICH_VMCR_EL2.set(self.vmcr);
-        ICH_AP1R0_EL2.set(self.ap1r0);
-        for n in 0..lrs {
-            write_lr(n, self.lrs[n]);
+        let lrs = LIST_REGISTERS.load(Relaxed);
+        let guard = GIC.lock();
+        match guard.as_ref() {
+            Some(Gic::V3 { sgi, .. }) if lrs > 0 => {
+                if self.vtimer_active {
+                    sgi.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
+                }
+                ICH_VMCR_EL2.set(self.vmcr);
+                ICH_AP1R0_EL2.set(self.apr);
+                for n in 0..lrs {
+                    write_lr(n, self.lrs[n]);
+                }
+            }
+            Some(Gic::V2 {
+                gich: Some(gich),
+                gicd,
+                ..
+            }) => {
+                if self.vtimer_active {
+                    gicd.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
+                }
+                gich.write(gich::VMCR, self.vmcr as u32);
+                gich.write(gich::APR, self.apr as u32);
+                for n in 0..lrs {
+                    gich.write(gich::LR + 4 * n, self.lrs[n] as u32);
+                }
+            }
+            _ => {}
         }
     }
 }
 
-/// Reads a redistributor SGI-frame register of the boot core.
-fn sgi_frame_read(offset: u64) -> u32 {
-    let base = GICR_SGI.load(core::sync::atomic::Ordering::Relaxed);
-    // SAFETY: `base` is the boot core's redistributor SGI frame from the device tree,
-    // identity mapped as Device memory; the register is a 32-bit read with no side effect.
-    unsafe { core::ptr::read_volatile((base + offset) as *const u32) }
-}
-
-/// Writes a redistributor SGI-frame register of the boot core.
-fn sgi_frame_write(offset: u64, value: u32) {
-    let base = GICR_SGI.load(core::sync::atomic::Ordering::Relaxed);
-    // SAFETY: as for `sgi_frame_read`; set/clear-active registers only change the state of
-    // the interrupts whose bits are written.
-    unsafe { core::ptr::write_volatile((base + offset) as *mut u32, value) }
+/// The timer PPI's active state belongs to the vCPU being switched out: read and clear it
+/// (KVM does the same), or the next partition's timer could not fire until this one's EOI.
+/// `frame` holds the banked PPI registers: the GICv3 redistributor's SGI frame, or the
+/// GICv2 distributor.
+fn take_vtimer_active(frame: Frame) -> bool {
+    let active = frame.read_bit(gicd::ISACTIVER, VTIMER.raw_value());
+    if active {
+        frame.write_bit(gicd::ICACTIVER, VTIMER.raw_value());
+    }
+    active
 }
 
 macro_rules! list_registers {

@@ -5,6 +5,7 @@
 //! host; everything that executes AArch64 instructions is built only for bare metal.
 
 pub mod esr;
+pub mod list_register;
 pub mod stage2_format;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

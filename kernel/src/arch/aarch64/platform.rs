@@ -4,7 +4,8 @@
 use super::stage2_format::Aarch64Stage2;
 use crate::console::{Console, Writer};
 use crate::drivers::pl011::Pl011;
-use crate::kernel::Platform;
+use crate::irq::VirtualIrq;
+use crate::kernel::{GicFacts, Platform, SpiOp};
 use crate::mem::stage2::{TlbMaintenance, Vmid};
 use aarch64_cpu::registers::{Readable, VTTBR_EL2, Writeable};
 use exo_abi::{Ipa, PAGE_SIZE, PhysAddr};
@@ -73,6 +74,30 @@ impl Platform for Aarch64Platform {
     fn initial_pstate(&self) -> u64 {
         // SPSR_EL2 (C5.2.19): M[3:0] = 0b0101 (EL1h), D, A, I, F masked.
         0x3C5
+    }
+
+    fn gic(&self) -> GicFacts {
+        super::gic::facts()
+    }
+
+    fn spi(&mut self, intid: u32, op: SpiOp) {
+        super::gic::spi(intid, op);
+    }
+
+    fn inject(&mut self, irq: VirtualIrq) -> bool {
+        super::gic::inject(irq)
+    }
+
+    fn notify_on_underflow(&mut self, on: bool) {
+        super::gic::notify_on_underflow(on);
+    }
+
+    fn live_virtual_pending(&self) -> bool {
+        super::gic::live_virtual_pending()
+    }
+
+    fn virtual_timer_deadline(&self, id: usize) -> Option<u64> {
+        super::vcpu_state::virtual_timer_deadline(id)
     }
 }
 

@@ -140,7 +140,9 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     }
     let mut guard = KERNEL.lock();
     let kernel = guard.insert(kernel);
-    let first = switch_to(kernel, None, 0);
+    let first_partition = kernel.current();
+    let first = switch_to(kernel, None, first_partition);
+    kernel.before_resume();
     drop(guard);
     if preemptive {
         super::el2::arm_hyp_timer(slice_ticks());

@@ -77,51 +77,74 @@ pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
         (ExceptionKind::Synchronous, class::DABT_LOWER | class::IABT_LOWER) => {
             kernel.stage2_abort(trap.stage2_abort())
         }
-        (ExceptionKind::Irq, _) => match super::gic::acknowledge() {
-            Some(intid) if intid == super::gic::HYP_TIMER => {
-                // The running partition's time slice is over.
-                super::el2::arm_hyp_timer(super::start::slice_ticks());
-                super::gic::end(intid);
-                kernel.preempt()
-            }
-            Some(intid) if intid == super::gic::VTIMER => {
-                // The running partition's own virtual timer: pass it through, no kernel
-                // work. With every list register busy it is ended here and the timer,
-                // level-sensitive, fires again once the partition makes room.
-                if !super::gic::pass_through(intid) {
-                    super::gic::end(intid);
-                }
-                Step::Resume
-            }
-            Some(intid) => {
-                // Nothing else is enabled; end it so it cannot wedge the CPU interface.
-                super::gic::end(intid);
-                Step::Resume
-            }
-            None => Step::Resume,
-        },
+        (ExceptionKind::Irq, _) => interrupt(kernel),
         (ExceptionKind::Fiq, _) => Step::Resume,
         (ExceptionKind::SError, _) => {
             kernel.unexpected_trap("SError or AArch32 exception", trap.esr.raw())
         }
         _ => kernel.unexpected_trap(trap.esr.class_name(), trap.esr.raw()),
     };
-    match step {
-        Step::Resume => {
-            kernel.before_resume();
-            kernel.current_regs_mut() as *const VcpuRegs
+    let mut step = step;
+    loop {
+        match step {
+            Step::Resume => {
+                kernel.before_resume();
+                return kernel.current_regs_mut() as *const VcpuRegs;
+            }
+            Step::Switch(next) => {
+                let keep_previous = kernel.partition(before).is_some_and(|p| p.stage2.is_some());
+                let regs = switch_to(kernel, keep_previous.then_some(before), next);
+                kernel.before_resume();
+                return regs;
+            }
+            Step::Idle(deadline) => {
+                // Nobody can run: sleep until an interrupt (a partition's SPI, the loaded
+                // vCPU's timer) or the earliest virtual-timer deadline of a waiting
+                // partition, then decide again. The next slice starts afresh.
+                let slice = super::start::slice_ticks();
+                let now = super::el2::counter();
+                let ticks = deadline.map_or(slice, |d| d.saturating_sub(now).clamp(1, slice));
+                super::el2::arm_hyp_timer(ticks);
+                super::el2::wait_for_interrupt();
+                step = match interrupt(kernel) {
+                    Step::Resume => kernel.schedule(),
+                    other => other,
+                };
+                if !matches!(step, Step::Idle(_)) {
+                    super::el2::arm_hyp_timer(slice);
+                }
+            }
+            Step::PowerOff => {
+                kernel.report();
+                log::info!("all partitions finished, powering off");
+                drop(guard);
+                super::el2::system_off()
+            }
         }
-        Step::Switch(next) => {
-            let keep_previous = kernel.partition(before).is_some_and(|p| p.stage2.is_some());
-            kernel.before_resume();
-            switch_to(kernel, keep_previous.then_some(before), next)
+    }
+}
+
+/// Takes a physical interrupt: the time-slice timer and the maintenance interrupt are the
+/// kernel's; everything else is passed to its owner with only the priority dropped.
+fn interrupt(kernel: &mut Kernel<'static, Aarch64Platform>) -> Step {
+    use super::gic;
+    match gic::acknowledge() {
+        Some(intid) if intid == gic::HYP_TIMER => {
+            // The running partition's time slice is over.
+            super::el2::arm_hyp_timer(super::start::slice_ticks());
+            gic::end(intid);
+            kernel.preempt()
         }
-        Step::PowerOff => {
-            kernel.report();
-            log::info!("all partitions finished, powering off");
-            drop(guard);
-            super::el2::system_off()
+        Some(intid) if intid == gic::MAINTENANCE => {
+            // List registers ran low: they are refilled on the way back to the partition.
+            gic::end(intid);
+            Step::Resume
         }
+        Some(intid) => {
+            gic::drop_priority(intid);
+            kernel.interrupt(intid.raw_value())
+        }
+        None => Step::Resume,
     }
 }
 

@@ -198,11 +198,35 @@ const _: () = {
 pub static STATES: spin::Mutex<[El1State; MAX_PARTITIONS]> =
     spin::Mutex::new([El1State::reset(); MAX_PARTITIONS]);
 
+/// The partition whose EL1 state is live in the registers.
+static LOADED: spin::Mutex<Option<usize>> = spin::Mutex::new(None);
+
 /// Switches the live EL1 state from partition `from` (if it is still to be kept) to `to`.
+/// A partition that has ended leaves nothing behind: its virtual interface is emptied and
+/// its timer stopped before the next one's state is loaded.
 pub fn switch(from: Option<usize>, to: usize) {
     let mut states = STATES.lock();
-    if let Some(from) = from {
-        states[from].save();
+    match from {
+        Some(from) => states[from].save(),
+        None => {
+            CNTV_CTL_EL0.set(0);
+            super::gic::VcpuGic::discard();
+        }
     }
     states[to].restore();
+    *LOADED.lock() = Some(to);
+}
+
+/// Partition `id`'s virtual-timer deadline if its timer is enabled and unmasked
+/// (`CNTV_CTL_EL0` ENABLE = 1, IMASK = 0; D24.x), from the live registers if its state is
+/// loaded, else from its saved state.
+pub fn virtual_timer_deadline(id: usize) -> Option<u64> {
+    let (ctl, cval) = if *LOADED.lock() == Some(id) {
+        (CNTV_CTL_EL0.get(), CNTV_CVAL_EL0.get())
+    } else {
+        let states = STATES.lock();
+        let state = states.get(id)?;
+        (state.cntv_ctl, state.cntv_cval)
+    };
+    (ctl & 0b11 == 0b01).then_some(cval)
 }

@@ -1,0 +1,255 @@
+//! Interrupt and CPU secure bindings as the kernel serves them: the `EXO_IRQ_*` calls (checked
+//! against ownership once, then the distributor and the list registers do the work), physical
+//! interrupts routed to their owner, kernel signals raised as virtual interrupts, the overflow
+//! queue behind the list registers, waiting for events, and donation of a time slice.
+
+use super::{CallResult, Kernel, Platform, SpiOp, Step};
+use crate::irq::{INTID_LIMIT, Ownership};
+use crate::partition::State;
+use exo_abi::Error;
+use exo_abi::call::*;
+
+impl<P: Platform> Kernel<'_, P> {
+    /// The `EXO_IRQ_*` calls. Authority is checked here, once, against the configuration.
+    pub(super) fn irq_call(
+        &mut self,
+        caller: usize,
+        function: u32,
+        intid: u64,
+        arg: u64,
+    ) -> CallResult {
+        if intid >= u64::from(INTID_LIMIT) {
+            return Err(Error::InvalidParameter);
+        }
+        let intid = intid as u32;
+        let ownership = self.irqs.ownership(caller, intid).ok_or(Error::NotOwner)?;
+        match (function, ownership) {
+            (EXO_IRQ_ENABLE | EXO_IRQ_DISABLE, Ownership::Spi) => {
+                let enable = function == EXO_IRQ_ENABLE;
+                self.irqs.set_enabled(intid, enable);
+                self.platform.spi(
+                    intid,
+                    if enable {
+                        SpiOp::Enable
+                    } else {
+                        SpiOp::Disable
+                    },
+                );
+            }
+            (EXO_IRQ_ENABLE | EXO_IRQ_DISABLE, Ownership::Signal) => {
+                let p = self.partition_mut(caller).ok_or(Error::UnknownPartition)?;
+                if function == EXO_IRQ_ENABLE {
+                    p.virq.signals_enabled.insert(intid);
+                } else {
+                    p.virq.signals_enabled.remove(intid);
+                }
+            }
+            // The virtual timer is always enabled in the GIC; a library OS masks it with
+            // CNTV_CTL_EL0.IMASK, which it owns.
+            (EXO_IRQ_ENABLE, Ownership::VirtualTimer) => {}
+            (EXO_IRQ_DISABLE, Ownership::VirtualTimer) => return Err(Error::NotSupported),
+            (EXO_IRQ_SET_PRIORITY, _) => {
+                let priority = u8::try_from(arg).map_err(|_| Error::InvalidParameter)?;
+                if ownership == Ownership::Spi {
+                    self.irqs.set_priority(intid, priority);
+                } else {
+                    let p = self.partition_mut(caller).ok_or(Error::UnknownPartition)?;
+                    p.virq.local_priority[intid as usize] = priority;
+                }
+            }
+            (EXO_IRQ_SET_TARGET, Ownership::Spi) => {
+                // One core runs partitions so far: core 0 is the only target there is.
+                if arg != 0 {
+                    return Err(Error::InvalidParameter);
+                }
+                self.platform.spi(intid, SpiOp::Target(0));
+            }
+            (EXO_IRQ_SET_TARGET, _) => return Err(Error::InvalidParameter),
+            (EXO_IRQ_RAISE, Ownership::Spi) => self.platform.spi(intid, SpiOp::Raise),
+            (EXO_IRQ_RAISE, Ownership::Signal) => {
+                let p = self.partition_mut(caller).ok_or(Error::UnknownPartition)?;
+                p.virq.queue(intid, false);
+            }
+            (EXO_IRQ_RAISE, Ownership::VirtualTimer) => return Err(Error::InvalidParameter),
+            _ => return Err(Error::NotSupported),
+        }
+        Ok([0; 4])
+    }
+
+    /// A physical interrupt the architecture acknowledged (priority dropped, not deactivated)
+    /// that is not the kernel's own: queued for its owner, who is woken if it waits. The
+    /// virtual timer's belongs to the partition whose timer is loaded, the running one.
+    pub fn interrupt(&mut self, intid: u32) -> Step {
+        let owner = if intid == VIRTUAL_TIMER_INTID {
+            Some(self.current)
+        } else {
+            self.irqs.owner(intid)
+        };
+        let live = owner.filter(|&id| {
+            self.partition(id)
+                .is_some_and(|p| !matches!(p.state, State::Finished(_)))
+        });
+        match live {
+            Some(id) => {
+                if let Some(p) = self.partition_mut(id) {
+                    p.virq.queue(intid, true);
+                }
+                self.wake_on_event(id);
+            }
+            None => {
+                // Nobody to give it to (its owner ended): deactivate and silence it.
+                log::warn!("interrupt {intid} has no owner; disabled");
+                self.platform.spi(intid, SpiOp::Release);
+            }
+        }
+        Step::Resume
+    }
+
+    /// Makes partition `id` runnable if it waits for an event.
+    pub(super) fn wake_on_event(&mut self, id: usize) {
+        if let Some(p) = self.partition_mut(id)
+            && p.state == State::WaitingEvent
+        {
+            p.state = State::Runnable;
+        }
+    }
+
+    /// Whether partition `id` has something to wake up for: a queued virtual interrupt, a
+    /// kernel signal or upcall to deliver, or a virtual timer past its deadline.
+    pub(super) fn has_event(&self, id: usize) -> bool {
+        let Some(p) = self.partition(id) else {
+            return false;
+        };
+        let v = &p.virq;
+        let upcall_due = p.upcalls.entry.is_some()
+            && (p.upcalls.revocation.is_some()
+                || p.upcalls.repossession.is_some()
+                || p.message.is_some());
+        let signal_due = (p.upcalls.revocation.is_some()
+            && v.signals_enabled.contains(signal::REVOCATION))
+            || (p.upcalls.repossession.is_some()
+                && v.signals_enabled.contains(signal::REPOSSESSION))
+            || (p.message.is_some()
+                && v.signals_enabled.contains(signal::MESSAGE)
+                && !v.message_signalled);
+        !v.queued.is_empty()
+            || upcall_due
+            || signal_due
+            || self
+                .platform
+                .virtual_timer_deadline(id)
+                .is_some_and(|deadline| deadline <= self.platform.now())
+    }
+
+    /// `EXO_WAIT_EVENT`: returns at once if the caller has an event, else gives the CPU away
+    /// until it has.
+    pub(super) fn wait_event(&mut self, caller: usize) -> Step {
+        self.current_regs_mut().set_results([0; 4]);
+        if self.has_event(caller) || self.platform.live_virtual_pending() {
+            return Step::Resume;
+        }
+        if let Some(p) = self.partition_mut(caller) {
+            p.state = State::WaitingEvent;
+        }
+        self.schedule()
+    }
+
+    /// `EXO_DONATE`: the rest of the caller's slice goes to `target`.
+    pub(super) fn donate(&mut self, caller: usize, target: u64) -> Result<Step, Error> {
+        let target = usize::try_from(target)
+            .ok()
+            .filter(|&t| t != caller && t < self.count)
+            .ok_or(Error::UnknownPartition)?;
+        let ready = match self.partition(target).map(|p| p.state) {
+            Some(State::Runnable) => true,
+            Some(State::WaitingEvent) => self.has_event(target),
+            Some(State::Finished(_)) | None => return Err(Error::UnknownPartition),
+            Some(_) => false,
+        };
+        if !ready {
+            return Err(Error::Busy);
+        }
+        self.wake_on_event(target);
+        self.current_regs_mut().set_results([0; 4]);
+        self.current = target;
+        Ok(Step::Switch(target))
+    }
+
+    /// `EXO_RECEIVE`.
+    pub(super) fn receive(&mut self, caller: usize) -> CallResult {
+        let p = self.partition_mut(caller).ok_or(Error::UnknownPartition)?;
+        let (sender, word) = p.message.take().ok_or(Error::NotRequired)?;
+        p.virq.message_signalled = false;
+        Ok([sender as u64, word, 0, 0])
+    }
+
+    /// Turns pending kernel news into virtual interrupts for the signals partition `id`
+    /// enabled (the rest stay for the upcall path).
+    pub(super) fn raise_signals(&mut self, id: usize) {
+        let Some(p) = self.partition_mut(id) else {
+            return;
+        };
+        let enabled = p.virq.signals_enabled;
+        if enabled.contains(signal::REVOCATION) && p.upcalls.revocation.take().is_some() {
+            p.virq.queue(signal::REVOCATION, false);
+        }
+        if enabled.contains(signal::REPOSSESSION) && p.upcalls.repossession.take().is_some() {
+            p.virq.queue(signal::REPOSSESSION, false);
+        }
+        if enabled.contains(signal::MESSAGE) && p.message.is_some() && !p.virq.message_signalled {
+            p.virq.message_signalled = true;
+            p.virq.queue(signal::MESSAGE, false);
+        }
+    }
+
+    /// Moves partition `id`'s queued interrupts into free list registers (it must be the
+    /// partition whose vCPU interface is loaded), and asks for a maintenance interrupt when
+    /// some still wait.
+    pub(super) fn fill_list_registers(&mut self, id: usize) {
+        let Kernel {
+            platform,
+            partitions,
+            irqs,
+            ..
+        } = self;
+        let Some(p) = partitions.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        while let Some(irq) = p.virq.peek(irqs) {
+            if !platform.inject(irq) {
+                break;
+            }
+            p.virq.dequeue(irq.intid);
+        }
+        platform.notify_on_underflow(!p.virq.queued.is_empty());
+    }
+
+    /// Partition `id` ended: its SPIs are disabled and deactivated and forgotten.
+    pub(super) fn release_interrupts(&mut self, id: usize) {
+        let released = self.irqs.release_all(id);
+        for intid in released.iter() {
+            self.platform.spi(intid, SpiOp::Release);
+        }
+        if let Some(p) = self.partition_mut(id) {
+            p.virq = crate::irq::VcpuInterrupts::new();
+        }
+    }
+
+    /// The earliest virtual-timer deadline among partitions waiting for events, and whether
+    /// any of them can be woken at all (a timer armed, or an SPI enabled).
+    pub(super) fn idle_wakeup(&self) -> (Option<u64>, bool) {
+        let mut earliest: Option<u64> = None;
+        let mut wakeable = false;
+        for id in 0..self.count {
+            if self.partition(id).map(|p| p.state) != Some(State::WaitingEvent) {
+                continue;
+            }
+            if let Some(deadline) = self.platform.virtual_timer_deadline(id) {
+                earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
+                wakeable = true;
+            }
+            wakeable |= self.irqs.has_enabled(id);
+        }
+        (earliest, wakeable)
+    }
+}
