@@ -1767,10 +1767,10 @@ mod model {
             let kind = op.kind % 40;
             // Allocation is weighted up so memory runs out and revocation happens.
             let kind = if (32..36).contains(&kind) { 1 } else { kind };
-            if kind >= 36 && op.a.kind % 3 == 0 {
+            if kind >= 36 && op.a.kind.is_multiple_of(3) {
                 // Hardware: an interrupt fires (owned, the timer's, or anyone's), or the
                 // running library OS ends whatever is in its list registers.
-                if op.b.kind % 2 == 0 {
+                if op.b.kind.is_multiple_of(2) {
                     let intid = [40, 41, 42, VIRTUAL_TIMER_INTID, (op.b.raw % 1100) as u32]
                         [(op.c.raw % 5) as usize];
                     let step = self.k.interrupt(intid);
