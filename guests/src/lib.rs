@@ -24,6 +24,7 @@
 //!   intruder is `NotOwner`.
 //! - `echo`: drives its own PL011 (`uart1`) by interrupts and echoes what it receives.
 //! - `sleeper`: sleeps 20 times 5 ms on its virtual timer, giving the CPU away meanwhile.
+//! - `listener`, `messenger`: messages taken as the `MESSAGE` signal, a virtual interrupt.
 //!
 //! The library holds what the memory programs share: growing until refused and checking
 //! the patterns written into frames.

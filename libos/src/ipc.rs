@@ -20,7 +20,9 @@
 //!
 //! Messages arrive as upcalls, when the kernel next returns from a hypercall of the target:
 //! [`set_message_handler`] installs a handler (and registers the upcall entry), which runs in
-//! the upcall. Without a handler, the latest message waits for [`take_message`].
+//! the upcall. Without a handler, the latest message waits for [`take_message`]. Or, with
+//! [`receive_by_interrupt`], as the `MESSAGE` signal, a virtual interrupt whose handler takes
+//! them with `EXO_RECEIVE`: they then also wake a partition waiting for events.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -110,6 +112,24 @@ pub fn receive() -> Result<(PartitionId, u64), Error> {
 pub fn set_message_handler(handler: MessageHandler) -> Result<(), Error> {
     *MESSAGE_HANDLER.lock() = Some(handler);
     crate::upcall::register()
+}
+
+/// Takes messages as the [`signal::MESSAGE`](exo_abi::call::signal::MESSAGE) virtual
+/// interrupt instead of upcalls: installs `handler` (as [`set_message_handler`] would, but
+/// without registering an upcall entry) and binds an interrupt handler that takes every
+/// waiting message with [`receive`] and passes it on. Messages then arrive whenever IRQs are
+/// unmasked, or inside [`crate::irq::wait_until`], which they wake. Needs
+/// [`crate::irq::init`].
+pub fn receive_by_interrupt(handler: MessageHandler) -> Result<(), crate::irq::Error> {
+    *MESSAGE_HANDLER.lock() = Some(handler);
+    crate::irq::bind(exo_abi::call::signal::MESSAGE, on_message_signal)
+}
+
+/// The `MESSAGE` signal's interrupt handler.
+fn on_message_signal(_intid: u32) {
+    while let Ok((sender, word)) = receive() {
+        deliver(u64::from(sender.0), word);
+    }
 }
 
 /// The latest message that arrived while no handler was installed, if it was not taken yet.
