@@ -79,8 +79,17 @@ fn argument(random: &mut Random, limits: &Limits) -> u64 {
     }
 }
 
-/// Functions it picks from on purpose (most of them).
-const FUNCTIONS: [u32; 24] = [
+/// Functions it picks from on purpose (most of them). Not `EXO_WAIT_EVENT`, `EXO_WAIT` or
+/// `EXO_CALL`: with nothing to wake it, it would wait for ever.
+const FUNCTIONS: [u32; 32] = [
+    call::EXO_IRQ_ENABLE,
+    call::EXO_IRQ_DISABLE,
+    call::EXO_IRQ_SET_PRIORITY,
+    call::EXO_IRQ_SET_TARGET,
+    call::EXO_IRQ_RAISE,
+    call::EXO_RECEIVE,
+    call::EXO_DONATE,
+    call::EXO_SEND,
     call::EXO_ABI_VERSION,
     call::EXO_YIELD,
     call::EXO_FRAME_ALLOC,
@@ -118,6 +127,10 @@ fn forbidden(function: u32) -> bool {
             | call::PSCI_SYSTEM_OFF
             | call::PSCI_SYSTEM_RESET
             | call::PSCI_CPU_OFF
+            | call::EXO_WAIT_EVENT
+            | call::EXO_WAIT
+            | call::EXO_REPLY_WAIT
+            | call::EXO_CALL
     )
 }
 
