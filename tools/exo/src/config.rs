@@ -663,13 +663,48 @@ pub(crate) mod testing {
         }
     }
 
-    /// A made-up workspace: board `qemu-virt` with 1 GiB, guests `hello` and `counter`.
+    /// Devices of the made-up boards: the console (reserved), a UART a partition may own
+    /// (QEMU serial 1), a device with three interrupts, and a reserved GIC distributor.
+    const DEVICES: &str = "
+[devices.uart0]
+base = 0x0900_0000
+size = \"4KiB\"
+interrupts = [33]
+reserved = \"the kernel's console\"
+
+[devices.uart1]
+base = 0x0904_0000
+size = \"4KiB\"
+interrupts = [40]
+qemu_serial = 1
+
+[devices.rtc]
+base = 0x0901_0000
+size = 4096
+interrupts = [34, 35, 36]
+
+[devices.gicd]
+base = 0x0800_0000
+size = \"64KiB\"
+reserved = \"the GIC distributor (GICD)\"
+";
+
+    /// A made-up workspace: boards `qemu-virt` (GICv3) and `qemu-virt-gicv2` (GICC at
+    /// `0x0801_0000`), both with 1 GiB of RAM at `0x4000_0000`, INTIDs up to 287 and the
+    /// devices above; guests `hello` and `counter`.
     pub fn workspace() -> (TempDir, Workspace) {
         let dir = TempDir::new();
+        let board = |gic: &str| {
+            format!(
+                "description = \"test\"\nram = \"1GiB\"\nram_base = 0x4000_0000\n\
+                 linker_script = \"kernel.ld\"\n[gic]\n{gic}\nmax_intid = 287\n\
+                 [qemu]\nbinary = \"qemu-system-aarch64\"\n{DEVICES}"
+            )
+        };
+        dir.write("platform/qemu-virt/board.toml", board("version = 3"));
         dir.write(
-            "platform/qemu-virt/board.toml",
-            "description = \"test\"\nram = \"1GiB\"\nlinker_script = \"kernel.ld\"\n\
-             [qemu]\nbinary = \"qemu-system-aarch64\"\n",
+            "platform/qemu-virt-gicv2/board.toml",
+            board("version = 2\ncpu_interface = 0x0801_0000"),
         );
         dir.write("guests/src/bin/hello.rs", "");
         dir.write("guests/src/bin/counter.rs", "");
