@@ -59,13 +59,28 @@ impl IntidSet {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
     }
 
-    /// The members in ascending order.
+    /// The members in ascending order (visits set bits only).
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.words.iter().enumerate().flat_map(|(i, &word)| {
-            (0..64)
-                .filter(move |bit| word & (1u64 << bit) != 0)
-                .map(move |bit| (i * 64 + bit) as u32)
+            let mut rest = word;
+            core::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = rest.trailing_zeros();
+                rest &= rest - 1;
+                Some(i as u32 * 64 + bit)
+            })
         })
+    }
+
+    /// The lowest member.
+    pub fn first(&self) -> Option<u32> {
+        self.words
+            .iter()
+            .enumerate()
+            .find(|(_, word)| **word != 0)
+            .map(|(i, word)| i as u32 * 64 + word.trailing_zeros())
     }
 }
 
@@ -248,7 +263,7 @@ impl VcpuInterrupts {
 
     /// The next queued interrupt (lowest INTID first), without removing it.
     pub fn peek(&self, table: &InterruptTable) -> Option<VirtualIrq> {
-        let intid = self.queued.iter().next()?;
+        let intid = self.queued.first()?;
         let priority = if intid < 32 {
             self.local_priority[intid as usize]
         } else {
@@ -332,6 +347,7 @@ mod tests {
             prop_assert_eq!(set.iter().collect::<Vec<_>>(), model.iter().copied().collect::<Vec<_>>());
             prop_assert_eq!(set.len(), model.len());
             prop_assert_eq!(set.is_empty(), model.is_empty());
+            prop_assert_eq!(set.first(), model.iter().next().copied());
         }
     }
 }

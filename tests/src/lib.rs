@@ -8,6 +8,10 @@
 //!
 //! If QEMU is missing, the boot tests fail and say to run `scripts/setup`: they are never
 //! skipped silently.
+//!
+//! [`boot`] and [`boot_on`] cover most tests; [`Boot`] sets the other `exo run` options,
+//! such as files for the UART a partition owns ([`Boot::serial1_input`]), whose output
+//! [`Booted::serial_output`] returns.
 
 #![forbid(unsafe_code)]
 
@@ -42,34 +46,98 @@ pub fn test_config(name: &str) -> PathBuf {
 /// Panics (failing the test) if the configuration is refused, the build fails or QEMU
 /// cannot be started; the panic message says what to do.
 pub fn boot(config: &Path) -> Booted {
-    boot_with(config, None)
+    Boot::new(config).run()
 }
 
 /// Like [`boot`], on `board` instead of the configuration's.
 pub fn boot_on(config: &Path, board: &str) -> Booted {
-    boot_with(config, Some(board))
+    Boot::new(config).board(board).run()
 }
 
-fn boot_with(config: &Path, board: Option<&str>) -> Booted {
-    let _guard = BOOT_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let options = RunOptions {
-        timeout: BOOT_TIMEOUT,
-        echo: false,
-        board: board.map(str::to_owned),
-        ..RunOptions::default()
-    };
-    match exo_tool::run_system(config, &options) {
-        Ok(outcome) => Booted {
+/// A boot with more options than [`boot`] and [`boot_on`] take (they are shorthands for
+/// it): the same flags as `exo run`, set one by one, then [`Boot::run`].
+///
+/// ```no_run
+/// use exo_system_tests::{Boot, test_config};
+///
+/// let input = test_config("uart-input.txt");
+/// let booted = Boot::new(&test_config("uart.toml"))
+///     .board("qemu-virt-gicv2")
+///     .serial1_input(&input)
+///     .run();
+/// assert!(booted.serial_output(1).contains("echo"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Boot {
+    config: PathBuf,
+    options: RunOptions,
+}
+
+impl Boot {
+    /// A boot of `config` on its own board, with [`BOOT_TIMEOUT`] and no extra options.
+    pub fn new(config: &Path) -> Self {
+        Self {
             config: config.to_path_buf(),
-            outcome,
-        },
-        Err(e) => panic!(
-            "could not boot {}: {e:#}\n(if QEMU or the AArch64 toolchain is missing, run \
-             scripts/setup)",
-            config.display()
-        ),
+            options: RunOptions {
+                timeout: BOOT_TIMEOUT,
+                echo: false,
+                ..RunOptions::default()
+            },
+        }
+    }
+
+    /// Boots on `board` instead of the configuration's (`exo run --board`).
+    pub fn board(mut self, board: &str) -> Self {
+        self.options.board = Some(board.to_owned());
+        self
+    }
+
+    /// Kills QEMU and fails after `timeout` instead of [`BOOT_TIMEOUT`] (`--timeout`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = timeout;
+        self
+    }
+
+    /// QEMU serial port 1 (`uart1` on QEMU virt, which a partition must own) reads its
+    /// input from `file` (`--serial1-input`).
+    pub fn serial1_input(mut self, file: impl Into<PathBuf>) -> Self {
+        self.options.serial1_input = Some(file.into());
+        self
+    }
+
+    /// QEMU serial port 1 writes to `file` (`--serial1-output`) instead of
+    /// `build/<board>/<config stem>.serial1.log`.
+    pub fn serial1_output(mut self, file: impl Into<PathBuf>) -> Self {
+        self.options.serial1_output = Some(file.into());
+        self
+    }
+
+    /// Appends `arg` to QEMU's arguments (`--qemu-arg`; repeat for several).
+    pub fn qemu_arg(mut self, arg: impl Into<String>) -> Self {
+        self.options.extra_qemu_args.push(arg.into());
+        self
+    }
+
+    /// Builds and boots, holding the global boot lock.
+    ///
+    /// Panics (failing the test) if the configuration is refused, the build fails, QEMU
+    /// cannot be started or the serial port files are wrong; the panic message says what
+    /// to do.
+    pub fn run(self) -> Booted {
+        let _guard = BOOT_LOCK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match exo_tool::run_system(&self.config, &self.options) {
+            Ok(outcome) => Booted {
+                config: self.config,
+                outcome,
+            },
+            Err(e) => panic!(
+                "could not boot {}: {e:#}\n(if QEMU or the AArch64 toolchain is missing, run \
+                 scripts/setup)",
+                self.config.display()
+            ),
+        }
     }
 }
 
@@ -198,6 +266,24 @@ impl Booted {
         match checks.last() {
             Some(Ok(frames)) => *frames,
             _ => self.fail("no `exo: self-check ok frames=<n>` line on the console"),
+        }
+    }
+
+    /// What QEMU serial port `port` (a UART a partition owns, such as `uart1` for port 1)
+    /// wrote during the run, lossily decoded; [`Booted::fail`]s if the run attached no such
+    /// port or its file cannot be read.
+    pub fn serial_output(&self, port: u32) -> String {
+        let Some(file) = self.outcome.serial_outputs.get(&port) else {
+            self.fail(&format!(
+                "no QEMU serial port {port} was attached (no partition owns its device)"
+            ))
+        };
+        match std::fs::read(file) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => self.fail(&format!(
+                "cannot read serial {port} output {}: {e}",
+                file.display()
+            )),
         }
     }
 

@@ -62,3 +62,41 @@ fn duplicate_partition_name() {
         "duplicate partition name `hello` (first used on line 9)",
     );
 }
+
+#[test]
+fn interrupt_owned_twice() {
+    refused(
+        "bad-interrupt-owned-twice.toml",
+        14,
+        "INTID 40 of `snoop` is already owned by partition `driver` (line 8, with device \
+         `uart1`)",
+    );
+}
+
+#[test]
+fn sgi_or_ppi_interrupt() {
+    refused(
+        "bad-interrupt-ppi.toml",
+        10,
+        "INTID 27 is a PPI (16-31: private to each core",
+    );
+}
+
+#[test]
+fn unknown_device() {
+    refused(
+        "bad-unknown-device.toml",
+        9,
+        "unknown device `uart2`: devices of board `qemu-virt` a partition may own are `uart1`",
+    );
+}
+
+#[test]
+fn schedule_naming_an_unknown_partition() {
+    refused(
+        "bad-schedule.toml",
+        5,
+        "`schedule` names `pong`, which is not a partition of this system: partitions are \
+         `ping`, `bystander`",
+    );
+}

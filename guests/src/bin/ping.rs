@@ -51,6 +51,11 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
         "{} ticks per round trip ({ticks} ticks in all)",
         ticks / ROUND_TRIPS
     );
+    // For `exo bench` (deterministic under QEMU -icount; with 10 ms slices interleaved).
+    println!(
+        "bench ipc_round_trip_ticks={} round_trips={ROUND_TRIPS}",
+        ticks / ROUND_TRIPS
+    );
     Ok(ExitCode::SUCCESS)
 }
 

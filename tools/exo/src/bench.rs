@@ -1,9 +1,14 @@
-//! `exo bench`: revocation latency under QEMU `-icount`.
+//! `exo bench`: revocation latency, and whatever guests measure, under QEMU `-icount`.
 //!
 //! With `-icount shift=0,sleep=off` QEMU advances virtual time by one nanosecond per guest
 //! instruction and never by host time, so the system counter the kernel reads, and with it
 //! every latency the kernel logs, is a deterministic function of the code. The benchmark boots
 //! the configuration several times and refuses to report numbers that differ between runs.
+//!
+//! Two sources of numbers: the kernel's `exo: revocation ...` lines, and lines a partition
+//! prints as `bench <metric>=<integer> ...` (for example
+//! `[latency] bench irq_raise_ticks=812 samples=1000`); a metric whose name ends in `_ticks`
+//! is also shown in microseconds of virtual time.
 
 use std::fmt;
 use std::path::Path;
@@ -22,6 +27,8 @@ pub struct Report {
     pub frequency: Option<u64>,
     /// Revocations of the first run.
     pub revocations: Vec<Revocation>,
+    /// Metrics partitions reported in the first run.
+    pub metrics: Vec<Metric>,
     /// Runs made.
     pub runs: u32,
     /// Whether every run logged exactly the same revocations.
@@ -30,10 +37,49 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
+/// One number a partition reported on a `bench` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metric {
+    /// The partition that printed it.
+    pub partition: String,
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: u64,
+}
+
+/// Reads `[partition] bench key=value ...` lines; values that are not integers are skipped.
+pub fn metrics(lines: &[String]) -> Vec<Metric> {
+    let mut found = Vec::new();
+    for line in lines {
+        let line = line.trim_end_matches('\r');
+        let Some(rest) = line.strip_prefix('[') else {
+            continue;
+        };
+        let Some((partition, text)) = rest.split_once("] bench ") else {
+            continue;
+        };
+        for field in text.split_whitespace() {
+            if let Some((name, value)) = field.split_once('=')
+                && let Ok(value) = value.parse()
+            {
+                found.push(Metric {
+                    partition: partition.to_owned(),
+                    name: name.to_owned(),
+                    value,
+                });
+            }
+        }
+    }
+    found
+}
+
 impl Report {
-    /// Numbers worth reporting: every run succeeded, saw revocations and agreed.
+    /// Numbers worth reporting: every run succeeded, measured something and agreed.
     pub fn is_sound(&self) -> bool {
-        self.problems.is_empty() && !self.revocations.is_empty() && self.deterministic
+        self.problems.is_empty()
+            && (!self.revocations.is_empty() || !self.metrics.is_empty())
+            && self.deterministic
     }
 
     fn micros(&self, ticks: u64) -> Option<f64> {
@@ -58,6 +104,7 @@ pub fn run(config: &Path, options: &RunOptions, runs: u32) -> anyhow::Result<Rep
         config: config.display().to_string(),
         frequency: None,
         revocations: Vec::new(),
+        metrics: Vec::new(),
         runs: runs.max(1),
         deterministic: true,
         problems: Vec::new(),
@@ -71,10 +118,12 @@ pub fn run(config: &Path, options: &RunOptions, runs: u32) -> anyhow::Result<Rep
                 .map(|p| format!("run {}: {p}", run + 1)),
         );
         let revocations = outcome.revocations();
+        let measured = metrics(&outcome.lines);
         if run == 0 {
             report.frequency = frequency(&outcome.lines);
             report.revocations = revocations;
-        } else if revocations != report.revocations {
+            report.metrics = measured;
+        } else if revocations != report.revocations || measured != report.metrics {
             report.deterministic = false;
         }
     }
@@ -93,11 +142,33 @@ impl fmt::Display for Report {
             Some(hz) => writeln!(f, "counter: {hz} Hz (virtual time: 1 ns per instruction)")?,
             None => writeln!(f, "counter: frequency not reported")?,
         }
-        writeln!(
-            f,
-            "{:<12} {:>4} {:>7} {:>9} {:>12} {:>10} {:>10}  outcome",
-            "partition", "seq", "asked", "released", "repossessed", "ticks", "µs"
-        )?;
+        if !self.metrics.is_empty() {
+            writeln!(
+                f,
+                "{:<12} {:<32} {:>12} {:>10}",
+                "partition", "metric", "value", "µs"
+            )?;
+            for m in &self.metrics {
+                let micros = if m.name.ends_with("_ticks") {
+                    self.micros(m.value)
+                        .map_or("-".into(), |us| format!("{us:.2}"))
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    f,
+                    "{:<12} {:<32} {:>12} {:>10}",
+                    m.partition, m.name, m.value, micros
+                )?;
+            }
+        }
+        if !self.revocations.is_empty() {
+            writeln!(
+                f,
+                "{:<12} {:>4} {:>7} {:>9} {:>12} {:>10} {:>10}  outcome",
+                "partition", "seq", "asked", "released", "repossessed", "ticks", "µs"
+            )?;
+        }
         for r in &self.revocations {
             let micros = self
                 .micros(r.ticks)
@@ -143,8 +214,11 @@ impl fmt::Display for Report {
         for problem in &self.problems {
             writeln!(f, "problem: {problem}")?;
         }
-        if self.revocations.is_empty() {
-            writeln!(f, "problem: no revocation was logged")?;
+        if self.revocations.is_empty() && self.metrics.is_empty() {
+            writeln!(
+                f,
+                "problem: nothing was measured (no revocation, no bench line)"
+            )?;
         }
         Ok(())
     }
@@ -153,6 +227,30 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_bench_lines_of_partitions_only() {
+        let lines = vec![
+            "[latency] bench irq_raise_ticks=812 samples=1000 note=x\r".to_owned(),
+            "exo: bench nothing=1".to_owned(),
+            "[other] benchmark=3".to_owned(),
+        ];
+        assert_eq!(
+            metrics(&lines),
+            vec![
+                Metric {
+                    partition: "latency".into(),
+                    name: "irq_raise_ticks".into(),
+                    value: 812
+                },
+                Metric {
+                    partition: "latency".into(),
+                    name: "samples".into(),
+                    value: 1000
+                },
+            ]
+        );
+    }
 
     #[test]
     fn reads_the_counter_frequency() {

@@ -1,10 +1,12 @@
-//! System configurations: which board, which partitions, which program and how much memory
-//! each gets. Checked here, on the host, before anything is built or booted.
+//! System configurations: which board, which partitions, which program, how much memory,
+//! which interrupts and devices each gets, and core 0's time slices. Checked here, on the
+//! host, before anything is built or booted.
 //!
 //! ```toml
 //! [system]
 //! board = "qemu-virt"   # optional; a directory under platform/
 //! memory = "512MiB"     # optional; overrides the board's RAM (>= 64 MiB, whole MiB)
+//! schedule = ["hello", "hello", "pong"]  # optional; core 0's time-slice vector, below
 //!
 //! [[partition]]
 //! name = "hello"        # 1..=32 bytes of [A-Za-z0-9_-], unique
@@ -15,10 +17,27 @@
 //! revocation_deadline = "10ms"  # optional (default 10ms); <n>us/ms/s, 1us..=10s
 //! max_aborts = 3        # optional (default 3); 0..=1000
 //! talks_to = ["pong"]   # optional (default []); partitions it may EXO_CALL or EXO_SEND
+//! interrupts = [48, 49] # optional (default []); SPIs it owns, 32..=<board max_intid>
+//! devices = ["uart1"]   # optional (default []); board devices it owns, with their
+//!                       # interrupts, or regions: { base = 0x0904_0000, size = "4KiB",
+//!                       # ipa = 0x0904_0000 } (ipa optional, default base)
 //! ```
 //!
 //! A program containing `/` or ending in `.elf` is a path relative to the configuration
 //! file's directory. Every refusal is one [`ConfigError`] naming the file and the line.
+//!
+//! **Interrupts and devices.** An interrupt (an SPI) and a device have one owner. SGIs
+//! (0-15) and PPIs (16-31) are never a partition's, nor are the interrupts and regions of
+//! the board's devices marked `reserved` (the kernel's console UART, the GIC frames; see
+//! [`crate::board`]). A device named in `devices` brings its MMIO region, seen at the same
+//! IPA, and its interrupts; a region given by address brings none. Regions are page
+//! aligned, outside RAM, apart from every other partition's, and seen below the kernel's
+//! IPA window (`0x3FFF_0000`), apart from each other and, on GICv2, from the GIC CPU
+//! interface the partition sees at the board's `cpu_interface`. At most 64 interrupts and
+//! 16 regions per partition.
+//!
+//! **Time slices.** `schedule` lists partition names, one per slot (at most 256), and every
+//! partition needs at least one slot. Left out, each partition gets one slot, in order.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -31,6 +50,10 @@ use serde::de::{self, Deserializer, Visitor};
 use serde_spanned::Spanned;
 
 use crate::board::{Board, BoardError, KERNEL_RESERVATION};
+pub use resources::OwnedDevice;
+use resources::{Claimant, Claims, DeviceList, IntidList};
+
+mod resources;
 use crate::duration::display_us;
 use crate::size::{Bytes, MIB};
 use crate::workspace::Workspace;
@@ -113,6 +136,20 @@ pub struct System {
     pub memory_override: Option<u64>,
     /// The partitions, in configuration order (which is partition-id order).
     pub partitions: Vec<Partition>,
+    /// Core 0's time-slice vector, one partition index per slot; empty (no `[system]
+    /// schedule`) for one slot per partition in order.
+    pub schedule: Vec<u8>,
+}
+
+/// A QEMU serial port a partition's device needs (see [`crate::qemu`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SerialUse {
+    /// QEMU's serial port number (1 for the second `-serial`).
+    pub port: u32,
+    /// The board device.
+    pub device: String,
+    /// The partition owning it.
+    pub partition: String,
 }
 
 /// One checked partition.
@@ -135,6 +172,10 @@ pub struct Partition {
     pub max_aborts: u32,
     /// Partitions it may call or send to: bit `i` for the `i`-th partition (its id).
     pub talks_to: u64,
+    /// SPIs (INTIDs) it owns: its devices' first, then its `interrupts`, in order.
+    pub interrupts: Vec<u32>,
+    /// Device regions it owns, in order.
+    pub devices: Vec<OwnedDevice>,
     /// Line of its `[[partition]]` header.
     pub line: usize,
     /// Line of its `memory` key.
@@ -171,6 +212,25 @@ impl System {
     /// An error about this configuration at `line`.
     pub fn error_at(&self, line: usize, message: impl Into<String>) -> ConfigError {
         ConfigError::new(&self.path, Some(line), message)
+    }
+
+    /// The QEMU serial ports the partitions' devices are, by port.
+    pub fn qemu_serials(&self) -> Vec<SerialUse> {
+        let mut uses: Vec<SerialUse> = self
+            .partitions
+            .iter()
+            .flat_map(|p| {
+                p.devices.iter().filter_map(|d| {
+                    Some(SerialUse {
+                        port: d.qemu_serial?,
+                        device: d.name.clone()?,
+                        partition: p.name.clone(),
+                    })
+                })
+            })
+            .collect();
+        uses.sort_by_key(|u| u.port);
+        uses
     }
 
     /// The guest programs (bin names) the partitions need, deduplicated.
@@ -248,6 +308,7 @@ struct RawConfig {
 struct RawSystem {
     board: Option<Spanned<String>>,
     memory: Option<Spanned<SizeValue>>,
+    schedule: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -261,6 +322,8 @@ struct RawPartition {
     revocation_deadline: Option<Spanned<String>>,
     max_aborts: Option<Spanned<i64>>,
     talks_to: Option<Vec<Spanned<String>>>,
+    interrupts: Option<IntidList>,
+    devices: Option<DeviceList>,
 }
 
 /// Reads and checks a configuration file. `board_override` replaces `[system] board`.
@@ -288,9 +351,9 @@ pub fn parse(
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
 
-    let (board_key, memory_key) = match raw.system {
-        Some(system) => (system.board, system.memory),
-        None => (None, None),
+    let (board_key, memory_key, schedule_key) = match raw.system {
+        Some(system) => (system.board, system.memory, system.schedule),
+        None => (None, None, None),
     };
     let (board_name, board_line) = match (board_override, &board_key) {
         (Some(name), _) => (name.to_owned(), None),
@@ -365,6 +428,7 @@ pub fn parse(
     let mut first_line: HashMap<String, usize> = HashMap::new();
     let mut partitions = Vec::new();
     let mut total = 0u64;
+    let mut claims = Claims::default();
     for spanned in &raw.partition {
         let line = line_of(text, spanned.span().start);
         let raw = spanned.get_ref();
@@ -542,6 +606,19 @@ pub fn parse(
             ));
         }
 
+        let claimant = Claimant {
+            name,
+            board: &board,
+            text,
+        };
+        let resources = resources::claim(
+            &mut claims,
+            &claimant,
+            raw.devices.as_ref(),
+            raw.interrupts.as_ref(),
+        )
+        .map_err(|(at, m)| error(at, m))?;
+
         partitions.push(Partition {
             name: name.clone(),
             program,
@@ -551,6 +628,8 @@ pub fn parse(
             revocation_deadline_us,
             max_aborts,
             talks_to: 0,
+            interrupts: resources.interrupts,
+            devices: resources.devices,
             line,
             memory_line: line_of(text, memory_at),
         });
@@ -587,11 +666,18 @@ pub fn parse(
         }
     }
 
+    let schedule = match &schedule_key {
+        Some(key) => resources::schedule(key.get_ref(), key.span().start, &names)
+            .map_err(|(at, m)| error(at, m))?,
+        None => Vec::new(),
+    };
+
     Ok(System {
         path: path.to_path_buf(),
         board,
         memory_override,
         partitions,
+        schedule,
     })
 }
 
@@ -663,13 +749,48 @@ pub(crate) mod testing {
         }
     }
 
-    /// A made-up workspace: board `qemu-virt` with 1 GiB, guests `hello` and `counter`.
+    /// Devices of the made-up boards: the console (reserved), a UART a partition may own
+    /// (QEMU serial 1), a device with three interrupts, and a reserved GIC distributor.
+    const DEVICES: &str = "
+[devices.uart0]
+base = 0x0900_0000
+size = \"4KiB\"
+interrupts = [33]
+reserved = \"the kernel's console\"
+
+[devices.uart1]
+base = 0x0904_0000
+size = \"4KiB\"
+interrupts = [40]
+qemu_serial = 1
+
+[devices.rtc]
+base = 0x0901_0000
+size = 4096
+interrupts = [34, 35, 36]
+
+[devices.gicd]
+base = 0x0800_0000
+size = \"64KiB\"
+reserved = \"the GIC distributor (GICD)\"
+";
+
+    /// A made-up workspace: boards `qemu-virt` (GICv3) and `qemu-virt-gicv2` (GICC at
+    /// `0x0801_0000`), both with 1 GiB of RAM at `0x4000_0000`, INTIDs up to 287 and the
+    /// devices above; guests `hello` and `counter`.
     pub fn workspace() -> (TempDir, Workspace) {
         let dir = TempDir::new();
+        let board = |gic: &str| {
+            format!(
+                "description = \"test\"\nram = \"1GiB\"\nram_base = 0x4000_0000\n\
+                 linker_script = \"kernel.ld\"\n[gic]\n{gic}\nmax_intid = 287\n\
+                 [qemu]\nbinary = \"qemu-system-aarch64\"\n{DEVICES}"
+            )
+        };
+        dir.write("platform/qemu-virt/board.toml", board("version = 3"));
         dir.write(
-            "platform/qemu-virt/board.toml",
-            "description = \"test\"\nram = \"1GiB\"\nlinker_script = \"kernel.ld\"\n\
-             [qemu]\nbinary = \"qemu-system-aarch64\"\n",
+            "platform/qemu-virt-gicv2/board.toml",
+            board("version = 2\ncpu_interface = 0x0801_0000"),
         );
         dir.write("guests/src/bin/hello.rs", "");
         dir.write("guests/src/bin/counter.rs", "");
@@ -682,6 +803,8 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::workspace;
     use super::*;
+    use exo_abi::package::DeviceRegion;
+    use exo_abi::{Ipa, PhysAddr};
 
     /// Checks `text` as `configs/test.toml` and expects an error on `line` containing
     /// `phrase`.
@@ -1173,5 +1296,625 @@ mod tests {
         assert_eq!(line_of("a\nb\nc", 0), 1);
         assert_eq!(line_of("a\nb\nc", 2), 2);
         assert_eq!(line_of("a\nb\nc", 99), 3);
+    }
+
+    /// Parses `text` (which must be accepted) as `configs/test.toml`.
+    fn accepted(text: &str) -> System {
+        let (dir, workspace) = workspace();
+        match parse(
+            &workspace,
+            &dir.path().join("configs/test.toml"),
+            text,
+            None,
+        ) {
+            Ok(system) => system,
+            Err(e) => panic!("refused: {e}"),
+        }
+    }
+
+    /// `interrupts = [...]` holding INTIDs `first..=last`.
+    fn intid_range(first: u32, last: u32) -> String {
+        let intids: Vec<String> = (first..=last).map(|i| i.to_string()).collect();
+        format!("interrupts = [{}]", intids.join(", "))
+    }
+
+    #[test]
+    fn interrupts_devices_and_schedule_are_accepted() {
+        let text = format!(
+            "[system]\nschedule = [\"p0\", \"p1\", \"p0\"]\n{}{}",
+            partition(
+                0,
+                "4096",
+                &[
+                    "devices = [\"uart1\", { base = 0x0A00_0000, size = \"8KiB\", \
+                     ipa = 0x1000_0000 }]",
+                    "interrupts = [48, 49]",
+                ]
+            ),
+            partition(
+                1,
+                "4096",
+                &[
+                    "interrupts = [287, 50]",
+                    "devices = [{ base = 0x0A00_2000, size = 4096 }]"
+                ]
+            ),
+        );
+        let system = accepted(&text);
+        assert_eq!(system.schedule, [0, 1, 0]);
+        let [p0, p1] = &system.partitions[..] else {
+            panic!("two partitions expected")
+        };
+        assert_eq!(p0.interrupts, [40, 48, 49]);
+        let uart1 = &p0.devices[0];
+        assert_eq!(uart1.name.as_deref(), Some("uart1"));
+        assert_eq!(uart1.qemu_serial, Some(1));
+        assert_eq!(uart1.line, 7);
+        assert_eq!(
+            uart1.region,
+            DeviceRegion {
+                phys: PhysAddr::new(0x0904_0000),
+                ipa: Ipa::new(0x0904_0000),
+                size: 4096
+            }
+        );
+        assert_eq!(
+            (p0.devices[1].name.as_deref(), p0.devices[1].region),
+            (
+                None,
+                DeviceRegion {
+                    phys: PhysAddr::new(0x0A00_0000),
+                    ipa: Ipa::new(0x1000_0000),
+                    size: 8192
+                }
+            )
+        );
+        assert_eq!(p1.interrupts, [287, 50]);
+        // No `ipa`: seen where it is.
+        assert_eq!(p1.devices[0].region.ipa, Ipa::new(0x0A00_2000));
+        assert_eq!(
+            system.qemu_serials(),
+            [SerialUse {
+                port: 1,
+                device: "uart1".into(),
+                partition: "p0".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_device_brings_its_interrupts() {
+        let system = accepted(&partition(0, "4096", &["devices = [\"rtc\", \"uart1\"]"]));
+        let p0 = &system.partitions[0];
+        assert_eq!(p0.interrupts, [34, 35, 36, 40]);
+        assert_eq!(p0.devices.len(), 2);
+        // Listed after the devices, its own interrupts follow theirs.
+        let system = accepted(&partition(
+            0,
+            "4096",
+            &["interrupts = [100]", "devices = [\"rtc\"]"],
+        ));
+        assert_eq!(system.partitions[0].interrupts, [34, 35, 36, 100]);
+    }
+
+    #[test]
+    fn resources_default_to_none() {
+        let system = accepted(HELLO);
+        assert!(system.partitions[0].interrupts.is_empty());
+        assert!(system.partitions[0].devices.is_empty());
+        assert!(system.schedule.is_empty());
+        assert!(system.qemu_serials().is_empty());
+        let system = accepted(&partition(0, "4096", &["interrupts = []", "devices = []"]));
+        assert!(system.partitions[0].interrupts.is_empty());
+    }
+
+    #[test]
+    fn interrupts_must_be_a_list_of_integers() {
+        let e = refused(
+            &partition(0, "4096", &["interrupts = 48"]),
+            5,
+            "expected a list of interrupt numbers (integer INTIDs), such as [48, 49]",
+        );
+        assert!(e.message.contains("invalid type: integer `48`"), "{e}");
+        refused(
+            &partition(0, "4096", &["interrupts = [", "  48,", "  \"49\",", "]"]),
+            7,
+            "expected an interrupt number (an integer INTID, such as 48)",
+        );
+        refused(
+            &partition(0, "4096", &["interrupts = [48.0]"]),
+            5,
+            "expected an interrupt number",
+        );
+    }
+
+    #[test]
+    fn sgis_and_ppis_are_never_a_partitions() {
+        let e = refused(
+            &partition(0, "4096", &["interrupts = [8]"]),
+            5,
+            "INTID 8 is an SGI (0-15",
+        );
+        assert!(
+            e.message
+                .contains("a partition may own only SPIs, INTIDs 32..=287 on board `qemu-virt`"),
+            "{e}"
+        );
+        refused(
+            &partition(0, "4096", &["interrupts = [48, 0]"]),
+            5,
+            "INTID 0 is an SGI",
+        );
+        let e = refused(
+            &partition(0, "4096", &["interrupts = [27]"]),
+            5,
+            "INTID 27 is a PPI (16-31: private to each core",
+        );
+        assert!(e.message.contains("virtual timer"), "{e}");
+        refused(
+            &partition(0, "4096", &["interrupts = [31]"]),
+            5,
+            "INTID 31 is a PPI",
+        );
+    }
+
+    #[test]
+    fn interrupts_beyond_the_boards_last_spi() {
+        for intid in ["288", "1019", "1020", "-1", "9223372036854775807"] {
+            refused(
+                &partition(0, "4096", &[&format!("interrupts = [{intid}]")]),
+                5,
+                &format!(
+                    "INTID {intid} does not exist: a partition may own only SPIs, INTIDs 32..=287"
+                ),
+            );
+        }
+        let system = accepted(&partition(0, "4096", &["interrupts = [32, 287]"]));
+        assert_eq!(system.partitions[0].interrupts, [32, 287]);
+    }
+
+    #[test]
+    fn interrupt_listed_twice() {
+        refused(
+            &partition(
+                0,
+                "4096",
+                &["interrupts = [", "  48,", "  49,", "  48,", "]"],
+            ),
+            8,
+            "INTID 48 is listed twice in `interrupts` of `p0` (first on line 6)",
+        );
+        // Once through a device, once by hand.
+        refused(
+            &partition(0, "4096", &["devices = [\"uart1\"]", "interrupts = [40]"]),
+            6,
+            "INTID 40 is listed twice: partition `p0` already owns it (line 5, with device \
+             `uart1`)",
+        );
+    }
+
+    #[test]
+    fn interrupt_owned_by_two_partitions() {
+        let text = format!(
+            "{}{}",
+            partition(0, "4096", &["interrupts = [48]"]),
+            partition(1, "4096", &["interrupts = [49, 48]"]),
+        );
+        refused(
+            &text,
+            10,
+            "INTID 48 of `p1` is already owned by partition `p0` (line 5): an interrupt has \
+             one owner",
+        );
+        // Owned through a device first.
+        let text = format!(
+            "{}{}",
+            partition(0, "4096", &["devices = [\"uart1\"]"]),
+            partition(1, "4096", &["interrupts = [40]"]),
+        );
+        refused(
+            &text,
+            10,
+            "INTID 40 of `p1` is already owned by partition `p0` (line 5, with device `uart1`)",
+        );
+        // Owned by hand first, then brought by a device.
+        let text = format!(
+            "{}{}",
+            partition(0, "4096", &["interrupts = [35]"]),
+            partition(1, "4096", &["devices = [\"rtc\"]"]),
+        );
+        refused(
+            &text,
+            10,
+            "device `rtc` brings INTID 35, which partition `p0` already owns (line 5)",
+        );
+    }
+
+    #[test]
+    fn the_kernels_interrupts() {
+        refused(
+            &partition(0, "4096", &["interrupts = [33]"]),
+            5,
+            "INTID 33 is the kernel's own: it is the interrupt of `uart0`, the kernel's \
+             console (board `qemu-virt`)",
+        );
+    }
+
+    #[test]
+    fn at_most_64_interrupts() {
+        accepted(&partition(0, "4096", &[&intid_range(100, 163)]));
+        refused(
+            &partition(0, "4096", &[&intid_range(100, 164)]),
+            5,
+            "partition `p0` owns more than 64 interrupts (its devices' included), the most a \
+             partition may own",
+        );
+        // The device's three count.
+        refused(
+            &partition(0, "4096", &["devices = [\"rtc\"]", &intid_range(100, 161)]),
+            6,
+            "more than 64 interrupts",
+        );
+    }
+
+    #[test]
+    fn unknown_device_lists_the_boards() {
+        let e = refused(
+            &partition(0, "4096", &["devices = [\"uart1\", \"uart9\"]"]),
+            5,
+            "unknown device `uart9`: devices of board `qemu-virt` a partition may own are \
+             `uart1`, `rtc`",
+        );
+        assert!(e.message.contains("or give a region"), "{e}");
+    }
+
+    #[test]
+    fn the_kernels_devices() {
+        refused(
+            &partition(0, "4096", &["devices = [\"uart0\"]"]),
+            5,
+            "device `uart0` is the kernel's own (the kernel's console): no partition may own it",
+        );
+        refused(
+            &partition(0, "4096", &["devices = [\"gicd\"]"]),
+            5,
+            "the GIC distributor (GICD)",
+        );
+    }
+
+    #[test]
+    fn device_owned_twice() {
+        let text = format!(
+            "{}{}",
+            partition(0, "4096", &["devices = [\"uart1\"]"]),
+            partition(
+                1,
+                "4096",
+                &["devices = [", "  \"rtc\",", "  \"uart1\",", "]"]
+            ),
+        );
+        refused(
+            &text,
+            12,
+            "device `uart1` of `p1` is already owned by partition `p0` (line 5): a device has \
+             one owner",
+        );
+        refused(
+            &partition(0, "4096", &["devices = [\"uart1\", \"uart1\"]"]),
+            5,
+            "device `uart1` is listed twice in `devices` of `p0` (first on line 5)",
+        );
+    }
+
+    #[test]
+    fn devices_must_be_names_or_regions() {
+        refused(
+            &partition(0, "4096", &["devices = \"uart1\""]),
+            5,
+            "expected a list of board device names or regions",
+        );
+        refused(
+            &partition(0, "4096", &["devices = [1]"]),
+            5,
+            "expected a board device's name (such as \"uart1\") or a region",
+        );
+        refused(
+            &partition(
+                0,
+                "4096",
+                &["devices = [{ base = 0x0A00_0000, size = 4096, irq = 3 }]"],
+            ),
+            5,
+            "unknown field `irq`, expected one of `base`, `size`, `ipa`",
+        );
+        refused(
+            &partition(0, "4096", &["devices = [{ base = 0x0A00_0000 }]"]),
+            5,
+            "missing field `size`",
+        );
+        refused(
+            &partition(
+                0,
+                "4096",
+                &["devices = [{ base = \"0x0A00_0000\", size = 4096 }]"],
+            ),
+            5,
+            "invalid type",
+        );
+    }
+
+    /// `devices = [{ base = <base>, size = <size>[, ipa = <ipa>] }]`.
+    fn region(base: &str, size: &str, ipa: Option<&str>) -> String {
+        match ipa {
+            Some(ipa) => format!("devices = [{{ base = {base}, size = {size}, ipa = {ipa} }}]"),
+            None => format!("devices = [{{ base = {base}, size = {size} }}]"),
+        }
+    }
+
+    #[test]
+    fn regions_must_be_page_aligned_and_not_empty() {
+        let case = |base: &str, size: &str, ipa: Option<&str>, phrase: &str| {
+            refused(
+                &partition(0, "4096", &[&region(base, size, ipa)]),
+                5,
+                phrase,
+            );
+        };
+        case(
+            "0x0A00_0800",
+            "4096",
+            None,
+            "device region base 0xa000800 is not page aligned (4 KiB)",
+        );
+        case(
+            "0x0A00_0000",
+            "4096",
+            Some("0x1000_0010"),
+            "device region ipa 0x10000010 is not page aligned",
+        );
+        case(
+            "0x0A00_0000",
+            "0",
+            None,
+            "device region size must not be zero",
+        );
+        case("0x0A00_0000", "\"0KiB\"", None, "must not be zero");
+        case(
+            "0x0A00_0000",
+            "6144",
+            None,
+            "device region size of 6144 bytes is not a multiple of 4 KiB",
+        );
+        case("0x0A00_0000", "\"4KB\"", None, "bad memory size `4KB`");
+        case(
+            "-4096",
+            "4096",
+            None,
+            "device region base must not be negative",
+        );
+    }
+
+    #[test]
+    fn regions_stay_out_of_ram_and_the_kernels_devices() {
+        refused(
+            &partition(
+                0,
+                "4096",
+                &[&region("0x3FFF_F000", "\"8KiB\"", Some("0x1000"))],
+            ),
+            5,
+            "device region 0x3ffff000..0x40001000 overlaps the RAM of board `qemu-virt` \
+             (0x40000000..0x80000000)",
+        );
+        refused(
+            &partition(0, "4096", &[&region("0x0800_F000", "4096", None)]),
+            5,
+            "device region 0x800f000..0x8010000 overlaps `gicd` at 0x8000000..0x8010000, which \
+             the kernel keeps: the GIC distributor (GICD) (board `qemu-virt`)",
+        );
+        refused(
+            &partition(0, "4096", &[&region("0x0900_0000", "4096", Some("0x1000"))]),
+            5,
+            "overlaps `uart0` at 0x9000000..0x9001000, which the kernel keeps: the kernel's \
+             console",
+        );
+    }
+
+    #[test]
+    fn regions_have_one_owner() {
+        // An address range inside another partition's board device.
+        let text = format!(
+            "{}{}",
+            partition(0, "4096", &["devices = [\"uart1\"]"]),
+            partition(1, "4096", &[&region("0x0904_0000", "4096", Some("0x1000"))]),
+        );
+        refused(
+            &text,
+            10,
+            "device region 0x9040000..0x9041000 of `p1` overlaps partition `p0`'s device \
+             `uart1` at 0x9040000..0x9041000 (line 5): a device region has one owner",
+        );
+        // Two address ranges.
+        let text = format!(
+            "{}{}",
+            partition(0, "4096", &[&region("0x0A00_0000", "\"16KiB\"", None)]),
+            partition(1, "4096", &[&region("0x0A00_3000", "4096", None)]),
+        );
+        refused(
+            &text,
+            10,
+            "overlaps partition `p0`'s region 0xa000000..0xa004000 (line 5)",
+        );
+        // A board device over an address range given earlier.
+        let text = format!(
+            "{}{}",
+            partition(0, "4096", &[&region("0x0900_F000", "\"8KiB\"", None)]),
+            partition(1, "4096", &["devices = [\"rtc\"]"]),
+        );
+        refused(
+            &text,
+            10,
+            "device `rtc` at 0x9010000..0x9011000 of `p1` overlaps partition `p0`'s region",
+        );
+        // The same partition twice, at two IPAs.
+        refused(
+            &partition(
+                0,
+                "4096",
+                &[
+                    "devices = [",
+                    "  \"uart1\",",
+                    "  { base = 0x0904_0000, size = 4096, ipa = 0x1000 },",
+                    "]",
+                ],
+            ),
+            7,
+            "overlaps its own device `uart1` at 0x9040000..0x9041000 (line 6)",
+        );
+    }
+
+    #[test]
+    fn region_ipas_stay_below_the_kernels_window() {
+        accepted(&partition(
+            0,
+            "4096",
+            &[&region("0x0A00_0000", "4096", Some("0x3FFE_F000"))],
+        ));
+        for (ipa, size) in [
+            ("0x3FFE_F000", "\"8KiB\""),
+            ("0x3FFF_0000", "4096"),
+            ("0x4000_0000", "4096"),
+            ("0x1_0000_0000", "4096"),
+        ] {
+            let e = refused(
+                &partition(0, "4096", &[&region("0x0A00_0000", size, Some(ipa))]),
+                5,
+                "device IPAs must end by 0x3fff0000 (the kernel's IPA window \
+                 0x3fff0000..0x40000000 and guest RAM from 0x40000000 up are off limits)",
+            );
+            assert!(e.message.starts_with("device region 0xa000000.."), "{e}");
+        }
+    }
+
+    #[test]
+    fn region_ipas_of_a_partition_do_not_overlap() {
+        refused(
+            &partition(
+                0,
+                "4096",
+                &[
+                    "devices = [",
+                    "  { base = 0x0A00_0000, size = \"8KiB\", ipa = 0x1000_0000 },",
+                    "  { base = 0x0B00_0000, size = 4096, ipa = 0x1000_1000 },",
+                    "]",
+                ],
+            ),
+            7,
+            "device region 0xb000000..0xb001000 is seen at IPA 0x10001000..0x10002000, which \
+             overlaps the IPA 0x10000000..0x10002000 of `p0`'s region on line 6",
+        );
+        // Different partitions have different IPA spaces.
+        accepted(&format!(
+            "{}{}",
+            partition(0, "4096", &[&region("0x0A00_0000", "4096", Some("0x1000"))]),
+            partition(1, "4096", &[&region("0x0B00_0000", "4096", Some("0x1000"))]),
+        ));
+    }
+
+    #[test]
+    fn region_ipas_avoid_the_gicv2_cpu_interface() {
+        let gicv2 = |extra: &str| {
+            format!(
+                "[system]\nboard = \"qemu-virt-gicv2\"\n{}",
+                partition(0, "4096", &[extra])
+            )
+        };
+        refused(
+            &gicv2(&region("0x0A00_0000", "4096", Some("0x0801_1000"))),
+            7,
+            "device region 0xa000000..0xa001000 is seen at IPA 0x8011000..0x8012000, which \
+             overlaps IPA 0x8010000..0x8012000, where a partition sees its GIC CPU interface \
+             on board `qemu-virt-gicv2` (GICv2)",
+        );
+        accepted(&gicv2(&region("0x0A00_0000", "4096", Some("0x0801_2000"))));
+        // GICv3 has no memory-mapped CPU interface.
+        accepted(&partition(
+            0,
+            "4096",
+            &[&region("0x0A00_0000", "4096", Some("0x0801_1000"))],
+        ));
+    }
+
+    #[test]
+    fn at_most_16_device_regions() {
+        let regions = |n: u64| {
+            let entries: Vec<String> = (0..n)
+                .map(|i| format!("{{ base = {:#x}, size = 4096 }}", 0x0A00_0000 + i * 0x1000))
+                .collect();
+            format!("devices = [{}]", entries.join(", "))
+        };
+        accepted(&partition(0, "4096", &[&regions(16)]));
+        refused(
+            &partition(0, "4096", &[&regions(17)]),
+            5,
+            "partition `p0` has more than 16 device regions, the most a partition may own",
+        );
+    }
+
+    /// Partitions `p0`, `p1`, `p2` with `[system] schedule = <schedule>` on line 2.
+    fn scheduled(schedule: &str) -> String {
+        format!(
+            "[system]\nschedule = {schedule}\n{}{}{}",
+            partition(0, "4096", &[]),
+            partition(1, "4096", &[]),
+            partition(2, "4096", &[]),
+        )
+    }
+
+    #[test]
+    fn schedule_becomes_partition_indices() {
+        let system = accepted(&scheduled("[\"p2\", \"p0\", \"p1\", \"p0\"]"));
+        assert_eq!(system.schedule, [2, 0, 1, 0]);
+        let slots: Vec<String> = (0..256).map(|i| format!("\"p{}\"", i % 3)).collect();
+        let system = accepted(&scheduled(&format!("[{}]", slots.join(", "))));
+        assert_eq!(system.schedule.len(), 256);
+        assert_eq!(system.schedule[..4], [0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn schedule_naming_an_unknown_partition() {
+        refused(
+            &scheduled("[\n  \"p0\",\n  \"p1\",\n  \"pong\",\n  \"p2\",\n]"),
+            5,
+            "`schedule` names `pong`, which is not a partition of this system: partitions are \
+             `p0`, `p1`, `p2`",
+        );
+    }
+
+    #[test]
+    fn schedule_must_not_be_empty_or_too_long() {
+        refused(&scheduled("[]"), 2, "`schedule` is empty");
+        let slots: Vec<String> = (0..257).map(|i| format!("\"p{}\"", i % 3)).collect();
+        refused(
+            &scheduled(&format!("[{}]", slots.join(",\n"))),
+            258,
+            "`schedule` has 257 slots, at most 256 are supported",
+        );
+    }
+
+    #[test]
+    fn schedule_leaving_a_partition_out() {
+        refused(
+            &scheduled("[\"p0\", \"p2\", \"p0\"]"),
+            2,
+            "partition `p1` has no slot in `schedule`: it would never run unless another \
+             partition donated its time",
+        );
+    }
+
+    #[test]
+    fn schedule_must_be_a_list_of_names() {
+        refused(&scheduled("\"p0\""), 2, "invalid type");
+        refused(&scheduled("[0, 1, 2]"), 2, "invalid type");
     }
 }

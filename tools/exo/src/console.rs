@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Prefix of a result line.
@@ -167,6 +168,9 @@ pub struct RunOutcome {
     pub self_check_lines: Vec<Result<u64, String>>,
     /// How QEMU ended.
     pub end: RunEnd,
+    /// Files QEMU's serial ports beyond the console wrote to, by port (see
+    /// [`crate::qemu::serial_ports`]).
+    pub serial_outputs: BTreeMap<u32, PathBuf>,
 }
 
 impl RunOutcome {
@@ -182,6 +186,7 @@ impl RunOutcome {
             revocation_lines: Vec::new(),
             self_check_lines: Vec::new(),
             end: RunEnd::Exited(None),
+            serial_outputs: BTreeMap::new(),
         }
     }
 

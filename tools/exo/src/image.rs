@@ -138,15 +138,20 @@ pub fn partition_spec(
         revocation_deadline_us: partition.revocation_deadline_us,
         max_aborts: partition.max_aborts,
         talks_to: partition.talks_to,
-        interrupts: Vec::new(),
-        devices: Vec::new(),
+        interrupts: partition.interrupts.clone(),
+        devices: partition.devices.iter().map(|d| d.region).collect(),
     })
 }
 
-/// The whole image: the flattened kernel, then the package, with `image_size` patched.
-pub fn assemble(kernel: &Elf, partitions: &[PartitionSpec]) -> anyhow::Result<Vec<u8>> {
+/// The whole image: the flattened kernel, then the package with core 0's time-slice vector
+/// `schedule` (empty: one slot per partition), with `image_size` patched.
+pub fn assemble(
+    kernel: &Elf,
+    partitions: &[PartitionSpec],
+    schedule: &[u8],
+) -> anyhow::Result<Vec<u8>> {
     let mut image = flatten_kernel(kernel)?;
-    image.extend_from_slice(&encode(partitions, &[]));
+    image.extend_from_slice(&encode(partitions, schedule));
     let size = image.len() as u64;
     image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&size.to_le_bytes());
     Ok(image)
@@ -170,7 +175,7 @@ pub fn write_image(
             .with_context(|| format!("program of partition `{}`", partition.name))?;
         specs.push(partition_spec(system, partition, &program)?);
     }
-    let image = assemble(&kernel, &specs)?;
+    let image = assemble(&kernel, &specs, &system.schedule)?;
     let out = workspace
         .build_dir(&system.board.name)
         .join(format!("{}.img", system.stem()));
@@ -190,8 +195,9 @@ mod tests {
     use super::*;
     use crate::config::testing::workspace;
     use crate::elf::synthetic;
+    use exo_abi::PhysAddr;
     use exo_abi::info::rights;
-    use exo_abi::package::Package;
+    use exo_abi::package::{DeviceRegion, Package};
 
     const START: u64 = 0x4008_0000;
 
@@ -260,7 +266,7 @@ mod tests {
     fn appends_the_package_and_patches_the_image_size() {
         let (_dir, system) = system(CONFIG);
         let spec = partition_spec(&system, &system.partitions[0], &guest(0x2000)).unwrap();
-        let image = assemble(&kernel(), &[spec]).unwrap();
+        let image = assemble(&kernel(), &[spec], &[]).unwrap();
         let size = u64::from_le_bytes(image[16..24].try_into().unwrap());
         assert_eq!(size, image.len() as u64);
         let package = Package::parse(&image[0x3000..]).unwrap();
@@ -287,7 +293,7 @@ mod tests {
              revocation_deadline = \"250us\"\nmax_aborts = 0\n"
         ));
         let spec = partition_spec(&system, &system.partitions[0], &guest(0x2000)).unwrap();
-        let image = assemble(&kernel(), &[spec]).unwrap();
+        let image = assemble(&kernel(), &[spec], &[]).unwrap();
         let package = Package::parse(&image[0x3000..]).unwrap();
         let partition = package.partitions().next().unwrap();
         assert_eq!(partition.memory_bytes, 0x2000);
@@ -308,10 +314,48 @@ mod tests {
             .iter()
             .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
             .collect();
-        let image = assemble(&kernel(), &specs).unwrap();
+        let image = assemble(&kernel(), &specs, &system.schedule).unwrap();
         let package = Package::parse(&image[0x3000..]).unwrap();
         let masks: Vec<u64> = package.partitions().map(|p| p.talks_to).collect();
         assert_eq!(masks, [0b10, 0]);
+    }
+
+    #[test]
+    fn the_package_carries_interrupts_devices_and_the_schedule() {
+        let (_dir, system) = system(&format!(
+            "[system]\nschedule = [\"pong\", \"hello\", \"pong\"]\n\n{CONFIG}\
+             devices = [\"uart1\", {{ base = 0x0A00_0000, size = \"8KiB\", ipa = 0x1000 }}]\n\
+             interrupts = [48]\n\n[[partition]]\nname = \"pong\"\nprogram = \"hello\"\n\
+             memory = 8192\n"
+        ));
+        let specs: Vec<_> = system
+            .partitions
+            .iter()
+            .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
+            .collect();
+        let image = assemble(&kernel(), &specs, &system.schedule).unwrap();
+        let package = Package::parse(&image[0x3000..]).unwrap();
+        assert_eq!(package.schedule(), [1, 0, 1]);
+        let partitions: Vec<_> = package.partitions().collect();
+        assert_eq!(partitions[0].interrupts().collect::<Vec<_>>(), [40, 48]);
+        let devices: Vec<_> = partitions[0].devices().collect();
+        assert_eq!(
+            devices,
+            [
+                DeviceRegion {
+                    phys: PhysAddr::new(0x0904_0000),
+                    ipa: Ipa::new(0x0904_0000),
+                    size: 0x1000,
+                },
+                DeviceRegion {
+                    phys: PhysAddr::new(0x0A00_0000),
+                    ipa: Ipa::new(0x1000),
+                    size: 0x2000,
+                },
+            ]
+        );
+        assert_eq!(partitions[1].interrupts().count(), 0);
+        assert_eq!(partitions[1].devices().count(), 0);
     }
 
     #[test]

@@ -39,6 +39,14 @@ enum Command {
         /// Extra argument for QEMU (repeatable), e.g. `--qemu-arg=-d --qemu-arg=int`.
         #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
         qemu_args: Vec<String>,
+        /// File QEMU serial port 1 reads its input from: the board device with
+        /// `qemu_serial = 1` (`uart1` on qemu-virt), which some partition must own.
+        #[arg(long, value_name = "FILE")]
+        serial1_input: Option<PathBuf>,
+        /// File QEMU serial port 1 writes to [default when a partition owns that device:
+        /// build/<board>/<config stem>.serial1.log, printed at start].
+        #[arg(long, value_name = "FILE")]
+        serial1_output: Option<PathBuf>,
     },
     /// Boot a configuration under QEMU `-icount` (virtual time counted in instructions, so
     /// results repeat exactly) and report every revocation's latency.
@@ -133,6 +141,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             qemu,
             qemu_args,
+            serial1_input,
+            serial1_output,
         } => {
             let path = config_path(&workspace, &target);
             let options = RunOptions {
@@ -141,6 +151,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 echo: true,
                 qemu,
                 extra_qemu_args: qemu_args,
+                serial1_input,
+                serial1_output,
             };
             let outcome = exo_tool::run_system(&path, &options)?;
             eprintln!("{outcome}");

@@ -1,6 +1,13 @@
 //! Booting an image under QEMU and watching the console until the kernel powers off, QEMU
 //! exits, or the deadline passes (then QEMU is killed: a hung guest never hangs the caller).
 //!
+//! The board's arguments make QEMU's serial port 0 the kernel's console (`-serial stdio`).
+//! When a partition owns a device that is another of QEMU's serial ports (`qemu_serial = N`
+//! in the board file, `uart1` on QEMU virt), the run gives QEMU that port too
+//! ([`serial_ports`], [`serial_args`]): connected to [`RunOptions::serial1_input`] and
+//! [`RunOptions::serial1_output`] when given, else its output goes to
+//! `<image dir>/<config stem>.serial<N>.log` and it gets no input.
+//!
 //! Two reader threads forward QEMU's standard output and error, line by line, over a
 //! channel; the calling thread echoes them, feeds them to [`RunOutcome::observe`] and waits
 //! on the channel with the time left before the deadline.
@@ -12,7 +19,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use crate::config::System;
 use crate::console::{RunEnd, RunOutcome};
@@ -34,9 +41,15 @@ pub struct RunOptions {
     pub echo: bool,
     /// QEMU binary to use instead of the board's.
     pub qemu: Option<PathBuf>,
-    /// Extra QEMU arguments, appended after the board's (e.g. `-icount shift=0` for
-    /// deterministic benchmarks).
+    /// Extra QEMU arguments, appended after the board's and the serial ports' (e.g.
+    /// `-icount shift=0` for deterministic benchmarks).
     pub extra_qemu_args: Vec<String>,
+    /// A file QEMU's serial port 1 reads its input from (the device with `qemu_serial = 1`,
+    /// `uart1` on QEMU virt). A partition must own that device.
+    pub serial1_input: Option<PathBuf>,
+    /// The file QEMU's serial port 1 writes to, instead of
+    /// `<image dir>/<config stem>.serial1.log`. A partition must own that device.
+    pub serial1_output: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -47,8 +60,118 @@ impl Default for RunOptions {
             echo: true,
             qemu: None,
             extra_qemu_args: Vec::new(),
+            serial1_input: None,
+            serial1_output: None,
         }
     }
+}
+
+/// A QEMU serial port beyond the console that a run attaches, for a partition's device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SerialPort {
+    /// QEMU's serial port number (1 is the second `-serial`).
+    pub port: u32,
+    /// The board device it is.
+    pub device: String,
+    /// The partition owning the device.
+    pub partition: String,
+    /// The file QEMU reads the port's input from, if any.
+    pub input: Option<PathBuf>,
+    /// The file QEMU writes the port's output to.
+    pub output: PathBuf,
+}
+
+/// The serial ports `system`'s partitions own, with their files: for port 1 those of
+/// `options` if given; otherwise output to `<image dir>/<config stem>.serial<N>.log`, and
+/// no input.
+///
+/// `Err` if `options` gives port 1 files but no partition owns port 1, or the input file
+/// does not exist.
+pub fn serial_ports(
+    system: &System,
+    image: &Path,
+    options: &RunOptions,
+) -> anyhow::Result<Vec<SerialPort>> {
+    let uses = system.qemu_serials();
+    let wants_serial1 = options.serial1_input.is_some() || options.serial1_output.is_some();
+    if wants_serial1 && !uses.iter().any(|u| u.port == 1) {
+        let device = system
+            .board
+            .devices
+            .iter()
+            .find(|d| d.qemu_serial == Some(1))
+            .map_or_else(
+                || format!("board `{}` has none", system.board.name),
+                |d| format!("`{}` on board `{}`", d.name, system.board.name),
+            );
+        bail!(
+            "files for QEMU serial 1 were given (--serial1-input/--serial1-output), but no \
+             partition of {} owns the device on serial 1 ({device}): add it to a partition's \
+             `devices`",
+            system.path.display()
+        );
+    }
+    if let Some(input) = &options.serial1_input
+        && !input.is_file()
+    {
+        bail!("serial 1 input file {} does not exist", input.display());
+    }
+    let dir = image.parent().unwrap_or(Path::new(""));
+    Ok(uses
+        .into_iter()
+        .map(|u| {
+            let (input, output) = match u.port {
+                1 => (
+                    options.serial1_input.clone(),
+                    options.serial1_output.clone(),
+                ),
+                _ => (None, None),
+            };
+            let output = output
+                .unwrap_or_else(|| dir.join(format!("{}.serial{}.log", system.stem(), u.port)));
+            SerialPort {
+                port: u.port,
+                device: u.device,
+                partition: u.partition,
+                input,
+                output,
+            }
+        })
+        .collect())
+}
+
+/// QEMU arguments attaching `ports` after the board's console (`-serial` options count from
+/// port 0, so a gap below a port is filled with `-serial null`): `-serial file:<output>`,
+/// or with an input file `-chardev file,id=serial<N>,path=<output>,input-path=<input>` and
+/// `-serial chardev:serial<N>`.
+pub fn serial_args(ports: &[SerialPort]) -> Vec<String> {
+    let mut args = Vec::new();
+    let last = ports.iter().map(|p| p.port).max().unwrap_or(0);
+    for port in 1..=last {
+        let Some(attached) = ports.iter().find(|p| p.port == port) else {
+            args.extend(["-serial".to_owned(), "null".to_owned()]);
+            continue;
+        };
+        let output = &attached.output;
+        match &attached.input {
+            None => args.extend(["-serial".to_owned(), format!("file:{}", output.display())]),
+            Some(input) => {
+                // QEMU option values escape a comma by doubling it.
+                let escape = |path: &Path| path.display().to_string().replace(',', ",,");
+                args.extend([
+                    "-chardev".to_owned(),
+                    format!(
+                        "file,id=serial{port},path={},input-path={}",
+                        escape(output),
+                        escape(input)
+                    ),
+                    "-serial".to_owned(),
+                    format!("chardev:serial{port}"),
+                ]);
+            }
+        }
+    }
+    args
 }
 
 enum Event {
@@ -68,11 +191,14 @@ impl Drop for Qemu {
     }
 }
 
-/// Boots `image` on `system`'s board and returns what happened.
+/// Boots `image` on `system`'s board, with the [`serial_ports`] its partitions own, and
+/// returns what happened.
 ///
-/// `Err` only if QEMU could not be started.
+/// `Err` only if QEMU could not be started or the serial port files are wrong.
 pub fn run(system: &System, image: &Path, options: &RunOptions) -> anyhow::Result<RunOutcome> {
+    let ports = serial_ports(system, image, options)?;
     let mut command = system.board.qemu_command(image, options.qemu.as_deref());
+    command.args(serial_args(&ports));
     command.args(&options.extra_qemu_args);
     command
         .stdin(Stdio::null())
@@ -95,6 +221,24 @@ pub fn run(system: &System, image: &Path, options: &RunOptions) -> anyhow::Resul
     drop(sender);
 
     let mut outcome = RunOutcome::new(system.partitions.iter().map(|p| p.name.clone()).collect());
+    for port in &ports {
+        if options.echo {
+            let input = match &port.input {
+                Some(input) => format!(", input from {}", input.display()),
+                None => String::new(),
+            };
+            eprintln!(
+                "exo run: QEMU serial {} (`{}` of partition `{}`) writes to {}{input}",
+                port.port,
+                port.device,
+                port.partition,
+                port.output.display()
+            );
+        }
+        outcome
+            .serial_outputs
+            .insert(port.port, port.output.clone());
+    }
     let mut deadline = Instant::now() + options.timeout;
     let mut end = None;
     // Read until both pipes close (QEMU exited) or the deadline passes.
@@ -242,5 +386,166 @@ mod tests {
         };
         let e = run(&system, Path::new("x.img"), &options).unwrap_err();
         assert!(format!("{e:#}").contains("scripts/setup"), "{e:#}");
+    }
+
+    /// A system whose partition `p` owns `uart1` (QEMU serial 1) when `with_uart1`.
+    fn system_with_uart1(with_uart1: bool) -> (TempDir, System) {
+        let (dir, workspace) = workspace();
+        let devices = if with_uart1 {
+            "devices = [\"uart1\"]\n"
+        } else {
+            ""
+        };
+        let config =
+            format!("[[partition]]\nname = \"p\"\nprogram = \"hello\"\nmemory = 4096\n{devices}");
+        let system =
+            crate::config::parse(&workspace, &dir.path().join("c.toml"), &config, None).unwrap();
+        (dir, system)
+    }
+
+    #[test]
+    fn an_owned_uart_is_logged_next_to_the_image() {
+        let (_dir, system) = system_with_uart1(true);
+        let image = Path::new("build/qemu-virt/c.img");
+        let ports = serial_ports(&system, image, &RunOptions::default()).unwrap();
+        assert_eq!(
+            ports,
+            [SerialPort {
+                port: 1,
+                device: "uart1".into(),
+                partition: "p".into(),
+                input: None,
+                output: "build/qemu-virt/c.serial1.log".into(),
+            }]
+        );
+        assert_eq!(
+            serial_args(&ports),
+            ["-serial", "file:build/qemu-virt/c.serial1.log"]
+        );
+    }
+
+    #[test]
+    fn serial1_files_become_a_chardev() {
+        let (dir, system) = system_with_uart1(true);
+        let input = dir.write("in,put.txt", "hello\n");
+        let options = RunOptions {
+            serial1_input: Some(input.clone()),
+            serial1_output: Some("out.txt".into()),
+            ..RunOptions::default()
+        };
+        let ports = serial_ports(&system, Path::new("x.img"), &options).unwrap();
+        assert_eq!(ports[0].input.as_deref(), Some(input.as_path()));
+        let escaped = input.display().to_string().replace(',', ",,");
+        assert_eq!(
+            serial_args(&ports),
+            [
+                "-chardev".to_owned(),
+                format!("file,id=serial1,path=out.txt,input-path={escaped}"),
+                "-serial".to_owned(),
+                "chardev:serial1".to_owned(),
+            ]
+        );
+        // Only an output file: no chardev needed.
+        let options = RunOptions {
+            serial1_output: Some("out.txt".into()),
+            ..RunOptions::default()
+        };
+        let ports = serial_ports(&system, Path::new("x.img"), &options).unwrap();
+        assert_eq!(serial_args(&ports), ["-serial", "file:out.txt"]);
+    }
+
+    #[test]
+    fn serial_ports_below_an_attached_one_are_null() {
+        let port = |port: u32| SerialPort {
+            port,
+            device: format!("uart{port}"),
+            partition: "p".into(),
+            input: None,
+            output: format!("s{port}.log").into(),
+        };
+        assert_eq!(
+            serial_args(&[port(3), port(1)]),
+            [
+                "-serial",
+                "file:s1.log",
+                "-serial",
+                "null",
+                "-serial",
+                "file:s3.log"
+            ]
+        );
+        assert!(serial_args(&[]).is_empty());
+    }
+
+    #[test]
+    fn no_serial_port_without_a_device() {
+        let (_dir, system) = system_with_uart1(false);
+        let ports = serial_ports(&system, Path::new("x.img"), &RunOptions::default()).unwrap();
+        assert!(ports.is_empty());
+        let options = RunOptions {
+            serial1_output: Some("out.txt".into()),
+            ..RunOptions::default()
+        };
+        let e = serial_ports(&system, Path::new("x.img"), &options).unwrap_err();
+        assert!(
+            e.to_string().contains("no partition of")
+                && e.to_string().contains("(`uart1` on board `qemu-virt`)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_serial1_input_is_refused() {
+        let (_dir, system) = system_with_uart1(true);
+        let options = RunOptions {
+            serial1_input: Some("/nonexistent/input".into()),
+            ..RunOptions::default()
+        };
+        let e = serial_ports(&system, Path::new("x.img"), &options).unwrap_err();
+        assert!(
+            e.to_string().contains("/nonexistent/input does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn qemu_gets_the_serial_port() {
+        let (dir, system) = system_with_uart1(true);
+        let scripts = TempDir::new();
+        let args = scripts.path().join("args");
+        let fake = scripts.write(
+            "fake-qemu",
+            format!(
+                "#!/bin/sh\necho \"$@\" > {}\necho 'exo: result p ok'\n\
+                 echo 'exo: all partitions finished, powering off'\n",
+                args.display()
+            ),
+        );
+        let status = std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&fake)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let image = dir.path().join("build/c.img");
+        let options = RunOptions {
+            echo: false,
+            qemu: Some(fake),
+            extra_qemu_args: vec!["-icount".into(), "0".into()],
+            ..RunOptions::default()
+        };
+        let outcome = run(&system, &image, &options).unwrap();
+        assert!(outcome.success(), "{outcome}");
+        let log = dir.path().join("build/c.serial1.log");
+        assert_eq!(outcome.serial_outputs.get(&1), Some(&log));
+        let args = std::fs::read_to_string(args).unwrap();
+        assert!(
+            args.trim_end().ends_with(&format!(
+                "-kernel {} -serial file:{} -icount 0",
+                image.display(),
+                log.display()
+            )),
+            "{args}"
+        );
     }
 }
