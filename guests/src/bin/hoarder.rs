@@ -29,9 +29,10 @@ exo_libos::entry!(main);
 /// Every frame it bound: `(phys, ipa)`, sorted by `phys` once grown.
 static BOUND: Mutex<[(PhysAddr, Ipa); TABLE_CAPACITY]> =
     Mutex::new([(PhysAddr::new(0), Ipa::new(0)); TABLE_CAPACITY]);
+/// One repossession-vector entry: the frame, where it was bound, and why it was taken.
+type Taken = (PhysAddr, Option<Ipa>, Option<Reason>);
 /// What the repossession vector reported.
-static TAKEN: Mutex<[(PhysAddr, Option<Ipa>, Option<Reason>); CAPACITY]> =
-    Mutex::new([(PhysAddr::new(0), None, None); CAPACITY]);
+static TAKEN: Mutex<[Taken; CAPACITY]> = Mutex::new([(PhysAddr::new(0), None, None); CAPACITY]);
 
 static REFUSE: Mutex<RefusePolicy> = Mutex::new(RefusePolicy);
 /// IPA of the last fault the handler skipped.

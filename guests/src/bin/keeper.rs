@@ -51,7 +51,7 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
     loop {
         mem::yield_now()?;
         yields += 1;
-        if yields % 64 == 0 {
+        if yields.is_multiple_of(64) {
             match call::grant(probe_frame, hostile, bind::READ) {
                 Ok(()) => call::grant_revoke(probe_frame, hostile)?,
                 Err(Error::UnknownPartition) => break,
