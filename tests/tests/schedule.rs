@@ -1,0 +1,72 @@
+//! CPU time as a secure binding: core 0's time-slice vector gives partitions shares of the
+//! CPU by slot, and `EXO_DONATE` hands the rest of a slot to another partition. Booted under
+//! QEMU `-icount` (one nanosecond per instruction), so the shares are the same on every run;
+//! on both interrupt controllers.
+
+use exo_system_tests::{Boot, Booted, test_config};
+
+/// Boots `config` on `board` in deterministic virtual time.
+fn boot_icount(config: &str, board: &str) -> Booted {
+    let booted = Boot::new(&test_config(config))
+        .board(board)
+        .qemu_arg("-icount")
+        .qemu_arg("shift=0,sleep=off")
+        .run();
+    booted.assert_success();
+    booted
+}
+
+/// How often partition `name` spun (its `spun <n> times` line).
+fn spins(booted: &Booted, name: &str) -> f64 {
+    booted
+        .outcome
+        .partition_lines(name)
+        .find_map(|line| {
+            line.strip_prefix("spun ")?
+                .strip_suffix(" times")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| booted.fail(&format!("{name} printed no `spun <n> times` line")))
+}
+
+/// `heavy` (two slots) against `light` (one slot): about 2:1.
+fn vector_shares_the_cpu_by_slot(board: &str) {
+    let booted = boot_icount("schedule.toml", board);
+    let ratio = spins(&booted, "heavy") / spins(&booted, "light");
+    booted.check(
+        (1.7..2.4).contains(&ratio),
+        &format!("heavy/light = {ratio:.2}, expected about 2 (two slots to one)"),
+    );
+}
+
+/// One slot each, but `donor` donates its slots to `light`: light/heavy about 2:1.
+fn donation_gives_the_slot_away(board: &str) {
+    let booted = boot_icount("donate.toml", board);
+    let ratio = spins(&booted, "light") / spins(&booted, "heavy");
+    booted.check(
+        (1.7..2.4).contains(&ratio),
+        &format!("light/heavy = {ratio:.2}, expected about 2 (its own slot and the donor's)"),
+    );
+    booted.assert_partition_printed("donor", "donated");
+}
+
+#[test]
+fn gicv3_time_slice_vector_shares_the_cpu_by_slot() {
+    vector_shares_the_cpu_by_slot("qemu-virt");
+}
+
+#[test]
+fn gicv2_time_slice_vector_shares_the_cpu_by_slot() {
+    vector_shares_the_cpu_by_slot("qemu-virt-gicv2");
+}
+
+#[test]
+fn gicv3_donation_gives_the_rest_of_a_slot_away() {
+    donation_gives_the_slot_away("qemu-virt");
+}
+
+#[test]
+fn gicv2_donation_gives_the_rest_of_a_slot_away() {
+    donation_gives_the_slot_away("qemu-virt-gicv2");
+}
