@@ -1,5 +1,11 @@
-//! What the device tree says about the machine: RAM, the console UART, reserved memory.
-//! Board facts come from here at boot, never from constants (the Pi 4's RAM size varies).
+//! What the device tree says about the machine: RAM, the console UART, the interrupt
+//! controller, how to power off. Board facts come from here at boot, never from constants
+//! (the Pi 4's RAM size varies).
+//!
+//! Device addresses are translated through the `ranges` of the bus they sit on (Devicetree
+//! Specification 2.3.8): the Pi describes its peripherals at VideoCore bus addresses under
+//! `/soc`, which the CPU sees elsewhere. Buses directly under the root are translated;
+//! deeper nesting is not (no board exo runs on needs it).
 
 use exo_abi::PhysAddr;
 use fdt::Fdt;
@@ -17,6 +23,102 @@ pub struct BootInfo {
     pub dtb_size: u64,
     /// The interrupt controller, if the kernel knows its kind.
     pub gic: Option<GicInfo>,
+    /// How to power the machine off.
+    pub power_off: PowerOff,
+}
+
+/// How the kernel powers the machine off at the end of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerOff {
+    /// PSCI `SYSTEM_OFF` through `SMC` (firmware at EL3, or QEMU `virt`'s built-in PSCI).
+    Psci,
+    /// The BCM2835/BCM2711 power-management watchdog: a full reset, marked as a halt for the
+    /// Pi firmware (what Linux does on a Pi); QEMU with `-no-reboot` exits.
+    Bcm2835Watchdog {
+        /// The PM block's base.
+        base: PhysAddr,
+    },
+    /// Nothing known: wait for ever.
+    None,
+}
+
+/// Translates `address`, a bus address of the node named `name`, to a CPU physical address
+/// through the `ranges` of its parent bus, if that bus sits directly under the root.
+fn translate(fdt: &Fdt<'_>, name: &str, address: u64) -> u64 {
+    let Some(root) = fdt.find_node("/") else {
+        return address;
+    };
+    let parent_cells = root.cell_sizes().address_cells;
+    for bus in root.children() {
+        if !bus.children().any(|child| child.name == name) {
+            continue;
+        }
+        let Some(ranges) = bus.property("ranges") else {
+            return address;
+        };
+        let sizes = bus.cell_sizes();
+        let cells = |bytes: &[u8]| {
+            bytes.chunks_exact(4).fold(0u64, |value, cell| {
+                (value << 32) | u64::from(u32::from_be_bytes([cell[0], cell[1], cell[2], cell[3]]))
+            })
+        };
+        let entry = 4 * (sizes.address_cells + parent_cells + sizes.size_cells);
+        if entry == 0 {
+            return address;
+        }
+        for range in ranges.value.chunks_exact(entry) {
+            let (child, rest) = range.split_at(4 * sizes.address_cells);
+            let (parent, size) = rest.split_at(4 * parent_cells);
+            let (child, parent, size) = (cells(child), cells(parent), cells(size));
+            if address >= child && address - child < size {
+                return parent + (address - child);
+            }
+        }
+        return address;
+    }
+    address
+}
+
+/// The node `/chosen/stdout-path` names (a path or an alias, options after `:` ignored).
+/// Looked up by its last path component: `fdt` 0.1.5's own `Chosen::stdout` panics on an
+/// alias with options (the Pi's `serial0:115200n8`) and its `find_node` misses nested paths.
+fn stdout<'b, 'a>(fdt: &'b Fdt<'a>) -> Option<fdt::node::FdtNode<'b, 'a>> {
+    let property = fdt.find_node("/chosen")?.property("stdout-path")?;
+    let value = core::str::from_utf8(property.value).ok()?;
+    let name = value.trim_end_matches('\0').split(':').next()?;
+    let path = if name.starts_with('/') {
+        name
+    } else {
+        fdt.aliases()?.resolve(name)?
+    };
+    let last = path.rsplit('/').next()?;
+    fdt.all_nodes().find(|node| node.name == last)
+}
+
+/// The first `reg` region of `node`, translated to a CPU physical address.
+fn first_region(fdt: &Fdt<'_>, node: fdt::node::FdtNode<'_, '_>) -> Option<PhysAddr> {
+    let region = node.reg()?.next()?;
+    Some(PhysAddr::new(translate(
+        fdt,
+        node.name,
+        region.starting_address as u64,
+    )))
+}
+
+impl PowerOff {
+    fn from_fdt(fdt: &Fdt<'_>) -> Self {
+        let psci = fdt
+            .all_nodes()
+            .find(|node| node.name == "psci" || node.name.starts_with("psci@"))
+            .and_then(|node| node.property("method"))
+            .is_some_and(|method| method.value.starts_with(b"smc"));
+        if psci {
+            return PowerOff::Psci;
+        }
+        fdt.find_compatible(&["brcm,bcm2835-pm-wdt", "brcm,bcm2835-pm"])
+            .and_then(|node| first_region(fdt, node))
+            .map_or(PowerOff::None, |base| PowerOff::Bcm2835Watchdog { base })
+    }
 }
 
 /// Where the Generic Interrupt Controller's register frames are.
@@ -48,7 +150,8 @@ impl GicInfo {
         let frames = |node: fdt::node::FdtNode<'_, '_>| {
             let mut bases = [None; 4];
             for (slot, region) in bases.iter_mut().zip(node.reg().into_iter().flatten()) {
-                *slot = Some(PhysAddr::new(region.starting_address as u64));
+                let base = translate(fdt, node.name, region.starting_address as u64);
+                *slot = Some(PhysAddr::new(base));
             }
             bases
         };
@@ -93,22 +196,20 @@ impl BootInfo {
             })
             .find(|&(start, end)| start <= kernel.raw() && kernel.raw() < end)
             .ok_or(BootInfoError::NoRam)?;
-        let uart = fdt
-            .chosen()
-            .stdout()
+        let uart = stdout(fdt)
             .filter(|node| {
                 node.compatible()
                     .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
             })
             .or_else(|| fdt.find_compatible(&["arm,pl011"]))
-            .and_then(|node| node.reg()?.next())
-            .map(|region| PhysAddr::new(region.starting_address as u64));
+            .and_then(|node| first_region(fdt, node));
         Ok(Self {
             ram_start: PhysAddr::new(ram_start),
             ram_end: PhysAddr::new(ram_end),
             uart,
             dtb_size: fdt.total_size() as u64,
             gic: GicInfo::from_fdt(fdt),
+            power_off: PowerOff::from_fdt(fdt),
         })
     }
 }
@@ -157,6 +258,39 @@ mod tests {
                 gich: Some(PhysAddr::new(0x0803_0000)),
                 gicv: Some(PhysAddr::new(0x0804_0000)),
             })
+        );
+    }
+
+    #[test]
+    fn qemu_virt_powers_off_through_psci() {
+        let fdt = Fdt::new(VIRT_DTB).unwrap();
+        let info = BootInfo::from_fdt(&fdt, PhysAddr::new(0x4008_0000)).unwrap();
+        assert_eq!(info.power_off, PowerOff::Psci);
+    }
+
+    /// The device tree exo gives QEMU `raspi4b` (`platform/raspi4b/qemu-raspi4b.dts`,
+    /// compiled with dtc), with the 2 GiB memory node QEMU writes into it.
+    #[test]
+    fn translates_the_pi_peripherals_through_the_soc_ranges() {
+        let dtb: &[u8] = include_bytes!("../tests/fixtures/qemu-raspi4b.dtb");
+        let fdt = Fdt::new(dtb).unwrap();
+        let info = BootInfo::from_fdt(&fdt, PhysAddr::new(0x8_0000)).unwrap();
+        assert_eq!(info.ram_start, PhysAddr::new(0));
+        assert_eq!(info.uart, Some(PhysAddr::new(0xFE20_1000)));
+        assert_eq!(
+            info.gic,
+            Some(GicInfo::V2 {
+                gicd: PhysAddr::new(0xFF84_1000),
+                gicc: PhysAddr::new(0xFF84_2000),
+                gich: Some(PhysAddr::new(0xFF84_4000)),
+                gicv: Some(PhysAddr::new(0xFF84_6000)),
+            })
+        );
+        assert_eq!(
+            info.power_off,
+            PowerOff::Bcm2835Watchdog {
+                base: PhysAddr::new(0xFE10_0000)
+            }
         );
     }
 

@@ -68,6 +68,9 @@ pub struct Board {
     pub description: String,
     /// RAM size in bytes (a whole number of MiB).
     pub ram_bytes: u64,
+    /// The machine has exactly this much RAM (QEMU `raspi4b` accepts only 2 GiB): a
+    /// configuration may not change it.
+    pub fixed_ram: bool,
     /// Physical address at which RAM starts (page aligned).
     pub ram_base: u64,
     /// The kernel linker script (absolute path; may not exist until the kernel is built).
@@ -76,6 +79,9 @@ pub struct Board {
     pub qemu_binary: String,
     /// QEMU arguments before `-m` and `-kernel`.
     pub qemu_args: Vec<String>,
+    /// A device-tree source to compile with `dtc` and give QEMU as `-dtb` (absolute path),
+    /// for machines QEMU does not describe itself (`raspi4b`).
+    pub qemu_dtb: Option<PathBuf>,
     /// The interrupt controller.
     pub gic: Gic,
     /// The devices, in file order.
@@ -156,6 +162,8 @@ impl fmt::Display for Range {
 struct RawBoard {
     description: String,
     ram: Spanned<SizeValue>,
+    #[serde(default)]
+    fixed_ram: bool,
     ram_base: Spanned<i64>,
     linker_script: String,
     gic: Spanned<RawGic>,
@@ -178,6 +186,8 @@ struct RawQemu {
     binary: String,
     #[serde(default)]
     args: Vec<String>,
+    #[serde(default)]
+    dtb: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -264,10 +274,12 @@ impl Board {
             dir: dir.to_path_buf(),
             description: raw.description,
             ram_bytes,
+            fixed_ram: raw.fixed_ram,
             ram_base,
             linker_script: dir.join(raw.linker_script),
             qemu_binary: raw.qemu.binary,
             qemu_args: raw.qemu.args,
+            qemu_dtb: raw.qemu.dtb.map(|source| dir.join(source)),
             gic,
             devices,
         })

@@ -385,6 +385,16 @@ pub fn parse(
         Some(key) => {
             let at = key.span().start;
             let bytes = key.get_ref().bytes().map_err(|m| error(at, m))?;
+            if board.fixed_ram && bytes != board.ram_bytes {
+                return Err(error(
+                    at,
+                    format!(
+                        "board `{}` has a fixed {} of RAM; `memory` cannot change it",
+                        board.name,
+                        Bytes(board.ram_bytes)
+                    ),
+                ));
+            }
             if bytes < MIN_SYSTEM_MEMORY || !bytes.is_multiple_of(MIB) {
                 return Err(error(
                     at,
@@ -792,6 +802,10 @@ reserved = \"the GIC distributor (GICD)\"
             "platform/qemu-virt-gicv2/board.toml",
             board("version = 2\ncpu_interface = 0x0801_0000"),
         );
+        dir.write(
+            "platform/fixed/board.toml",
+            board("version = 3").replace("ram = \"1GiB\"\n", "ram = \"1GiB\"\nfixed_ram = true\n"),
+        );
         dir.write("guests/src/bin/hello.rs", "");
         dir.write("guests/src/bin/counter.rs", "");
         let workspace = Workspace::at(dir.path());
@@ -998,6 +1012,16 @@ mod tests {
         case("\"1GB\"", "bad memory size `1GB`");
         case("-1", "negative");
         refused("[system]\nmemory = \"64MiB\"\nmemory = \"64MiB\"\n", 3, "");
+    }
+
+    #[test]
+    fn a_board_with_fixed_ram_refuses_another_size() {
+        let text = format!("[system]\nboard = \"fixed\"\nmemory = \"128MiB\"\n{HELLO}");
+        refused(&text, 3, "board `fixed` has a fixed 1 GiB of RAM");
+        let same = format!("[system]\nboard = \"fixed\"\nmemory = \"1GiB\"\n{HELLO}");
+        let (dir, workspace) = workspace();
+        let path = dir.path().join("configs/test.toml");
+        assert!(parse(&workspace, &path, &same, None).is_ok());
     }
 
     #[test]
@@ -1279,7 +1303,7 @@ mod tests {
         refused(
             &text,
             2,
-            "unknown board `pdp-11`: available boards are `qemu-virt`",
+            "unknown board `pdp-11`: available boards are `fixed`, `qemu-virt`",
         );
     }
 

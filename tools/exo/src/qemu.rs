@@ -14,7 +14,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -191,6 +191,27 @@ impl Drop for Qemu {
     }
 }
 
+/// Compiles the board's device-tree source `source` with `dtc` next to `image`; returns
+/// the blob's path.
+fn compile_dtb(source: &Path, image: &Path) -> anyhow::Result<PathBuf> {
+    let name = source.file_stem().unwrap_or_default();
+    let blob = image.with_file_name(name).with_extension("dtb");
+    let output = Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(&blob)
+        .arg(source)
+        .output()
+        .context("cannot run dtc (device-tree-compiler); run scripts/setup to install it")?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "dtc could not compile {}: {}",
+            source.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(blob)
+}
+
 /// Boots `image` on `system`'s board, with the [`serial_ports`] its partitions own, and
 /// returns what happened.
 ///
@@ -198,6 +219,9 @@ impl Drop for Qemu {
 pub fn run(system: &System, image: &Path, options: &RunOptions) -> anyhow::Result<RunOutcome> {
     let ports = serial_ports(system, image, options)?;
     let mut command = system.board.qemu_command(image, options.qemu.as_deref());
+    if let Some(source) = &system.board.qemu_dtb {
+        command.arg("-dtb").arg(compile_dtb(source, image)?);
+    }
     command.args(serial_args(&ports));
     command.args(&options.extra_qemu_args);
     command

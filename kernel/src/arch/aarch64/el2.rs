@@ -1,6 +1,7 @@
 //! EL2 control registers for running library OSes at EL1: trap and routing controls,
 //! stage-2 translation control, the timer and FP/SIMD access, power off.
 
+use crate::boot_info::PowerOff;
 use aarch64_cpu::registers::*;
 
 /// `HCR_EL2` while partitions run (Arm ARM D24.2.48): VM (stage 2 on), SWIO, FMO/IMO/AMO
@@ -87,10 +88,29 @@ pub fn timer_frequency() -> u64 {
     CNTFRQ_EL0.get()
 }
 
-/// Powers the machine off through PSCI `SYSTEM_OFF` over SMC (firmware or QEMU's built-in
-/// PSCI at EL3). Waits forever if that returns.
+/// How to power off, from the device tree (set once at boot; PSCI until then).
+static POWER_OFF: spin::Mutex<PowerOff> = spin::Mutex::new(PowerOff::Psci);
+
+/// Records how this machine powers off.
+pub fn set_power_off(method: PowerOff) {
+    *POWER_OFF.lock() = method;
+}
+
+/// Powers the machine off: PSCI `SYSTEM_OFF` over SMC (firmware or QEMU's built-in PSCI at
+/// EL3), or on a Raspberry Pi the power-management watchdog. Waits forever if that returns.
 pub fn system_off() -> ! {
-    let _ = smccc::psci::system_off::<smccc::Smc>();
+    let method = POWER_OFF.try_lock().map_or(PowerOff::Psci, |m| *m);
+    match method {
+        PowerOff::Psci => {
+            let _ = smccc::psci::system_off::<smccc::Smc>();
+        }
+        PowerOff::Bcm2835Watchdog { base } => {
+            // SAFETY: the device tree names this PM block; it lies in the EL2 map's device
+            // range, and the machine ends here.
+            unsafe { crate::drivers::bcm2835_watchdog::halt(base.raw()) };
+        }
+        PowerOff::None => {}
+    }
     loop {
         aarch64_cpu::asm::wfe();
     }

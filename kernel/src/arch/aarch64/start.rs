@@ -35,6 +35,7 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
         Ok(boot) => boot,
         Err(_) => super::el2::system_off(),
     };
+    super::el2::set_power_off(boot.power_off);
     if let Some(uart) = boot.uart {
         // SAFETY: the device tree names this PL011; at this point the MMU is off, so the
         // access is Device-nGnRnE, and after `mmu::enable` it is mapped as Device memory.
