@@ -77,6 +77,9 @@ pub trait Platform {
     /// Partition `id`'s virtual-timer deadline in counter ticks, if its timer is enabled and
     /// unmasked (read live if its vCPU is loaded, else from its saved state).
     fn virtual_timer_deadline(&self, id: usize) -> Option<u64>;
+    /// Partition `id` has ended: if its vCPU is loaded, stop its timer and empty its
+    /// virtual interface now (the CPU may idle before another vCPU is loaded).
+    fn vcpu_ended(&mut self, id: usize);
 }
 
 /// An operation on a physical SPI in the distributor.
@@ -932,6 +935,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             }
         }
         self.release_interrupts(id);
+        self.platform.vcpu_ended(id);
         let reclaimed = self.reclaim(owner);
         self.resolve_on_exit(id, reclaimed);
         self.end_calls_of(id);

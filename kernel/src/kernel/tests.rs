@@ -209,6 +209,10 @@ impl Platform for FakePlatform {
     fn virtual_timer_deadline(&self, id: usize) -> Option<u64> {
         self.timers.get(&id).copied()
     }
+
+    fn vcpu_ended(&mut self, id: usize) {
+        self.timers.remove(&id);
+    }
 }
 
 impl FakePlatform {
@@ -658,6 +662,20 @@ fn an_ended_partition_gives_its_interrupts_back() {
         result(&mut k, 1, EXO_IRQ_ENABLE, &[42]),
         err(Error::NotOwner)
     );
+}
+
+#[test]
+fn an_ended_partitions_timer_wakes_nobody() {
+    let mut k = interrupt_kernel();
+    k.platform.timers.insert(0, 100);
+    k.platform.timers.insert(1, 900);
+    assert_eq!(call(&mut k, 1, EXO_WAIT_EVENT, &[]).1, Step::Switch(0));
+    call(&mut k, 0, EXO_EXIT, &[0]);
+    assert!(
+        !k.platform.timers.contains_key(&0),
+        "the platform was not told the vCPU ended"
+    );
+    assert_eq!(k.schedule(), Step::Idle(Some(900)));
 }
 
 #[test]

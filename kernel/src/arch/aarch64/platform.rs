@@ -99,6 +99,10 @@ impl Platform for Aarch64Platform {
     fn virtual_timer_deadline(&self, id: usize) -> Option<u64> {
         super::vcpu_state::virtual_timer_deadline(id)
     }
+
+    fn vcpu_ended(&mut self, id: usize) {
+        super::vcpu_state::ended(id);
+    }
 }
 
 /// Stage-2 TLB maintenance by VMID (Arm ARM D8.13 "TLB maintenance instructions").

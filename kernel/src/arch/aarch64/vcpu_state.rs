@@ -217,6 +217,22 @@ pub fn switch(from: Option<usize>, to: usize) {
     *LOADED.lock() = Some(to);
 }
 
+/// Partition `id` has ended. If its state is live, its timer stops and its virtual interface
+/// is emptied at once: the CPU may idle before another partition is loaded, and a timer
+/// left running would fire into nobody. Its saved state is reset either way.
+pub fn ended(id: usize) {
+    let mut states = STATES.lock();
+    let mut loaded = LOADED.lock();
+    if *loaded == Some(id) {
+        CNTV_CTL_EL0.set(0);
+        super::gic::VcpuGic::discard();
+        *loaded = None;
+    }
+    if let Some(state) = states.get_mut(id) {
+        *state = El1State::reset();
+    }
+}
+
 /// Partition `id`'s virtual-timer deadline if its timer is enabled and unmasked
 /// (`CNTV_CTL_EL0` ENABLE = 1, IMASK = 0; D24.x), from the live registers if its state is
 /// loaded, else from its saved state.
