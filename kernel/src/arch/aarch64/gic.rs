@@ -459,7 +459,9 @@ pub fn live_virtual_pending() -> bool {
 #[derive(Clone, Copy, Debug)]
 pub struct VcpuGic {
     vmcr: u64,
-    apr: u64,
+    /// Active priorities: `ICH_AP0R<n>_EL2` then `ICH_AP1R<n>_EL2` on GICv3 (as many as the
+    /// implemented preemption bits need), `GICH_APR` in `[0]` on GICv2.
+    apr: [u64; 8],
     lrs: [u64; 16],
     /// The virtual timer's physical PPI was active (in service by this partition).
     vtimer_active: bool,
@@ -469,7 +471,7 @@ impl VcpuGic {
     /// A vCPU that has not run: interface disabled, nothing pending.
     pub const EMPTY: Self = Self {
         vmcr: 0,
-        apr: 0,
+        apr: [0; 8],
         lrs: [0; 16],
         vtimer_active: false,
     };
@@ -481,12 +483,16 @@ impl VcpuGic {
         match guard.as_ref() {
             Some(Gic::V3 { sgi, .. }) if lrs > 0 => {
                 self.vmcr = ICH_VMCR_EL2.get();
-                self.apr = ICH_AP1R0_EL2.get();
+                for n in 0..active_priority_registers() {
+                    self.apr[n] = read_apr(n);
+                    self.apr[4 + n] = read_apr(4 + n);
+                    write_apr(n, 0);
+                    write_apr(4 + n, 0);
+                }
                 for n in 0..lrs {
                     self.lrs[n] = read_lr(n);
                     write_lr(n, 0);
                 }
-                ICH_AP1R0_EL2.set(0);
                 self.vtimer_active = take_vtimer_active(*sgi);
             }
             Some(Gic::V2 {
@@ -495,7 +501,7 @@ impl VcpuGic {
                 ..
             }) => {
                 self.vmcr = u64::from(gich.read(gich::VMCR));
-                self.apr = u64::from(gich.read(gich::APR));
+                self.apr[0] = u64::from(gich.read(gich::APR));
                 for n in 0..lrs {
                     self.lrs[n] = u64::from(gich.read(gich::LR + 4 * n));
                     gich.write(gich::LR + 4 * n, 0);
@@ -524,7 +530,10 @@ impl VcpuGic {
                     sgi.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
                 }
                 ICH_VMCR_EL2.set(self.vmcr);
-                ICH_AP1R0_EL2.set(self.apr);
+                for n in 0..active_priority_registers() {
+                    write_apr(n, self.apr[n]);
+                    write_apr(4 + n, self.apr[4 + n]);
+                }
                 for n in 0..lrs {
                     write_lr(n, self.lrs[n]);
                 }
@@ -538,7 +547,7 @@ impl VcpuGic {
                     gicd.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
                 }
                 gich.write(gich::VMCR, self.vmcr as u32);
-                gich.write(gich::APR, self.apr as u32);
+                gich.write(gich::APR, self.apr[0] as u32);
                 for n in 0..lrs {
                     gich.write(gich::LR + 4 * n, self.lrs[n] as u32);
                 }
@@ -558,6 +567,43 @@ fn take_vtimer_active(frame: Frame) -> bool {
         frame.write_bit(gicd::ICACTIVER, VTIMER.raw_value());
     }
     active
+}
+
+/// How many `ICH_AP0R<n>_EL2` (and as many `ICH_AP1R<n>_EL2`) registers hold state: 1, 2
+/// or 4 for 5, 6 or 7 preemption bits (`ICH_VTR_EL2.PREbits` + 1; IHI 0069 12.4.1).
+fn active_priority_registers() -> usize {
+    let preemption_bits = ((ICH_VTR_EL2.get() >> 26) & 0b111) as usize + 1;
+    1 << preemption_bits.clamp(5, 7).saturating_sub(5)
+}
+
+/// `ICH_AP0R<n>_EL2` for `n` in 0..4, `ICH_AP1R<n-4>_EL2` for `n` in 4..8.
+fn read_apr(n: usize) -> u64 {
+    match n {
+        0 => ICH_AP0R0_EL2.get(),
+        1 => ICH_AP0R1_EL2.get(),
+        2 => ICH_AP0R2_EL2.get(),
+        3 => ICH_AP0R3_EL2.get(),
+        4 => ICH_AP1R0_EL2.get(),
+        5 => ICH_AP1R1_EL2.get(),
+        6 => ICH_AP1R2_EL2.get(),
+        7 => ICH_AP1R3_EL2.get(),
+        _ => 0,
+    }
+}
+
+/// Writes the register [`read_apr`] reads.
+fn write_apr(n: usize, value: u64) {
+    match n {
+        0 => ICH_AP0R0_EL2.set(value),
+        1 => ICH_AP0R1_EL2.set(value),
+        2 => ICH_AP0R2_EL2.set(value),
+        3 => ICH_AP0R3_EL2.set(value),
+        4 => ICH_AP1R0_EL2.set(value),
+        5 => ICH_AP1R1_EL2.set(value),
+        6 => ICH_AP1R2_EL2.set(value),
+        7 => ICH_AP1R3_EL2.set(value),
+        _ => {}
+    }
 }
 
 macro_rules! list_registers {
