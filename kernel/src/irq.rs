@@ -20,11 +20,16 @@ pub const DEFAULT_PRIORITY: u8 = 0xA0;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IntidSet {
     words: [u64; 16],
+    /// Members, kept so the common question (is anything queued?) costs nothing.
+    count: u16,
 }
 
 impl IntidSet {
     /// The empty set.
-    pub const EMPTY: Self = Self { words: [0; 16] };
+    pub const EMPTY: Self = Self {
+        words: [0; 16],
+        count: 0,
+    };
 
     /// Adds `intid`; returns whether it was new. INTIDs out of range are ignored.
     pub fn insert(&mut self, intid: u32) -> bool {
@@ -34,13 +39,16 @@ impl IntidSet {
         let (word, bit) = (intid as usize / 64, 1u64 << (intid % 64));
         let new = self.words[word] & bit == 0;
         self.words[word] |= bit;
+        self.count += u16::from(new);
         new
     }
 
     /// Removes `intid`.
     pub fn remove(&mut self, intid: u32) {
         if intid < INTID_LIMIT {
-            self.words[intid as usize / 64] &= !(1u64 << (intid % 64));
+            let (word, bit) = (intid as usize / 64, 1u64 << (intid % 64));
+            self.count -= u16::from(self.words[word] & bit != 0);
+            self.words[word] &= !bit;
         }
     }
 
@@ -51,12 +59,12 @@ impl IntidSet {
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.words.iter().all(|&w| w == 0)
+        self.count == 0
     }
 
     /// Number of members.
     pub fn len(&self) -> usize {
-        self.words.iter().map(|w| w.count_ones() as usize).sum()
+        usize::from(self.count)
     }
 
     /// The members in ascending order (visits set bits only).
@@ -76,6 +84,9 @@ impl IntidSet {
 
     /// The lowest member.
     pub fn first(&self) -> Option<u32> {
+        if self.count == 0 {
+            return None;
+        }
         self.words
             .iter()
             .enumerate()

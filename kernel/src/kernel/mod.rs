@@ -945,10 +945,15 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Scrubs and frees every frame `owner` holds; returns how many.
     fn reclaim(&mut self, owner: Owner) -> u64 {
         let mut count = 0;
-        loop {
-            let Some(frame) = self.frames.owned_by(owner).next() else {
+        let held = self.frames.count(owner) as u64;
+        // One pass over the table (frames are only ever freed behind the cursor), stopping
+        // at the last frame held rather than at the end of RAM.
+        let mut from = self.frames.base();
+        while count < held {
+            let Some(frame) = self.frames.next_owned(owner, from) else {
                 return count;
             };
+            from = frame.add(PAGE_SIZE);
             self.bound.clear(frame);
             self.platform.zero_frame(frame);
             if self.frames.free(frame, owner).is_err() {
@@ -957,6 +962,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             }
             count += 1;
         }
+        count
     }
 
     /// The time-slice vector: the owner of the next slot that can run gets the CPU (possibly

@@ -199,6 +199,18 @@ impl<'a> FrameTable<'a> {
             .map(move |(i, _)| base.add(i as u64 * PAGE_SIZE))
     }
 
+    /// The first frame at or after `from` that `owner` holds: lets a caller walk an owner's
+    /// frames once while changing the table between steps.
+    pub fn next_owned(&self, owner: Owner, from: PhysAddr) -> Option<PhysAddr> {
+        let wanted = owner.encode();
+        let start = usize::try_from(from.raw().checked_sub(self.base.raw())? / PAGE_SIZE).ok()?;
+        self.entries
+            .get(start..)?
+            .iter()
+            .position(|entry| *entry == wanted)
+            .map(|i| self.base.add((start + i) as u64 * PAGE_SIZE))
+    }
+
     /// Boot-time claim of the byte range `[start, end)`, rounded outward to whole frames,
     /// for `owner` (the kernel image, the device tree, this table's own storage...).
     ///

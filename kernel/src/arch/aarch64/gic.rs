@@ -136,6 +136,8 @@ enum Gic {
 unsafe impl Send for Gic {}
 
 static GIC: spin::Mutex<Option<Gic>> = spin::Mutex::new(None);
+/// Whether `UIE` is set in `ICH_HCR_EL2` / `GICH_HCR` (the kernel is its only writer).
+static UNDERFLOW_NOTIFY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// Number of list registers (0: no virtual interface).
 static LIST_REGISTERS: AtomicUsize = AtomicUsize::new(0);
 /// INTIDs the distributor implements.
@@ -433,6 +435,10 @@ pub fn inject(irq: VirtualIrq) -> bool {
 /// Asks for the maintenance interrupt when at most one list register holds an interrupt
 /// (`UIE`), or stops asking.
 pub fn notify_on_underflow(on: bool) {
+    // Most returns to a partition change nothing here: skip the register access then.
+    if UNDERFLOW_NOTIFY.swap(on, Relaxed) == on {
+        return;
+    }
     let guard = GIC.lock();
     match guard.as_ref() {
         Some(Gic::V3 { .. }) if LIST_REGISTERS.load(Relaxed) > 0 => {

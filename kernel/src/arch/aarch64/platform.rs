@@ -33,9 +33,23 @@ impl Platform for Aarch64Platform {
 
     fn zero_frame(&mut self, frame: PhysAddr) {
         debug_assert!(frame.is_page_aligned());
-        // SAFETY: `frame` is a RAM frame the frame table just gave to (or took from) a new
-        // owner, identity mapped at EL2, and nothing else references it while the kernel runs.
-        unsafe { core::ptr::write_bytes(frame.raw() as *mut u8, 0, PAGE_SIZE as usize) };
+        match zva_block_size() {
+            Some(block) => {
+                for offset in (0..PAGE_SIZE).step_by(block) {
+                    // SAFETY: `DC ZVA` zeroes one naturally aligned block of `block` bytes
+                    // (Arm ARM C5.3.x) inside `frame`, a RAM frame the frame table just gave
+                    // to (or took from) a new owner, identity mapped as Normal memory at EL2;
+                    // nothing else references it while the kernel runs.
+                    unsafe {
+                        core::arch::asm!("dc zva, {}", in(reg) frame.raw() + offset, options(nostack))
+                    };
+                }
+            }
+            // SAFETY: as above; a plain store loop where `DC ZVA` is prohibited.
+            None => unsafe {
+                core::ptr::write_bytes(frame.raw() as *mut u8, 0, PAGE_SIZE as usize)
+            },
+        }
     }
 
     fn copy_to_phys(&mut self, pa: PhysAddr, bytes: &[u8]) {
@@ -243,4 +257,14 @@ fn level_name(level: log::Level) -> &'static str {
         log::Level::Debug => "debug",
         log::Level::Trace => "trace",
     }
+}
+
+/// The block `DC ZVA` zeroes, in bytes, or `None` if EL2 may not use it (`DCZID_EL0`,
+/// D24.2.x: DZP in bit 4, BS in bits 3:0 as log2 of 4-byte words).
+fn zva_block_size() -> Option<usize> {
+    let dczid: u64;
+    // SAFETY: reading DCZID_EL0 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };
+    let block = 4usize << (dczid & 0xF);
+    (dczid & 0x10 == 0 && block <= PAGE_SIZE as usize).then_some(block)
 }
