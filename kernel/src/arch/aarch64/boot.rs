@@ -90,6 +90,8 @@ park:
 
 unsafe extern "C" {
     static __image_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
     static __image_end: u8;
     static __stack_top: u8;
     static __stack_guard: u8;
@@ -98,8 +100,12 @@ unsafe extern "C" {
 /// Addresses the linker placed, read through symbol addresses (never dereferenced).
 #[derive(Clone, Copy, Debug)]
 pub struct ImageLayout {
-    /// First byte of the kernel image.
+    /// First byte of the kernel image (and of its code).
     pub start: u64,
+    /// End of the code (page aligned): `.rodata` starts here.
+    pub text_end: u64,
+    /// End of `.rodata` (page aligned): writable data starts here.
+    pub rodata_end: u64,
     /// End of `.bss` and the boot stack; the boot package starts here.
     pub end: u64,
     /// Top of the EL2 stack.
@@ -113,6 +119,8 @@ pub fn image_layout() -> ImageLayout {
     // Taking the address of an extern static reads nothing.
     ImageLayout {
         start: (&raw const __image_start) as u64,
+        text_end: (&raw const __text_end) as u64,
+        rodata_end: (&raw const __rodata_end) as u64,
         end: (&raw const __image_end) as u64,
         stack_top: (&raw const __stack_top) as u64,
         stack_guard: (&raw const __stack_guard) as u64,

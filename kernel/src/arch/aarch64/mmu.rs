@@ -1,6 +1,11 @@
 //! The EL2 stage-1 translation regime: an identity map of RAM (Normal write-back) and of
 //! the low 4 GiB of device space (Device-nGnRE, never executable), then MMU and caches on.
 //!
+//! W^X: only the kernel's code is executable, and it is read-only; its read-only data is
+//! read-only; everything else (data, stacks, every frame partitions use) is writable and
+//! never executable. The 2 MiB blocks holding the image are mapped page by page for that,
+//! as is the block holding the stack guard page, which is left unmapped.
+//!
 //! Format: VMSAv8-64 stage-1 descriptors, 4 KiB granule, 39-bit VA starting at level 1
 //! (Arm ARM D8.3, "Translation table descriptor formats"; D8.2.x for TCR_EL2).
 
@@ -14,6 +19,8 @@ const BLOCK_2M: u64 = 2 << 20;
 const PAGE: u64 = 4096;
 /// Number of level-2 tables: RAM mapped at 2 MiB granularity may span this many GiB.
 const L2_TABLES: usize = 8;
+/// Number of 2 MiB blocks that can be mapped page by page.
+const L3_TABLES: usize = 4;
 
 /// MAIR_EL2 attribute indices.
 const ATTR_NORMAL: u64 = 0;
@@ -38,8 +45,8 @@ const fn table(pa: u64) -> u64 {
 struct Tables {
     l1: [u64; ENTRIES],
     l2: [[u64; ENTRIES]; L2_TABLES],
-    /// Pages of the 2 MiB block holding the stack guard.
-    l3: [u64; ENTRIES],
+    /// Page tables of the 2 MiB blocks mapped page by page (code, read-only data, guard).
+    l3: [[u64; ENTRIES]; L3_TABLES],
 }
 
 struct TableCell(UnsafeCell<Tables>);
@@ -49,21 +56,58 @@ unsafe impl Sync for TableCell {}
 static TABLES: TableCell = TableCell(UnsafeCell::new(Tables {
     l1: [0; ENTRIES],
     l2: [[0; ENTRIES]; L2_TABLES],
-    l3: [0; ENTRIES],
+    l3: [[0; ENTRIES]; L3_TABLES],
 }));
 
-/// Level-3 page descriptor (D8.3.2): like a block, but bits\[1:0\] = 0b11.
-const fn page(pa: u64, attr: u64) -> u64 {
-    block(pa, attr, true) | 0b10
+/// Level-3 page descriptor (D8.3.2): like a block, but bits\[1:0\] = 0b11; AP\[7\] = 1
+/// makes it read-only at EL2.
+const fn page(pa: u64, attr: u64, executable: bool, writable: bool) -> u64 {
+    let read_only = if writable { 0 } else { 1 << 7 };
+    block(pa, attr, executable) | 0b10 | read_only
 }
 
-/// Builds the identity map for RAM `[ram_start, ram_end)` and turns the MMU on. The page at
-/// `guard` (inside RAM) is left unmapped. RAM must be 2 MiB aligned at both ends (the caller
-/// trims it).
-pub fn enable(ram_start: u64, ram_end: u64, guard: u64) {
+/// What the kernel image looks like to the map.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelImage {
+    /// First byte of code.
+    pub text_start: u64,
+    /// End of code, start of read-only data (page aligned).
+    pub text_end: u64,
+    /// End of read-only data (page aligned).
+    pub rodata_end: u64,
+    /// The page left unmapped below the stack.
+    pub guard: u64,
+}
+
+impl KernelImage {
+    /// Whether the 2 MiB block at `base` needs page granularity.
+    fn fine(&self, base: u64) -> bool {
+        let end = base + BLOCK_2M;
+        (self.text_start < end && self.rodata_end > base) || (self.guard >= base && self.guard < end)
+    }
+
+    /// The descriptor of the RAM page at `pa`.
+    fn page(&self, pa: u64) -> u64 {
+        if pa == self.guard {
+            0
+        } else if pa >= self.text_start && pa < self.text_end {
+            page(pa, ATTR_NORMAL, true, false)
+        } else if pa >= self.text_end && pa < self.rodata_end {
+            page(pa, ATTR_NORMAL, false, false)
+        } else {
+            page(pa, ATTR_NORMAL, false, true)
+        }
+    }
+}
+
+/// Builds the identity map for RAM `[ram_start, ram_end)` and turns the MMU on, with the
+/// kernel `image` mapped W^X and its stack guard unmapped. RAM must be 2 MiB aligned at both
+/// ends (the caller trims it).
+pub fn enable(ram_start: u64, ram_end: u64, image: KernelImage) {
     // SAFETY: single-threaded boot, MMU still off: nothing else references the tables.
     let tables = unsafe { &mut *TABLES.0.get() };
     let mut next_l2 = 0;
+    let mut next_l3 = 0;
     for gib in 0..ENTRIES as u64 {
         let base = gib * GIB;
         let overlaps_ram = base < ram_end && base + GIB > ram_start;
@@ -72,24 +116,18 @@ pub fn enable(ram_start: u64, ram_end: u64, guard: u64) {
             for (i, entry) in l2.iter_mut().enumerate() {
                 let pa = base + i as u64 * BLOCK_2M;
                 let in_ram = pa >= ram_start && pa + BLOCK_2M <= ram_end;
-                *entry = if in_ram {
-                    block(pa, ATTR_NORMAL, true)
-                } else {
+                *entry = if !in_ram {
                     block(pa, ATTR_DEVICE, false)
+                } else if image.fine(pa) && next_l3 < L3_TABLES {
+                    let l3 = &mut tables.l3[next_l3];
+                    for (j, page) in l3.iter_mut().enumerate() {
+                        *page = image.page(pa + j as u64 * PAGE);
+                    }
+                    next_l3 += 1;
+                    table(l3.as_ptr() as u64)
+                } else {
+                    block(pa, ATTR_NORMAL, false)
                 };
-            }
-            if guard >= base && guard < base + GIB {
-                // The guard's 2 MiB block is mapped page by page, without the guard.
-                let block_base = guard & !(BLOCK_2M - 1);
-                for (i, entry) in tables.l3.iter_mut().enumerate() {
-                    let pa = block_base + i as u64 * PAGE;
-                    *entry = if pa == guard {
-                        0
-                    } else {
-                        page(pa, ATTR_NORMAL)
-                    };
-                }
-                l2[((block_base - base) / BLOCK_2M) as usize] = table(tables.l3.as_ptr() as u64);
             }
             tables.l1[gib as usize] = table(l2.as_ptr() as u64);
             next_l2 += 1;
@@ -114,8 +152,9 @@ pub fn enable(ram_start: u64, ram_end: u64, guard: u64) {
     barrier::isb(barrier::SY);
     // SAFETY: invalidates stale EL2 TLB entries before the MMU is turned on; no memory effect.
     unsafe { core::arch::asm!("tlbi alle2", "dsb ish", "isb", options(nostack)) };
-    // SCTLR_EL2 (D24.2.158): M (MMU), C (data cache), I (instruction cache), SA (SP alignment).
-    let sctlr = SCTLR_EL2.get() | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12);
+    // SCTLR_EL2 (D24.2.158): M (MMU), C (data cache), SA (SP alignment), I (instruction
+    // cache), WXN (writable implies never executable, whatever a descriptor says).
+    let sctlr = SCTLR_EL2.get() | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19);
     SCTLR_EL2.set(sctlr);
     barrier::isb(barrier::SY);
 }

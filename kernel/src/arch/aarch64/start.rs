@@ -51,7 +51,13 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     // the EL2 map can use blocks.
     let ram_start = boot.ram_start.raw().next_multiple_of(TWO_MIB);
     let ram_end = boot.ram_end.raw() & !(TWO_MIB - 1);
-    super::mmu::enable(ram_start, ram_end, layout.stack_guard);
+    let image = super::mmu::KernelImage {
+        text_start: layout.start,
+        text_end: layout.text_end,
+        rodata_end: layout.rodata_end,
+        guard: layout.stack_guard,
+    };
+    super::mmu::enable(ram_start, ram_end, image);
     super::el2::init();
     info!("counter frequency {} Hz", super::el2::timer_frequency());
     info!(
