@@ -28,6 +28,10 @@
 //!
 //! Upcalls run with IRQs masked too, and the upcall entry never unmasks them, so interrupts
 //! and upcalls never run inside each other.
+//!
+//! Because a handler may interrupt code holding any lock, work that needs the library OS's
+//! locks is only noted in the handler and done later, at a safe point: the kernel's
+//! revocation signals are taken that way ([`crate::mem::revocation::by_interrupt`]).
 
 pub(crate) mod gicv2;
 
@@ -279,14 +283,23 @@ pub fn without_interrupts<T>(f: impl FnOnce() -> T) -> T {
 /// of time it reads itself together with a timer: see [`crate::timer::wait_for`]). Not for
 /// use in an interrupt handler or an upcall. Needs [`init`]. On a kernel without
 /// `EXO_WAIT_EVENT` it waits with `WFI` instead, which idles the rest of the time slice.
-pub fn wait_until(condition: impl FnMut() -> bool) -> Result<(), Error> {
+///
+/// A wait is a safe point for revocation taken by interrupt
+/// ([`crate::mem::revocation::by_interrupt`]): before each check of `condition`, the request
+/// or repossessions the signals' handlers noted are dealt with
+/// ([`crate::mem::revocation::poll`]), so a partition that sleeps here still gives frames
+/// back in time, and `condition` may test [`crate::mem::revocation::stats`].
+pub fn wait_until(mut condition: impl FnMut() -> bool) -> Result<(), Error> {
     if !is_initialised() {
         return Err(Error::NotInitialised);
     }
     let was_masked = arch::irqs_masked();
     arch::mask_irqs();
     let result = wait_loop(
-        condition,
+        || {
+            crate::mem::revocation::poll();
+            condition()
+        },
         hypercall::wait_event,
         arch::take_pending_interrupts,
     );
