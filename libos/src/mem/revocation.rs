@@ -441,8 +441,14 @@ pub fn by_interrupt(info: &Info) -> Result<(), irq::Error> {
         irq::unregister(revocation);
         return Err(error);
     }
+    irq::set_deferred_work(deferred_work);
     REVOKER.news.note(REQUEST | REPOSSESSIONS);
     Ok(())
+}
+
+/// [`poll`], as [`irq::wait_until`] calls it.
+fn deferred_work() {
+    poll();
 }
 
 /// The `REVOCATION` signal's handler: notes the news, nothing else.
