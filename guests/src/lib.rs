@@ -11,6 +11,9 @@
 //! - `faulter`: reads an IPA outside its bindings and expects to be stopped by the kernel.
 //! - `borrower`, `partial`, `hoarder`, `claimant`: visible revocation and the abort protocol
 //!   (borrowers grow until refused; a claimant then claims its guarantee).
+//! - `irqborrower`: a borrower that takes revocation and repossession news as the kernel's
+//!   signals (virtual interrupts) and gives frames back from its main loop; `...-late`
+//!   misses the deadline and catches up on the repossessions afterwards.
 //! - `sharer`, `reader`: granting a frame read-only and withdrawing the grant.
 //! - `pager`: demand paging from a fault handler.
 //! - `hostile`, `keeper`: random hypercalls and accesses against a bystander's data.

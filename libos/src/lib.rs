@@ -28,7 +28,8 @@
 //!
 //! Beyond that, the library OS manages memory the exokernel way ([`mem`]): it allocates
 //! frames, binds them where it likes, answers revocation requests with a pluggable policy
-//! through upcalls ([`upcall`]) and can serve as the program's global allocator.
+//! through upcalls ([`upcall`]) or, if the program chooses, the kernel's signals
+//! ([`mem::revocation::by_interrupt`]), and can serve as the program's global allocator.
 //!
 //! Partitions talk to each other through [`ipc`]: register-sized synchronous calls that pass
 //! the CPU straight to the callee, and one-word asynchronous messages.

@@ -107,12 +107,12 @@ pub(crate) fn dispatch(reason: u64, values: [u64; 3]) -> u64 {
     let skip = match reason {
         upcall::REVOCATION => {
             REVOCATION_UPCALLS.fetch_add(1, Ordering::Relaxed);
-            revocation::answer_request();
+            revocation::on_revocation_upcall();
             false
         }
         upcall::REPOSSESSION => {
             REPOSSESSION_UPCALLS.fetch_add(1, Ordering::Relaxed);
-            revocation::apply_repossessions();
+            revocation::on_repossession_upcall();
             false
         }
         upcall::FAULT => {

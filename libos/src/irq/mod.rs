@@ -28,6 +28,10 @@
 //!
 //! Upcalls run with IRQs masked too, and the upcall entry never unmasks them, so interrupts
 //! and upcalls never run inside each other.
+//!
+//! Because a handler may interrupt code holding any lock, work that needs the library OS's
+//! locks is only noted in the handler and done later, at a safe point: the kernel's
+//! revocation signals are taken that way ([`crate::mem::revocation::by_interrupt`]).
 
 pub(crate) mod gicv2;
 
@@ -121,6 +125,10 @@ static INTERFACE: Mutex<Interface> = Mutex::new(Interface::None);
 static INITIALISED: AtomicBool = AtomicBool::new(false);
 static HANDLED: AtomicU64 = AtomicU64::new(0);
 static UNHANDLED: AtomicU64 = AtomicU64::new(0);
+/// Work handlers put off to a safe point, done by [`wait_until`] before each check. A hook,
+/// set by the module that needs it, so a program that never uses it does not link that
+/// module's state (the frame table, for revocation).
+static DEFERRED_WORK: Mutex<Option<fn()>> = Mutex::new(None);
 
 /// Sets up the CPU interface the info page names; IRQs stay masked until [`enable`] (or a
 /// [`wait_until`]). Calling it again once it succeeded does nothing.
@@ -181,6 +189,12 @@ pub fn register(intid: u32, handler: Handler) -> Result<(), Error> {
         return Err(Error::InvalidIntid);
     }
     without_interrupts(|| insert(&mut HANDLERS.lock(), intid, handler))
+}
+
+/// Makes [`wait_until`] call `work` before each check of its condition: work interrupt
+/// handlers noted but could not do where they interrupted (they must not wait for locks).
+pub(crate) fn set_deferred_work(work: fn()) {
+    without_interrupts(|| *DEFERRED_WORK.lock() = Some(work));
 }
 
 /// Removes the handler of `intid`, if any; its interrupts then go to the fallback handler.
@@ -279,14 +293,26 @@ pub fn without_interrupts<T>(f: impl FnOnce() -> T) -> T {
 /// of time it reads itself together with a timer: see [`crate::timer::wait_for`]). Not for
 /// use in an interrupt handler or an upcall. Needs [`init`]. On a kernel without
 /// `EXO_WAIT_EVENT` it waits with `WFI` instead, which idles the rest of the time slice.
-pub fn wait_until(condition: impl FnMut() -> bool) -> Result<(), Error> {
+///
+/// A wait is a safe point for revocation taken by interrupt: once
+/// [`crate::mem::revocation::by_interrupt`] is set up, the request or repossessions the
+/// signals' handlers noted are dealt with ([`crate::mem::revocation::poll`]) before each
+/// check of `condition`, so a partition that sleeps here still gives frames back in time,
+/// and `condition` may test [`crate::mem::revocation::stats`].
+pub fn wait_until(mut condition: impl FnMut() -> bool) -> Result<(), Error> {
     if !is_initialised() {
         return Err(Error::NotInitialised);
     }
     let was_masked = arch::irqs_masked();
     arch::mask_irqs();
     let result = wait_loop(
-        condition,
+        || {
+            let deferred = *DEFERRED_WORK.lock();
+            if let Some(work) = deferred {
+                work();
+            }
+            condition()
+        },
         hypercall::wait_event,
         arch::take_pending_interrupts,
     );

@@ -9,7 +9,9 @@
 //!   (upcall `REVOCATION`), a [`RevocationPolicy`] picks them, the library OS unbinds and frees
 //!   them and acknowledges; when the kernel took frames itself (the abort protocol) or a grant
 //!   was withdrawn (upcall `REPOSSESSION`), the table forgets them and a
-//!   [`RepossessionReader`] lets the program see what went.
+//!   [`RepossessionReader`] lets the program see what went. A program may take both as
+//!   interrupts instead ([`revocation::by_interrupt`]); the work then waits for a safe point
+//!   ([`revocation::poll`], [`yield_now`], [`crate::irq::wait_until`]).
 //! - [`heap`]: a global allocator over frames in the heap window.
 //!
 //! Frames the program maps with [`map`] go in the frame window from [`FRAME_WINDOW_START`],
@@ -17,7 +19,8 @@
 //! highest IPA down) reaches them before the heap.
 //!
 //! Upcalls arrive only when the kernel is entered (a hypercall or a fault), so the frame
-//! table is never locked across a hypercall: an upcall always finds it free.
+//! table is never locked across a hypercall: an upcall always finds it free. Interrupts can
+//! arrive while it is locked, which is why their revocation work is deferred.
 
 pub mod call;
 pub mod heap;
@@ -211,11 +214,12 @@ pub fn for_each_frame(mut each: impl FnMut(&Frame)) {
     }
 }
 
-/// Yields the CPU ([`crate::hypercall::yield_now`]), first finishing any revocation work an
-/// upcall had to put off. Programs that hold borrowed frames should wait with this.
+/// Yields the CPU ([`crate::hypercall::yield_now`]): a safe point, where revocation work
+/// that signals noted or an upcall had to put off is done ([`revocation::poll`]) before and
+/// after. Programs that hold borrowed frames should wait with this.
 pub fn yield_now() -> Result<u64, Error> {
-    revocation::service();
+    revocation::poll();
     let result = crate::hypercall::yield_now();
-    revocation::service();
+    revocation::poll();
     result
 }

@@ -1,24 +1,49 @@
 //! Visible revocation, the library OS side: answering the kernel's revocation requests with
 //! the installed [`RevocationPolicy`], and following the repossession vector.
 //!
-//! Both are written by the kernel while the partition is not running; the library OS copies
-//! them (volatile loads) before reading, so no Rust reference ever covers memory that changes
-//! under it. The repossession vector is [`VECTOR_SIZE`] bytes: copies of it go on the stack
-//! (the upcall stack has room).
+//! The news comes one of two ways, as the program chooses:
+//!
+//! - **Upcalls** ([`crate::upcall::register`]): the `REVOCATION` and `REPOSSESSION` upcalls
+//!   do the work at once. An upcall arrives only when a hypercall returns, and the library OS
+//!   never holds its locks across one, so the work finds them free, and frames go only at
+//!   hypercalls.
+//! - **Interrupts** ([`by_interrupt`]): the kernel raises its `REVOCATION` and
+//!   `REPOSSESSION` signals instead, and an interrupt can arrive at any instruction: while
+//!   the interrupted code holds the frame table's lock (waiting for it would deadlock), or
+//!   is writing to a frame the policy would choose (unbinding it would fault the code under
+//!   its feet). So the interrupt handlers only note the news, with one atomic operation, and
+//!   the work waits for a safe point: [`poll`], which the program calls from its main loop,
+//!   [`super::yield_now`], and [`crate::irq::wait_until`] before each check of its
+//!   condition. Frames go only at those points.
+//!
+//! Either way the work runs in one place, one caller at a time: a caller that finds another
+//! at work further up the stack (an upcall during the work's own hypercalls) leaves the news
+//! to it, and it looks again before it stops. The work takes every lock with `try_lock` and
+//! leaves the news noted when one is held. So no news is lost (it is cleared only by the
+//! caller about to act on it) and none is acted on twice: the revocation page, re-read on
+//! every pass, says what is still owed, and the repossession vector is read on from where
+//! the last pass stopped. A program that reaches no safe point before the deadline loses the
+//! frames to the kernel's abort protocol, and the repossession news then says which.
+//!
+//! Both pages are written by the kernel while the partition is not running; the library OS
+//! copies them (volatile loads) before reading, so no Rust reference ever covers memory that
+//! changes under it. The repossession vector is [`VECTOR_SIZE`] bytes: copies of it go on
+//! the stack (the upcall stack has room).
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
-use exo_abi::PhysAddr;
 use exo_abi::info::{REPOSSESSION_VECTOR_IPA, REVOCATION_PAGE_IPA};
 use exo_abi::revocation::{
     MAX_NAMED, Reason, Repossession, Request, RequestReader, RequestState, SIZE, VECTOR_SIZE,
     VectorReader,
 };
+use exo_abi::{Error, Ipa, PhysAddr};
 use spin::Mutex;
 
 use super::call;
 use super::policy::{DefaultPolicy, RevocationPolicy, RevocationRequest, Selection};
-use crate::arch;
+use super::table::FrameTable;
+use crate::{Info, arch, hypercall, irq};
 
 /// What the library OS has done about revocation so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,15 +58,163 @@ pub struct RevocationStats {
     pub repossessed: u64,
     /// Sequence number of the last request seen.
     pub last_sequence: u64,
+    /// `REVOCATION` signals taken (interrupts, with [`by_interrupt`]).
+    pub revocation_signals: u64,
+    /// `REPOSSESSION` signals taken.
+    pub repossession_signals: u64,
 }
 
-static STATS: Mutex<RevocationStats> = Mutex::new(RevocationStats {
-    requests: 0,
-    met: 0,
-    released: 0,
-    repossessed: 0,
-    last_sequence: 0,
-});
+/// The counters behind [`RevocationStats`]: atomics, so [`stats`] never waits for the work
+/// and a signal handler can count without a lock. Only the caller doing the work changes the
+/// first five.
+struct Counters {
+    requests: AtomicU64,
+    met: AtomicU64,
+    released: AtomicU64,
+    repossessed: AtomicU64,
+    last_sequence: AtomicU64,
+    revocation_signals: AtomicU64,
+    repossession_signals: AtomicU64,
+}
+
+impl Counters {
+    const fn new() -> Self {
+        Self {
+            requests: AtomicU64::new(0),
+            met: AtomicU64::new(0),
+            released: AtomicU64::new(0),
+            repossessed: AtomicU64::new(0),
+            last_sequence: AtomicU64::new(0),
+            revocation_signals: AtomicU64::new(0),
+            repossession_signals: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts request `sequence` if it is new.
+    fn saw(&self, sequence: u64) {
+        if sequence != 0 && sequence != self.last_sequence.load(Ordering::Relaxed) {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            self.last_sequence.store(sequence, Ordering::Relaxed);
+        }
+    }
+
+    fn snapshot(&self) -> RevocationStats {
+        RevocationStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            met: self.met.load(Ordering::Relaxed),
+            released: self.released.load(Ordering::Relaxed),
+            repossessed: self.repossessed.load(Ordering::Relaxed),
+            last_sequence: self.last_sequence.load(Ordering::Relaxed),
+            revocation_signals: self.revocation_signals.load(Ordering::Relaxed),
+            repossession_signals: self.repossession_signals.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// News bit: the revocation page may hold a request to answer.
+const REQUEST: u8 = 1;
+/// News bit: the repossession vector may have new entries.
+const REPOSSESSIONS: u8 = 2;
+
+/// Revocation news not acted on yet, and whether a caller is acting on it. Lock-free, so an
+/// interrupt handler can note news whatever the interrupted code holds.
+struct News {
+    noted: AtomicU8,
+    working: AtomicBool,
+}
+
+impl News {
+    const fn new() -> Self {
+        Self {
+            noted: AtomicU8::new(0),
+            working: AtomicBool::new(false),
+        }
+    }
+
+    /// Notes the news `bits`. One atomic operation: fit for an interrupt handler.
+    fn note(&self, bits: u8) {
+        self.noted.fetch_or(bits, Ordering::AcqRel);
+    }
+
+    /// Whether news waits.
+    fn pending(&self) -> bool {
+        self.noted.load(Ordering::Acquire) != 0
+    }
+
+    /// Acts on the news with `work`, which gets the bits noted and returns those it could not
+    /// act on (a lock was held): they stay noted for a later call, and this one stops. Returns
+    /// at once if a caller further up the stack is at work already: that caller looks again
+    /// before it stops, so it acts on this news too. Returns whether `work` ran.
+    fn settle(&self, mut work: impl FnMut(u8) -> u8) -> bool {
+        let mut ran = false;
+        while self.pending() {
+            if self.working.swap(true, Ordering::Acquire) {
+                break;
+            }
+            let mut stuck = false;
+            loop {
+                let bits = self.noted.swap(0, Ordering::AcqRel);
+                if bits == 0 {
+                    break;
+                }
+                ran = true;
+                let left = work(bits);
+                if left != 0 {
+                    self.note(left);
+                    stuck = true;
+                    break;
+                }
+            }
+            self.working.store(false, Ordering::Release);
+            if stuck {
+                break;
+            }
+            // News noted after the last look but before `working` was cleared was left for
+            // this caller: the loop condition looks once more.
+        }
+        ran
+    }
+}
+
+/// What the work needs of the kernel: the real calls and pages ([`Machine`]), or a fake in
+/// host tests.
+trait Kernel {
+    /// Copies the revocation page; false if there is none.
+    fn revocation_page(&mut self, page: &mut [u8; SIZE]) -> bool;
+    /// Copies the repossession vector; false if there is none.
+    fn repossession_vector(&mut self, vector: &mut [u8; VECTOR_SIZE]) -> bool;
+    /// `EXO_UNBIND`.
+    fn unbind(&mut self, ipa: Ipa) -> Result<PhysAddr, Error>;
+    /// `EXO_FRAME_FREE`.
+    fn frame_free(&mut self, phys: PhysAddr) -> Result<(), Error>;
+    /// `EXO_REVOKE_ACK`: frames still owed.
+    fn revoke_ack(&mut self) -> Result<u64, Error>;
+}
+
+/// The kernel itself.
+struct Machine;
+
+impl Kernel for Machine {
+    fn revocation_page(&mut self, page: &mut [u8; SIZE]) -> bool {
+        arch::copy_kernel_pages(REVOCATION_PAGE_IPA, page)
+    }
+
+    fn repossession_vector(&mut self, vector: &mut [u8; VECTOR_SIZE]) -> bool {
+        arch::copy_kernel_pages(REPOSSESSION_VECTOR_IPA, vector)
+    }
+
+    fn unbind(&mut self, ipa: Ipa) -> Result<PhysAddr, Error> {
+        call::unbind(ipa)
+    }
+
+    fn frame_free(&mut self, phys: PhysAddr) -> Result<(), Error> {
+        call::frame_free(phys)
+    }
+
+    fn revoke_ack(&mut self) -> Result<u64, Error> {
+        call::revoke_ack()
+    }
+}
 
 /// Which policy answers requests.
 enum Installed {
@@ -49,13 +222,173 @@ enum Installed {
     Custom(&'static Mutex<dyn RevocationPolicy + Send>),
 }
 
-static POLICY: Mutex<Installed> = Mutex::new(Installed::Default(DefaultPolicy));
-/// The handler's scratch selection (too large for the upcall stack).
-static SELECTION: Mutex<Selection> = Mutex::new(Selection::new());
-/// Repossession entries the library OS has applied to its frame table.
-static APPLIED: AtomicU64 = AtomicU64::new(0);
-/// Work an upcall could not do because the frame table was locked.
-static DEFERRED: AtomicBool = AtomicBool::new(false);
+/// Everything the library OS keeps for revocation, over a frame table of `N` frames: the
+/// global [`REVOKER`] works on the library OS's table; host tests build their own.
+struct Revoker<'a, const N: usize, const H: usize> {
+    table: &'a Mutex<FrameTable<N, H>>,
+    policy: Mutex<Installed>,
+    /// The policy's scratch selection (too large for the upcall stack).
+    selection: Mutex<Selection>,
+    counters: Counters,
+    /// Repossession vector entries applied to the frame table.
+    applied: AtomicU64,
+    news: News,
+}
+
+static REVOKER: Revoker<'static, { super::TABLE_CAPACITY }, { super::TABLE_INDEX }> =
+    Revoker::new(&super::TABLE);
+
+impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
+    const fn new(table: &'a Mutex<FrameTable<N, H>>) -> Self {
+        Self {
+            table,
+            policy: Mutex::new(Installed::Default(DefaultPolicy)),
+            selection: Mutex::new(Selection::new()),
+            counters: Counters::new(),
+            applied: AtomicU64::new(0),
+            news: News::new(),
+        }
+    }
+
+    /// Acts on the news noted so far (see [`News::settle`]); returns whether there was any
+    /// this caller acted on.
+    fn settle(&self, kernel: &mut impl Kernel) -> bool {
+        self.news.settle(|bits| self.work(kernel, bits))
+    }
+
+    /// One pass over the news `bits`; returns the bits it could not act on.
+    fn work(&self, kernel: &mut impl Kernel, bits: u8) -> u8 {
+        let mut left = 0;
+        // Repossessions first, so the policy does not choose frames the kernel took.
+        if bits & REPOSSESSIONS != 0 && !self.apply_repossessions(kernel) {
+            left |= REPOSSESSIONS;
+        }
+        if bits & REQUEST != 0 && !self.answer_request(kernel) {
+            left |= REQUEST;
+        }
+        left
+    }
+
+    /// Answers the pending revocation request, if any: the policy chooses, the chosen frames
+    /// are unbound and freed, and the kernel is told (`EXO_REVOKE_ACK`) unless nothing was
+    /// released. False, having changed nothing, if a lock it needs is held.
+    fn answer_request(&self, kernel: &mut impl Kernel) -> bool {
+        let mut page = [0; SIZE];
+        if !kernel.revocation_page(&mut page) {
+            return true;
+        }
+        let Some(reader) = RequestReader::new(&page) else {
+            return true;
+        };
+        let request = reader.request();
+        self.counters.saw(request.sequence);
+        if request.state != RequestState::Pending || request.frames_owed == 0 {
+            return true;
+        }
+        let mut named = [PhysAddr::new(0); MAX_NAMED];
+        let mut count = 0;
+        for (slot, frame) in named.iter_mut().zip(reader.named()) {
+            *slot = frame;
+            count += 1;
+        }
+        let (Some(mut table), Some(mut choice), Some(mut policy)) = (
+            self.table.try_lock(),
+            self.selection.try_lock(),
+            self.policy.try_lock(),
+        ) else {
+            return false;
+        };
+        choice.clear();
+        let view = RevocationRequest {
+            sequence: request.sequence,
+            requested: request.frames_requested,
+            owed: request.frames_owed,
+            deadline: request.deadline,
+            named: &named[..count],
+        };
+        match &mut *policy {
+            Installed::Default(policy) => policy.choose(&view, table.frames(), &mut choice),
+            Installed::Custom(policy) => match policy.try_lock() {
+                Some(mut policy) => policy.choose(&view, table.frames(), &mut choice),
+                None => return false,
+            },
+        }
+        drop(policy);
+        // The kernel is called with the table locked: nothing else in the library OS runs
+        // meanwhile but interrupt handlers, which only note news.
+        let released = release_chosen(kernel, &mut table, &choice);
+        drop(choice);
+        drop(table);
+        self.counters
+            .released
+            .fetch_add(released, Ordering::Relaxed);
+        if released > 0 && kernel.revoke_ack() == Ok(0) {
+            self.counters.met.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Applies new repossession vector entries to the frame table: frames the kernel took
+    /// are no longer held. False, having changed nothing, if the table is locked.
+    fn apply_repossessions(&self, kernel: &mut impl Kernel) -> bool {
+        let Some(mut table) = self.table.try_lock() else {
+            return false;
+        };
+        let mut vector = [0; VECTOR_SIZE];
+        if !kernel.repossession_vector(&mut vector) {
+            return true;
+        }
+        let mut reader = RepossessionReader {
+            seen: self.applied.load(Ordering::Relaxed),
+        };
+        let mut heap_lost = false;
+        let poll = reader.poll_copy(&vector, |entry| {
+            if entry.reason == Reason::Aborted
+                && let Some(frame) = table.remove(entry.phys)
+            {
+                heap_lost |= frame.is_pinned();
+            }
+        });
+        drop(table);
+        self.applied.store(reader.seen, Ordering::Relaxed);
+        self.counters
+            .repossessed
+            .fetch_add(poll.new + poll.lost, Ordering::Relaxed);
+        if heap_lost {
+            crate::println!("libos: the kernel repossessed heap frames; the heap is damaged");
+        }
+        true
+    }
+}
+
+/// Unbinds and frees the chosen, revocable frames, highest slot first; returns how many
+/// went back to the kernel.
+fn release_chosen<const N: usize, const H: usize>(
+    kernel: &mut impl Kernel,
+    table: &mut FrameTable<N, H>,
+    choice: &Selection,
+) -> u64 {
+    let mut released = 0;
+    for slot in choice.iter_descending() {
+        let Some(&frame) = table.frames().get(slot) else {
+            continue;
+        };
+        if !frame.is_revocable() {
+            continue;
+        }
+        if let Some(ipa) = frame.ipa() {
+            if kernel.unbind(ipa).is_err() {
+                continue;
+            }
+            let _ = table.set_unbound(frame.phys());
+        }
+        if kernel.frame_free(frame.phys()).is_ok() {
+            table.remove(frame.phys());
+            released += 1;
+        }
+    }
+    released
+}
 
 /// Installs `policy` for every later revocation request:
 ///
@@ -64,12 +397,12 @@ static DEFERRED: AtomicBool = AtomicBool::new(false);
 /// exo_libos::mem::set_revocation_policy(&POLICY);
 /// ```
 pub fn set_revocation_policy(policy: &'static Mutex<dyn RevocationPolicy + Send>) {
-    *POLICY.lock() = Installed::Custom(policy);
+    *REVOKER.policy.lock() = Installed::Custom(policy);
 }
 
-/// What has happened so far.
+/// What has happened so far. Never waits: fit for an interrupt handler.
 pub fn stats() -> RevocationStats {
-    *STATS.lock()
+    REVOKER.counters.snapshot()
 }
 
 /// The kernel's latest revocation request, from the revocation page (`None` before the
@@ -84,122 +417,81 @@ pub fn latest_request() -> Option<Request> {
         .filter(|request| request.sequence != 0)
 }
 
-/// Answers the pending revocation request, if any: the policy chooses, the chosen frames are
-/// unbound and freed, and the kernel is told (`EXO_REVOKE_ACK`) unless nothing was released.
-/// Runs in the `REVOCATION` upcall, and again from [`service`] when it had to be put off.
-pub(crate) fn answer_request() {
-    let mut page = [0; SIZE];
-    if !arch::copy_kernel_pages(REVOCATION_PAGE_IPA, &mut page) {
-        return;
+/// Takes revocation requests and repossession news as the kernel's `REVOCATION` and
+/// `REPOSSESSION` signals (virtual interrupts, INTIDs from the info page) instead of
+/// upcalls: binds a handler to each ([`irq::bind`]), which only notes the news. The work is
+/// done at the next safe point: [`poll`], [`super::yield_now`] or [`irq::wait_until`]. So
+/// the program must reach one before the revocation deadline, with IRQs unmasked
+/// ([`irq::enable`]) or waiting in [`irq::wait_until`] so the handlers can run.
+///
+/// Needs [`irq::init`]. `Kernel(NotSupported)` if the info page has no interrupt facts (a
+/// kernel before ABI 1.3, which has no signals). News from before the call is not lost:
+/// the first safe point looks at both pages.
+pub fn by_interrupt(info: &Info) -> Result<(), irq::Error> {
+    let facts = info
+        .interrupts()
+        .ok_or(irq::Error::Kernel(Error::NotSupported))?;
+    if !irq::is_initialised() {
+        return Err(irq::Error::NotInitialised);
     }
-    let Some(reader) = RequestReader::new(&page) else {
-        return;
-    };
-    let request = reader.request();
-    {
-        let mut stats = STATS.lock();
-        if request.sequence != stats.last_sequence && request.sequence != 0 {
-            stats.requests += 1;
-            stats.last_sequence = request.sequence;
-        }
+    let revocation = u32::from(facts.revocation);
+    irq::bind(revocation, on_revocation_signal)?;
+    if let Err(error) = irq::bind(u32::from(facts.repossession), on_repossession_signal) {
+        let _ = hypercall::irq_disable(revocation);
+        irq::unregister(revocation);
+        return Err(error);
     }
-    if request.state != RequestState::Pending || request.frames_owed == 0 {
-        return;
-    }
-    let mut named = [PhysAddr::new(0); MAX_NAMED];
-    let mut count = 0;
-    for (slot, frame) in named.iter_mut().zip(reader.named()) {
-        *slot = frame;
-        count += 1;
-    }
-    let Ok(mut table) = super::table() else {
-        DEFERRED.store(true, Ordering::Relaxed);
-        return;
-    };
-    let Some(mut choice) = SELECTION.try_lock() else {
-        DEFERRED.store(true, Ordering::Relaxed);
-        return;
-    };
-    choice.clear();
-    let view = RevocationRequest {
-        sequence: request.sequence,
-        requested: request.frames_requested,
-        owed: request.frames_owed,
-        deadline: request.deadline,
-        named: &named[..count],
-    };
-    match &mut *POLICY.lock() {
-        Installed::Default(policy) => policy.choose(&view, table.frames(), &mut choice),
-        Installed::Custom(policy) => policy.lock().choose(&view, table.frames(), &mut choice),
-    }
-    // The kernel is called with the table locked: this is an upcall, nothing else runs.
-    let released = release_chosen(&mut table, &choice);
-    drop(choice);
-    drop(table);
-    let mut stats = STATS.lock();
-    stats.released += released;
-    if released > 0 && call::revoke_ack() == Ok(0) {
-        stats.met += 1;
-    }
+    irq::set_deferred_work(deferred_work);
+    REVOKER.news.note(REQUEST | REPOSSESSIONS);
+    Ok(())
 }
 
-/// Unbinds and frees the chosen, revocable frames, highest slot first; returns how many
-/// went back to the kernel.
-fn release_chosen(table: &mut super::Table, choice: &Selection) -> u64 {
-    let mut released = 0;
-    for slot in choice.iter_descending() {
-        let Some(&frame) = table.frames().get(slot) else {
-            continue;
-        };
-        if !frame.is_revocable() {
-            continue;
-        }
-        if let Some(ipa) = frame.ipa() {
-            if call::unbind(ipa).is_err() {
-                continue;
-            }
-            let _ = table.set_unbound(frame.phys());
-        }
-        if call::frame_free(frame.phys()).is_ok() {
-            table.remove(frame.phys());
-            released += 1;
-        }
-    }
-    released
+/// [`poll`], as [`irq::wait_until`] calls it.
+fn deferred_work() {
+    poll();
 }
 
-/// Applies new repossession vector entries to the frame table: frames the kernel took are
-/// no longer held. Runs in the `REPOSSESSION` upcall and from [`service`].
-pub(crate) fn apply_repossessions() {
-    let Ok(mut table) = super::table() else {
-        DEFERRED.store(true, Ordering::Relaxed);
-        return;
-    };
-    let mut reader = RepossessionReader {
-        seen: APPLIED.load(Ordering::Relaxed),
-    };
-    let mut heap_lost = false;
-    let poll = reader.poll(|entry| {
-        if entry.reason == Reason::Aborted
-            && let Some(frame) = table.remove(entry.phys)
-        {
-            heap_lost |= frame.is_pinned();
-        }
-    });
-    drop(table);
-    APPLIED.store(reader.seen, Ordering::Relaxed);
-    STATS.lock().repossessed += poll.new + poll.lost;
-    if heap_lost {
-        crate::println!("libos: the kernel repossessed heap frames; the heap is damaged");
-    }
+/// The `REVOCATION` signal's handler: notes the news, nothing else.
+fn on_revocation_signal(_intid: u32) {
+    REVOKER
+        .counters
+        .revocation_signals
+        .fetch_add(1, Ordering::Relaxed);
+    REVOKER.news.note(REQUEST);
 }
 
-/// Does revocation work an upcall had to put off. Called by [`super::yield_now`].
-pub fn service() {
-    if DEFERRED.swap(false, Ordering::Relaxed) {
-        apply_repossessions();
-        answer_request();
-    }
+/// The `REPOSSESSION` signal's handler: notes the news, nothing else.
+fn on_repossession_signal(_intid: u32) {
+    REVOKER
+        .counters
+        .repossession_signals
+        .fetch_add(1, Ordering::Relaxed);
+    REVOKER.news.note(REPOSSESSIONS);
+}
+
+/// A safe point: answers the pending revocation request and applies repossessions, if the
+/// signals brought news of them (or an upcall found a lock held). Call it from the program's
+/// main loop, where frames may go (the policy unbinds the ones it chooses); not from an
+/// interrupt handler. Cheap when there is no news. Returns whether there was any.
+pub fn poll() -> bool {
+    REVOKER.settle(&mut Machine)
+}
+
+/// Whether news waits for [`poll`].
+pub fn pending() -> bool {
+    REVOKER.news.pending()
+}
+
+/// The `REVOCATION` upcall: answers at once.
+pub(crate) fn on_revocation_upcall() {
+    REVOKER.news.note(REQUEST);
+    REVOKER.settle(&mut Machine);
+}
+
+/// The `REPOSSESSION` upcall: applies the new entries at once.
+pub(crate) fn on_repossession_upcall() {
+    REVOKER.news.note(REPOSSESSIONS);
+    REVOKER.settle(&mut Machine);
 }
 
 /// What one [`RepossessionReader::poll`] found.
@@ -235,12 +527,17 @@ impl RepossessionReader {
     }
 
     /// Calls `each` for every entry appended since the last poll.
-    pub fn poll(&mut self, mut each: impl FnMut(Repossession)) -> Poll {
-        let mut page = [0; VECTOR_SIZE];
-        if !arch::copy_kernel_pages(REPOSSESSION_VECTOR_IPA, &mut page) {
+    pub fn poll(&mut self, each: impl FnMut(Repossession)) -> Poll {
+        let mut vector = [0; VECTOR_SIZE];
+        if !arch::copy_kernel_pages(REPOSSESSION_VECTOR_IPA, &mut vector) {
             return Poll::default();
         }
-        let Some(vector) = VectorReader::new(&page) else {
+        self.poll_copy(&vector, each)
+    }
+
+    /// [`RepossessionReader::poll`] over a copy of the vector.
+    fn poll_copy(&mut self, vector: &[u8], mut each: impl FnMut(Repossession)) -> Poll {
+        let Some(vector) = VectorReader::new(vector) else {
             return Poll::default();
         };
         let mut poll = Poll::default();
@@ -272,20 +569,352 @@ fn total() -> u64 {
 mod tests {
     use super::*;
     use crate::mem::policy::RefusePolicy;
+    use exo_abi::PAGE_SIZE;
+    use exo_abi::revocation::{push_repossession, vector_header, write_request};
+    use std::cell::Cell;
+
+    type SmallTable = FrameTable<64, 128>;
+
+    fn frame(n: u64) -> PhysAddr {
+        PhysAddr::new(0x4000_0000 + n * PAGE_SIZE)
+    }
+
+    fn ipa(n: u64) -> Ipa {
+        Ipa::new(0x40_0000_0000 + n * PAGE_SIZE)
+    }
+
+    /// A table of `count` frames, every one bound (frame `n` at `ipa(n)`), leaked so a
+    /// [`Revoker`] can borrow it for as long as it likes.
+    fn table(count: u64) -> &'static Mutex<SmallTable> {
+        let table = Box::leak(Box::new(Mutex::new(SmallTable::new())));
+        for n in 0..count {
+            let mut table = table.lock();
+            table.insert(frame(n)).unwrap();
+            table.set_bound(frame(n), ipa(n), 3).unwrap();
+        }
+        table
+    }
+
+    /// A kernel with one revocation page and repossession vector that keeps the books the
+    /// way the real one does: a free counts toward the request, and the request is met when
+    /// nothing is owed. Records every call; `during_free` runs inside each `EXO_FRAME_FREE`,
+    /// standing in for an interrupt or upcall that arrives meanwhile.
+    struct Fake<'a> {
+        request: Request,
+        vector: Box<[u8; VECTOR_SIZE]>,
+        bound: Vec<(Ipa, PhysAddr)>,
+        freed: Vec<PhysAddr>,
+        acks: u64,
+        during_free: Option<&'a dyn Fn(&mut Request)>,
+    }
+
+    impl<'a> Fake<'a> {
+        /// Frames `0..count` bound at `ipa(n)`, no request yet.
+        fn new(count: u64) -> Self {
+            let mut vector = Box::new([0; VECTOR_SIZE]);
+            vector[..32].copy_from_slice(&vector_header());
+            Self {
+                request: Request {
+                    sequence: 0,
+                    state: RequestState::Idle,
+                    frames_requested: 0,
+                    frames_owed: 0,
+                    deadline: 0,
+                    issued_at: 0,
+                },
+                vector,
+                bound: (0..count).map(|n| (ipa(n), frame(n))).collect(),
+                freed: Vec::new(),
+                acks: 0,
+                during_free: None,
+            }
+        }
+
+        /// Issues (or adds to) a request for `frames`.
+        fn ask(&mut self, frames: u64) {
+            if self.request.state != RequestState::Pending {
+                self.request.sequence += 1;
+                self.request.frames_requested = 0;
+                self.request.state = RequestState::Pending;
+            }
+            self.request.frames_requested += frames;
+            self.request.frames_owed += frames;
+        }
+
+        /// The abort protocol: takes frame `n` and reports it.
+        fn repossess(&mut self, n: u64) {
+            self.bound.retain(|&(_, phys)| phys != frame(n));
+            let entry = Repossession {
+                phys: frame(n),
+                ipa: Some(ipa(n)),
+                reason: Reason::Aborted,
+                sequence: self.request.sequence as u32,
+            };
+            push_repossession(&mut self.vector, &entry);
+        }
+    }
+
+    impl Kernel for Fake<'_> {
+        fn revocation_page(&mut self, page: &mut [u8; SIZE]) -> bool {
+            write_request(page, &self.request, &[]);
+            true
+        }
+
+        fn repossession_vector(&mut self, vector: &mut [u8; VECTOR_SIZE]) -> bool {
+            vector.copy_from_slice(&self.vector[..]);
+            true
+        }
+
+        fn unbind(&mut self, ipa: Ipa) -> Result<PhysAddr, Error> {
+            let at = self.bound.iter().position(|&(bound, _)| bound == ipa);
+            at.map(|at| self.bound.remove(at).1)
+                .ok_or(Error::BadAddress)
+        }
+
+        fn frame_free(&mut self, phys: PhysAddr) -> Result<(), Error> {
+            if self.freed.contains(&phys) {
+                return Err(Error::NotOwner);
+            }
+            self.freed.push(phys);
+            if let Some(during_free) = self.during_free {
+                during_free(&mut self.request);
+            }
+            if self.request.state == RequestState::Pending {
+                self.request.frames_owed -= 1;
+                if self.request.frames_owed == 0 {
+                    self.request.state = RequestState::Met;
+                }
+            }
+            Ok(())
+        }
+
+        fn revoke_ack(&mut self) -> Result<u64, Error> {
+            self.acks += 1;
+            Ok(if self.request.state == RequestState::Pending {
+                self.request.frames_owed
+            } else {
+                0
+            })
+        }
+    }
 
     #[test]
-    fn a_custom_policy_coerces_and_installs() {
+    fn news_is_acted_on_once_and_left_when_work_cannot_proceed() {
+        let news = News::new();
+        let passes = Cell::new(0);
+        assert!(!news.settle(|_| unreachable!("no news, no work")));
+        news.note(REQUEST);
+        news.note(REQUEST);
+        assert!(news.settle(|bits| {
+            assert_eq!(bits, REQUEST, "two notes of the same news are one pass");
+            passes.set(passes.get() + 1);
+            0
+        }));
+        assert_eq!(passes.get(), 1);
+        assert!(!news.pending());
+
+        news.note(REQUEST | REPOSSESSIONS);
+        assert!(
+            news.settle(|_| REQUEST),
+            "the work could not answer: a lock was held"
+        );
+        assert!(news.pending(), "what it could not do stays noted");
+        news.settle(|bits| {
+            assert_eq!(bits, REQUEST, "only what was left");
+            0
+        });
+        assert!(!news.pending());
+    }
+
+    #[test]
+    fn news_noted_during_the_work_is_done_before_settle_returns() {
+        let news = News::new();
+        let seen = Cell::new(Vec::new());
+        news.note(REQUEST);
+        news.settle(|bits| {
+            let mut passes = seen.take();
+            passes.push(bits);
+            if passes.len() == 1 {
+                // An interrupt handler notes more news, and a nested caller (an upcall
+                // during one of the work's hypercalls) finds the work busy and leaves it.
+                news.note(REPOSSESSIONS);
+                assert!(!news.settle(|_| unreachable!("nested work")));
+            }
+            seen.set(passes);
+            0
+        });
+        assert_eq!(seen.take(), [REQUEST, REPOSSESSIONS]);
+        assert!(!news.pending());
+    }
+
+    #[test]
+    fn a_signal_is_answered_at_the_safe_point_and_only_once() {
+        let revoker = Revoker::new(table(10));
+        let mut kernel = Fake::new(10);
+        kernel.ask(3);
+        // The handler runs: the news is noted, nothing is released yet.
+        revoker.news.note(REQUEST);
+        assert!(kernel.freed.is_empty());
+        assert!(revoker.settle(&mut kernel));
+        assert_eq!(kernel.freed.len(), 3);
+        assert_eq!(revoker.table.lock().len(), 7);
+        assert_eq!(kernel.request.state, RequestState::Met);
+        // The same request signalled again (or a poll with stale news) releases nothing more.
+        revoker.news.note(REQUEST);
+        revoker.settle(&mut kernel);
+        revoker.settle(&mut kernel);
+        assert_eq!(kernel.freed.len(), 3);
+        assert_eq!(kernel.acks, 1);
+        let stats = revoker.counters.snapshot();
+        assert_eq!((stats.requests, stats.met, stats.released), (1, 1, 3));
+        assert_eq!(stats.last_sequence, 1);
+    }
+
+    #[test]
+    fn a_locked_table_defers_the_answer_without_losing_it() {
+        let revoker = Revoker::new(table(10));
+        let mut kernel = Fake::new(10);
+        kernel.ask(2);
+        revoker.news.note(REQUEST);
+        {
+            // The interrupted code holds the table: the work must not wait for it.
+            let _held = revoker.table.lock();
+            assert!(revoker.settle(&mut kernel));
+            assert!(kernel.freed.is_empty());
+            assert!(revoker.news.pending());
+        }
+        assert!(revoker.settle(&mut kernel));
+        assert_eq!(kernel.freed.len(), 2);
+        assert!(!revoker.news.pending());
+        let stats = revoker.counters.snapshot();
+        assert_eq!((stats.requests, stats.met), (1, 1), "counted once");
+
+        // So does a custom policy the program holds.
+        static REFUSE: Mutex<RefusePolicy> = Mutex::new(RefusePolicy);
+        *revoker.policy.lock() = Installed::Custom(&REFUSE);
+        kernel.ask(1);
+        revoker.news.note(REQUEST);
+        let held = REFUSE.lock();
+        revoker.settle(&mut kernel);
+        assert!(revoker.news.pending());
+        drop(held);
+        revoker.settle(&mut kernel);
+        assert!(!revoker.news.pending());
+        assert_eq!(kernel.freed.len(), 2, "the refusing policy gave nothing");
+        assert_eq!(revoker.counters.snapshot().requests, 2);
+    }
+
+    #[test]
+    fn a_request_grown_during_the_answer_is_answered_in_full() {
+        let revoker = Revoker::new(table(10));
+        let grown = Cell::new(false);
+        let news = &revoker.news;
+        let grow = |request: &mut Request| {
+            if !grown.replace(true) {
+                // The kernel asks for two more while the first free is in flight, and
+                // signals it.
+                request.frames_requested += 2;
+                request.frames_owed += 2;
+                news.note(REQUEST);
+            }
+        };
+        let mut kernel = Fake::new(10);
+        kernel.during_free = Some(&grow);
+        kernel.ask(3);
+        revoker.news.note(REQUEST);
+        revoker.settle(&mut kernel);
+        assert_eq!(
+            kernel.freed.len(),
+            5,
+            "three asked, two more asked meanwhile"
+        );
+        assert_eq!(kernel.request.state, RequestState::Met);
+        let stats = revoker.counters.snapshot();
+        assert_eq!((stats.requests, stats.met, stats.released), (1, 1, 5));
+        assert!(!revoker.news.pending());
+    }
+
+    #[test]
+    fn repossessions_are_applied_once_each() {
+        let revoker = Revoker::new(table(10));
+        let mut kernel = Fake::new(10);
+        kernel.ask(2);
+        kernel.repossess(8);
+        kernel.repossess(9);
+        kernel.request.state = RequestState::Aborted;
+        revoker.news.note(REQUEST);
+        revoker.news.note(REPOSSESSIONS);
+        revoker.settle(&mut kernel);
+        assert!(
+            kernel.freed.is_empty(),
+            "an aborted request is not answered"
+        );
+        let table = revoker.table.lock();
+        assert_eq!(table.len(), 8);
+        assert!(table.get(frame(8)).is_none() && table.get(frame(9)).is_none());
+        drop(table);
+        revoker.news.note(REPOSSESSIONS);
+        revoker.settle(&mut kernel);
+        kernel.repossess(0);
+        revoker.news.note(REPOSSESSIONS);
+        revoker.settle(&mut kernel);
+        assert_eq!(revoker.table.lock().len(), 7);
+        let stats = revoker.counters.snapshot();
+        assert_eq!((stats.requests, stats.met, stats.repossessed), (1, 0, 3));
+    }
+
+    fn info(interrupts: bool) -> Info {
+        use exo_abi::Name;
+        use exo_abi::info::{GicInterface, InfoHeader, InfoWriter, InterruptInfo, SIZE};
+        let page: &'static mut [u8; SIZE] = Box::leak(Box::new([0; SIZE]));
+        let header = InfoHeader {
+            abi_version: exo_abi::ABI_VERSION,
+            partition_id: 0,
+            name: Name::new("irqborrower").unwrap(),
+            timer_frequency: 62_500_000,
+            guaranteed_frames: 256,
+            borrow_limit_frames: 1024,
+            partition_count: 2,
+        };
+        let mut writer = InfoWriter::new(page, &header);
+        if interrupts {
+            let facts = InterruptInfo {
+                gic: GicInterface::V3,
+                revocation: 8,
+                repossession: 9,
+                message: 10,
+                virtual_timer: 27,
+            };
+            writer.set_interrupts(&facts, [].into_iter());
+        }
+        Info::from_page(page).unwrap()
+    }
+
+    #[test]
+    fn signals_need_interrupt_facts_and_a_cpu_interface() {
+        assert_eq!(
+            by_interrupt(&info(false)),
+            Err(irq::Error::Kernel(Error::NotSupported))
+        );
+        // The host has no CPU interface to initialise.
+        assert_eq!(by_interrupt(&info(true)), Err(irq::Error::NotInitialised));
+    }
+
+    #[test]
+    fn the_global_instance_has_no_pages_on_the_host() {
         static REFUSE: Mutex<RefusePolicy> = Mutex::new(RefusePolicy);
         set_revocation_policy(&REFUSE);
-        // No kernel pages on the host: nothing to answer, nothing applied.
-        answer_request();
-        apply_repossessions();
+        // No kernel pages on the host: the upcalls and a poll find nothing to do.
+        on_revocation_upcall();
+        on_repossession_upcall();
+        assert!(!poll());
+        assert!(!pending());
         assert_eq!(stats(), RevocationStats::default());
         assert_eq!(latest_request(), None);
         assert_eq!(
             RepossessionReader::from_start().poll(|_| {}),
             Poll::default()
         );
-        *POLICY.lock() = Installed::Default(DefaultPolicy);
+        *REVOKER.policy.lock() = Installed::Default(DefaultPolicy);
     }
 }
