@@ -1,7 +1,7 @@
 //! Upcalls: the library OS's entry for the kernel's notices (revocation requests,
 //! repossessions, faults on unbound IPAs, messages) and the program's hooks into it.
 //!
-//! [`register`] gives the kernel the entry stub (in `arch`), which runs [`dispatch`] on the
+//! [`register`] gives the kernel the entry stub (in `arch`), which runs `dispatch` on the
 //! upcall stack and ends the upcall with `EXO_UPCALL_RETURN`. Revocation requests are
 //! answered by the installed policy ([`crate::mem::set_revocation_policy`]); repossessions
 //! update the frame table; faults go to the handler set with [`set_fault_handler`]; messages

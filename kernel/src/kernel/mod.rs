@@ -2,9 +2,10 @@
 //! it hands out, binds them in stage 2, serves hypercalls and decides who runs next.
 //!
 //! Everything machine-specific reaches it through [`Platform`], so the whole of it runs in
-//! host tests against a fake machine. The memory calls live in [`memory`], revocation and
-//! the abort protocol in [`revocation`], upcalls in [`upcall`] and the invariant check in
-//! [`check`].
+//! host tests against a fake machine. The memory calls live in `memory`, revocation and
+//! the abort protocol in `revocation`, upcalls in `upcall`, interrupts, signals, waiting and
+//! donation in `interrupts`, protected control transfer in `ipc` and the invariant check in
+//! `check`.
 
 mod check;
 mod interrupts;

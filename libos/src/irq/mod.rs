@@ -8,7 +8,7 @@
 //! - GICv3: with `HCR_EL2.IMO` set, the `ICC_*` system registers reach the virtual CPU
 //!   interface (`ICV_*`); interrupts are Group 1.
 //! - GICv2: the kernel maps the hardware `GICV` frame at an IPA the info page names
-//!   ([`gicv2`]); interrupts are Group 0, signalled as IRQ.
+//!   (the `gicv2` module); interrupts are Group 0, signalled as IRQ.
 //!
 //! The sequence is:
 //!
@@ -136,7 +136,7 @@ static DEFERRED_WORK: Mutex<Option<fn()>> = Mutex::new(None);
 /// - GICv3: `ICC_SRE_EL1.SRE = 1` (checked by reading it back), `ICC_PMR_EL1 = 0xFF`,
 ///   `ICC_BPR1_EL1 = 0`, `ICC_IGRPEN1_EL1 = 1`.
 /// - GICv2: claims the `GICV` frame and sets `GICV_PMR`, `GICV_BPR`, `GICV_CTLR`
-///   ([`gicv2::CpuInterface::setup`]).
+///   (`gicv2::CpuInterface::setup`).
 ///
 /// An info page without interrupt facts (a kernel older than ABI 1.3) means GICv3 if the PE
 /// has the system-register interface.

@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-/// Exception classes (ESR_ELx.EC, bits [31:26]) the kernel distinguishes.
+/// Exception classes (ESR_ELx.EC, bits \[31:26\]) the kernel distinguishes.
 pub mod class {
     /// Unknown reason.
     pub const UNKNOWN: u8 = 0x00;
@@ -72,7 +72,7 @@ impl Esr {
         self.0
     }
 
-    /// Exception class, bits [31:26].
+    /// Exception class, bits \[31:26\].
     pub const fn class(self) -> u8 {
         ((self.0 >> 26) & 0x3F) as u8
     }
@@ -82,12 +82,12 @@ impl Esr {
         if self.0 & (1 << 25) != 0 { 4 } else { 2 }
     }
 
-    /// Instruction specific syndrome, bits [24:0].
+    /// Instruction specific syndrome, bits \[24:0\].
     pub const fn iss(self) -> u32 {
         (self.0 & 0x01FF_FFFF) as u32
     }
 
-    /// For HVC/SMC: the immediate, ISS bits [15:0].
+    /// For HVC/SMC: the immediate, ISS bits \[15:0\].
     pub const fn call_immediate(self) -> u16 {
         (self.0 & 0xFFFF) as u16
     }
@@ -102,7 +102,7 @@ impl Esr {
         self.0 & (1 << 7) != 0
     }
 
-    /// For aborts: the fault status code, ISS bits [5:0] (DFSC/IFSC).
+    /// For aborts: the fault status code, ISS bits \[5:0\] (DFSC/IFSC).
     pub const fn fault_status(self) -> FaultStatus {
         let code = (self.0 & 0x3F) as u8;
         let level = code & 0x3;

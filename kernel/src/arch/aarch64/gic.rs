@@ -137,7 +137,8 @@ unsafe impl Send for Gic {}
 
 static GIC: spin::Mutex<Option<Gic>> = spin::Mutex::new(None);
 /// Whether `UIE` is set in `ICH_HCR_EL2` / `GICH_HCR` (the kernel is its only writer).
-static UNDERFLOW_NOTIFY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static UNDERFLOW_NOTIFY: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
 /// Number of list registers (0: no virtual interface).
 static LIST_REGISTERS: AtomicUsize = AtomicUsize::new(0);
 /// INTIDs the distributor implements.

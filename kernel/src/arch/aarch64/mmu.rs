@@ -83,7 +83,8 @@ impl KernelImage {
     /// Whether the 2 MiB block at `base` needs page granularity.
     fn fine(&self, base: u64) -> bool {
         let end = base + BLOCK_2M;
-        (self.text_start < end && self.rodata_end > base) || (self.guard >= base && self.guard < end)
+        (self.text_start < end && self.rodata_end > base)
+            || (self.guard >= base && self.guard < end)
     }
 
     /// The descriptor of the RAM page at `pa`.

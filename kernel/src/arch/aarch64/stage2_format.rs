@@ -11,14 +11,14 @@
 //!
 //! | bits    | table descriptor        | block / page descriptor                        |
 //! |---------|-------------------------|------------------------------------------------|
-//! | [1:0]   | `0b11`                  | `0b01` block (levels 1, 2); `0b11` page (level 3) |
-//! | [5:2]   | ignored                 | MemAttr[3:0]                                   |
-//! | [7:6]   | ignored                 | S2AP[1:0]                                      |
-//! | [9:8]   | ignored                 | SH[1:0]                                        |
-//! | [10]    | ignored                 | AF                                             |
-//! | [47:12] | next-level table address | output address (block: [47:21] or [47:30])     |
-//! | [54:53] | RES0                    | XN[1:0]                                        |
-//! | [58:55] | ignored                 | reserved for software use, ignored here        |
+//! | \[1:0\]   | `0b11`                  | `0b01` block (levels 1, 2); `0b11` page (level 3) |
+//! | \[5:2\]   | ignored                 | MemAttr\[3:0\]                                   |
+//! | \[7:6\]   | ignored                 | S2AP\[1:0\]                                      |
+//! | \[9:8\]   | ignored                 | SH\[1:0\]                                        |
+//! | \[10\]    | ignored                 | AF                                             |
+//! | \[47:12\] | next-level table address | output address (block: \[47:21\] or \[47:30\])     |
+//! | \[54:53\] | RES0                    | XN\[1:0\]                                        |
+//! | \[58:55\] | ignored                 | reserved for software use, ignored here        |
 //!
 //! Stage-2 table descriptors carry no hierarchical attributes (no APTable/XNTable), so the
 //! rights live in the leaves only.
@@ -35,36 +35,36 @@ pub struct Aarch64Stage2;
 const VALID: u64 = 1 << 0;
 /// Bit 1 of a valid descriptor: table (levels 0 to 2) or page (level 3); clear for a block.
 const TABLE_OR_PAGE: u64 = 1 << 1;
-/// Descriptor type field, bits[1:0].
+/// Descriptor type field, bits\[1:0\].
 const TYPE_MASK: u64 = 0b11;
-/// Next-level table address / page output address, bits[47:12].
+/// Next-level table address / page output address, bits\[47:12\].
 const ADDRESS_MASK: u64 = 0x0000_FFFF_FFFF_F000;
 
-/// MemAttr[3:0], bits[5:2].
+/// MemAttr\[3:0\], bits\[5:2\].
 const MEMATTR_SHIFT: u32 = 2;
 /// Mask of MemAttr.
 const MEMATTR_MASK: u64 = 0b1111 << MEMATTR_SHIFT;
-/// MemAttr for Normal memory, Outer Write-Back Cacheable (`[3:2] = 0b11`) and Inner
-/// Write-Back Cacheable (`[1:0] = 0b11`).
+/// MemAttr for Normal memory, Outer Write-Back Cacheable (`\[3:2\] = 0b11`) and Inner
+/// Write-Back Cacheable (`\[1:0\] = 0b11`).
 const MEMATTR_NORMAL_WRITE_BACK: u64 = 0b1111;
-/// MemAttr for Device-nGnRE memory (`[3:2] = 0b00` Device, `[1:0] = 0b01` nGnRE).
+/// MemAttr for Device-nGnRE memory (`\[3:2\] = 0b00` Device, `\[1:0\] = 0b01` nGnRE).
 const MEMATTR_DEVICE_NGNRE: u64 = 0b0001;
-/// MemAttr[3:2] == 0b00 means a Device memory type.
+/// MemAttr\[3:2\] == 0b00 means a Device memory type.
 const MEMATTR_OUTER_MASK: u64 = 0b1100;
 
-/// S2AP[0], bit 6: data reads allowed.
+/// S2AP\[0\], bit 6: data reads allowed.
 const S2AP_READ: u64 = 1 << 6;
-/// S2AP[1], bit 7: data writes allowed.
+/// S2AP\[1\], bit 7: data writes allowed.
 const S2AP_WRITE: u64 = 1 << 7;
 
-/// SH[1:0], bits[9:8] = 0b11: Inner Shareable. Used for Normal memory; Device memory is
+/// SH\[1:0\], bits\[9:8\] = 0b11: Inner Shareable. Used for Normal memory; Device memory is
 /// always treated as Outer Shareable, so its SH field is left 0b00.
 const SH_INNER_SHAREABLE: u64 = 0b11 << 8;
 
 /// AF, bit 10: Access flag set, so the first access does not fault.
 const ACCESS_FLAG: u64 = 1 << 10;
 
-/// XN[1:0], bits[54:53].
+/// XN\[1:0\], bits\[54:53\].
 const XN_SHIFT: u32 = 53;
 /// Mask of XN.
 const XN_MASK: u64 = 0b11 << XN_SHIFT;
@@ -95,7 +95,7 @@ impl Aarch64Stage2 {
         memory | read | write | ACCESS_FLAG | execute
     }
 
-    /// Reads the attribute fields back. MemAttr[3:2] == 0b00 is Device, anything else
+    /// Reads the attribute fields back. MemAttr\[3:2\] == 0b00 is Device, anything else
     /// Normal; only XN == 0b00 (executable at EL1 and EL0) counts as executable.
     const fn decode_attributes(descriptor: u64) -> Attributes {
         let memattr = (descriptor & MEMATTR_MASK) >> MEMATTR_SHIFT;
@@ -120,7 +120,7 @@ impl Aarch64Stage2 {
 }
 
 impl DescriptorFormat for Aarch64Stage2 {
-    /// bits[1:0] = 0b00: faults. All other bits are ignored by hardware; zero is used.
+    /// bits\[1:0\] = 0b00: faults. All other bits are ignored by hardware; zero is used.
     const INVALID: u64 = 0;
 
     fn table(next: PhysAddr) -> u64 {
