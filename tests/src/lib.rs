@@ -29,6 +29,14 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Serialises boots within one test binary.
 static BOOT_LOCK: Mutex<()> = Mutex::new(());
 
+/// Holds the lock every boot of this crate takes, for tests that drive QEMU through
+/// `exo_tool` themselves (benchmarks): one QEMU at a time, as with [`Boot::run`].
+pub fn boot_lock() -> std::sync::MutexGuard<'static, ()> {
+    BOOT_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -124,9 +132,7 @@ impl Boot {
     /// cannot be started or the serial port files are wrong; the panic message says what
     /// to do.
     pub fn run(self) -> Booted {
-        let _guard = BOOT_LOCK
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = boot_lock();
         match exo_tool::run_system(&self.config, &self.options) {
             Ok(outcome) => Booted {
                 config: self.config,

@@ -1,0 +1,58 @@
+//! Numbers users can trust: the benchmarks `scripts/bench` runs boot twice under QEMU
+//! `-icount` and must agree to the tick, and measure what they claim to. A change that makes
+//! a benchmark non-deterministic, or stops a guest reporting its metric, fails here rather
+//! than in someone's paper.
+
+use std::time::Duration;
+
+use exo_system_tests::{RunOptions, workspace_root};
+use exo_tool::bench;
+
+/// Runs `exo bench` on `guests/configs/<name>` twice and returns its report, failing the
+/// test with the report if it is not sound (a failed run, nothing measured, or runs that
+/// disagree).
+fn bench_twice(name: &str) -> bench::Report {
+    let config = workspace_root().join("guests/configs").join(name);
+    let options = RunOptions {
+        timeout: Duration::from_secs(120),
+        echo: false,
+        extra_qemu_args: bench::QEMU_ARGS.iter().map(|a| a.to_string()).collect(),
+        ..RunOptions::default()
+    };
+    let _guard = exo_system_tests::boot_lock();
+    let report = bench::run(&config, &options, 2)
+        .unwrap_or_else(|e| panic!("exo bench {name} could not run: {e:#}"));
+    assert!(
+        report.is_sound(),
+        "benchmark {name} is not sound:\n{report}"
+    );
+    report
+}
+
+/// The value of metric `name`, failing if the benchmark did not report it.
+fn metric(report: &bench::Report, name: &str) -> u64 {
+    report
+        .metrics
+        .iter()
+        .find(|m| m.name == name)
+        .map(|m| m.value)
+        .unwrap_or_else(|| panic!("no metric `{name}` in:\n{report}"))
+}
+
+#[test]
+fn kernel_latencies_repeat_to_the_tick() {
+    let report = bench_twice("bench-latency.toml");
+    let null = metric(&report, "null_hypercall_ticks");
+    let switch = metric(&report, "yield_round_trip_ticks");
+    assert!(null > 0 && switch > null, "implausible numbers:\n{report}");
+}
+
+#[test]
+fn interrupt_latencies_repeat_to_the_tick() {
+    let report = bench_twice("bench-interrupts.toml");
+    let spi = metric(&report, "spi_raise_to_handler_ticks");
+    let signal = metric(&report, "signal_raise_to_handler_ticks");
+    // A physical SPI takes the hypercall, the physical interrupt at EL2 and the virtual one;
+    // a signal skips the physical interrupt.
+    assert!(spi > signal && signal > 0, "implausible numbers:\n{report}");
+}
