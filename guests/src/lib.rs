@@ -188,6 +188,56 @@ pub fn refused_with<T: core::fmt::Debug>(
     }
 }
 
+/// How a borrower waits for and answers revocation requests (see [`serve_revocations`]).
+pub struct Serving {
+    /// How long to wait for the first request, in milliseconds.
+    pub first_request_ms: u64,
+    /// Yields without a new request, after one was met, before it is done.
+    pub quiet_yields: u64,
+}
+
+/// Runs `step` (which must yield the CPU and reach a point where the library OS answers
+/// revocation requests) until at least one request was met and no new one came for
+/// [`Serving::quiet_yields`] steps, checking every kept frame's pattern after each new
+/// request. Returns the number of intact frames kept, or `None` after printing why it
+/// failed: no request within [`Serving::first_request_ms`], or a corrupted frame.
+pub fn serve_revocations<E: From<Error>>(
+    serving: Serving,
+    mut step: impl FnMut() -> Result<(), E>,
+) -> Result<Option<u64>, E> {
+    let deadline = exo_libos::time::Deadline::after_millis(serving.first_request_ms);
+    let mut seen = 0;
+    let mut quiet = 0;
+    loop {
+        step()?;
+        let stats = mem::revocation::stats();
+        if stats.requests != seen {
+            seen = stats.requests;
+            quiet = 0;
+            if let Err(corrupt) = verify_patterns() {
+                exo_libos::println!("frame CORRUPTED after a revocation: {corrupt:?}");
+                return Ok(None);
+            }
+        } else {
+            quiet += 1;
+        }
+        if stats.met > 0 && quiet >= serving.quiet_yields {
+            break;
+        }
+        if stats.requests == 0 && deadline.passed() {
+            exo_libos::println!("no revocation request arrived");
+            return Ok(None);
+        }
+    }
+    match verify_patterns() {
+        Ok(kept) => Ok(Some(kept)),
+        Err(corrupt) => {
+            exo_libos::println!("frame CORRUPTED: {corrupt:?}");
+            Ok(None)
+        }
+    }
+}
+
 /// What `ping` sends and `pong` answers, so both sides agree on every word.
 pub mod ping_pong {
     use exo_libos::ipc::{WORDS, Words};

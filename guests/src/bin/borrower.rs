@@ -10,9 +10,8 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_guests::{grow_until_refused, verify_patterns};
+use exo_guests::{Serving, grow_until_refused, serve_revocations};
 use exo_libos::mem::{self, revocation};
-use exo_libos::time::Deadline;
 use exo_libos::{Error, ExitCode, Info, println, upcall};
 
 exo_libos::entry!(main);
@@ -26,38 +25,14 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
     upcall::register()?;
     let (grown, refusal) = grow_until_refused(|_, _| {})?;
     println!("grew by {grown} frames until refused ({refusal})");
-    let deadline = Deadline::after_millis(FIRST_REQUEST_MS);
-    let mut seen = 0;
-    let mut quiet = 0;
-    loop {
-        mem::yield_now()?;
-        let stats = revocation::stats();
-        if stats.requests != seen {
-            seen = stats.requests;
-            quiet = 0;
-            if let Err(corrupt) = verify_patterns() {
-                println!("frame CORRUPTED after a revocation: {corrupt:?}");
-                return Ok(ExitCode::FAILURE);
-            }
-        } else {
-            quiet += 1;
-        }
-        if stats.met > 0 && quiet >= QUIET_YIELDS {
-            break;
-        }
-        if stats.requests == 0 && deadline.passed() {
-            println!("no revocation request arrived");
-            return Ok(ExitCode::FAILURE);
-        }
-    }
-    let stats = revocation::stats();
-    let kept = match verify_patterns() {
-        Ok(kept) => kept,
-        Err(corrupt) => {
-            println!("frame CORRUPTED: {corrupt:?}");
-            return Ok(ExitCode::FAILURE);
-        }
+    let serving = Serving {
+        first_request_ms: FIRST_REQUEST_MS,
+        quiet_yields: QUIET_YIELDS,
     };
+    let Some(kept) = serve_revocations(serving, || mem::yield_now().map(drop))? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let stats = revocation::stats();
     println!(
         "complied with {} revocation requests ({} frames released, {} kept intact)",
         stats.met, stats.released, kept

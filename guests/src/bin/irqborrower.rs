@@ -18,7 +18,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_guests::{Failure, grow_until_refused, verify_patterns};
+use exo_guests::{Failure, Serving, grow_until_refused, serve_revocations, verify_patterns};
 use exo_libos::abi::revocation::RequestState;
 use exo_libos::mem::{self, call, revocation};
 use exo_libos::time::Deadline;
@@ -53,39 +53,19 @@ fn main(info: &Info) -> Result<ExitCode, Failure> {
 
 /// Answers every request from the main loop, well within the deadline.
 fn comply() -> Result<ExitCode, Failure> {
-    let deadline = Deadline::after_millis(FIRST_REQUEST_MS);
-    let mut seen = 0;
-    let mut quiet = 0;
-    loop {
+    let serving = Serving {
+        first_request_ms: FIRST_REQUEST_MS,
+        quiet_yields: QUIET_YIELDS,
+    };
+    let step = || -> Result<(), Failure> {
         revocation::poll();
         hypercall::yield_now()?;
-        let stats = revocation::stats();
-        if stats.requests != seen {
-            seen = stats.requests;
-            quiet = 0;
-            if let Err(corrupt) = verify_patterns() {
-                println!("frame CORRUPTED after a revocation: {corrupt:?}");
-                return Ok(ExitCode::FAILURE);
-            }
-        } else {
-            quiet += 1;
-        }
-        if stats.met > 0 && quiet >= QUIET_YIELDS {
-            break;
-        }
-        if stats.requests == 0 && deadline.passed() {
-            println!("no revocation request arrived");
-            return Ok(ExitCode::FAILURE);
-        }
-    }
-    let stats = revocation::stats();
-    let kept = match verify_patterns() {
-        Ok(kept) => kept,
-        Err(corrupt) => {
-            println!("frame CORRUPTED: {corrupt:?}");
-            return Ok(ExitCode::FAILURE);
-        }
+        Ok(())
     };
+    let Some(kept) = serve_revocations(serving, step)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let stats = revocation::stats();
     println!(
         "complied with {} revocation requests by interrupt ({} frames released, {} kept \
          intact; REVOCATION signals taken: {})",
