@@ -36,6 +36,9 @@ pub struct Elf {
     pub segments: Vec<LoadSegment>,
     /// Symbol values from `.symtab`, by name.
     pub symbols: HashMap<String, u64>,
+    /// Code symbols (functions and assembly labels) as `(address, size, name)`, sorted by
+    /// address.
+    pub functions: Vec<(u64, u64, String)>,
 }
 
 impl Elf {
@@ -90,6 +93,7 @@ impl Elf {
             });
         }
         let mut symbols = HashMap::new();
+        let mut functions = Vec::new();
         for section in elf.section_iter() {
             if let Ok(SectionData::SymbolTable64(entries)) = section.get_data(&elf) {
                 for entry in entries {
@@ -97,6 +101,16 @@ impl Elf {
                         && !name.is_empty()
                     {
                         symbols.insert(name.to_owned(), entry.value());
+                        // Functions, and assembly labels (untyped, often sizeless); not the
+                        // `$x`/`$d` mapping symbols.
+                        let code = matches!(
+                            entry.get_type(),
+                            Ok(xmas_elf::symbol_table::Type::Func
+                                | xmas_elf::symbol_table::Type::NoType)
+                        ) && !name.starts_with('$');
+                        if code {
+                            functions.push((entry.value(), entry.size(), name.to_owned()));
+                        }
                     }
                 }
             }
@@ -105,6 +119,10 @@ impl Elf {
             entry: elf.header.pt2.entry_point(),
             segments,
             symbols,
+            functions: {
+                functions.sort();
+                functions
+            },
         })
     }
 

@@ -22,6 +22,7 @@ pub mod cross;
 pub mod duration;
 pub mod elf;
 pub mod image;
+pub mod profile;
 pub mod qemu;
 pub mod size;
 pub mod toolchain;

@@ -48,8 +48,22 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         serial1_output: Option<PathBuf>,
     },
+    /// Boot a configuration with every kernel instruction logged (QEMU `-icount`, one
+    /// instruction per block) and report which kernel functions executed how many. Slow,
+    /// and the temporary log can take hundreds of MB.
+    Profile {
+        #[command(flatten)]
+        target: Target,
+        /// Functions to list.
+        #[arg(long, default_value_t = 25)]
+        top: usize,
+        /// Kill QEMU and fail after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        timeout: u64,
+    },
     /// Boot a configuration under QEMU `-icount` (virtual time counted in instructions, so
-    /// results repeat exactly) and report every revocation's latency.
+    /// results repeat exactly) and report every revocation's latency and what partitions
+    /// measured (`bench name=value` lines).
     Bench {
         #[command(flatten)]
         target: Target,
@@ -133,6 +147,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = exo_tool::bench::run(&path, &options, runs)?;
             print!("{report}");
             if !report.is_sound() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Profile {
+            target,
+            top,
+            timeout,
+        } => {
+            let path = config_path(&workspace, &target);
+            let options = RunOptions {
+                timeout: Duration::from_secs(timeout),
+                board: target.board,
+                echo: false,
+                ..RunOptions::default()
+            };
+            let profile = exo_tool::profile::run(&path, &options)?;
+            print!("{}", profile.display(top));
+            if !profile.outcome.success() {
+                eprintln!("{}", profile.outcome);
                 return Ok(ExitCode::from(1));
             }
         }
