@@ -71,6 +71,7 @@ mod gich {
     pub const HCR: usize = 0x000;
     pub const VTR: usize = 0x004;
     pub const VMCR: usize = 0x008;
+    pub const ELSR0: usize = 0x030;
     pub const APR: usize = 0x0F0;
     pub const LR: usize = 0x100;
 }
@@ -136,6 +137,8 @@ enum Gic {
 unsafe impl Send for Gic {}
 
 static GIC: spin::Mutex<Option<Gic>> = spin::Mutex::new(None);
+/// GICv3: how many active-priority registers of each group the virtual interface has.
+static APRS: AtomicUsize = AtomicUsize::new(0);
 /// Whether `UIE` is set in `ICH_HCR_EL2` / `GICH_HCR` (the kernel is its only writer).
 static UNDERFLOW_NOTIFY: core::sync::atomic::AtomicBool =
     core::sync::atomic::AtomicBool::new(false);
@@ -191,6 +194,13 @@ pub fn init(info: GicInfo) -> Result<Version, &'static str> {
             ICH_HCR_EL2.set(HCR_EN);
             let lrs = (ICH_VTR_EL2.get() & 0x1F) as usize + 1;
             LIST_REGISTERS.store(lrs.min(16), Relaxed);
+            // 1, 2 or 4 for 5, 6 or 7 preemption bits (ICH_VTR_EL2.PREbits + 1).
+            let preemption_bits = ((ICH_VTR_EL2.get() >> 26) & 0b111) as usize + 1;
+            APRS.store(1 << preemption_bits.clamp(5, 7).saturating_sub(5), Relaxed);
+            // List registers reset to UNKNOWN values: start from empty ones.
+            for n in 0..lrs.min(16) {
+                write_lr(n, 0);
+            }
             let gicd = Frame(gicd_base);
             LINES.store(lines(gicd), Relaxed);
             let sgi = Frame(gicr_base + GICR_SGI_FRAME);
@@ -231,6 +241,9 @@ pub fn init(info: GicInfo) -> Result<Version, &'static str> {
                     gich.write(gich::HCR, HCR_EN as u32);
                     let lrs = (gich.read(gich::VTR) & 0x3F) as usize + 1;
                     LIST_REGISTERS.store(lrs.min(16), Relaxed);
+                    for n in 0..lrs.min(16) {
+                        gich.write(gich::LR + 4 * n, 0);
+                    }
                     GUEST_GICC.store(gicc.raw(), Relaxed);
                     GICV.store(gicv.raw(), Relaxed);
                     Some(gich)
@@ -496,9 +509,15 @@ impl VcpuGic {
                     write_apr(n, 0);
                     write_apr(4 + n, 0);
                 }
+                // Only list registers holding something are read and cleared (the rest are
+                // empty already, and `restore` writes only non-empty ones).
+                let empty = read_elrsr();
                 for n in 0..lrs {
-                    self.lrs[n] = read_lr(n);
-                    write_lr(n, 0);
+                    self.lrs[n] = 0;
+                    if empty & (1 << n) == 0 {
+                        self.lrs[n] = read_lr(n);
+                        write_lr(n, 0);
+                    }
                 }
                 self.vtimer_active = take_vtimer_active(*sgi);
             }
@@ -509,9 +528,13 @@ impl VcpuGic {
             }) => {
                 self.vmcr = u64::from(gich.read(gich::VMCR));
                 self.apr[0] = u64::from(gich.read(gich::APR));
+                let empty = gich.read(gich::ELSR0);
                 for n in 0..lrs {
-                    self.lrs[n] = u64::from(gich.read(gich::LR + 4 * n));
-                    gich.write(gich::LR + 4 * n, 0);
+                    self.lrs[n] = 0;
+                    if empty & (1 << n) == 0 {
+                        self.lrs[n] = u64::from(gich.read(gich::LR + 4 * n));
+                        gich.write(gich::LR + 4 * n, 0);
+                    }
                 }
                 gich.write(gich::APR, 0);
                 // The banked PPI registers of the distributor (IHI 0048 4.3.x).
@@ -541,8 +564,12 @@ impl VcpuGic {
                     write_apr(n, self.apr[n]);
                     write_apr(4 + n, self.apr[4 + n]);
                 }
-                for n in 0..lrs {
-                    write_lr(n, self.lrs[n]);
+                // The live list registers are empty (saved or discarded before): write only
+                // those this vCPU had in use.
+                for (n, &lr) in self.lrs.iter().enumerate().take(lrs) {
+                    if lr != 0 {
+                        write_lr(n, lr);
+                    }
                 }
             }
             Some(Gic::V2 {
@@ -555,8 +582,10 @@ impl VcpuGic {
                 }
                 gich.write(gich::VMCR, self.vmcr as u32);
                 gich.write(gich::APR, self.apr[0] as u32);
-                for n in 0..lrs {
-                    gich.write(gich::LR + 4 * n, self.lrs[n] as u32);
+                for (n, &lr) in self.lrs.iter().enumerate().take(lrs) {
+                    if lr != 0 {
+                        gich.write(gich::LR + 4 * n, lr as u32);
+                    }
                 }
             }
             _ => {}
@@ -579,8 +608,15 @@ fn take_vtimer_active(frame: Frame) -> bool {
 /// How many `ICH_AP0R<n>_EL2` (and as many `ICH_AP1R<n>_EL2`) registers hold state: 1, 2
 /// or 4 for 5, 6 or 7 preemption bits (`ICH_VTR_EL2.PREbits` + 1; IHI 0069 12.4.1).
 fn active_priority_registers() -> usize {
-    let preemption_bits = ((ICH_VTR_EL2.get() >> 26) & 0b111) as usize + 1;
-    1 << preemption_bits.clamp(5, 7).saturating_sub(5)
+    APRS.load(Relaxed)
+}
+
+/// `ICH_ELRSR_EL2` (IHI 0069 12.4.3): bit `n` set when list register `n` holds no interrupt.
+fn read_elrsr() -> u64 {
+    let value: u64;
+    // SAFETY: reading ICH_ELRSR_EL2 (op0=3, op1=4, CRn=12, CRm=11, op2=5) has no side effect.
+    unsafe { core::arch::asm!("mrs {}, s3_4_c12_c11_5", out(reg) value, options(nomem, nostack)) };
+    value
 }
 
 /// `ICH_AP0R<n>_EL2` for `n` in 0..4, `ICH_AP1R<n-4>_EL2` for `n` in 4..8.
