@@ -164,6 +164,18 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
         for arg in &mut args {
             *arg = argument(&mut random, &limits);
         }
+        if matches!(
+            function,
+            call::EXO_IRQ_ENABLE
+                | call::EXO_IRQ_DISABLE
+                | call::EXO_IRQ_SET_PRIORITY
+                | call::EXO_IRQ_SET_TARGET
+                | call::EXO_IRQ_RAISE
+        ) && random.below(2) == 0
+        {
+            // Its own SPIs, the signals, the timer, someone else's SPI, the console's.
+            args[0] = [48, 49, 8, 9, 10, 27, 50, 33, 1020][random.below(9) as usize];
+        }
         let result = match function {
             call::EXO_UNBIND if limits.in_own_ram(args[0]) => continue,
             call::EXO_FRAME_ALLOC if random.below(2) == 0 => {
