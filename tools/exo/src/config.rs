@@ -182,6 +182,62 @@ pub struct Partition {
     pub memory_line: usize,
 }
 
+impl System {
+    /// One line per partition: what it runs and every resource the configuration binds
+    /// to it (what `exo check` prints).
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let names: Vec<&str> = self.partitions.iter().map(|p| p.name.as_str()).collect();
+        for (id, p) in self.partitions.iter().enumerate() {
+            let mut line = format!(
+                "  {id} {}: program {}, memory {}, guarantee {}",
+                p.name,
+                p.program.display_name(),
+                Bytes(p.memory_bytes),
+                Bytes(p.guarantee_bytes)
+            );
+            if p.borrow_bytes > 0 {
+                line += &format!(
+                    ", borrow {} (deadline {})",
+                    Bytes(p.borrow_bytes),
+                    display_us(p.revocation_deadline_us)
+                );
+            }
+            if !p.interrupts.is_empty() {
+                let spis: Vec<String> = p.interrupts.iter().map(u32::to_string).collect();
+                line += &format!(", SPIs {}", spis.join(" "));
+            }
+            for d in &p.devices {
+                let name = d.name.as_deref().unwrap_or("region");
+                line += &format!(
+                    ", {name} {:#x}+{} at IPA {:#x}",
+                    d.region.phys.raw(),
+                    Bytes(d.region.size),
+                    d.region.ipa.raw()
+                );
+            }
+            let peers: Vec<&str> = (0..names.len())
+                .filter(|&i| p.talks_to & (1 << i) != 0)
+                .map(|i| names[i])
+                .collect();
+            if !peers.is_empty() {
+                line += &format!(", talks to {}", peers.join(" "));
+            }
+            if !self.schedule.is_empty() {
+                let slots = self
+                    .schedule
+                    .iter()
+                    .filter(|&&s| usize::from(s) == id)
+                    .count();
+                line += &format!(", {slots}/{} slots", self.schedule.len());
+            }
+            out += &line;
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// Where a partition's program comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Program {
@@ -838,6 +894,33 @@ mod tests {
     }
 
     const HELLO: &str = "[[partition]]\nname = \"hello\"\nprogram = \"hello\"\nmemory = \"2MiB\"\n";
+
+    #[test]
+    fn the_summary_names_every_binding() {
+        let (dir, workspace) = workspace();
+        let text = "[system]\nschedule = [\"a\", \"a\", \"b\"]\n\n[[partition]]\nname = \"a\"\n\
+                    program = \"hello\"\nmemory = \"1MiB\"\nborrow = \"2MiB\"\n\
+                    interrupts = [48]\ntalks_to = [\"b\"]\n\n[[partition]]\nname = \"b\"\n\
+                    program = \"counter\"\nmemory = \"1MiB\"\n";
+        let path = dir.path().join("configs/test.toml");
+        let summary = parse(&workspace, &path, text, None).unwrap().summary();
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(lines.len(), 2, "{summary}");
+        for fragment in [
+            "0 a: program hello",
+            "borrow 2 MiB",
+            "SPIs 48",
+            "talks to b",
+            "2/3 slots",
+        ] {
+            assert!(
+                lines[0].contains(fragment),
+                "`{fragment}` not in {}",
+                lines[0]
+            );
+        }
+        assert!(lines[1].contains("1 b: program counter") && lines[1].contains("1/3 slots"));
+    }
 
     #[test]
     fn accepts_a_good_configuration() {

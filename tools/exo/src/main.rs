@@ -122,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 system.partitions.len(),
                 system.board.name
             );
+            print!("{}", system.summary());
         }
         Command::Build(target) => {
             let path = config_path(&workspace, &target);
