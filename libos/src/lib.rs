@@ -53,6 +53,7 @@ pub mod ipc;
 pub mod irq;
 pub mod mem;
 pub mod memory;
+pub mod mmu;
 pub mod probe;
 pub mod registers;
 mod runtime;

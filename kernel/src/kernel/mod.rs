@@ -81,6 +81,12 @@ pub trait Platform {
     /// Partition `id` has ended: if its vCPU is loaded, stop its timer and empty its
     /// virtual interface now (the CPU may idle before another vCPU is loaded).
     fn vcpu_ended(&mut self, id: usize);
+    /// Makes what the kernel wrote into `frame` visible to a partition that reads it with its
+    /// MMU and caches off, and executable (clean and invalidate to the point of coherency;
+    /// the instruction cache is invalidated by [`Platform::publish_done`]).
+    fn publish(&mut self, frame: PhysAddr);
+    /// Ends a series of [`Platform::publish`]: instruction caches forget stale code.
+    fn publish_done(&mut self);
 }
 
 /// An operation on a physical SPI in the distributor.
@@ -416,6 +422,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         self.slot = 0;
         self.current = usize::from(self.slots[0]);
+        self.platform.publish_done();
         Ok(())
     }
 
@@ -497,6 +504,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             }
             let attributes = Attributes::from_rights(rights, MemoryKind::Normal);
             stage2.map_page(&mut tables, ipa, frame, attributes)?;
+            tables.platform.publish(frame);
             self.bound.set(frame, ipa);
 
             let binding = MemoryBinding {
@@ -620,6 +628,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
         let read_only = Attributes::from_rights(info::rights::READ, MemoryKind::Normal);
         for (ipa, frame) in pages.bindings() {
             stage2.map_page(&mut tables, ipa, frame, read_only)?;
+            tables.platform.publish(frame);
         }
 
         let pstate = tables.platform.initial_pstate();

@@ -213,6 +213,12 @@ impl Platform for FakePlatform {
     fn vcpu_ended(&mut self, id: usize) {
         self.timers.remove(&id);
     }
+
+    fn publish(&mut self, frame: PhysAddr) {
+        self.offset(frame, PAGE_SIZE as usize);
+    }
+
+    fn publish_done(&mut self) {}
 }
 
 impl FakePlatform {

@@ -1,9 +1,12 @@
 //! AArch64 EL1 machine layer: the boot stub, the exception vector table and the raw memory
 //! accesses behind the library OS's safe interfaces.
 //!
-//! The kernel enters the image at `_start` at EL1 with the stage-1 MMU off (`SCTLR_EL1.M == 0`)
-//! and `HCR_EL2.DC == 1`, so every data access is Normal write-back memory and a virtual
-//! address *is* an IPA: pointers and IPAs convert by identity here and nowhere else.
+//! The kernel enters the image at `_start` at EL1 with the stage-1 MMU off. The first thing
+//! the boot stub does is turn it on, with [`STAGE1`]: an identity map of the whole 39-bit
+//! IPA space as Normal write-back memory (stage 2 makes device regions Device whatever
+//! stage 1 says, and decides every permission). So a virtual address *is* an IPA: pointers
+//! and IPAs convert by identity here and nowhere else. The library OS owns stage 1 from then
+//! on (see `crate::mmu` for the one remapping it offers).
 
 use core::arch::global_asm;
 
@@ -12,9 +15,15 @@ use exo_abi::Ipa;
 
 use super::{Syndrome, VectorSlot};
 
-// The boot stub. Entered with x0 = IPA of the info page, DAIF masked, SP undefined.
+// The boot stub. Entered with x0 = IPA of the info page, DAIF masked, SP undefined, the MMU
+// off (so data accesses are Device memory: nothing is written before step 1).
 //
-// 1. Select SP_EL1 (`SPSel`, Arm ARM C5.2.18) so the stack pointer we set is the one
+// 1. Stage 1 on: MAIR_EL1 attr 0 = Normal write-back (0xFF); TCR_EL1 = T0SZ 25 (39-bit VA,
+//    walk from level 1), inner/outer write-back walks, inner shareable, 4 KiB granule, EPD1
+//    (no TTBR1 walks), IPS 40 bits; TTBR0_EL1 = STAGE1 (built at compile time, loaded by the
+//    kernel, so nothing is written with the MMU off); local TLB invalidated; SCTLR_EL1 M, C,
+//    I set (Arm ARM D8.2, D24.2.x).
+// 1b. Select SP_EL1 (`SPSel`, Arm ARM C5.2.18) so the stack pointer we set is the one
 //    exceptions use.
 // 2. Zero .bss with a loop that needs no stack (the stack lives in its own segment, outside
 //    .bss; linker script `libos/guest.ld`).
@@ -28,6 +37,22 @@ global_asm!(
     .type _start, %function
 _start:
     mov     x19, x0
+    mov     x1, #0xFF
+    msr     mair_el1, x1
+    ldr     x1, =0x200803519
+    msr     tcr_el1, x1
+    adrp    x1, {stage1}
+    add     x1, x1, :lo12:{stage1}
+    msr     ttbr0_el1, x1
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    mrs     x1, sctlr_el1
+    mov     x2, #0x1005
+    orr     x1, x1, x2
+    msr     sctlr_el1, x1
+    isb
     msr     spsel, #1
     adrp    x1, __bss_start
     add     x1, x1, :lo12:__bss_start
@@ -51,9 +76,38 @@ _start:
 2:  wfe
     b       2b
     .size _start, . - _start
+    .ltorg
     "#,
     start = sym start,
+    stage1 = sym STAGE1,
 );
+
+/// A 4 KiB translation table.
+#[repr(C, align(4096))]
+pub(crate) struct Table(pub(crate) core::cell::UnsafeCell<[u64; 512]>);
+
+// SAFETY: the library OS runs on one vCPU; the tables are changed only through `crate::mmu`,
+// with IRQs masked.
+unsafe impl Sync for Table {}
+
+/// Stage-1 level-1 block descriptor (Arm ARM D8.3.2): 1 GiB at `index << 30`, AttrIndx 0
+/// (Normal write-back), EL1 read-write (AP 0b00), inner shareable, access flag set,
+/// executable at EL1 (stage 2 decides), never at EL0 (UXN).
+const fn identity_block(index: u64) -> u64 {
+    (index << 30) | 0b01 | (0b11 << 8) | (1 << 10) | (1 << 54)
+}
+
+/// The level-1 table `_start` turns the MMU on with: every GiB of the IPA space mapped to
+/// itself. In `.data`, so the kernel loads it with the image.
+pub(crate) static STAGE1: Table = Table(core::cell::UnsafeCell::new({
+    let mut entries = [0u64; 512];
+    let mut i = 0;
+    while i < 512 {
+        entries[i] = identity_block(i as u64);
+        i += 1;
+    }
+    entries
+}));
 
 // The EL1 vector table (Arm ARM D1.3.1): 16 slots of 0x80 bytes, 2 KiB aligned.
 //
@@ -260,8 +314,8 @@ pub(crate) fn read_u64(ipa: Ipa) -> u64 {
     debug_assert!(!overlaps_image(ipa, ipa.add(8)));
     // SAFETY: the address is non-null and aligned (checked by `crate::probe`), lies outside
     // every Rust object of this program (outside the image, and `crate::memory` never hands
-    // out memory `probe` accepts), and any bit pattern is a valid `u64`. With the MMU off the
-    // address is the IPA. A load from an unbound IPA is stopped by stage 2 and never returns.
+    // out memory `probe` accepts), and any bit pattern is a valid `u64`. Stage 1 is an
+    // identity map, so the address is the IPA (or `crate::mmu`'s alias of a bound page). A load from an unbound IPA is stopped by stage 2 and never returns.
     unsafe { core::ptr::read_volatile(ipa.raw() as *const u64) }
 }
 
@@ -275,8 +329,8 @@ pub(crate) fn write_u64(ipa: Ipa, value: u64) {
     debug_assert!(!overlaps_image(ipa, ipa.add(8)));
     // SAFETY: as for `read_u64`: non-null, aligned, outside the image, the free memory handed
     // out by `crate::memory` and the heap window (checked by `crate::probe`), so no Rust
-    // object lives there and the store cannot break Rust's aliasing rules. With the MMU off
-    // the address is the IPA; stage 2 decides whether the store completes.
+    // object lives there and the store cannot break Rust's aliasing rules. The address is the
+    // IPA (identity stage 1) or an alias; stage 2 decides whether the store completes.
     unsafe { core::ptr::write_volatile(ipa.raw() as *mut u64, value) }
 }
 
@@ -804,3 +858,62 @@ impl<T> core::ops::Deref for Mmio<T> {
 // SAFETY: device registers are reachable from any context of the partition's single vCPU;
 // whoever owns the `Mmio` (a driver, usually behind a lock) provides exclusive use.
 unsafe impl<T> Send for Mmio<T> {}
+
+/// Tables for the alias window: the last GiB of the VA space, mapped page by page.
+static ALIAS_L2: Table = Table(core::cell::UnsafeCell::new([0; 512]));
+static ALIAS_L3: Table = Table(core::cell::UnsafeCell::new([0; 512]));
+
+/// Where the alias window starts: the last GiB of the 39-bit VA space.
+pub(crate) const ALIAS_BASE: u64 = 511 << 30;
+
+/// Maps alias slot `slot` (a page of the window) to the page at `ipa`, or unmaps it (`None`).
+/// Stage-1 descriptors change with break-before-make and TLB invalidation (Arm ARM D8.14).
+pub(crate) fn map_alias(slot: usize, ipa: Option<Ipa>) {
+    let table = |t: &Table| t.0.get() as u64 | 0b11;
+    let barrier_and_flush = |va: u64| {
+        // SAFETY: TLB maintenance of this vCPU's own stage 1; no memory effect beyond it.
+        unsafe {
+            core::arch::asm!(
+                "dsb ishst",
+                "tlbi vae1is, {}",
+                "dsb ish",
+                "isb",
+                in(reg) va >> 12,
+                options(nostack)
+            )
+        };
+    };
+    // SAFETY: single vCPU, IRQs masked by the caller (`crate::mmu`); nothing else writes the
+    // tables, and the hardware walker only reads them.
+    let (l1, l2, l3) = unsafe {
+        (
+            &mut *STAGE1.0.get(),
+            &mut *ALIAS_L2.0.get(),
+            &mut *ALIAS_L3.0.get(),
+        )
+    };
+    if l1[511] != table(&ALIAS_L2) {
+        l1[511] = 0;
+        barrier_and_flush(ALIAS_BASE);
+        // SAFETY: as above; the whole GiB's translations go, not just one page.
+        unsafe {
+            core::arch::asm!(
+                "dsb ishst",
+                "tlbi vmalle1is",
+                "dsb ish",
+                "isb",
+                options(nostack)
+            )
+        };
+        l2[0] = table(&ALIAS_L3);
+        l1[511] = table(&ALIAS_L2);
+    }
+    let va = ALIAS_BASE + slot as u64 * 4096;
+    l3[slot] = 0;
+    barrier_and_flush(va);
+    if let Some(ipa) = ipa {
+        // Level-3 page descriptor: like the identity blocks, bits [1:0] = 0b11.
+        l3[slot] = (ipa.page_base().raw()) | 0b11 | (0b11 << 8) | (1 << 10) | (1 << 54);
+        barrier_and_flush(va);
+    }
+}

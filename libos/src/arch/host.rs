@@ -195,3 +195,11 @@ impl<T> core::ops::Deref for Mmio<T> {
 // SAFETY: the stand-in registers are `u32` cells in leaked memory, used by one test at a time
 // through the owning driver.
 unsafe impl<T> Send for Mmio<T> {}
+
+/// Where the alias window starts (as on the target).
+pub(crate) const ALIAS_BASE: u64 = 511 << 30;
+
+/// The host has no stage 1 to change: host tests must not reach it.
+pub(crate) fn map_alias(slot: usize, _ipa: Option<Ipa>) {
+    panic!("the host stand-in has no stage-1 tables (alias slot {slot})")
+}

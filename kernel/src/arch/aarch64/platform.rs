@@ -117,6 +117,24 @@ impl Platform for Aarch64Platform {
     fn vcpu_ended(&mut self, id: usize) {
         super::vcpu_state::ended(id);
     }
+
+    fn publish(&mut self, frame: PhysAddr) {
+        let line = cache_line_size();
+        for offset in (0..PAGE_SIZE).step_by(line) {
+            // SAFETY: `DC CIVAC` (Arm ARM C5.3.x) cleans and invalidates one data cache line
+            // of `frame`, a RAM frame identity mapped at EL2; it changes no memory contents.
+            unsafe {
+                core::arch::asm!("dc civac, {}", in(reg) frame.raw() + offset, options(nostack))
+            };
+        }
+        aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+    }
+
+    fn publish_done(&mut self) {
+        // SAFETY: invalidates all instruction caches to the point of unification, inner
+        // shareable (Arm ARM C5.3.x `IC IALLUIS`); no data effect.
+        unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+    }
 }
 
 /// Stage-2 TLB maintenance by VMID (Arm ARM D8.13 "TLB maintenance instructions").
@@ -267,4 +285,12 @@ fn zva_block_size() -> Option<usize> {
     unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };
     let block = 4usize << (dczid & 0xF);
     (dczid & 0x10 == 0 && block <= PAGE_SIZE as usize).then_some(block)
+}
+
+/// The smallest data cache line, in bytes (`CTR_EL0.DminLine`, log2 of words; D24.2.x).
+fn cache_line_size() -> usize {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    4 << ((ctr >> 16) & 0xF)
 }
