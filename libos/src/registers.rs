@@ -12,6 +12,13 @@ pub fn spin_with_pattern(pattern: u64, spins: u64) {
     arch::spin_filled(pattern, spins);
 }
 
+/// Reads the performance monitors' cycle counter (`PMCCNTR_EL0`). The counters are shared by
+/// every partition on a core, so the kernel traps the access and stops the partition: this
+/// never returns on exo (it exists to show that).
+pub fn read_cycle_counter() -> u64 {
+    arch::read_cycle_counter()
+}
+
 /// The registers as found right after a yield.
 pub struct Snapshot {
     words: [u64; 104],

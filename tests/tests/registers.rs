@@ -1,5 +1,6 @@
 //! Register state never leaks from one partition to the next, on either GIC version: the
-//! world switch saves and restores general, FP/SIMD and EL0/EL1 thread registers.
+//! world switch saves and restores general, FP/SIMD and EL0/EL1 thread registers; what the
+//! core shares and the kernel does not switch (the performance monitors) is out of reach.
 
 use exo_system_tests::{boot_on, test_config};
 
@@ -18,4 +19,29 @@ fn no_register_leaks_between_partitions_on_gicv3() {
 #[test]
 fn no_register_leaks_between_partitions_on_gicv2() {
     no_register_leaks("qemu-virt-gicv2");
+}
+
+/// The performance monitors are shared by the core, not switched: a partition reading the
+/// cycle counter is stopped, the other runs on.
+fn shared_counters_are_out_of_reach(board: &str) {
+    let booted = boot_on(&test_config("pmu.toml"), board);
+    booted.assert_failed_with("pmuprobe", "unexpected trap: system register access");
+    booted.assert_ok("hello");
+    booted.check(
+        !booted
+            .outcome
+            .partition_lines("pmuprobe")
+            .any(|line| line.contains("read the shared cycle counter")),
+        "pmuprobe read the cycle counter: the kernel did not trap it",
+    );
+}
+
+#[test]
+fn the_cycle_counter_is_out_of_reach_on_gicv3() {
+    shared_counters_are_out_of_reach("qemu-virt");
+}
+
+#[test]
+fn the_cycle_counter_is_out_of_reach_on_gicv2() {
+    shared_counters_are_out_of_reach("qemu-virt-gicv2");
 }

@@ -675,6 +675,14 @@ unsafe extern "C" {
     fn exo_libos_yield_and_snapshot(buffer: *mut u64);
 }
 
+/// `PMCCNTR_EL0` (Arm ARM D24.x).
+pub(crate) fn read_cycle_counter() -> u64 {
+    let value: u64;
+    // SAFETY: a system-register read with no memory effect (on exo it traps to the kernel).
+    unsafe { core::arch::asm!("mrs {}, pmccntr_el0", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
 /// Fills the registers with `pattern` and spins (see the assembly above).
 pub(crate) fn spin_filled(pattern: u64, spins: u64) {
     // SAFETY: the routine saves and restores every register AAPCS64 makes callee-saved and

@@ -46,7 +46,15 @@ pub fn init() {
     // SAFETY: VPIDR_EL2 (D24.2.201) only sets the MIDR value EL1 reads; aarch64-cpu lacks it.
     unsafe { core::arch::asm!("msr vpidr_el2, {}", in(reg) midr, options(nomem, nostack)) };
     VMPIDR_EL2.set(1 << 31);
-    MDCR_EL2.set(0);
+    // MDCR_EL2 (D24.2.x): the performance monitors and the debug registers are shared by
+    // every partition on the core, so EL1 and EL0 accesses to them trap (TPMCR, TPM, TDA,
+    // TDOSA, TDRA) and the kernel stops the partition, as for any trap it does not serve.
+    // HPMN keeps its reset value, the number of counters (PMCR_EL0.N).
+    let pmcr: u64;
+    // SAFETY: reading PMCR_EL0 at EL2 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nomem, nostack)) };
+    let counters = (pmcr >> 11) & 0x1F;
+    MDCR_EL2.set(counters | (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11));
     HCR_EL2.set(HCR_GUEST);
     barrier_isb();
 }

@@ -36,6 +36,10 @@ pub struct El1State {
     cntkctl: u64,
     csselr: u64,
     mdscr: u64,
+    /// `ACTLR_EL1`: implementation defined, writable at EL1 (`HCR_EL2.TACR` = 0). (EL1 is
+    /// always AArch64 here, so the AArch32 EL1 registers, `DACR32_EL2` and the like, are
+    /// neither observable nor changeable by a partition and are not switched.)
+    actlr: u64,
     cntv_ctl: u64,
     cntv_cval: u64,
     gic: super::gic::VcpuGic,
@@ -74,6 +78,7 @@ impl El1State {
             cntkctl: 0,
             csselr: 0,
             mdscr: 0,
+            actlr: 0,
             cntv_ctl: 0,
             cntv_cval: 0,
             gic: super::gic::VcpuGic::EMPTY,
@@ -111,6 +116,7 @@ impl El1State {
         self.cntkctl = CNTKCTL_EL1.get();
         self.csselr = CSSELR_EL1.get();
         self.mdscr = MDSCR_EL1.get();
+        self.save_rest();
         let fp = self.fp.as_mut_ptr();
         // SAFETY: `fp` points at 32 16-byte-aligned u128 slots (512 bytes) we own; the
         // kernel is built without FP/SIMD so these registers hold only partition state.
@@ -161,6 +167,7 @@ impl El1State {
         CNTKCTL_EL1.set(self.cntkctl);
         CSSELR_EL1.set(self.csselr);
         MDSCR_EL1.set(self.mdscr);
+        self.restore_rest();
         self.gic.restore();
         CNTV_CVAL_EL0.set(self.cntv_cval);
         CNTV_CTL_EL0.set(self.cntv_ctl);
@@ -186,6 +193,25 @@ impl El1State {
                 options(nostack, readonly),
             );
         }
+    }
+}
+
+impl El1State {
+    /// Saves `ACTLR_EL1`, which `aarch64-cpu` does not name.
+    fn save_rest(&mut self) {
+        let actlr: u64;
+        // SAFETY: reads an EL1 system register at EL2; no memory or other effect.
+        unsafe { core::arch::asm!("mrs {}, actlr_el1", out(reg) actlr, options(nomem, nostack)) };
+        self.actlr = actlr;
+    }
+
+    /// Restores what [`El1State::save_rest`] saved.
+    fn restore_rest(&self) {
+        // SAFETY: writes the EL1 register of the partition about to run with a value it had
+        // (or 0 before its first run); no memory effect.
+        unsafe {
+            core::arch::asm!("msr actlr_el1, {}", in(reg) self.actlr, options(nomem, nostack))
+        };
     }
 }
 
