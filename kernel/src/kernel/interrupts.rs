@@ -121,10 +121,13 @@ impl<P: Platform> Kernel<'_, P> {
             return false;
         };
         let v = &p.virq;
+        // A message waiting for EXO_RECEIVE after its signal was raised is no news: counting
+        // it would make every wait return at once until the library OS takes it.
+        let message_by_upcall = p.message.is_some() && !v.signals_enabled.contains(signal::MESSAGE);
         let upcall_due = p.upcalls.entry.is_some()
             && (p.upcalls.revocation.is_some()
                 || p.upcalls.repossession.is_some()
-                || p.message.is_some());
+                || message_by_upcall);
         let signal_due = (p.upcalls.revocation.is_some()
             && v.signals_enabled.contains(signal::REVOCATION))
             || (p.upcalls.repossession.is_some()

@@ -703,6 +703,12 @@ fn signals_become_virtual_interrupts_when_enabled() {
     // Raised once per message, not on every resume.
     k.before_resume();
     assert!(k.platform.guest_handles_all().is_empty());
+    // A library OS with an upcall entry that has not taken the message yet still sleeps:
+    // the signal was its news.
+    assert_eq!(result(&mut k, 0, EXO_SET_UPCALL, &[0x4000_0100, 0]), Ok(0));
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(1));
+    assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Resume);
+    k.current = 0;
     assert_eq!(call(&mut k, 0, EXO_RECEIVE, &[]).0[..2], [1, 0xFEED]);
     assert_eq!(result(&mut k, 0, EXO_RECEIVE, &[]), err(Error::NotRequired));
 }
