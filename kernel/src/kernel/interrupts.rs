@@ -124,7 +124,9 @@ impl<P: Platform> Kernel<'_, P> {
         // A message waiting for EXO_RECEIVE after its signal was raised is no news: counting
         // it would make every wait return at once until the library OS takes it.
         let message_by_upcall = p.message.is_some() && !v.signals_enabled.contains(signal::MESSAGE);
+        // An upcall counts only if it can be delivered: not from inside another one.
         let upcall_due = p.upcalls.entry.is_some()
+            && p.upcalls.saved.is_none()
             && (p.upcalls.revocation.is_some()
                 || p.upcalls.repossession.is_some()
                 || message_by_upcall);
