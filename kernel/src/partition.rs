@@ -320,4 +320,24 @@ impl<F: DescriptorFormat> Partition<F> {
     pub fn in_boot_ram(&self, ipa: Ipa) -> bool {
         ipa >= self.ram_base && ipa.raw() < self.ram_base.raw() + self.ram_bytes
     }
+
+    /// Whether kernel news of the kind `signal` names (`exo_abi::call::signal`: a revocation
+    /// request, repossessions, a message) waits to be told to the library OS. A message
+    /// already raised as its signal waits for `EXO_RECEIVE`, not to be told again.
+    pub fn news_waiting(&self, signal: u32) -> bool {
+        use exo_abi::call::signal::{MESSAGE, REPOSSESSION, REVOCATION};
+        match signal {
+            REVOCATION => self.upcalls.revocation.is_some(),
+            REPOSSESSION => self.upcalls.repossession.is_some(),
+            MESSAGE => self.message.is_some() && !self.virq.message_signalled,
+            _ => false,
+        }
+    }
+
+    /// How news of kind `signal` is told: as its virtual interrupt if the library OS enabled
+    /// it, otherwise as an upcall. Every path that tells news, or asks whether there is
+    /// news to tell, decides through this.
+    pub fn news_by_signal(&self, signal: u32) -> bool {
+        self.virq.signals_enabled.contains(signal)
+    }
 }

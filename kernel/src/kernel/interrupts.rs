@@ -121,22 +121,14 @@ impl<P: Platform> Kernel<'_, P> {
             return false;
         };
         let v = &p.virq;
-        // A message waiting for EXO_RECEIVE after its signal was raised is no news: counting
-        // it would make every wait return at once until the library OS takes it.
-        let message_by_upcall = p.message.is_some() && !v.signals_enabled.contains(signal::MESSAGE);
+        let waiting = |by_signal: bool| {
+            signal::ALL
+                .iter()
+                .any(|&s| p.news_waiting(s) && p.news_by_signal(s) == by_signal)
+        };
         // An upcall counts only if it can be delivered: not from inside another one.
-        let upcall_due = p.upcalls.entry.is_some()
-            && p.upcalls.saved.is_none()
-            && (p.upcalls.revocation.is_some()
-                || p.upcalls.repossession.is_some()
-                || message_by_upcall);
-        let signal_due = (p.upcalls.revocation.is_some()
-            && v.signals_enabled.contains(signal::REVOCATION))
-            || (p.upcalls.repossession.is_some()
-                && v.signals_enabled.contains(signal::REPOSSESSION))
-            || (p.message.is_some()
-                && v.signals_enabled.contains(signal::MESSAGE)
-                && !v.message_signalled);
+        let upcall_due = p.upcalls.entry.is_some() && p.upcalls.saved.is_none() && waiting(false);
+        let signal_due = waiting(true);
         !v.queued.is_empty()
             || upcall_due
             || signal_due
@@ -194,16 +186,17 @@ impl<P: Platform> Kernel<'_, P> {
         let Some(p) = self.partition_mut(id) else {
             return;
         };
-        let enabled = p.virq.signals_enabled;
-        if enabled.contains(signal::REVOCATION) && p.upcalls.revocation.take().is_some() {
-            p.virq.queue(signal::REVOCATION, false);
-        }
-        if enabled.contains(signal::REPOSSESSION) && p.upcalls.repossession.take().is_some() {
-            p.virq.queue(signal::REPOSSESSION, false);
-        }
-        if enabled.contains(signal::MESSAGE) && p.message.is_some() && !p.virq.message_signalled {
-            p.virq.message_signalled = true;
-            p.virq.queue(signal::MESSAGE, false);
+        for s in signal::ALL {
+            if !p.news_waiting(s) || !p.news_by_signal(s) {
+                continue;
+            }
+            match s {
+                signal::REVOCATION => p.upcalls.revocation = None,
+                signal::REPOSSESSION => p.upcalls.repossession = None,
+                // The message itself waits for EXO_RECEIVE.
+                _ => p.virq.message_signalled = true,
+            }
+            p.virq.queue(s, false);
         }
     }
 

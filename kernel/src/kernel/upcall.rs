@@ -4,7 +4,7 @@
 
 use super::{Kernel, Platform, Stage2Abort};
 use crate::partition::{Access, State};
-use exo_abi::call::{UPCALL_FLAG_FAULTS, upcall};
+use exo_abi::call::{UPCALL_FLAG_FAULTS, signal, upcall};
 use exo_abi::{Error, Ipa};
 
 impl<P: Platform> Kernel<'_, P> {
@@ -79,17 +79,29 @@ impl<P: Platform> Kernel<'_, P> {
         {
             return;
         }
-        if let Some(sequence) = p.upcalls.revocation.take() {
-            self.enter_upcall(id, upcall::REVOCATION, [sequence, 0, 0]);
-        } else if let Some(total) = p.upcalls.repossession.take() {
-            self.enter_upcall(id, upcall::REPOSSESSION, [total, 0, 0]);
-        } else if !p
-            .virq
-            .signals_enabled
-            .contains(exo_abi::call::signal::MESSAGE)
-            && let Some((sender, word)) = p.message.take()
-        {
-            self.enter_upcall(id, upcall::MESSAGE, [sender as u64, word, 0]);
+        // The first news (in the order of `signal::ALL`) the library OS takes by upcall.
+        let Some(kind) = signal::ALL
+            .into_iter()
+            .find(|&s| p.news_waiting(s) && !p.news_by_signal(s))
+        else {
+            return;
+        };
+        let (reason, values) = match kind {
+            signal::REVOCATION => (
+                upcall::REVOCATION,
+                p.upcalls.revocation.take().map(|s| [s, 0, 0]),
+            ),
+            signal::REPOSSESSION => (
+                upcall::REPOSSESSION,
+                p.upcalls.repossession.take().map(|t| [t, 0, 0]),
+            ),
+            _ => (
+                upcall::MESSAGE,
+                p.message.take().map(|(from, word)| [from as u64, word, 0]),
+            ),
+        };
+        if let Some(values) = values {
+            self.enter_upcall(id, reason, values);
         }
     }
 }
