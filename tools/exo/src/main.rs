@@ -136,14 +136,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let path = config_path(&workspace, &target);
             let options = RunOptions {
-                timeout: Duration::from_secs(timeout),
-                board: target.board,
-                echo: false,
                 extra_qemu_args: exo_tool::bench::QEMU_ARGS
                     .iter()
                     .map(|a| a.to_string())
                     .collect(),
-                ..RunOptions::default()
+                ..quiet(target, timeout)
             };
             let report = exo_tool::bench::run(&path, &options, runs)?;
             print!("{report}");
@@ -157,13 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
         } => {
             let path = config_path(&workspace, &target);
-            let options = RunOptions {
-                timeout: Duration::from_secs(timeout),
-                board: target.board,
-                echo: false,
-                ..RunOptions::default()
-            };
-            let profile = exo_tool::profile::run(&path, &options)?;
+            let profile = exo_tool::profile::run(&path, &quiet(target, timeout))?;
             print!("{}", profile.display(top));
             if !profile.outcome.success() {
                 eprintln!("{}", profile.outcome);
@@ -196,4 +187,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Options of a boot whose console is parsed, not shown (`bench`, `profile`).
+fn quiet(target: Target, timeout_secs: u64) -> RunOptions {
+    RunOptions {
+        timeout: Duration::from_secs(timeout_secs),
+        board: target.board,
+        echo: false,
+        ..RunOptions::default()
+    }
 }

@@ -39,23 +39,19 @@ pub struct Profile {
     pub outcome: RunOutcome,
 }
 
-/// QEMU arguments that log every kernel instruction in `[start, end)` to `log`.
+/// QEMU arguments that log every kernel instruction in `[start, end)` to `log`, in the
+/// deterministic virtual time `exo bench` uses.
 pub fn qemu_args(start: u64, end: u64, log: &Path) -> Vec<String> {
-    [
-        "-icount",
-        "shift=0,sleep=off",
-        "-accel",
-        "tcg,one-insn-per-tb=on",
-        "-d",
-        "exec,nochain",
-        "-dfilter",
-        &format!("{start:#x}..{end:#x}"),
-        "-D",
-        &log.display().to_string(),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect()
+    let range = format!("{start:#x}..{end:#x}");
+    let log = log.display().to_string();
+    let trace = ["-accel", "tcg,one-insn-per-tb=on", "-d", "exec,nochain"];
+    let filter = ["-dfilter", range.as_str(), "-D", log.as_str()];
+    crate::bench::QEMU_ARGS
+        .iter()
+        .chain(&trace)
+        .chain(&filter)
+        .map(|a| a.to_string())
+        .collect()
 }
 
 /// The guest PC of a QEMU `-d exec` line: `Trace 0: 0x7f.. [00000000/<pc>/<flags>/...]`.
