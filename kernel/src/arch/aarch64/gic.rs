@@ -390,11 +390,13 @@ fn route_v2(gicd: Frame, intid: u32, core: u32) {
     gicd.write(word, value);
 }
 
-/// Reads list register `n` of the live virtual interface, decoded.
-fn read_entry(n: usize) -> Option<lr::Entry> {
-    match GIC.lock().as_ref()? {
-        Gic::V3 { .. } => Some(lr::decode_v3(read_lr(n))),
-        Gic::V2 { gich, .. } => Some(lr::decode_v2(gich.as_ref()?.read(gich::LR + 4 * n))),
+impl Gic {
+    /// List register `n` of the live virtual interface, decoded.
+    fn entry(&self, n: usize) -> Option<lr::Entry> {
+        match self {
+            Gic::V3 { .. } => Some(lr::decode_v3(read_lr(n))),
+            Gic::V2 { gich, .. } => Some(lr::decode_v2(gich.as_ref()?.read(gich::LR + 4 * n))),
+        }
     }
 }
 
@@ -405,12 +407,6 @@ pub fn inject(irq: VirtualIrq) -> bool {
     let guard = GIC.lock();
     let Some(gic) = guard.as_ref() else {
         return false;
-    };
-    let read = |n: usize| -> Option<lr::Entry> {
-        match gic {
-            Gic::V3 { .. } => Some(lr::decode_v3(read_lr(n))),
-            Gic::V2 { gich, .. } => Some(lr::decode_v2(gich.as_ref()?.read(gich::LR + 4 * n))),
-        }
     };
     let write = |n: usize, entry: VirtualIrq, active: bool| match gic {
         Gic::V3 { .. } => write_lr(n, lr::encode_v3(entry) | if active { 1 << 63 } else { 0 }),
@@ -424,7 +420,9 @@ pub fn inject(irq: VirtualIrq) -> bool {
     };
     let mut free = None;
     for n in 0..count {
-        let Some(entry) = read(n) else { return false };
+        let Some(entry) = gic.entry(n) else {
+            return false;
+        };
         if entry.pending || entry.active {
             if entry.intid == irq.intid {
                 if !entry.pending && !entry.hardware {
@@ -472,7 +470,11 @@ pub fn notify_on_underflow(on: bool) {
 
 /// Whether a list register of the live virtual interface holds a pending interrupt.
 pub fn live_virtual_pending() -> bool {
-    (0..LIST_REGISTERS.load(Relaxed)).any(|n| read_entry(n).is_some_and(|e| e.pending))
+    let guard = GIC.lock();
+    let Some(gic) = guard.as_ref() else {
+        return false;
+    };
+    (0..LIST_REGISTERS.load(Relaxed)).any(|n| gic.entry(n).is_some_and(|e| e.pending))
 }
 
 /// The virtual CPU interface state of one vCPU, saved while it does not run.
