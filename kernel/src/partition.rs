@@ -334,6 +334,14 @@ impl<F: DescriptorFormat> Partition<F> {
         }
     }
 
+    /// Whether any kernel news is held for the library OS at all (told or not): the cheap
+    /// test every return to a partition makes first.
+    pub fn any_news(&self) -> bool {
+        self.upcalls.revocation.is_some()
+            || self.upcalls.repossession.is_some()
+            || self.message.is_some()
+    }
+
     /// How news of kind `signal` is told: as its virtual interrupt if the library OS enabled
     /// it, otherwise as an upcall. Every path that tells news, or asks whether there is
     /// news to tell, decides through this.

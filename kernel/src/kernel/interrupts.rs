@@ -122,9 +122,10 @@ impl<P: Platform> Kernel<'_, P> {
         };
         let v = &p.virq;
         let waiting = |by_signal: bool| {
-            signal::ALL
-                .iter()
-                .any(|&s| p.news_waiting(s) && p.news_by_signal(s) == by_signal)
+            p.any_news()
+                && signal::ALL
+                    .iter()
+                    .any(|&s| p.news_waiting(s) && p.news_by_signal(s) == by_signal)
         };
         // An upcall counts only if it can be delivered: not from inside another one.
         let upcall_due = p.upcalls.entry.is_some() && p.upcalls.saved.is_none() && waiting(false);
@@ -183,7 +184,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// Turns pending kernel news into virtual interrupts for the signals partition `id`
     /// enabled (the rest stay for the upcall path).
     pub(super) fn raise_signals(&mut self, id: usize) {
-        let Some(p) = self.partition_mut(id) else {
+        let Some(p) = self.partition_mut(id).filter(|p| p.any_news()) else {
             return;
         };
         for s in signal::ALL {

@@ -72,7 +72,8 @@ impl<P: Platform> Kernel<'_, P> {
         let Some(p) = self.partition_mut(id) else {
             return;
         };
-        if p.upcalls.entry.is_none()
+        if !p.any_news()
+            || p.upcalls.entry.is_none()
             || p.upcalls.saved.is_some()
             || p.state != State::Runnable
             || p.preempted

@@ -392,6 +392,7 @@ fn route_v2(gicd: Frame, intid: u32, core: u32) {
 
 impl Gic {
     /// List register `n` of the live virtual interface, decoded.
+    #[inline]
     fn entry(&self, n: usize) -> Option<lr::Entry> {
         match self {
             Gic::V3 { .. } => Some(lr::decode_v3(read_lr(n))),
