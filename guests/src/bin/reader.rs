@@ -63,10 +63,13 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
     }
     let text = core::str::from_utf8(&bytes).unwrap_or("<not UTF-8>");
     println!("message: {}", text.trim_end_matches('\0'));
+    // Start reading the vector before acknowledging: once the sharer sees the ack it may
+    // withdraw the grant at once (time slices can preempt us right after `grant`), and an
+    // entry appended before `from_now` would be missed.
+    let mut reader = RepossessionReader::from_now();
     // Acknowledge: grant one of our own frames to the sharer.
     let (ack, _) = mem::alloc_mapped(bind::READ | bind::WRITE)?;
     call::grant(ack, sharer, bind::READ)?;
-    let mut reader = RepossessionReader::from_now();
     let deadline = Deadline::after_millis(WAIT_MS);
     LAST_FAULT.store(0, Ordering::Relaxed);
     while LAST_FAULT.load(Ordering::Relaxed) != SHARED_IPA.raw() {
