@@ -322,7 +322,10 @@ impl Board {
             Some(binary) => Command::new(binary),
             None => Command::new(&self.qemu_binary),
         };
+        // No network card: exo gives partitions no NIC, and `virt`'s default one needs an
+        // option ROM (efi-virtio.rom) that a `--no-install-recommends` QEMU lacks.
         command
+            .args(["-nic", "none"])
             .args(&self.qemu_args)
             .arg("-m")
             .arg(format!("{}M", self.ram_bytes / MIB))
@@ -550,6 +553,10 @@ mod tests {
             let command = board.qemu_command(Path::new("x.img"), None);
             let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy()).collect();
             assert_eq!(args[args.len() - 2..], ["-kernel", "x.img"]);
+            assert!(
+                args.windows(2).any(|w| w == ["-nic", "none"]),
+                "{name}: QEMU must start with no NIC (its option ROM may be missing): {args:?}"
+            );
         }
     }
 
