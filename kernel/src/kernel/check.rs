@@ -1,5 +1,9 @@
 //! The kernel's self-check of its memory invariants, run on request (`EXO_SELF_CHECK`) and by
 //! the host model tests after every step.
+//!
+//! The central one: a frame mapped in any partition's stage 2 is held by that partition
+//! (and recorded in the binding index at that IPA) or granted to it (and recorded in the
+//! grant at that IPA), and is never free.
 
 use super::{Kernel, Platform};
 use crate::mem::frame_table::Owner;
@@ -31,6 +35,20 @@ pub enum CheckError {
         /// The frame.
         frame: PhysAddr,
     },
+    /// A stage 2 maps a free frame: the next allocation would share it.
+    MappedFree {
+        /// Partition index.
+        partition: usize,
+        /// Where.
+        ipa: Ipa,
+        /// Which frame.
+        frame: PhysAddr,
+    },
+    /// A grant records a binding its grantee's stage 2 does not have.
+    GrantNotMapped {
+        /// The frame.
+        frame: PhysAddr,
+    },
     /// A finished partition still holds frames.
     FinishedHoldsFrames {
         /// Partition index.
@@ -54,6 +72,14 @@ impl core::fmt::Display for CheckError {
             }
             CheckError::IndexMismatch { frame } => write!(f, "binding index wrong for {frame}"),
             CheckError::StaleGrant { frame } => write!(f, "grant of {frame} by a non-holder"),
+            CheckError::MappedFree {
+                partition,
+                ipa,
+                frame,
+            } => write!(f, "partition {partition} maps free frame {frame} at {ipa}"),
+            CheckError::GrantNotMapped { frame } => {
+                write!(f, "grant of {frame} records a binding its grantee lacks")
+            }
             CheckError::FinishedHoldsFrames { partition } => {
                 write!(f, "finished partition {partition} still holds frames")
             }
@@ -74,9 +100,22 @@ impl<P: Platform> Kernel<'_, P> {
         if frames.count(Owner::Free) + frames.count(Owner::Kernel) + held != frames.frame_count() {
             return Err(CheckError::Conservation);
         }
-        for (_, grant) in self.grants.iter() {
+        for slot in 0..crate::mem::grants::MAX_GRANTS {
+            let Some(grant) = self.grants.get(slot).copied() else {
+                continue;
+            };
             if self.frames.owner(grant.frame) != Some(Owner::Partition(grant.owner)) {
                 return Err(CheckError::StaleGrant { frame: grant.frame });
+            }
+            // The other direction of the mapping check below: what a grant says is bound
+            // is bound, so withdrawing it unmaps exactly that.
+            if let Some(ipa) = grant.bound_at
+                && self
+                    .translate(usize::from(grant.grantee.index()), ipa)
+                    .map(|(frame, _)| frame)
+                    != Some(grant.frame)
+            {
+                return Err(CheckError::GrantNotMapped { frame: grant.frame });
             }
         }
         for id in 0..self.count {
@@ -117,6 +156,14 @@ impl<P: Platform> Kernel<'_, P> {
             };
             stage2.for_each_mapping(&tables, |m| {
                 if result.is_err() {
+                    return;
+                }
+                if tables.frames.owner(m.phys) == Some(Owner::Free) {
+                    result = Err(CheckError::MappedFree {
+                        partition: id,
+                        ipa: m.ipa,
+                        frame: m.phys,
+                    });
                     return;
                 }
                 let ok = if m.ipa >= KERNEL_WINDOW_START && m.ipa < KERNEL_WINDOW_END {

@@ -231,15 +231,31 @@ impl<'a, P: Platform> Kernel<'a, P> {
             return Err(Error::Denied);
         }
         let (frame, _) = self.unmap(id, ipa).map_err(|e| e.to_abi())?;
-        if self.bound.get(frame) == Some(ipa) {
-            self.bound.clear(frame);
-        } else if let Owner::Partition(me) = self.owner_of(id)
+        self.forget_binding(id, frame, ipa);
+        Ok(frame)
+    }
+
+    /// Forgets partition `id`'s binding of `frame` at `ipa`, just unmapped: the record that
+    /// authorised it is the caller's own, decided by the caller's authority and never by the
+    /// IPA alone. A grantee that binds a frame at the IPA where its holder binds it, then
+    /// unbinds, must not clear the holder's record: the holder could then free a frame
+    /// still mapped in its own stage 2.
+    fn forget_binding(&mut self, id: usize, frame: PhysAddr, ipa: Ipa) {
+        let me = self.owner_of(id);
+        if self.frames.owner(frame) == Some(me) {
+            if self.bound.get(frame) == Some(ipa) {
+                self.bound.clear(frame);
+                return;
+            }
+        } else if let Owner::Partition(me) = me
             && let Some(slot) = self.grants.find(frame, me)
             && let Some(g) = self.grants.get_mut(slot)
+            && g.bound_at == Some(ipa)
         {
             g.bound_at = None;
+            return;
         }
-        Ok(frame)
+        log::error!("partition {id} had {frame} mapped at {ipa} with no record authorising it");
     }
 
     /// Unmaps `ipa` in partition `id` with break-before-make and TLB invalidation.

@@ -22,6 +22,8 @@ use std::rc::Rc;
 use std::vec;
 use std::vec::Vec;
 
+mod isolation;
+
 // ---------------------------------------------------------------------------------------
 // The fake machine.
 
@@ -1718,10 +1720,31 @@ mod model {
                 nth(&ipas, v.raw).unwrap_or(HEAP)
             }
             6 => RAM_BASE + (v.raw % BOOT_PAGES) * PAGE_SIZE,
+            7 if v.raw % 2 == 0 => {
+                // An IPA some other partition has bound: IPAs collide across partitions.
+                let q = (p + 1 + (v.raw / 2 % 2) as usize) % 3;
+                let ipas = bound_ipas(k, q);
+                nth(&ipas, v.raw / 4).unwrap_or(HEAP)
+            }
             7 => 0x3FFF_0000 + (v.raw % 16) * PAGE_SIZE,
             8 => v.raw,
             _ => [(1 << 39) - PAGE_SIZE, 1 << 39, HEAP + 8, 0][(v.raw % 4) as usize],
         }
+    }
+
+    /// Frames partition `p` holds and binds at an IPA outside its boot memory.
+    fn heap_bound(k: &K, p: usize) -> Vec<PhysAddr> {
+        k.frames
+            .owned_by(owner_of(k, p))
+            .filter(|&f| k.bound.get(f).is_some_and(|ipa| ipa.raw() >= HEAP))
+            .collect()
+    }
+
+    /// Where the holder of frame `pa` binds it, if it is a bound frame.
+    fn holder_ipa(k: &K, pa: u64) -> Option<u64> {
+        let frame = PhysAddr::new(pa);
+        k.frames.owner(frame)?;
+        k.bound.get(frame).map(Ipa::raw)
     }
 
     fn resolve_attrs(v: Pick) -> u64 {
@@ -1868,14 +1891,36 @@ mod model {
                 6 | 7 => (EXO_FRAME_ALLOC_AT, vec![resolve_pa(k, p, op.a)]),
                 8..=10 => (EXO_FRAME_FREE, vec![resolve_pa(k, p, op.a)]),
                 11..=15 => {
-                    let pa = resolve_pa(k, p, op.a);
-                    let ipa = resolve_ipa(k, p, op.b);
+                    // Often a frame granted to it, at the IPA where its holder binds it, so
+                    // bindings collide across partitions.
+                    let unbound_grant = granted_to(k, p).into_iter().find(|g| g.1.is_none());
+                    let pa = match unbound_grant {
+                        Some((frame, _)) if op.c.kind % 3 == 0 => frame.raw(),
+                        _ => resolve_pa(k, p, op.a),
+                    };
+                    let ipa = match holder_ipa(k, pa) {
+                        Some(ipa) if op.b.kind % 3 != 1 => ipa,
+                        _ => resolve_ipa(k, p, op.b),
+                    };
                     (EXO_BIND, vec![pa, ipa, resolve_attrs(op.c)])
                 }
-                16 | 17 => (EXO_UNBIND, vec![resolve_ipa(k, p, op.a)]),
+                16 | 17 => {
+                    // Often a granted frame's binding: the grantee unbinds, then the holder
+                    // frees, and a third partition allocates.
+                    let granted = granted_to(k, p);
+                    let ipa = match granted.iter().filter_map(|g| g.1).next() {
+                        Some(ipa) if op.a.kind % 2 == 0 => ipa.raw(),
+                        _ => resolve_ipa(k, p, op.a),
+                    };
+                    (EXO_UNBIND, vec![ipa])
+                }
                 18 | 19 => {
                     let pa = match op.a.kind % 4 {
                         0 => resolve_pa(k, p, op.a),
+                        // A frame it binds outside its boot memory, so the grantee can bind
+                        // it at the same IPA.
+                        1 => nth(&heap_bound(k, p), op.a.raw)
+                            .map_or_else(|| resolve_pa(k, p, op.a), PhysAddr::raw),
                         _ => resolve_pa(
                             k,
                             p,
