@@ -17,9 +17,6 @@ use exo_abi::revocation::{
 };
 use exo_abi::{Ipa, PAGE_SIZE, PhysAddr};
 
-/// Frames gathered per scan when the kernel takes frames by force.
-const BATCH: usize = 64;
-
 impl<P: Platform> Kernel<'_, P> {
     /// Asks borrowers to return `needed` frames for `claimant`. Returns false if the
     /// borrowers together hold fewer revocable frames than that.
@@ -209,35 +206,27 @@ impl<P: Platform> Kernel<'_, P> {
         let mut owed = r.owed;
         let mut taken = 0;
         // Unbound frames first (nothing breaks), then frames bound outside the memory the
-        // partition booted with, then, only if it rearranged that memory, anything.
-        for phase in 0..3 {
+        // partition booted with, then, only if it rearranged that memory, anything. Each
+        // class is one walk of the frame table from a cursor, never restarted: taking a
+        // frame frees it, and the walk goes on after it.
+        for class in 0..3 {
+            let mut cursor = self.frames.base();
             while owed > 0 {
-                let mut batch = [PhysAddr::new(0); BATCH];
-                let mut n = 0;
-                let Some(p) = self.partition(id) else { break };
-                for frame in self.frames.owned_by(owner) {
-                    let eligible = match (phase, self.bound.get(frame)) {
-                        (0, binding) => binding.is_none(),
-                        (1, Some(ipa)) => !p.in_boot_ram(ipa),
-                        (1, None) => false,
-                        _ => true,
-                    };
-                    if eligible {
-                        batch[n] = frame;
-                        n += 1;
-                        if n == BATCH || n as u64 == owed {
-                            break;
-                        }
-                    }
-                }
-                if n == 0 {
+                let Some(frame) = self.frames.next_owned(owner, cursor) else {
                     break;
-                }
-                for &frame in &batch[..n] {
+                };
+                cursor = frame.add(PAGE_SIZE);
+                let eligible = match (class, self.bound.get(frame)) {
+                    (0, binding) => binding.is_none(),
+                    (1, Some(ipa)) => self.partition(id).is_some_and(|p| !p.in_boot_ram(ipa)),
+                    (1, None) => false,
+                    _ => true,
+                };
+                if eligible {
                     self.take_frame(id, frame, sequence);
+                    owed -= 1;
+                    taken += 1;
                 }
-                owed -= n as u64;
-                taken += n as u64;
             }
         }
         let Some(p) = self.partition_mut(id) else {
