@@ -769,13 +769,19 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// Checks that `len` bytes at `ipa` are bound in partition `id` with `write` (or read)
-    /// rights, then copies them out (`Direction::Out`) or in.
+    /// rights, as Normal memory over RAM. A device binding (an owned device's MMIO, the
+    /// GICv2 `GICV` frame) is never a buffer: the kernel's byte-sized and unaligned copies
+    /// would have side effects there (reading `GICV_IAR` acknowledges an interrupt) or raise
+    /// an external abort at EL2.
     fn guest_access(&mut self, id: usize, ipa: Ipa, len: u64, write: bool) -> Result<(), Error> {
         let end = ipa.checked_add(len).ok_or(Error::BadAddress)?;
         let mut page = ipa.page_base();
         while page < end {
             match self.translate(id, page) {
-                Some((_, a)) if (write && a.write) || (!write && a.read) => {}
+                Some((frame, a))
+                    if ((write && a.write) || (!write && a.read))
+                        && a.kind == MemoryKind::Normal
+                        && self.frames.contains(frame) => {}
                 _ => return Err(Error::BadAddress),
             }
             page = page.add(PAGE_SIZE);

@@ -251,6 +251,8 @@ struct Config {
     talks_to: u64,
     /// SPIs it owns.
     interrupts: &'static [u32],
+    /// Device regions it owns: (physical address, IPA, pages).
+    devices: &'static [(u64, u64, u64)],
 }
 
 impl Config {
@@ -264,6 +266,7 @@ impl Config {
             max_aborts: 1,
             talks_to: 0,
             interrupts: &[],
+            devices: &[],
         }
     }
 }
@@ -290,7 +293,15 @@ fn build(frames: usize, configs: &[Config]) -> K {
             max_aborts: c.max_aborts,
             talks_to: c.talks_to,
             interrupts: c.interrupts.to_vec(),
-            devices: vec![],
+            devices: c
+                .devices
+                .iter()
+                .map(|&(phys, ipa, pages)| exo_abi::package::DeviceRegion {
+                    phys: PhysAddr::new(phys),
+                    ipa: Ipa::new(ipa),
+                    size: pages * PAGE_SIZE,
+                })
+                .collect(),
         })
         .collect();
     let bytes = encode(&specs, &[]);
@@ -1589,6 +1600,7 @@ mod model {
                 max_aborts: 2,
                 talks_to: 0,
                 interrupts: &[40, 41],
+                devices: &[],
             },
             Config {
                 name: "p1",
@@ -1599,6 +1611,7 @@ mod model {
                 max_aborts: 0,
                 talks_to: 0,
                 interrupts: &[42],
+                devices: &[],
             },
             Config {
                 name: "p2",
@@ -1609,6 +1622,7 @@ mod model {
                 max_aborts: 1,
                 talks_to: 0,
                 interrupts: &[],
+                devices: &[],
             },
         ]
     }

@@ -79,3 +79,43 @@ fn a_holder_unbinding_at_the_grantees_ipa_leaves_the_grant_bound() {
     );
     k.self_check().unwrap();
 }
+
+/// Where a device's MMIO (here a UART's page) is bound in the partition that owns it:
+/// right after its boot RAM, so a buffer can run from RAM into it.
+const DEVICE_IPA: u64 = DEFAULT_RAM_BASE.raw() + BOOT_PAGES * PAGE_SIZE;
+
+/// No call takes a buffer in device memory, even one the caller owns and may write: the
+/// kernel's copies would read and write device registers from EL2.
+#[test]
+fn a_buffer_in_device_memory_is_refused() {
+    let mut owner = Config::new("owner", 32, 0);
+    owner.devices = &[(0x0900_0000, DEVICE_IPA, 1)];
+    let mut k = build(256, &[owner, Config::new("other", 32, 0)]);
+    let (pa, attrs) = k.translate(0, Ipa::new(DEVICE_IPA)).expect("device bound");
+    assert_eq!((pa.raw(), attrs.kind), (0x0900_0000, MemoryKind::Device));
+    assert!(attrs.read && attrs.write);
+    refused(
+        &mut k,
+        0,
+        EXO_FRAME_ALLOC,
+        &[1, DEVICE_IPA],
+        Error::BadAddress,
+    );
+    refused(
+        &mut k,
+        0,
+        EXO_CONSOLE_WRITE,
+        &[DEVICE_IPA, 8],
+        Error::BadAddress,
+    );
+    // A buffer that starts in RAM and runs into the device page is refused whole.
+    refused(
+        &mut k,
+        0,
+        EXO_CONSOLE_WRITE,
+        &[DEVICE_IPA - 4, 8],
+        Error::BadAddress,
+    );
+    // The same calls with a RAM buffer work.
+    assert_eq!(result(&mut k, 0, EXO_FRAME_ALLOC, &[1, BUFFER]), Ok(1));
+}
