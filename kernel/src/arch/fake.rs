@@ -63,6 +63,16 @@ impl FakeFormat {
     }
 }
 
+impl FakeFormat {
+    /// The frame a descriptor maps if it is a valid leaf (page or block), for recording
+    /// fakes that watch what becomes mapped.
+    pub fn leaf_target(descriptor: u64) -> Option<PhysAddr> {
+        let leaf = descriptor & (VALID | TABLE | LEAF) == VALID | LEAF;
+        (leaf && descriptor & !KNOWN == 0)
+            .then(|| PhysAddr::new((descriptor & FRAME_MASK) * PAGE_SIZE))
+    }
+}
+
 impl DescriptorFormat for FakeFormat {
     /// Deliberately not zero.
     const INVALID: u64 = 0x0BAD_0000_0000_0BAD;

@@ -105,7 +105,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                     return Err(Error::OutOfMemory);
                 }
             };
-            self.platform.zero_frame(frame);
+            self.platform.scrub_frame(frame);
             self.write_guest(id, buffer.add(i * 8), &frame.raw().to_le_bytes())?;
         }
         Ok(())
@@ -134,7 +134,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
         self.frames
             .alloc_specific(frame, owner)
             .map_err(|e| e.to_abi())?;
-        self.platform.zero_frame(frame);
+        self.platform.scrub_frame(frame);
         Ok(frame)
     }
 
@@ -145,7 +145,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             return Err(Error::Busy);
         }
         self.withdraw_grants_of_frame(frame, Reason::OwnerLost);
-        self.platform.zero_frame(frame);
+        self.platform.scrub_frame(frame);
         self.frames
             .free(frame, self.owner_of(id))
             .map_err(|e| e.to_abi())?;

@@ -81,12 +81,23 @@ pub trait Platform {
     /// Partition `id` has ended: if its vCPU is loaded, stop its timer and empty its
     /// virtual interface now (the CPU may idle before another vCPU is loaded).
     fn vcpu_ended(&mut self, id: usize);
-    /// Makes what the kernel wrote into `frame` visible to a partition that reads it with its
-    /// MMU and caches off, and executable (clean and invalidate to the point of coherency;
-    /// the instruction cache is invalidated by [`Platform::publish_done`]).
-    fn publish(&mut self, frame: PhysAddr);
-    /// Ends a series of [`Platform::publish`]: instruction caches forget stale code.
+    /// Cleans and invalidates `frame` in every data cache to the point of coherency (Arm ARM
+    /// D7.5.9, `DC CIVAC`): what the kernel wrote there (zeroes, loaded code) is in memory,
+    /// and no cache line of older contents survives, for a reader with its MMU or caches off
+    /// or one that maps the frame non-cacheable. A Cortex-A72 has no FEAT_S2FWB, so stage 2
+    /// cannot force a partition's accesses to be cacheable. Instruction caches are
+    /// invalidated by [`Platform::publish_done`].
+    fn clean_to_poc(&mut self, frame: PhysAddr);
+    /// Ends a series of [`Platform::clean_to_poc`] of code: instruction caches forget it.
     fn publish_done(&mut self);
+
+    /// Scrubs a frame that changes hands: zeroes it, then cleans the zeroes to the point of
+    /// coherency, so no owner, past or next, can read another's data from memory behind the
+    /// caches. Called before the frame can be mapped by anyone else.
+    fn scrub_frame(&mut self, frame: PhysAddr) {
+        self.zero_frame(frame);
+        self.clean_to_poc(frame);
+    }
 }
 
 /// An operation on a physical SPI in the distributor.
@@ -503,8 +514,8 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 rights = info::rights::READ | info::rights::WRITE;
             }
             let attributes = Attributes::from_rights(rights, MemoryKind::Normal);
+            tables.platform.clean_to_poc(frame);
             stage2.map_page(&mut tables, ipa, frame, attributes)?;
-            tables.platform.publish(frame);
             self.bound.set(frame, ipa);
 
             let binding = MemoryBinding {
@@ -627,8 +638,8 @@ impl<'a, P: Platform> Kernel<'a, P> {
             .copy_to_phys(pages.vector[0], &exo_abi::revocation::vector_header());
         let read_only = Attributes::from_rights(info::rights::READ, MemoryKind::Normal);
         for (ipa, frame) in pages.bindings() {
+            tables.platform.clean_to_poc(frame);
             stage2.map_page(&mut tables, ipa, frame, read_only)?;
-            tables.platform.publish(frame);
         }
 
         let pstate = tables.platform.initial_pstate();
@@ -945,7 +956,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             }
         }
         for (_, frame) in pages.bindings() {
-            self.platform.zero_frame(frame);
+            self.platform.scrub_frame(frame);
             if let Err(e) = self.frames.free(frame, Owner::Kernel) {
                 log::error!("kernel page {frame} of {name} could not be freed: {e:?}");
             }
@@ -971,7 +982,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             };
             from = frame.add(PAGE_SIZE);
             self.bound.clear(frame);
-            self.platform.zero_frame(frame);
+            self.platform.scrub_frame(frame);
             if self.frames.free(frame, owner).is_err() {
                 log::error!("frame {frame} of {owner:?} could not be reclaimed");
                 return count;

@@ -262,7 +262,7 @@ impl<P: Platform> Kernel<'_, P> {
             self.bound.clear(frame);
         }
         self.withdraw_grants_of_frame(frame, Reason::OwnerLost);
-        self.platform.zero_frame(frame);
+        self.platform.scrub_frame(frame);
         if let Err(e) = self.frames.free(frame, owner) {
             log::error!("repossessed frame {frame} could not be freed: {e:?}");
             return;

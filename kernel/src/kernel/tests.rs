@@ -62,6 +62,19 @@ impl TlbMaintenance for RecordingTlb {
     }
 }
 
+/// What the fake machine saw done to a frame, in order: the cache-maintenance contract is
+/// that a frame changing hands is zeroed, then cleaned to the point of coherency, and only
+/// then mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FrameEvent {
+    /// `zero_frame`.
+    Zero(PhysAddr),
+    /// `clean_to_poc`.
+    Clean(PhysAddr),
+    /// A stage-2 leaf descriptor naming the frame was written.
+    Map(PhysAddr),
+}
+
 /// List registers of the fake virtual CPU interface (as many as QEMU's GICs have).
 const FAKE_LIST_REGISTERS: usize = 4;
 
@@ -77,6 +90,7 @@ struct FakePlatform {
     underflow: bool,
     spi_log: Vec<(u32, SpiOp)>,
     timers: BTreeMap<usize, u64>,
+    frame_log: Vec<FrameEvent>,
 }
 
 impl FakePlatform {
@@ -90,6 +104,7 @@ impl FakePlatform {
             underflow: false,
             spi_log: Vec::new(),
             timers: BTreeMap::new(),
+            frame_log: Vec::new(),
         }
     }
 
@@ -129,11 +144,15 @@ impl Platform for FakePlatform {
     fn write_u64(&mut self, pa: PhysAddr, value: u64) {
         let at = self.offset(pa, 8);
         self.ram[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        if let Some(frame) = FakeFormat::leaf_target(value) {
+            self.frame_log.push(FrameEvent::Map(frame));
+        }
     }
 
     fn zero_frame(&mut self, frame: PhysAddr) {
         assert!(frame.is_page_aligned(), "zero_frame({frame}) unaligned");
         self.frame_mut(frame).fill(0);
+        self.frame_log.push(FrameEvent::Zero(frame));
     }
 
     fn copy_to_phys(&mut self, pa: PhysAddr, bytes: &[u8]) {
@@ -216,14 +235,40 @@ impl Platform for FakePlatform {
         self.timers.remove(&id);
     }
 
-    fn publish(&mut self, frame: PhysAddr) {
+    fn clean_to_poc(&mut self, frame: PhysAddr) {
         self.offset(frame, PAGE_SIZE as usize);
+        self.frame_log.push(FrameEvent::Clean(frame));
     }
 
     fn publish_done(&mut self) {}
 }
 
 impl FakePlatform {
+    /// Checks the frame log since the last call, then forgets it: every zeroed frame was
+    /// cleaned to the point of coherency before anything mapped it. Returns the frames
+    /// zeroed and cleaned, in order.
+    fn take_frame_log(&mut self) -> Result<Vec<PhysAddr>, String> {
+        let mut dirty = BTreeSet::new();
+        let mut scrubbed = Vec::new();
+        for event in self.frame_log.drain(..) {
+            match event {
+                FrameEvent::Zero(f) => {
+                    dirty.insert(f);
+                }
+                FrameEvent::Clean(f) => {
+                    if dirty.remove(&f) {
+                        scrubbed.push(f);
+                    }
+                }
+                FrameEvent::Map(f) if dirty.contains(&f) => {
+                    return Err(std::format!("{f} mapped after zeroing, before its clean"));
+                }
+                FrameEvent::Map(_) => {}
+            }
+        }
+        Ok(scrubbed)
+    }
+
     /// The library OS takes and ends every interrupt in its list registers; returns them.
     fn guest_handles_all(&mut self) -> Vec<VirtualIrq> {
         self.lrs.iter_mut().filter_map(Option::take).collect()
@@ -2298,11 +2343,22 @@ mod model {
                     State::Finished(_)
                 ));
             }
-            // Frames that changed hands were scrubbed.
+            // Frames that changed hands were scrubbed: zeroed, then cleaned to the point of
+            // coherency, before anything mapped them.
+            let scrubbed = match k.platform.take_frame_log() {
+                Ok(scrubbed) => scrubbed,
+                Err(e) => return Err(TestCaseError::fail(e)),
+            };
             let mut clean = Vec::new();
             for (&f, &writer) in &self.dirty {
                 if k.frames.owner(f) != Some(owner_of(k, writer)) {
                     prop_assert!(is_zero(k, f), "frame {} left p{} with its data", f, writer);
+                    prop_assert!(
+                        scrubbed.contains(&f),
+                        "frame {} left p{} zeroed but not cleaned to the point of coherency",
+                        f,
+                        writer
+                    );
                     clean.push(f);
                 }
             }

@@ -118,7 +118,7 @@ impl Platform for Aarch64Platform {
         super::vcpu_state::ended(id);
     }
 
-    fn publish(&mut self, frame: PhysAddr) {
+    fn clean_to_poc(&mut self, frame: PhysAddr) {
         let line = cache_line_size();
         for offset in (0..PAGE_SIZE).step_by(line) {
             // SAFETY: `DC CIVAC` (Arm ARM C5.3.x) cleans and invalidates one data cache line

@@ -119,3 +119,73 @@ fn a_buffer_in_device_memory_is_refused() {
     // The same calls with a RAM buffer work.
     assert_eq!(result(&mut k, 0, EXO_FRAME_ALLOC, &[1, BUFFER]), Ok(1));
 }
+
+/// The zeroes of a scrubbed frame reach memory before anyone can map the frame: on a
+/// Cortex-A72 (no FEAT_S2FWB) a new owner that maps it non-cacheable, or runs with its MMU
+/// off, would otherwise read the previous owner's data from DRAM. The recording fake sees
+/// zero, clean, then map, on every path by which a frame changes hands.
+#[test]
+fn frames_changing_hands_are_zeroed_then_cleaned_then_mapped() {
+    let mut k = two();
+    k.platform.take_frame_log().unwrap();
+    let scrubbed = |k: &mut K| k.platform.take_frame_log().expect("zero, clean, map");
+
+    // Allocation, then a binding.
+    let f = alloc(&mut k, 0, 1)[0];
+    assert_eq!(result(&mut k, 0, EXO_BIND, &[f.raw(), HEAP, rw()]), Ok(0));
+    assert_eq!(
+        k.platform.frame_log[..2],
+        [FrameEvent::Zero(f), FrameEvent::Clean(f)]
+    );
+    assert!(k.platform.frame_log.contains(&FrameEvent::Map(f)));
+    assert_eq!(scrubbed(&mut k), [f]);
+
+    // Allocation by name.
+    let g = some_free(&k);
+    assert_eq!(
+        result(&mut k, 0, EXO_FRAME_ALLOC_AT, &[g.raw()]),
+        Ok(g.raw())
+    );
+    assert_eq!(scrubbed(&mut k), [g]);
+
+    // Free.
+    junk(&mut k, g);
+    assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[g.raw()]), Ok(0));
+    assert_eq!(scrubbed(&mut k), [g]);
+
+    // The end of a partition: everything it held.
+    let held_by_a: Vec<PhysAddr> = k.frames.owned_by(owner_of(&k, 0)).collect();
+    call(&mut k, 0, EXO_EXIT, &[0]);
+    let ended = scrubbed(&mut k);
+    for frame in held_by_a {
+        assert!(ended.contains(&frame), "{frame} left a without a clean");
+        assert!(is_zero(&k, frame));
+    }
+}
+
+/// The same for frames repossessed at a revocation deadline.
+#[test]
+fn repossessed_frames_are_zeroed_then_cleaned() {
+    let (mut k, bound) = abort_scenario(1);
+    for &frame in &bound {
+        junk(&mut k, frame);
+    }
+    k.platform.take_frame_log().unwrap();
+    let now = k.platform.now.get();
+    k.platform.now.set(now + (1 << 40));
+    k.current = 1;
+    k.check_deadlines();
+    let scrubbed = k.platform.take_frame_log().expect("zero, clean, map");
+    let taken: Vec<PhysAddr> = bound
+        .iter()
+        .copied()
+        .filter(|&f| k.frames.owner(f) != Some(owner_of(&k, 0)))
+        .collect();
+    assert!(!taken.is_empty(), "the abort took frames");
+    for frame in taken {
+        assert!(
+            scrubbed.contains(&frame),
+            "{frame} repossessed without a clean"
+        );
+    }
+}
