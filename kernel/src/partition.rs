@@ -276,6 +276,9 @@ pub struct Partition<F: DescriptorFormat> {
     /// It lost the CPU to the end of its time slice, not in a hypercall: upcalls wait
     /// until its next hypercall, so they never land in the middle of library-OS code.
     pub preempted: bool,
+    /// Its memory was cleaned to the point of coherency for a set/way operation since it
+    /// was last scheduled: further ones until then do nothing.
+    pub set_way_cleaned: bool,
     /// Partitions it may call or send to (bit `i`: partition `i`).
     pub talks_to: u64,
     /// The caller whose call it is serving.

@@ -12,6 +12,7 @@ mod interrupts;
 mod ipc;
 mod memory;
 mod revocation;
+mod set_way;
 mod upcall;
 
 #[cfg(test)]
@@ -661,6 +662,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             upcalls: Upcalls::default(),
             table_pool,
             preempted: false,
+            set_way_cleaned: false,
             talks_to: record.talks_to,
             serving: None,
             message: None,
@@ -1003,6 +1005,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 let slot = (self.slot + offset) % self.slot_count;
                 let candidate = usize::from(self.slots[slot]);
                 if self.ready(candidate) {
+                    if let Some(p) = self.partition_mut(candidate) {
+                        p.set_way_cleaned = false;
+                    }
                     let step = if candidate == self.current {
                         Step::Resume
                     } else {

@@ -5,11 +5,13 @@ use crate::boot_info::PowerOff;
 use aarch64_cpu::registers::*;
 
 /// `HCR_EL2` while partitions run (Arm ARM D24.2.48): VM (stage 2 on), SWIO, FMO/IMO/AMO
-/// (physical FIQ/IRQ/SError to EL2), TSC (SMC traps to EL2, so PSCI over SMC reaches us), RW
-/// (EL1 is AArch64). Not DC: a library OS runs its own stage-1 MMU (until it turns it on,
-/// its data accesses are Device memory, which is why the kernel cleans what it loaded to
-/// the point of coherency first; see `Platform::publish`).
-const HCR_GUEST: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19) | (1 << 31);
+/// (physical FIQ/IRQ/SError to EL2), TSC (SMC traps to EL2, so PSCI over SMC reaches us),
+/// TSW (data-cache maintenance by set/way traps: it would act on every partition's lines;
+/// see `kernel::set_way`), RW (EL1 is AArch64). Not DC: a library OS runs its own stage-1
+/// MMU (until it turns it on, its data accesses are Device memory, which is why the kernel
+/// cleans what it loaded to the point of coherency first; see `Platform::clean_to_poc`).
+const HCR_GUEST: u64 =
+    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19) | (1 << 22) | (1 << 31);
 
 /// IPA size used for every partition (see `mem::stage2::Geometry::default`).
 const IPA_BITS: u64 = 39;

@@ -117,6 +117,25 @@ impl Esr {
         }
     }
 
+    /// For a trapped system instruction (EC 0x18): whether it is a data-cache operation by
+    /// set/way, `DC ISW`, `DC CSW` or `DC CISW` (trapped by `HCR_EL2.TSW`). ISS (Arm ARM
+    /// D24.2.40, "ISS encoding for an exception from MSR, MRS, or System instruction"):
+    /// Op0 \[21:20\] = 1, Op2 \[19:17\] = 2, Op1 \[16:14\] = 0, CRn \[13:10\] = 7,
+    /// CRm \[4:1\] = 6 (ISW), 10 (CSW) or 14 (CISW), Direction \[0\] = 0 (a write).
+    pub const fn is_set_way_cache_op(self) -> bool {
+        if self.class() != class::SYSREG {
+            return false;
+        }
+        let iss = self.iss();
+        let op0 = (iss >> 20) & 0x3;
+        let op2 = (iss >> 17) & 0x7;
+        let op1 = (iss >> 14) & 0x7;
+        let crn = (iss >> 10) & 0xF;
+        let crm = (iss >> 1) & 0xF;
+        let write = iss & 1 == 0;
+        op0 == 1 && op2 == 2 && op1 == 0 && crn == 7 && matches!(crm, 6 | 10 | 14) && write
+    }
+
     /// A short name of the exception class.
     pub const fn class_name(self) -> &'static str {
         match self.class() {
@@ -173,6 +192,29 @@ mod tests {
         assert_eq!(esr.fault_status(), FaultStatus::Translation(3));
         assert_eq!(esr.instruction_length(), 4);
         assert_eq!(esr.to_string(), "EC 0x24 data abort, read, Translation(3)");
+    }
+
+    /// The syndrome of a trapped `DC <op>, Xt` with CRm `crm` and Op2 `op2`, Rt = x3.
+    fn dc(crm: u64, op2: u64) -> Esr {
+        Esr::new(
+            (0x18 << 26) | (1 << 25) | (1 << 20) | (op2 << 17) | (7 << 10) | (3 << 5) | (crm << 1),
+        )
+    }
+
+    #[test]
+    fn recognises_set_way_cache_operations_only() {
+        assert!(dc(6, 2).is_set_way_cache_op(), "DC ISW");
+        assert!(dc(10, 2).is_set_way_cache_op(), "DC CSW");
+        assert!(dc(14, 2).is_set_way_cache_op(), "DC CISW");
+        assert!(!dc(6, 1).is_set_way_cache_op(), "DC IVAC");
+        assert!(!dc(14, 1).is_set_way_cache_op(), "DC CIVAC");
+        assert!(!dc(4, 1).is_set_way_cache_op(), "DC ZVA");
+        // The same encoding read (MRS direction), or under another exception class.
+        assert!(!Esr::new(dc(14, 2).raw() | 1).is_set_way_cache_op());
+        assert!(!Esr::new((dc(14, 2).raw() & !(0x3F << 26)) | (0x16 << 26)).is_set_way_cache_op());
+        // PMCR_EL0 (Op0 3, Op1 3, CRn 9, CRm 12, Op2 0): the other trapped system accesses.
+        let pmcr = Esr::new((0x18 << 26) | (3 << 20) | (3 << 14) | (9 << 10) | (12 << 1));
+        assert!(!pmcr.is_set_way_cache_op());
     }
 
     #[test]

@@ -74,6 +74,11 @@ pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
             kernel.current_regs_mut().pc += 4;
             hypercall(kernel)
         }
+        (ExceptionKind::Synchronous, class::SYSREG) if trap.esr.is_set_way_cache_op() => {
+            // A trapped system instruction reports itself in ELR_EL2: step over it.
+            kernel.current_regs_mut().pc += 4;
+            kernel.set_way_maintenance()
+        }
         (ExceptionKind::Synchronous, class::DABT_LOWER | class::IABT_LOWER) => {
             kernel.stage2_abort(trap.stage2_abort())
         }

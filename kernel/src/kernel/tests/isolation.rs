@@ -189,3 +189,63 @@ fn repossessed_frames_are_zeroed_then_cleaned() {
         );
     }
 }
+
+/// A set/way cache operation (trapped) cleans the caller's own bound memory by address,
+/// once until it is next scheduled, and nobody else's.
+#[test]
+fn set_way_maintenance_cleans_only_the_callers_bound_memory_once_per_slice() {
+    let mut k = three();
+    let mine = alloc(&mut k, 0, 2);
+    assert_eq!(
+        result(&mut k, 0, EXO_BIND, &[mine[0].raw(), HEAP, rw()]),
+        Ok(0)
+    );
+    let theirs = alloc(&mut k, 1, 1)[0];
+    assert_eq!(
+        result(&mut k, 1, EXO_BIND, &[theirs.raw(), HEAP, rw()]),
+        Ok(0)
+    );
+    assert_eq!(
+        result(&mut k, 1, EXO_GRANT, &[theirs.raw(), 0, rw()]),
+        Ok(0)
+    );
+    assert_eq!(
+        result(&mut k, 0, EXO_BIND, &[theirs.raw(), HEAP + PAGE_SIZE, rw()]),
+        Ok(0)
+    );
+    k.platform.take_frame_log().unwrap();
+    k.current = 0;
+    assert_eq!(k.set_way_maintenance(), Step::Resume);
+    let cleaned: Vec<PhysAddr> = k
+        .platform
+        .frame_log
+        .iter()
+        .filter_map(|e| match e {
+            FrameEvent::Clean(f) => Some(*f),
+            _ => None,
+        })
+        .collect();
+    assert!(cleaned.contains(&mine[0]), "its bound frame");
+    assert!(cleaned.contains(&theirs), "the grant it bound");
+    assert!(
+        !cleaned.contains(&mine[1]),
+        "an unbound frame it cannot reach"
+    );
+    let boot = k.translate(0, Ipa::new(BUFFER)).unwrap().0;
+    assert!(cleaned.contains(&boot), "its boot memory");
+    let others: Vec<PhysAddr> = k.frames.owned_by(owner_of(&k, 2)).collect();
+    assert!(cleaned.iter().all(|f| !others.contains(f)), "nobody else's");
+    k.platform.frame_log.clear();
+    k.set_way_maintenance();
+    assert!(k.platform.frame_log.is_empty(), "once until next scheduled");
+    // Scheduled again (its next slot): the next set/way operation cleans again.
+    for _ in 0..4 {
+        k.schedule();
+        if k.current == 0 {
+            break;
+        }
+    }
+    assert_eq!(k.current, 0);
+    k.set_way_maintenance();
+    assert!(!k.platform.frame_log.is_empty());
+}
