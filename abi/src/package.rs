@@ -23,7 +23,7 @@
 //!          48  RAM base IPA              8
 //!          56  segment table offset      8
 //!          64  segment count             4
-//!          68  flags                     4
+//!          68  flags (PartitionFlags)    4
 //!          72  guaranteed bytes          8   (never revoked; >= memory quota)
 //!          80  borrow limit in bytes     8   (may be held beyond the guarantee)
 //!          88  revocation deadline, µs   8
@@ -49,6 +49,17 @@
 
 use crate::bytes::{Name, u32_at, u64_at};
 use crate::{Ipa, PAGE_SIZE};
+
+bitflags::bitflags! {
+    /// What a partition's configuration allows it beyond its own resources (partition
+    /// record offset 68). Unknown bits make the package malformed.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct PartitionFlags: u32 {
+        /// May call `EXO_SELF_CHECK`, which scans the whole frame table and every stage 2
+        /// with interrupts masked: a test and diagnosis tool, not for every partition.
+        const SELF_CHECK = 1 << 0;
+    }
+}
 
 /// Magic number at offset 0.
 pub const MAGIC: [u8; 8] = *b"EXOPKG\0\0";
@@ -119,8 +130,8 @@ pub struct PartitionRecord<'a> {
     pub entry: Ipa,
     /// IPA at which its RAM starts.
     pub ram_base: Ipa,
-    /// Flags (reserved, zero).
-    pub flags: u32,
+    /// What its configuration allows it beyond its own resources.
+    pub flags: PartitionFlags,
     /// Bytes of memory guaranteed (never revoked), at least `memory_bytes`.
     pub guaranteed_bytes: u64,
     /// Bytes it may hold beyond the guarantee (borrowed, revocable).
@@ -298,7 +309,8 @@ impl<'a> Package<'a> {
             ram_base: Ipa::new(u64_at(b, at + 48).ok_or(bad)?),
             segments: usize::try_from(u64_at(b, at + 56).ok_or(bad)?).map_err(|_| bad)?,
             segment_count: u32_at(b, at + 64).ok_or(bad)? as usize,
-            flags: u32_at(b, at + 68).ok_or(bad)?,
+            flags: PartitionFlags::from_bits(u32_at(b, at + 68).ok_or(bad)?)
+                .ok_or(Malformed("partition flags"))?,
             guaranteed_bytes: u64_at(b, at + 72).ok_or(bad)?,
             borrow_bytes: u64_at(b, at + 80).ok_or(bad)?,
             revocation_deadline_us: u64_at(b, at + 88).ok_or(bad)?,
@@ -449,6 +461,8 @@ pub mod build {
         pub max_aborts: u32,
         /// Bit `i`: may call or send to partition `i`.
         pub talks_to: u64,
+        /// What it may do beyond its own resources.
+        pub flags: super::PartitionFlags,
         /// SPIs it owns.
         pub interrupts: Vec<u32>,
         /// Device MMIO regions it owns.
@@ -480,6 +494,7 @@ pub mod build {
                 (segments + segment_index * SEGMENT_SIZE) as u64,
             );
             put_u32(&mut out, at + 64, p.segments.len() as u32);
+            put_u32(&mut out, at + 68, p.flags.bits());
             put_u64(&mut out, at + 72, p.guaranteed_bytes);
             put_u64(&mut out, at + 80, p.borrow_bytes);
             put_u64(&mut out, at + 88, p.revocation_deadline_us);
@@ -549,6 +564,7 @@ mod tests {
                 revocation_deadline_us: 5000,
                 max_aborts: 2,
                 talks_to: 0b10,
+                flags: PartitionFlags::SELF_CHECK,
                 interrupts: vec![40, 41],
                 devices: vec![DeviceRegion {
                     phys: crate::PhysAddr::new(0x0904_0000),
@@ -567,6 +583,7 @@ mod tests {
                 revocation_deadline_us: 1000,
                 max_aborts: 0,
                 talks_to: 0,
+                flags: PartitionFlags::empty(),
                 interrupts: vec![],
                 devices: vec![],
             },
@@ -586,6 +603,8 @@ mod tests {
         assert_eq!(parts[0].revocation_deadline_us, 5000);
         assert_eq!(parts[0].max_aborts, 2);
         assert_eq!(parts[0].talks_to, 0b10);
+        assert_eq!(parts[0].flags, PartitionFlags::SELF_CHECK);
+        assert_eq!(parts[1].flags, PartitionFlags::empty());
         let segs: Vec<_> = parts[0].segments().collect();
         assert_eq!(segs[0].data, &[1, 2, 3]);
         assert_eq!(parts[0].interrupts().collect::<Vec<_>>(), vec![40, 41]);
@@ -625,6 +644,13 @@ mod tests {
         bad[0].devices[0].size = 0x800;
         assert!(Package::parse(&encode(&bad, &[])).is_err());
         assert!(Package::parse(&encode(&spec(), &[2])).is_err());
+        // A flag this version does not know.
+        let mut bytes = encode(&spec(), &[]);
+        bytes[HEADER_SIZE + 68] |= 0x80;
+        assert_eq!(
+            Package::parse(&bytes).unwrap_err(),
+            PackageError::Malformed("partition flags")
+        );
     }
 
     #[test]

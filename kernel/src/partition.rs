@@ -281,6 +281,8 @@ pub struct Partition<F: DescriptorFormat> {
     pub set_way_cleaned: bool,
     /// Partitions it may call or send to (bit `i`: partition `i`).
     pub talks_to: u64,
+    /// What its configuration allows it beyond its own resources.
+    pub flags: exo_abi::package::PartitionFlags,
     /// The caller whose call it is serving.
     pub serving: Option<usize>,
     /// An undelivered `EXO_SEND` message: (sender, word).

@@ -92,6 +92,15 @@ fn unknown_device() {
 }
 
 #[test]
+fn unknown_capability() {
+    refused(
+        "bad-capability.toml",
+        9,
+        "unknown capability `all-memory`; known: self-check",
+    );
+}
+
+#[test]
 fn schedule_naming_an_unknown_partition() {
     refused(
         "bad-schedule.toml",

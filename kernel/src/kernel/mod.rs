@@ -664,6 +664,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             preempted: false,
             set_way_cleaned: false,
             talks_to: record.talks_to,
+            flags: record.flags,
             serving: None,
             message: None,
             virq: crate::irq::VcpuInterrupts::new(),
@@ -760,6 +761,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             EXO_IRQ_ENABLE | EXO_IRQ_DISABLE | EXO_IRQ_SET_PRIORITY | EXO_IRQ_SET_TARGET
             | EXO_IRQ_RAISE => self.irq_call(caller, function, args[0], args[1]),
             EXO_PARTITION_LOOKUP => self.partition_lookup(caller, Ipa::new(args[0]), args[1]),
+            EXO_SELF_CHECK if !self.may_self_check(caller) => Err(Error::Denied),
             EXO_SELF_CHECK => match self.self_check() {
                 Ok(frames) => {
                     info!("self-check ok frames={frames}");
@@ -901,6 +903,15 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         self.check_deadlines();
         self.schedule()
+    }
+
+    /// Whether partition `id`'s configuration lets it run the self-check, which keeps the
+    /// kernel busy with interrupts masked for a scan of every frame and stage 2.
+    fn may_self_check(&self, id: usize) -> bool {
+        self.partition(id).is_some_and(|p| {
+            p.flags
+                .contains(exo_abi::package::PartitionFlags::SELF_CHECK)
+        })
     }
 
     /// Stops the running partition after a trap the kernel does not serve.

@@ -298,6 +298,8 @@ struct Config {
     interrupts: &'static [u32],
     /// Device regions it owns: (physical address, IPA, pages).
     devices: &'static [(u64, u64, u64)],
+    /// May call `EXO_SELF_CHECK`.
+    self_check: bool,
 }
 
 impl Config {
@@ -312,6 +314,7 @@ impl Config {
             talks_to: 0,
             interrupts: &[],
             devices: &[],
+            self_check: false,
         }
     }
 }
@@ -337,6 +340,11 @@ fn build(frames: usize, configs: &[Config]) -> K {
             revocation_deadline_us: c.deadline_us,
             max_aborts: c.max_aborts,
             talks_to: c.talks_to,
+            flags: if c.self_check {
+                exo_abi::package::PartitionFlags::SELF_CHECK
+            } else {
+                exo_abi::package::PartitionFlags::empty()
+            },
             interrupts: c.interrupts.to_vec(),
             devices: c
                 .devices
@@ -821,7 +829,7 @@ fn loads_partitions_with_kernel_pages() {
         Ok(BOOT_PAGES),
         "MEM_INFO x0 = held"
     );
-    assert_eq!(result(&mut k, 1, EXO_SELF_CHECK, &[]), Ok(256));
+    assert_eq!(result(&mut k, 1, EXO_SELF_CHECK, &[]), Err(Error::Denied));
 }
 
 #[test]
@@ -1646,6 +1654,7 @@ mod model {
                 talks_to: 0,
                 interrupts: &[40, 41],
                 devices: &[],
+                self_check: true,
             },
             Config {
                 name: "p1",
@@ -1657,6 +1666,7 @@ mod model {
                 talks_to: 0,
                 interrupts: &[42],
                 devices: &[],
+                self_check: true,
             },
             Config {
                 name: "p2",
@@ -1668,6 +1678,7 @@ mod model {
                 talks_to: 0,
                 interrupts: &[],
                 devices: &[],
+                self_check: true,
             },
         ]
     }

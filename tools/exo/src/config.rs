@@ -17,6 +17,7 @@
 //! revocation_deadline = "10ms"  # optional (default 10ms); <n>us/ms/s, 1us..=10s
 //! max_aborts = 3        # optional (default 3); 0..=1000
 //! talks_to = ["pong"]   # optional (default []); partitions it may EXO_CALL or EXO_SEND
+//! capabilities = ["self-check"]  # optional (default []); see CAPABILITIES
 //! interrupts = [48, 49] # optional (default []); SPIs it owns, 32..=<board max_intid>
 //! devices = ["uart1"]   # optional (default []); board devices it owns, with their
 //!                       # interrupts, or regions: { base = 0x0904_0000, size = "4KiB",
@@ -43,7 +44,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use exo_abi::package::MAX_PARTITIONS;
+use exo_abi::package::{MAX_PARTITIONS, PartitionFlags};
 use exo_abi::{Name, PAGE_SIZE};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -172,6 +173,8 @@ pub struct Partition {
     pub max_aborts: u32,
     /// Partitions it may call or send to: bit `i` for the `i`-th partition (its id).
     pub talks_to: u64,
+    /// What it may do beyond its own resources (`capabilities`).
+    pub flags: PartitionFlags,
     /// SPIs (INTIDs) it owns: its devices' first, then its `interrupts`, in order.
     pub interrupts: Vec<u32>,
     /// Device regions it owns, in order.
@@ -378,8 +381,36 @@ struct RawPartition {
     revocation_deadline: Option<Spanned<String>>,
     max_aborts: Option<Spanned<i64>>,
     talks_to: Option<Vec<Spanned<String>>>,
+    capabilities: Option<Vec<Spanned<String>>>,
     interrupts: Option<IntidList>,
     devices: Option<DeviceList>,
+}
+
+/// The names `capabilities` accepts, with the flag each grants and what it allows.
+pub const CAPABILITIES: [(&str, PartitionFlags, &str); 1] = [(
+    "self-check",
+    PartitionFlags::SELF_CHECK,
+    "may call EXO_SELF_CHECK (a scan of every frame and stage 2 with interrupts masked)",
+)];
+
+/// Checks `capabilities`; an error carries the byte offset at fault.
+fn capabilities(names: Option<&[Spanned<String>]>) -> Result<PartitionFlags, (usize, String)> {
+    let mut flags = PartitionFlags::empty();
+    for name in names.unwrap_or_default() {
+        let Some((_, flag, _)) = CAPABILITIES.iter().find(|c| c.0 == name.get_ref()) else {
+            let known: Vec<&str> = CAPABILITIES.iter().map(|c| c.0).collect();
+            return Err((
+                name.span().start,
+                format!(
+                    "unknown capability `{}`; known: {}",
+                    name.get_ref(),
+                    known.join(", ")
+                ),
+            ));
+        };
+        flags |= *flag;
+    }
+    Ok(flags)
 }
 
 /// Reads and checks a configuration file. `board_override` replaces `[system] board`.
@@ -694,6 +725,7 @@ pub fn parse(
             revocation_deadline_us,
             max_aborts,
             talks_to: 0,
+            flags: capabilities(raw.capabilities.as_deref()).map_err(|(at, m)| error(at, m))?,
             interrupts: resources.interrupts,
             devices: resources.devices,
             line,

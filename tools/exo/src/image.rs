@@ -138,6 +138,7 @@ pub fn partition_spec(
         revocation_deadline_us: partition.revocation_deadline_us,
         max_aborts: partition.max_aborts,
         talks_to: partition.talks_to,
+        flags: partition.flags,
         interrupts: partition.interrupts.clone(),
         devices: partition.devices.iter().map(|d| d.region).collect(),
     })
@@ -197,7 +198,7 @@ mod tests {
     use crate::elf::synthetic;
     use exo_abi::PhysAddr;
     use exo_abi::info::rights;
-    use exo_abi::package::{DeviceRegion, Package};
+    use exo_abi::package::{DeviceRegion, Package, PartitionFlags};
 
     const START: u64 = 0x4008_0000;
 
@@ -318,6 +319,23 @@ mod tests {
         let package = Package::parse(&image[0x3000..]).unwrap();
         let masks: Vec<u64> = package.partitions().map(|p| p.talks_to).collect();
         assert_eq!(masks, [0b10, 0]);
+    }
+
+    #[test]
+    fn the_package_carries_capabilities() {
+        let (_dir, system) = system(&format!(
+            "{CONFIG}capabilities = [\"self-check\"]\n\n[[partition]]\nname = \"pong\"\n\
+             program = \"hello\"\nmemory = 8192\n"
+        ));
+        let specs: Vec<_> = system
+            .partitions
+            .iter()
+            .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
+            .collect();
+        let image = assemble(&kernel(), &specs, &system.schedule).unwrap();
+        let package = Package::parse(&image[0x3000..]).unwrap();
+        let flags: Vec<PartitionFlags> = package.partitions().map(|p| p.flags).collect();
+        assert_eq!(flags, [PartitionFlags::SELF_CHECK, PartitionFlags::empty()]);
     }
 
     #[test]

@@ -249,3 +249,15 @@ fn set_way_maintenance_cleans_only_the_callers_bound_memory_once_per_slice() {
     k.set_way_maintenance();
     assert!(!k.platform.frame_log.is_empty());
 }
+
+/// The self-check scans every frame and stage 2 with interrupts masked: only a partition
+/// whose configuration grants it may ask, so no partition can keep the kernel busy in a
+/// loop of them.
+#[test]
+fn only_a_partition_granted_it_may_run_the_self_check() {
+    let mut checker = Config::new("checker", 32, 0);
+    checker.self_check = true;
+    let mut k = build(256, &[checker, Config::new("other", 32, 0)]);
+    assert_eq!(result(&mut k, 0, EXO_SELF_CHECK, &[]), Ok(256));
+    refused(&mut k, 1, EXO_SELF_CHECK, &[], Error::Denied);
+}
