@@ -133,6 +133,21 @@ fn hostile_breaks_nothing(booted: Booted) {
     booted.assert_partition_printed("keeper", "data intact");
 }
 
+/// Two colluding partitions: `accomplice` binds a frame granted by `hostile` at the IPA
+/// where `hostile` binds it, then unbinds it. `hostile` must not be able to free the frame
+/// while it still maps it (else the next allocation would give another partition memory
+/// `hostile` reads and writes); the self-check passes and `keeper` is untouched.
+#[test]
+fn colluding_partitions_cannot_free_a_frame_still_mapped() {
+    let booted = boot_memory("mem-collude.toml");
+    booted.assert_success();
+    booted.assert_partition_printed("accomplice", "at the holder's IPA");
+    booted.assert_partition_printed("hostile", "freeing the frame I still map: refused (Busy)");
+    booted.assert_partition_printed("hostile", "kernel self-check passed");
+    booted.assert_self_check_ok();
+    booted.assert_partition_printed("keeper", "data intact");
+}
+
 /// The demo `scripts/run guests/configs/revocation-demo.toml`: one claim is shared between
 /// a borrower that complies and a hoarder that does not, so one run shows both outcomes.
 #[test]
