@@ -159,13 +159,18 @@ impl Booted {
     /// Fails the test with `message`, the verdict and the captured console.
     pub fn fail(&self, message: &str) -> ! {
         let outcome = &self.outcome;
+        let stderr = if outcome.qemu_stderr.is_empty() {
+            "(QEMU wrote nothing to its standard error)".to_owned()
+        } else {
+            outcome.qemu_stderr.join("\n")
+        };
         panic!(
             "{}: {message}\n--- verdict ---\n{outcome}\n--- console ({} lines) ---\n{}\n\
-             --- QEMU stderr ---\n{}\n---",
+             --- QEMU stderr ({} lines) ---\n{stderr}\n---",
             self.config.display(),
             outcome.lines.len(),
             outcome.lines.join("\n"),
-            outcome.qemu_stderr.join("\n"),
+            outcome.qemu_stderr.len(),
         )
     }
 
