@@ -100,21 +100,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn config_path(workspace: &Workspace, target: &Target) -> PathBuf {
-    target.config.clone().unwrap_or_else(|| {
+/// The workspace `target` works in (found from its configuration file, else the current
+/// directory) and its configuration file.
+fn locate(target: &Target) -> anyhow::Result<(Workspace, PathBuf)> {
+    let workspace = Workspace::locate_for(target.config.as_deref())?;
+    let path = target.config.clone().unwrap_or_else(|| {
         let path = workspace.default_config();
         let relative = std::env::current_dir()
             .ok()
             .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));
         relative.unwrap_or(path)
-    })
+    });
+    Ok((workspace, path))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let workspace = Workspace::locate()?;
     match cli.command {
         Command::Check(target) => {
-            let path = config_path(&workspace, &target);
+            let (workspace, path) = locate(&target)?;
             let system = exo_tool::check(&workspace, &path, target.board.as_deref())?;
             println!(
                 "{}: ok: {} partition(s) on board `{}`",
@@ -125,7 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", system.summary());
         }
         Command::Build(target) => {
-            let path = config_path(&workspace, &target);
+            let (workspace, path) = locate(&target)?;
             let (_, image) = exo_tool::build(&workspace, &path, target.board.as_deref())?;
             println!("{}", image.display());
         }
@@ -134,7 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runs,
             timeout,
         } => {
-            let path = config_path(&workspace, &target);
+            let (_, path) = locate(&target)?;
             let options = RunOptions {
                 extra_qemu_args: exo_tool::bench::QEMU_ARGS
                     .iter()
@@ -153,7 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             top,
             timeout,
         } => {
-            let path = config_path(&workspace, &target);
+            let (_, path) = locate(&target)?;
             let profile = exo_tool::profile::run(&path, &quiet(target, timeout))?;
             print!("{}", profile.display(top));
             if !profile.outcome.success() {
@@ -169,7 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serial1_input,
             serial1_output,
         } => {
-            let path = config_path(&workspace, &target);
+            let (_, path) = locate(&target)?;
             let options = RunOptions {
                 timeout: Duration::from_secs(timeout),
                 board: target.board,
