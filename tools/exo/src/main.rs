@@ -129,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Build(target) => {
             let (workspace, path) = locate(&target)?;
+            announce_build(&workspace, &path, target.board.as_deref())?;
             let (_, image) = exo_tool::build(&workspace, &path, target.board.as_deref())?;
             println!("{}", image.display());
         }
@@ -172,7 +173,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serial1_input,
             serial1_output,
         } => {
-            let (_, path) = locate(&target)?;
+            let (workspace, path) = locate(&target)?;
+            announce_build(&workspace, &path, target.board.as_deref())?;
             let options = RunOptions {
                 timeout: Duration::from_secs(timeout),
                 board: target.board,
@@ -190,6 +192,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the configuration and says on standard error what is about to be built (a first
+/// cross build takes a minute or more, with only cargo's lines to show for it).
+fn announce_build(workspace: &Workspace, path: &Path, board: Option<&str>) -> anyhow::Result<()> {
+    let system = exo_tool::check(workspace, path, board)?;
+    let guests = if system.guest_programs().is_empty() {
+        ""
+    } else {
+        ", library OS and guests"
+    };
+    eprintln!(
+        "exo: cross-building the kernel{guests} for board `{}` ({})",
+        system.board.name,
+        path.display()
+    );
+    Ok(())
 }
 
 /// Options of a boot whose console is parsed, not shown (`bench`, `profile`).

@@ -116,7 +116,7 @@ fn mib_down(frames: u64) -> String {
 }
 
 fn mib_tenths(tenths: u64) -> String {
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{} MiB", tenths / 10)
     } else {
         format!("{}.{} MiB", tenths / 10, tenths % 10)
