@@ -133,6 +133,7 @@ impl Boot {
     /// to do.
     pub fn run(self) -> Booted {
         let _guard = boot_lock();
+        announce(&self.config, self.options.board.as_deref());
         match exo_tool::run_system(&self.config, &self.options) {
             Ok(outcome) => Booted {
                 config: self.config,
@@ -147,6 +148,28 @@ impl Boot {
     }
 }
 
+/// Says which boot starts, as `boot: tests/configs/x.toml on qemu-virt`, on the process's
+/// standard error itself: libtest captures `eprintln!` of passing tests, not this, so
+/// `scripts/test` names each QEMU scenario as it runs. [`Boot::run`] calls it; tests that
+/// drive QEMU through `exo_tool` themselves call it too.
+pub fn announce(config: &Path, board: Option<&str>) {
+    use std::io::Write;
+    let root = workspace_root().canonicalize().ok();
+    let shown = config
+        .canonicalize()
+        .ok()
+        .and_then(|c| Some(c.strip_prefix(root.as_ref()?).ok()?.to_path_buf()))
+        .unwrap_or_else(|| config.to_path_buf());
+    let board = board.map(str::to_owned).or_else(|| {
+        let workspace = Workspace::locate_for(Some(config)).ok()?;
+        Some(exo_tool::check(&workspace, config, None).ok()?.board.name)
+    });
+    let on = board.map(|b| format!(" on {b}")).unwrap_or_default();
+    // One write, so the line does not interleave with libtest's.
+    let line = format!("boot: {}{on}\n", shown.display());
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
 /// A finished boot, with assertions that print the whole console when they fail.
 pub struct Booted {
     /// The configuration booted.
@@ -159,13 +182,18 @@ impl Booted {
     /// Fails the test with `message`, the verdict and the captured console.
     pub fn fail(&self, message: &str) -> ! {
         let outcome = &self.outcome;
+        let stderr = if outcome.qemu_stderr.is_empty() {
+            "(QEMU wrote nothing to its standard error)".to_owned()
+        } else {
+            outcome.qemu_stderr.join("\n")
+        };
         panic!(
             "{}: {message}\n--- verdict ---\n{outcome}\n--- console ({} lines) ---\n{}\n\
-             --- QEMU stderr ---\n{}\n---",
+             --- QEMU stderr ({} lines) ---\n{stderr}\n---",
             self.config.display(),
             outcome.lines.len(),
             outcome.lines.join("\n"),
-            outcome.qemu_stderr.join("\n"),
+            outcome.qemu_stderr.len(),
         )
     }
 

@@ -109,3 +109,24 @@ fn schedule_naming_an_unknown_partition() {
          `ping`, `bystander`",
     );
 }
+
+#[test]
+fn partitions_larger_than_the_ram_the_kernel_manages() {
+    refused(
+        "bad-memory-raspi4b.toml",
+        15,
+        "partitions need 1200 MiB but board `raspi4b` gives the kernel 960 MiB, of which 944 \
+         MiB are for partitions",
+    );
+}
+
+#[test]
+fn kernel_pages_and_tables_that_do_not_fit() {
+    refused(
+        "bad-memory-tables.toml",
+        22,
+        "partitions need 1021 MiB but board `qemu-virt` gives the kernel 1024 MiB, of which it \
+         keeps about 8 MiB for itself (its image, the boot package and frame metadata): with \
+         `borrower` the guarantees come to 1008 MiB",
+    );
+}

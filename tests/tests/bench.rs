@@ -20,6 +20,7 @@ fn bench_twice(name: &str) -> bench::Report {
         ..RunOptions::default()
     };
     let _guard = exo_system_tests::boot_lock();
+    exo_system_tests::announce(&config, None);
     let report = bench::run(&config, &options, 2)
         .unwrap_or_else(|e| panic!("exo bench {name} could not run: {e:#}"));
     assert!(

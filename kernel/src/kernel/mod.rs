@@ -10,6 +10,7 @@
 mod check;
 mod interrupts;
 mod ipc;
+mod load_error;
 mod memory;
 mod revocation;
 mod set_way;
@@ -18,13 +19,15 @@ mod upcall;
 #[cfg(test)]
 mod tests;
 
+pub use load_error::{LoadError, NamedLoadError};
+
 use crate::console::Writer;
 use crate::irq::{InterruptTable, VirtualIrq};
 use crate::mem::binding_index::BindingIndex;
-use crate::mem::frame_table::{FrameError, FrameTable, Owner, PartitionId};
+use crate::mem::frame_table::{FrameTable, Owner, PartitionId};
 use crate::mem::grants::Grants;
 use crate::mem::stage2::{
-    Attributes, DescriptorFormat, Geometry, Stage2, Stage2Error, TableMemory, TlbMaintenance, Vmid,
+    Attributes, DescriptorFormat, Geometry, Stage2, TableMemory, TlbMaintenance, Vmid,
 };
 use crate::partition::{
     Access, FaultKind, KernelPages, MemoryTerms, Outcome, Partition, State, TablePool, Upcalls,
@@ -201,51 +204,6 @@ impl<P: Platform> TableMemory for Tables<'_, '_, P> {
     }
 }
 
-/// Why the boot package could not be turned into running partitions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoadError {
-    /// Not enough free frames for a partition.
-    OutOfMemory {
-        /// Index of the partition.
-        partition: usize,
-    },
-    /// Building stage 2 failed.
-    Stage2(Stage2Error),
-    /// An interrupt cannot be given to a partition (not an SPI the GIC has, or taken).
-    Interrupt {
-        /// Index of the partition.
-        partition: usize,
-        /// The INTID.
-        intid: u32,
-    },
-    /// A device region lies in RAM.
-    DeviceInRam {
-        /// Index of the partition.
-        partition: usize,
-    },
-    /// The frame table refused a transition.
-    Frame(FrameError),
-    /// More partitions than the frame table can name.
-    TooManyPartitions,
-}
-
-impl From<Stage2Error> for LoadError {
-    fn from(e: Stage2Error) -> Self {
-        LoadError::Stage2(e)
-    }
-}
-
-impl From<FrameError> for LoadError {
-    fn from(e: FrameError) -> Self {
-        match e {
-            FrameError::Exhausted => LoadError::OutOfMemory {
-                partition: usize::MAX,
-            },
-            other => LoadError::Frame(other),
-        }
-    }
-}
-
 /// What the trap path should do after the kernel handled a trap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -279,6 +237,22 @@ fn in_ipa_space(ipa: Ipa) -> bool {
 /// Table frames every partition gets beyond those its memory needs: room for sparse
 /// bindings (each new 2 MiB region of IPA space costs a table).
 const BASE_TABLE_BUDGET: u64 = 32;
+
+/// Kernel-owned pages of every partition: info page, revocation page, repossession vector.
+const KERNEL_PAGES: u64 = 2 + VECTOR_PAGES as u64;
+
+/// Stage-2 table frames set aside for a partition: tables for everything it may bind
+/// contiguously (guarantee and borrow limit), twice over, plus [`BASE_TABLE_BUDGET`].
+fn table_budget(record: &PartitionRecord<'_>) -> u64 {
+    let reach = (record.guaranteed_bytes + record.borrow_bytes) / PAGE_SIZE;
+    BASE_TABLE_BUDGET + 2 * reach.div_ceil(512)
+}
+
+/// Frames loading a partition takes from the free pool: its memory quota, its
+/// [`KERNEL_PAGES`] and its [`table_budget`]. (`exo check` computes the same sum.)
+fn frames_needed(record: &PartitionRecord<'_>) -> u64 {
+    record.memory_bytes / PAGE_SIZE + KERNEL_PAGES + table_budget(record)
+}
 
 /// The kernel state.
 pub struct Kernel<'a, P: Platform> {
@@ -402,10 +376,15 @@ impl<'a, P: Platform> Kernel<'a, P> {
     pub fn load(&mut self, package: &Package<'_>) -> Result<(), LoadError> {
         let count = package.partition_count() as u32;
         for (index, record) in package.partitions().enumerate() {
+            let free = self.frames.count(Owner::Free) as u64;
             let partition = self
                 .load_partition(index, count, &record)
                 .map_err(|e| match e {
-                    LoadError::OutOfMemory { .. } => LoadError::OutOfMemory { partition: index },
+                    LoadError::OutOfMemory { .. } => LoadError::OutOfMemory {
+                        partition: index,
+                        needed: frames_needed(&record),
+                        free,
+                    },
                     other => other,
                 })?;
             info!(
@@ -447,7 +426,6 @@ impl<'a, P: Platform> Kernel<'a, P> {
         let id = PartitionId::new(index as u16).ok_or(LoadError::TooManyPartitions)?;
         let owner = Owner::Partition(id);
         let pages = record.memory_bytes / PAGE_SIZE;
-        let kernel_pages = 2 + VECTOR_PAGES as u64;
         let terms = MemoryTerms {
             guaranteed: record.guaranteed_bytes / PAGE_SIZE,
             borrow_limit: record.borrow_bytes / PAGE_SIZE,
@@ -456,11 +434,13 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 / 1_000_000) as u64,
             max_aborts: record.max_aborts,
         };
-        // Tables for everything it may bind contiguously, twice over, plus a margin.
-        let reach = terms.guaranteed + terms.borrow_limit;
-        let table_budget = BASE_TABLE_BUDGET + 2 * reach.div_ceil(512);
-        if (self.frames.count(Owner::Free) as u64) < pages + kernel_pages + table_budget {
-            return Err(LoadError::OutOfMemory { partition: index });
+        let table_budget = table_budget(record);
+        if (self.frames.count(Owner::Free) as u64) < frames_needed(record) {
+            return Err(LoadError::OutOfMemory {
+                partition: index,
+                needed: frames_needed(record),
+                free: self.frames.count(Owner::Free) as u64,
+            });
         }
         let vmid = Vmid(index as u16 + 1);
         let mut table_pool = TablePool::default();

@@ -321,6 +321,17 @@ impl Config {
 
 /// A kernel over `frames` frames of fake RAM with the given partitions loaded.
 fn build(frames: usize, configs: &[Config]) -> K {
+    let (mut kernel, bytes) = unloaded(frames, configs);
+    let package = Package::parse(&bytes).unwrap();
+    kernel.load(&package).unwrap();
+    assert_eq!(kernel.partition_count(), configs.len());
+    kernel.self_check().unwrap();
+    kernel
+}
+
+/// A kernel over `frames` frames of fake RAM, the first [`KERNEL_IMAGE_FRAMES`] the
+/// kernel's, and a boot package of the given partitions, not yet loaded.
+fn unloaded(frames: usize, configs: &[Config]) -> (K, Vec<u8>) {
     let specs: Vec<PartitionSpec> = configs
         .iter()
         .map(|c| PartitionSpec {
@@ -358,7 +369,6 @@ fn build(frames: usize, configs: &[Config]) -> K {
         })
         .collect();
     let bytes = encode(&specs, &[]);
-    let package = Package::parse(&bytes).unwrap();
     let storage: &'static mut [u16] = Box::leak(vec![0u16; frames].into_boxed_slice());
     let bindings: &'static mut [u64] = Box::leak(vec![0u64; frames].into_boxed_slice());
     let mut table = FrameTable::new(PhysAddr::new(RAM_BASE), storage);
@@ -369,11 +379,36 @@ fn build(frames: usize, configs: &[Config]) -> K {
             Owner::Kernel,
         )
         .unwrap();
-    let mut kernel = Kernel::new(FakePlatform::new(frames), table, bindings);
-    kernel.load(&package).unwrap();
-    assert_eq!(kernel.partition_count(), configs.len());
-    kernel.self_check().unwrap();
-    kernel
+    (
+        Kernel::new(FakePlatform::new(frames), table, bindings),
+        bytes,
+    )
+}
+
+#[test]
+fn a_partition_that_does_not_fit_is_refused_in_words() {
+    // 512 frames, 4 the kernel's. `small` takes 16 pages + 6 kernel pages + 34 tables = 56
+    // frames, leaving 452; `big` needs 420 + 6 + 32 + 2 = 460.
+    let big = Config {
+        memory: 420,
+        ..Config::new("big", 420, 0)
+    };
+    let (mut kernel, bytes) = unloaded(512, &[Config::new("small", BOOT_PAGES, 0), big]);
+    let package = Package::parse(&bytes).unwrap();
+    let error = kernel.load(&package).unwrap_err();
+    assert_eq!(
+        error,
+        LoadError::OutOfMemory {
+            partition: 1,
+            needed: 460,
+            free: 452
+        }
+    );
+    assert_eq!(
+        error.named(&package).to_string(),
+        "partition `big` (1) needs 460 frames (1840 KiB for its memory, kernel pages and \
+         stage-2 tables), 452 free (1808 KiB)"
+    );
 }
 
 /// Makes partition `p` the running one and issues a hypercall as the trap path would:

@@ -111,12 +111,7 @@ pub fn run(config: &Path, options: &RunOptions, runs: u32) -> anyhow::Result<Rep
     };
     for run in 0..report.runs {
         let outcome = crate::run_system(config, options)?;
-        report.problems.extend(
-            outcome
-                .problems()
-                .into_iter()
-                .map(|p| format!("run {}: {p}", run + 1)),
-        );
+        report.problems.extend(problems_of_run(run, &outcome));
         let revocations = outcome.revocations();
         let measured = metrics(&outcome.lines);
         if run == 0 {
@@ -128,6 +123,16 @@ pub fn run(config: &Path, options: &RunOptions, runs: u32) -> anyhow::Result<Rep
         }
     }
     Ok(report)
+}
+
+/// The problems of run number `run` (from 0), each prefixed `run <n>: `; QEMU's own errors
+/// are among them when it failed.
+fn problems_of_run(run: u32, outcome: &crate::RunOutcome) -> Vec<String> {
+    outcome
+        .problems()
+        .into_iter()
+        .map(|p| format!("run {}: {p}", run + 1))
+        .collect()
 }
 
 impl fmt::Display for Report {
@@ -249,6 +254,33 @@ mod tests {
                     value: 1000
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_failed_boot_shows_qemu_errors_in_the_report() {
+        let mut outcome =
+            crate::RunOutcome::from_console(&["latency"], "", crate::RunEnd::Exited(Some(1)));
+        outcome
+            .qemu_stderr
+            .push("qemu-system-aarch64: -icount: invalid option".to_owned());
+        let report = Report {
+            config: "b.toml".into(),
+            frequency: None,
+            revocations: Vec::new(),
+            metrics: Vec::new(),
+            runs: 1,
+            deterministic: true,
+            problems: problems_of_run(0, &outcome),
+        };
+        assert!(!report.is_sound());
+        let shown = report.to_string();
+        assert!(
+            shown.contains(
+                "problem: run 1: QEMU exited with status 1 without the kernel's power-off \
+                 line; QEMU said:\n  qemu stderr: qemu-system-aarch64: -icount: invalid option\n"
+            ),
+            "{shown}"
         );
     }
 

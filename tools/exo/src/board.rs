@@ -71,6 +71,10 @@ pub struct Board {
     /// The machine has exactly this much RAM (QEMU `raspi4b` accepts only 2 GiB): a
     /// configuration may not change it.
     pub fixed_ram: bool,
+    /// RAM the kernel finds and manages, when less than [`Board::ram_bytes`]: the kernel
+    /// uses only the memory bank it boots in (960 MiB under QEMU `raspi4b`). See
+    /// [`Board::kernel_ram`].
+    pub kernel_ram_bytes: Option<u64>,
     /// Physical address at which RAM starts (page aligned).
     pub ram_base: u64,
     /// The kernel linker script (absolute path; may not exist until the kernel is built).
@@ -164,6 +168,7 @@ struct RawBoard {
     ram: Spanned<SizeValue>,
     #[serde(default)]
     fixed_ram: bool,
+    kernel_ram: Option<Spanned<SizeValue>>,
     ram_base: Spanned<i64>,
     linker_script: String,
     gic: Spanned<RawGic>,
@@ -245,6 +250,25 @@ impl Board {
                 ),
             ));
         }
+        let kernel_ram_bytes = match &raw.kernel_ram {
+            Some(key) => {
+                let at = key.span().start;
+                let bytes = key.get_ref().bytes().map_err(|m| error(at, m))?;
+                if !bytes.is_multiple_of(MIB) || bytes <= KERNEL_RESERVATION || bytes > ram_bytes {
+                    return Err(error(
+                        at,
+                        format!(
+                            "kernel_ram must be a whole number of MiB larger than the kernel's \
+                             {} and at most `ram` ({})",
+                            Bytes(KERNEL_RESERVATION),
+                            Bytes(ram_bytes)
+                        ),
+                    ));
+                }
+                Some(bytes)
+            }
+            None => None,
+        };
         let ram_base =
             address(&raw.ram_base, "ram_base").map_err(|m| error(raw.ram_base.span().start, m))?;
         if ram_base.checked_add(ram_bytes).is_none() {
@@ -275,6 +299,7 @@ impl Board {
             description: raw.description,
             ram_bytes,
             fixed_ram: raw.fixed_ram,
+            kernel_ram_bytes,
             ram_base,
             linker_script: dir.join(raw.linker_script),
             qemu_binary: raw.qemu.binary,
@@ -285,10 +310,17 @@ impl Board {
         })
     }
 
-    /// RAM the partitions' quotas may add up to: [`Board::ram_bytes`] less
+    /// RAM the kernel manages: [`Board::ram_bytes`], or the board's `kernel_ram` when it
+    /// says the kernel finds less.
+    pub fn kernel_ram(&self) -> u64 {
+        self.kernel_ram_bytes
+            .map_or(self.ram_bytes, |bytes| bytes.min(self.ram_bytes))
+    }
+
+    /// RAM the partitions' guarantees may add up to: [`Board::kernel_ram`] less
     /// [`KERNEL_RESERVATION`].
     pub fn partition_ram(&self) -> u64 {
-        self.ram_bytes - KERNEL_RESERVATION
+        self.kernel_ram() - KERNEL_RESERVATION
     }
 
     /// The physical RAM range: [`Board::ram_base`], [`Board::ram_bytes`] long.

@@ -54,6 +54,7 @@ use crate::board::{Board, BoardError, KERNEL_RESERVATION};
 pub use resources::OwnedDevice;
 use resources::{Claimant, Claims, DeviceList, IntidList};
 
+pub mod memory;
 mod resources;
 use crate::duration::display_us;
 use crate::size::{Bytes, MIB};
@@ -497,12 +498,14 @@ pub fn parse(
         }
         None => None,
     };
-    // Who says how much RAM there is, for messages: "board `x` has" or "[system] memory gives".
-    let ram_source = if memory_override.is_some() {
-        "`[system] memory` gives".to_owned()
+    // Who gives the kernel its RAM, for messages: "board `x`" or "`[system] memory`".
+    let giver = if memory_override.is_some() {
+        "`[system] memory`".to_owned()
     } else {
-        format!("board `{}` has", board.name)
+        format!("board `{}`", board.name)
     };
+    let ram_source = format!("{giver} gives the kernel");
+    let kernel_ram = board.kernel_ram();
 
     if raw.partition.is_empty() {
         return Err(ConfigError::new(
@@ -525,6 +528,7 @@ pub fn parse(
     let mut first_line: HashMap<String, usize> = HashMap::new();
     let mut partitions = Vec::new();
     let mut total = 0u64;
+    let mut fit = memory::Fit::default();
     let mut claims = Claims::default();
     for spanned in &raw.partition {
         let line = line_of(text, spanned.span().start);
@@ -597,13 +601,13 @@ pub fn parse(
                 format!("memory quota of {memory_bytes} bytes is not a multiple of 4 KiB"),
             ));
         }
-        if memory_bytes > board.ram_bytes {
+        if memory_bytes > kernel_ram {
             return Err(error(
                 memory_at,
                 format!(
                     "memory quota of {} for `{name}` is larger than the {} of RAM {ram_source}",
                     Bytes(memory_bytes),
-                    Bytes(board.ram_bytes),
+                    Bytes(kernel_ram),
                 ),
             ));
         }
@@ -634,7 +638,7 @@ pub fn parse(
                 let bytes = page_multiple(key.get_ref(), "borrow").map_err(|m| error(at, m))?;
                 if guarantee_bytes
                     .checked_add(bytes)
-                    .is_none_or(|sum| sum > board.ram_bytes)
+                    .is_none_or(|sum| sum > kernel_ram)
                 {
                     return Err(error(
                         at,
@@ -643,7 +647,7 @@ pub fn parse(
                              of RAM {ram_source}",
                             Bytes(guarantee_bytes),
                             Bytes(bytes),
-                            Bytes(board.ram_bytes),
+                            Bytes(kernel_ram),
                         ),
                     ));
                 }
@@ -693,15 +697,18 @@ pub fn parse(
             return Err(error(
                 guarantee_at,
                 format!(
-                    "partition `{name}` brings the guarantees to {}, more than the {} \
-                     available to partitions ({} of RAM {ram_source}, less {} for the kernel)",
+                    "partitions need {} but {ram_source} {}, of which {} are for partitions \
+                     ({} are the kernel's): partition `{name}` brings the guarantees to {}",
                     Bytes(total),
+                    Bytes(kernel_ram),
                     Bytes(board.partition_ram()),
-                    Bytes(board.ram_bytes),
-                    Bytes(KERNEL_RESERVATION)
+                    Bytes(KERNEL_RESERVATION),
+                    Bytes(total),
                 ),
             ));
         }
+        fit.add(&board, &giver, name, guarantee_bytes, borrow_bytes)
+            .map_err(|m| error(guarantee_at, m))?;
 
         let claimant = Claimant {
             name,
@@ -875,7 +882,8 @@ reserved = \"the GIC distributor (GICD)\"
 
     /// A made-up workspace: boards `qemu-virt` (GICv3) and `qemu-virt-gicv2` (GICC at
     /// `0x0801_0000`), both with 1 GiB of RAM at `0x4000_0000`, INTIDs up to 287 and the
-    /// devices above; guests `hello` and `counter`.
+    /// devices above, and `fixed`, like `qemu-virt` but with a fixed 1 GiB of which the
+    /// kernel manages 960 MiB (as raspi4b); guests `hello` and `counter`.
     pub fn workspace() -> (TempDir, Workspace) {
         let dir = TempDir::new();
         let board = |gic: &str| {
@@ -892,7 +900,10 @@ reserved = \"the GIC distributor (GICD)\"
         );
         dir.write(
             "platform/fixed/board.toml",
-            board("version = 3").replace("ram = \"1GiB\"\n", "ram = \"1GiB\"\nfixed_ram = true\n"),
+            board("version = 3").replace(
+                "ram = \"1GiB\"\n",
+                "ram = \"1GiB\"\nfixed_ram = true\nkernel_ram = \"960MiB\"\n",
+            ),
         );
         dir.write("guests/src/bin/hello.rs", "");
         dir.write("guests/src/bin/counter.rs", "");
@@ -1160,8 +1171,67 @@ mod tests {
         refused(
             &text,
             10,
-            "`p1` brings the guarantees to 120 MiB, more than the 112 MiB available",
+            "partitions need 120 MiB but `[system] memory` gives the kernel 128 MiB, of which \
+             112 MiB are for partitions (16 MiB are the kernel's): partition `p1` brings the \
+             guarantees to 120 MiB",
         );
+    }
+
+    #[test]
+    fn partitions_must_fit_in_the_ram_the_kernel_manages() {
+        // Board `fixed` has 1 GiB, but the kernel manages only 960 MiB of it (as raspi4b).
+        let text = format!(
+            "[system]\nboard = \"fixed\"\n{}",
+            partition(0, "\"1000MiB\"", &[])
+        );
+        refused(
+            &text,
+            6,
+            "memory quota of 1000 MiB for `p0` is larger than the 960 MiB of RAM board `fixed` \
+             gives the kernel",
+        );
+        let text = format!(
+            "[system]\nboard = \"fixed\"\n{}{}",
+            partition(0, "\"600MiB\"", &[]),
+            partition(1, "\"600MiB\"", &[])
+        );
+        refused(
+            &text,
+            10,
+            "partitions need 1200 MiB but board `fixed` gives the kernel 960 MiB",
+        );
+    }
+
+    #[test]
+    fn kernel_pages_tables_and_metadata_count() {
+        // 1008 MiB of guarantees pass the 16 MiB rule, but the tables for two 1 GiB reaches,
+        // each partition's kernel pages, the frame metadata and the kernel image do not fit.
+        let text = format!(
+            "{}{}{}",
+            partition(0, "\"1000MiB\"", &[]),
+            partition(1, "\"4MiB\"", &["borrow = \"1020MiB\""]),
+            partition(2, "\"4MiB\"", &["borrow = \"1020MiB\""])
+        );
+        let e = refused(
+            &text,
+            13,
+            "partitions need 1021 MiB but board `qemu-virt` gives the kernel 1024 MiB, of which \
+             it keeps about 8 MiB for itself",
+        );
+        assert!(
+            e.message
+                .contains("with `p2` the guarantees come to 1008 MiB")
+                && e.message.contains("stage-2 tables to 13 MiB"),
+            "{e}"
+        );
+        // Two of them fit.
+        let text = format!(
+            "{}{}",
+            partition(0, "\"1000MiB\"", &[]),
+            partition(1, "\"4MiB\"", &["borrow = \"1020MiB\""])
+        );
+        let (dir, workspace) = workspace();
+        parse(&workspace, &dir.path().join("a.toml"), &text, None).unwrap();
     }
 
     #[test]
@@ -1177,7 +1247,7 @@ mod tests {
             )
         );
         let e = refused(&text, 11, "`p1` brings the guarantees to 1010 MiB");
-        assert!(e.message.contains("1008 MiB available"), "{e}");
+        assert!(e.message.contains("1008 MiB are for partitions"), "{e}");
         // Borrowing is not counted against the others.
         let text = format!(
             "{}{}",
@@ -1219,7 +1289,7 @@ mod tests {
             &["borrow = \"1023MiB\""],
             5,
             "guarantee of 2 MiB plus borrow of 1023 MiB for `p0` is more than the 1 GiB of RAM \
-             board `qemu-virt` has",
+             board `qemu-virt` gives the kernel",
         );
         case(
             &["guarantee = \"4MiB\"", "borrow = \"1021MiB\""],

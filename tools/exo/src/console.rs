@@ -11,6 +11,7 @@
 //! - `exo: self-check ok frames=<n>` or `exo: error: self-check FAILED: <why>`: the kernel's
 //!   frame-accounting self-check;
 //! - `exo: all partitions finished, powering off`: then PSCI `SYSTEM_OFF`, so QEMU exits;
+//! - `exo: error: boot failed: <why>`: the kernel could not boot (then it powers off);
 //! - `exo: KERNEL PANIC <message>`: a kernel bug (recognised anywhere in a line).
 //!
 //! Result, revocation, self-check and power-off lines count only at the start of a line
@@ -37,6 +38,8 @@ pub const REVOCATION_PREFIX: &str = "exo: revocation ";
 pub const SELF_CHECK_PREFIX: &str = "exo: self-check ";
 /// A failed self-check is a kernel bug, logged at error level with this prefix.
 pub const SELF_CHECK_ERROR_PREFIX: &str = "exo: error: self-check ";
+/// Prefix of the line the kernel prints when it cannot boot, before powering off.
+pub const BOOT_FAILED_PREFIX: &str = "exo: error: boot failed: ";
 
 /// How a revocation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -166,6 +169,8 @@ pub struct RunOutcome {
     pub revocation_lines: Vec<Result<Revocation, String>>,
     /// Self-check lines, in order: `Ok(frames)` or `Err(why it failed)`.
     pub self_check_lines: Vec<Result<u64, String>>,
+    /// Why the kernel could not boot (the first `exo: error: boot failed: ` line), if so.
+    pub boot_failure: Option<String>,
     /// How QEMU ended.
     pub end: RunEnd,
     /// Files QEMU's serial ports beyond the console wrote to, by port (see
@@ -185,6 +190,7 @@ impl RunOutcome {
             panic: None,
             revocation_lines: Vec::new(),
             self_check_lines: Vec::new(),
+            boot_failure: None,
             end: RunEnd::Exited(None),
             serial_outputs: BTreeMap::new(),
         }
@@ -210,6 +216,8 @@ impl RunOutcome {
         }
         if kernel == POWER_OFF_LINE {
             self.powered_off = true;
+        } else if let Some(why) = kernel.strip_prefix(BOOT_FAILED_PREFIX) {
+            self.boot_failure.get_or_insert_with(|| why.to_owned());
         } else if let Some(rest) = kernel.strip_prefix(RESULT_PREFIX) {
             let (name, result) = match rest.split_once(' ') {
                 Some((name, "ok")) => (name, PartitionResult::Ok),
@@ -269,6 +277,9 @@ impl RunOutcome {
     /// Every reason the run did not pass, one sentence each; empty on success.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if let Some(why) = &self.boot_failure {
+            problems.push(format!("the kernel could not boot: {why}"));
+        }
         match &self.end {
             RunEnd::TimedOut(after) => {
                 problems.push(format!("timed out after {} s", after.as_secs()))
@@ -277,15 +288,32 @@ impl RunOutcome {
                 "QEMU did not exit within {} s of the power-off line (did PSCI SYSTEM_OFF fail?)",
                 after.as_secs()
             )),
-            RunEnd::Exited(_) if !self.powered_off => {
-                problems.push("QEMU exited without the kernel's power-off line".to_owned())
+            // The kernel powers off after saying why it could not boot: that is the problem.
+            RunEnd::Exited(Some(0)) if self.boot_failure.is_some() => {}
+            RunEnd::Exited(code) if !self.powered_off => {
+                let how = match code {
+                    Some(0) => String::new(),
+                    Some(code) => format!(" with status {code}"),
+                    None => " on a signal".to_owned(),
+                };
+                problems.push(format!(
+                    "QEMU exited{how} without the kernel's power-off line{}",
+                    self.qemu_said()
+                ))
             }
+            RunEnd::Exited(Some(code)) if *code != 0 => problems.push(format!(
+                "QEMU exited with status {code} after the kernel's power-off line{}",
+                self.qemu_said()
+            )),
             RunEnd::Exited(_) => {}
         }
         if let Some(panic) = &self.panic {
             problems.push(format!("kernel panic: {}", panic.trim()));
         }
         for name in &self.partitions {
+            if self.boot_failure.is_some() && !self.results.contains_key(name) {
+                continue; // nothing ran
+            }
             match self.results.get(name) {
                 Some(PartitionResult::Ok) => {}
                 Some(PartitionResult::Failed(reason)) => {
@@ -310,6 +338,37 @@ impl RunOutcome {
             }
         }
         problems
+    }
+}
+
+/// At most this many of QEMU's standard-error lines go into a problem (the last ones).
+const QEMU_STDERR_SHOWN: usize = 20;
+
+impl RunOutcome {
+    /// QEMU's standard error, for a problem: `; QEMU said:` and its last lines, each on a
+    /// line of its own starting `  qemu stderr: `; empty if it wrote nothing.
+    fn qemu_said(&self) -> String {
+        let lines: Vec<&str> = self
+            .qemu_stderr
+            .iter()
+            .map(|l| l.trim_end())
+            .filter(|l| !l.is_empty())
+            .collect();
+        if lines.is_empty() {
+            return " (QEMU wrote nothing to its standard error)".to_owned();
+        }
+        let skipped = lines.len().saturating_sub(QEMU_STDERR_SHOWN);
+        let mut said = "; QEMU said:".to_owned();
+        if skipped > 0 {
+            said.push_str(&format!(
+                "\n  qemu stderr: ({skipped} earlier lines left out)"
+            ));
+        }
+        for line in &lines[skipped..] {
+            said.push_str("\n  qemu stderr: ");
+            said.push_str(line);
+        }
+        said
     }
 }
 
@@ -411,10 +470,34 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "QEMU exited without the kernel's power-off line",
+                "QEMU exited without the kernel's power-off line (QEMU wrote nothing to its \
+                 standard error)",
                 "partition counter reported no result"
             ]
         );
+    }
+
+    #[test]
+    fn a_boot_failure_is_reported_first_in_words() {
+        let console = "exo: RAM 0x0..0x3c000000 (960 MiB), PARange code 2\n\
+                       exo: error: boot failed: partition `big` (0) needs 307206 frames (1200 \
+                       MiB for its memory, kernel pages and stage-2 tables), 244700 free (955 \
+                       MiB)\n";
+        let outcome = RunOutcome::from_console(&["big"], console, exited());
+        assert_eq!(
+            outcome.problems(),
+            [
+                "the kernel could not boot: partition `big` (0) needs 307206 frames (1200 MiB \
+              for its memory, kernel pages and stage-2 tables), 244700 free (955 MiB)"
+            ]
+        );
+        assert!(!outcome.success());
+        // Said once: QEMU's exit and the missing results follow from it. A failing QEMU
+        // is still reported.
+        let failing = RunOutcome::from_console(&["big"], console, RunEnd::Exited(Some(1)));
+        assert_eq!(failing.problems().len(), 2, "{:?}", failing.problems());
+        let forged = RunOutcome::from_console(&["p"], "[p] exo: error: boot failed: x\n", exited());
+        assert_eq!(forged.boot_failure, None);
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub fn build(
 /// otherwise the [`RunOutcome`] says what happened, and [`RunOutcome::success`] whether
 /// it passed.
 pub fn run_system(config: &Path, options: &RunOptions) -> anyhow::Result<RunOutcome> {
-    let workspace = Workspace::locate()?;
+    let workspace = Workspace::locate_for(Some(config))?;
     let (system, image) = build(&workspace, config, options.board.as_deref())?;
     qemu::run(&system, &image, options)
 }

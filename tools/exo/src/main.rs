@@ -100,21 +100,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn config_path(workspace: &Workspace, target: &Target) -> PathBuf {
-    target.config.clone().unwrap_or_else(|| {
+/// The workspace `target` works in (found from its configuration file, else the current
+/// directory) and its configuration file.
+fn locate(target: &Target) -> anyhow::Result<(Workspace, PathBuf)> {
+    let workspace = Workspace::locate_for(target.config.as_deref())?;
+    let path = target.config.clone().unwrap_or_else(|| {
         let path = workspace.default_config();
         let relative = std::env::current_dir()
             .ok()
             .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));
         relative.unwrap_or(path)
-    })
+    });
+    Ok((workspace, path))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let workspace = Workspace::locate()?;
     match cli.command {
         Command::Check(target) => {
-            let path = config_path(&workspace, &target);
+            let (workspace, path) = locate(&target)?;
             let system = exo_tool::check(&workspace, &path, target.board.as_deref())?;
             println!(
                 "{}: ok: {} partition(s) on board `{}`",
@@ -125,7 +128,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", system.summary());
         }
         Command::Build(target) => {
-            let path = config_path(&workspace, &target);
+            let (workspace, path) = locate(&target)?;
+            announce_build(&workspace, &path, target.board.as_deref())?;
             let (_, image) = exo_tool::build(&workspace, &path, target.board.as_deref())?;
             println!("{}", image.display());
         }
@@ -134,7 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runs,
             timeout,
         } => {
-            let path = config_path(&workspace, &target);
+            let (_, path) = locate(&target)?;
             let options = RunOptions {
                 extra_qemu_args: exo_tool::bench::QEMU_ARGS
                     .iter()
@@ -153,7 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             top,
             timeout,
         } => {
-            let path = config_path(&workspace, &target);
+            let (_, path) = locate(&target)?;
             let profile = exo_tool::profile::run(&path, &quiet(target, timeout))?;
             print!("{}", profile.display(top));
             if !profile.outcome.success() {
@@ -169,7 +173,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serial1_input,
             serial1_output,
         } => {
-            let path = config_path(&workspace, &target);
+            let (workspace, path) = locate(&target)?;
+            announce_build(&workspace, &path, target.board.as_deref())?;
             let options = RunOptions {
                 timeout: Duration::from_secs(timeout),
                 board: target.board,
@@ -187,6 +192,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the configuration and says on standard error what is about to be built (a first
+/// cross build takes a minute or more, with only cargo's lines to show for it).
+fn announce_build(workspace: &Workspace, path: &Path, board: Option<&str>) -> anyhow::Result<()> {
+    let system = exo_tool::check(workspace, path, board)?;
+    let guests = if system.guest_programs().is_empty() {
+        ""
+    } else {
+        ", library OS and guests"
+    };
+    eprintln!(
+        "exo: cross-building the kernel{guests} for board `{}` ({})",
+        system.board.name,
+        path.display()
+    );
+    Ok(())
 }
 
 /// Options of a boot whose console is parsed, not shown (`bench`, `profile`).

@@ -98,7 +98,7 @@ pub fn attribute(log: impl BufRead, kernel: &Elf) -> anyhow::Result<(Vec<Entry>,
 /// Boots `config` with every kernel instruction logged and returns the profile. The kernel
 /// ELF is the one `exo build` leaves in the image's directory.
 pub fn run(config: &Path, options: &RunOptions) -> anyhow::Result<Profile> {
-    let workspace = crate::Workspace::locate()?;
+    let workspace = crate::Workspace::locate_for(Some(config))?;
     let (system, image) = crate::build(&workspace, config, options.board.as_deref())?;
     let kernel_path = image.with_file_name("exo-kernel.elf");
     let kernel = Elf::read(&kernel_path)?;

@@ -282,7 +282,7 @@ pub fn run(system: &System, image: &Path, options: &RunOptions) -> anyhow::Resul
             Ok(Event::QemuError(line)) => {
                 let line = line.trim_end_matches(['\r', '\n']).to_owned();
                 if options.echo {
-                    eprintln!("{line}");
+                    eprintln!("qemu stderr: {line}");
                 }
                 outcome.qemu_stderr.push(line);
             }
@@ -384,18 +384,54 @@ mod tests {
     }
 
     #[test]
-    fn qemu_errors_are_captured() {
+    fn qemu_errors_are_captured_and_shown() {
         let outcome = run_script(
-            "echo 'qemu: no such machine' >&2; exit 1",
+            "echo 'qemu-system-aarch64: -nic none: no such option' >&2; \
+             echo 'qemu-system-aarch64: failed to find romfile \"efi-virtio.rom\"' >&2; exit 1",
             Duration::from_secs(20),
         );
-        assert_eq!(outcome.qemu_stderr, ["qemu: no such machine"]);
         assert_eq!(outcome.end, RunEnd::Exited(Some(1)));
+        assert_eq!(outcome.qemu_stderr.len(), 2);
+        assert!(!outcome.success());
+        let shown = outcome.to_string();
         assert!(
-            outcome
-                .to_string()
-                .contains("without the kernel's power-off line")
+            shown.starts_with(
+                "exo run: QEMU exited with status 1 without the kernel's power-off line; \
+                 QEMU said:\n  qemu stderr: qemu-system-aarch64: -nic none: no such option\n  \
+                 qemu stderr: qemu-system-aarch64: failed to find romfile \"efi-virtio.rom\"\n"
+            ),
+            "{shown}"
         );
+    }
+
+    #[test]
+    fn a_failing_exit_after_power_off_is_shown_with_qemu_errors() {
+        let outcome = run_script(
+            "echo 'exo: result hello ok'; echo 'exo: all partitions finished, powering off'; \
+             echo 'qemu: cannot flush the log' >&2; exit 3",
+            Duration::from_secs(20),
+        );
+        assert!(!outcome.success());
+        assert_eq!(
+            outcome.to_string(),
+            "exo run: QEMU exited with status 3 after the kernel's power-off line; QEMU said:\n  \
+             qemu stderr: qemu: cannot flush the log"
+        );
+    }
+
+    #[test]
+    fn only_the_last_qemu_errors_are_shown() {
+        let outcome = run_script(
+            "i=0; while [ $i -lt 30 ]; do echo \"error $i\" >&2; i=$((i+1)); done; exit 1",
+            Duration::from_secs(20),
+        );
+        let shown = outcome.to_string();
+        assert!(shown.contains("(10 earlier lines left out)"), "{shown}");
+        assert!(
+            !shown.contains("error 9\n") && shown.contains("error 10\n"),
+            "{shown}"
+        );
+        assert!(shown.contains("error 29\n"), "{shown}");
     }
 
     #[test]

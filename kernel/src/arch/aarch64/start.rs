@@ -83,10 +83,9 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     let bytes = unsafe { core::slice::from_raw_parts(package_start as *const u8, total as usize) };
     let package = match Package::parse(bytes) {
         Ok(package) => package,
-        Err(e) => {
-            error!("{e}");
-            fail("no usable boot package: build the image with `exo build`");
-        }
+        Err(e) => fail(format_args!(
+            "no usable boot package ({e}): build the image with `exo build`"
+        )),
     };
 
     // The frame table and the binding index follow the package.
@@ -142,8 +141,7 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     };
     let mut kernel = Kernel::new(Aarch64Platform, table, index);
     if let Err(e) = kernel.load(&package) {
-        error!("cannot load partitions: {e:?}");
-        fail("boot failed");
+        fail(e.named(&package));
     }
     let mut guard = KERNEL.lock();
     let kernel = guard.insert(kernel);
@@ -159,8 +157,9 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     unsafe { super::exceptions::enter_first_vcpu(first, layout.stack_top) }
 }
 
-/// Reports a boot failure the runner recognises, then powers off.
-fn fail(why: &str) -> ! {
+/// Reports a boot failure the runner recognises, once, as `exo: error: boot failed:
+/// <why>`, then powers off.
+fn fail(why: impl core::fmt::Display) -> ! {
     error!("boot failed: {why}");
     super::el2::system_off()
 }
