@@ -23,6 +23,8 @@ use std::rc::Rc;
 use std::vec;
 use std::vec::Vec;
 
+mod conformance;
+
 /// Register images of [`BindAttributes`] (and of the rights of `EXO_GRANT`) for raw calls.
 mod bind {
     use super::BindAttributes;
