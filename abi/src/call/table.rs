@@ -321,7 +321,7 @@ pub const CALLS: &[Description] = &[
         ],
         results: Results::Values(&[value(x(0), "bytes written (= length)")]),
         errors: &[
-            when(E::TooLarge, "length > 4096 (`CONSOLE_WRITE_MAX`)"),
+            when(E::TooLarge, "length > 4096, `CONSOLE_WRITE_MAX`"),
             when(
                 E::BadAddress,
                 "`ipa + len` overflows, or a page of the buffer is not bound readable",
@@ -366,11 +366,11 @@ pub const CALLS: &[Description] = &[
         ],
         results: Results::Values(&[value(x(0), "count")]),
         errors: &[
-            when(E::InvalidParameter, "count 0 or > 512 (`FRAME_ALLOC_MAX`)"),
+            when(E::InvalidParameter, "count 0 or > 512, `FRAME_ALLOC_MAX`"),
             when(
                 E::BadAddress,
-                "the `8 × count` bytes at the buffer are not bound writable (also when a \
-                 blocked call completes)",
+                "the `8 × count` bytes at the buffer are not bound writable; also when a \
+                 blocked call completes",
             ),
             when(E::QuotaExhausted, "held + count > guarantee + borrow limit"),
             when(
@@ -451,7 +451,7 @@ pub const CALLS: &[Description] = &[
             ),
             when(
                 E::Denied,
-                "a device binding from the configuration (or the GICv2 `GICV` frame)",
+                "a device binding from the configuration, or the GICv2 `GICV` frame",
             ),
             when(E::BadAddress, "nothing bound there"),
         ],
@@ -467,7 +467,7 @@ pub const CALLS: &[Description] = &[
                 x(3),
                 "rights",
                 K::Rights,
-                "`Rights`: `READ` or `READ | WRITE`",
+                "`Rights`, `READ` or `READ | WRITE`",
             ),
         ],
         results: ZERO,
@@ -481,7 +481,7 @@ pub const CALLS: &[Description] = &[
                 "rights other than `READ` or `READ | WRITE`"
             ),
             when(E::Busy, "already granted to that partition"),
-            when(E::OutOfMemory, "the grant table is full"),
+            when(E::OutOfMemory, "the system-wide grant table (256 entries) is full"),
         ],
     },
     Description {
@@ -518,7 +518,7 @@ pub const CALLS: &[Description] = &[
         errors: &[
             when(
                 E::InvalidParameter,
-                "flags other than `UpcallFlags::FAULTS` (1)",
+                "flags other than `UpcallFlags::FAULTS` = 1",
             ),
             when(E::IpaOutOfRange, "entry ≥ 2^39 or not 4-byte aligned"),
         ],
@@ -531,7 +531,7 @@ pub const CALLS: &[Description] = &[
             x(1),
             "skip",
             K::Flag,
-            "non-zero: skip the interrupted instruction",
+            "non-zero skips the interrupted instruction",
         )],
         results: Results::NoReturnOnSuccess,
         errors: &[when(E::Denied, "not in an upcall")],
@@ -598,7 +598,7 @@ pub const CALLS: &[Description] = &[
             arg(xs(2, 8), "words", K::Word, "seven words"),
         ],
         results: Results::Values(&[
-            value(x(0), "0, on reply"),
+            value(x(0), "0 on reply"),
             value(xs(1, 7), "seven reply words"),
         ]),
         errors: &[
@@ -650,7 +650,7 @@ pub const CALLS: &[Description] = &[
         name: "EXO_WAIT_EVENT",
         group: Group::InterruptAndCpu,
         args: &[],
-        results: Results::Values(&[value(x(0), "0, when the caller has an event")]),
+        results: Results::Values(&[value(x(0), "0 when the caller has an event")]),
         errors: &[],
     },
     Description {
@@ -663,7 +663,7 @@ pub const CALLS: &[Description] = &[
             K::Partition,
             "who gets the time slice",
         )],
-        results: Results::Values(&[value(x(0), "0, when the caller runs again")]),
+        results: Results::Values(&[value(x(0), "0 when the caller runs again")]),
         errors: &[
             when(E::UnknownPartition, "none, the caller itself, or finished"),
             when(E::Busy, "it cannot run now"),
@@ -726,8 +726,8 @@ pub const CALLS: &[Description] = &[
         errors: &[
             when(
                 E::InvalidParameter,
-                "INTID ≥ 1020; a core the caller does not run on (only core 0 today); \
-                 not an SPI (signals and the virtual timer have no target)",
+                "INTID ≥ 1020; a core the caller does not run on, only core 0 today; not \
+                 an SPI: signals and the virtual timer have no target",
             ),
             NOT_OWNER,
         ],
