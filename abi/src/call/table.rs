@@ -481,7 +481,10 @@ pub const CALLS: &[Description] = &[
                 "rights other than `READ` or `READ | WRITE`"
             ),
             when(E::Busy, "already granted to that partition"),
-            when(E::OutOfMemory, "the system-wide grant table (256 entries) is full"),
+            when(
+                E::OutOfMemory,
+                "the system-wide grant table (256 entries) is full"
+            ),
         ],
     },
     Description {
