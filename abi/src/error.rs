@@ -114,6 +114,41 @@ impl Error {
     }
 }
 
+impl Error {
+    /// What the error means, as the ABI reference explains it.
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Error::NotSupported => "unknown function ID, or not offered for this argument",
+            Error::NotRequired => "nothing to do: SMCCC `NOT_REQUIRED`",
+            Error::InvalidParameter => "an argument is malformed",
+            Error::BadAddress => {
+                "buffer not bound with the needed rights; nothing bound; no such grant"
+            }
+            Error::TooLarge => "length larger than the call allows",
+            Error::Unaligned => "address not page aligned",
+            Error::NotOwner => {
+                "the frame is free, not the caller's; the interrupt is not the caller's"
+            }
+            Error::NotRam => "the frame is not managed RAM",
+            Error::KernelMemory => "the frame belongs to the kernel",
+            Error::OtherPartition => {
+                "the frame belongs to another partition (and is not granted to the caller)"
+            }
+            Error::IpaOutOfRange => {
+                "IPA outside the 39-bit IPA space or in the kernel window; misaligned upcall entry"
+            }
+            Error::Overlap => "something is already bound at that IPA",
+            Error::QuotaExhausted => "beyond guarantee + borrow limit",
+            Error::OutOfMemory => "no frame can be had; table pool or grant table exhausted",
+            Error::UnknownPartition => {
+                "no partition has that id or name (or it is the caller, or finished)"
+            }
+            Error::Denied => "not allowed",
+            Error::Busy => "already held, bound, granted or waiting; cannot run now",
+        }
+    }
+}
+
 impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.description())

@@ -11,7 +11,7 @@
 //! | 16 | 32 | partition name, NUL-padded |
 //! | 48 | 8 | counter-timer frequency in Hz (`CNTFRQ_EL0`) |
 //! | 56 | 4 | number of memory bindings that follow |
-//! | 60 | 4 | flags ([`FLAG_BINDINGS_TRUNCATED`]) |
+//! | 60 | 4 | flags ([`InfoFlags`]) |
 //! | 64 | 8 | IPA of the revocation page ([`crate::revocation`]) |
 //! | 72 | 8 | IPA of the repossession vector ([`crate::revocation`]) |
 //! | 80 | 8 | guaranteed frames (never revoked) |
@@ -26,7 +26,7 @@
 //! | 3840 | 4 × m | the owned SPIs' INTIDs (at most [`MAX_INTERRUPTS`]) |
 
 use crate::bytes::{Name, put_u32, put_u64, u32_at, u64_at};
-use crate::{Ipa, PhysAddr};
+use crate::{InfoFlags, Ipa, PhysAddr, Rights};
 
 /// Magic number at offset 0.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"EXOINFO\0");
@@ -79,18 +79,6 @@ pub struct InterruptInfo {
     /// The virtual timer's INTID.
     pub virtual_timer: u16,
 }
-/// Flag: the partition has more bindings than [`MAX_BINDINGS`]; only the first are listed.
-pub const FLAG_BINDINGS_TRUNCATED: u32 = 1;
-
-/// Access rights of a binding, as stage 2 enforces them.
-pub mod rights {
-    /// Readable.
-    pub const READ: u32 = 1;
-    /// Writable.
-    pub const WRITE: u32 = 2;
-    /// Executable at EL1 and EL0.
-    pub const EXECUTE: u32 = 4;
-}
 
 /// Memory type of a binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,8 +100,8 @@ pub struct MemoryBinding {
     pub phys: PhysAddr,
     /// Number of 4 KiB pages.
     pub pages: u64,
-    /// [`rights`] bits.
-    pub rights: u32,
+    /// Access rights.
+    pub rights: Rights,
     /// Memory type.
     pub kind: MemoryKind,
 }
@@ -187,18 +175,18 @@ impl<'a> InfoWriter<'a> {
         put_u32(self.page, 120, count as u32);
     }
 
-    /// Appends a binding, or sets [`FLAG_BINDINGS_TRUNCATED`] if the page is full.
+    /// Appends a binding, or sets [`InfoFlags::BINDINGS_TRUNCATED`] if the page is full.
     pub fn push_binding(&mut self, binding: &MemoryBinding) {
         if self.count == MAX_BINDINGS {
             let flags = u32_at(self.page, 60).unwrap_or(0);
-            put_u32(self.page, 60, flags | FLAG_BINDINGS_TRUNCATED);
+            put_u32(self.page, 60, flags | InfoFlags::BINDINGS_TRUNCATED.bits());
             return;
         }
         let at = BINDINGS + self.count * BINDING_SIZE;
         put_u64(self.page, at, binding.ipa.raw());
         put_u64(self.page, at + 8, binding.phys.raw());
         put_u64(self.page, at + 16, binding.pages);
-        put_u32(self.page, at + 24, binding.rights);
+        put_u32(self.page, at + 24, binding.rights.bits());
         put_u32(self.page, at + 28, binding.kind as u32);
         self.count += 1;
         put_u32(self.page, 56, self.count as u32);
@@ -270,9 +258,9 @@ impl<'a> InfoReader<'a> {
         (0..count).map(move |i| u32_at(page, INTERRUPTS + 4 * i).unwrap_or(0))
     }
 
-    /// Flags word.
-    pub fn flags(&self) -> u32 {
-        u32_at(self.page, 60).unwrap_or(0)
+    /// Flags word (bits this ABI does not define are dropped).
+    pub fn flags(&self) -> InfoFlags {
+        InfoFlags::from_bits_truncate(u32_at(self.page, 60).unwrap_or(0))
     }
 
     /// The listed memory bindings.
@@ -285,7 +273,7 @@ impl<'a> InfoReader<'a> {
                 ipa: Ipa::new(u64_at(page, at).unwrap_or(0)),
                 phys: PhysAddr::new(u64_at(page, at + 8).unwrap_or(0)),
                 pages: u64_at(page, at + 16).unwrap_or(0),
-                rights: u32_at(page, at + 24).unwrap_or(0),
+                rights: Rights::from_bits_truncate(u32_at(page, at + 24).unwrap_or(0)),
                 kind: if u32_at(page, at + 28) == Some(1) {
                     MemoryKind::Device
                 } else {
@@ -319,7 +307,7 @@ mod tests {
             ipa: Ipa::new(0x4000_0000),
             phys: PhysAddr::new(0x4123_4000),
             pages: 16,
-            rights: rights::READ | rights::WRITE,
+            rights: Rights::READ_WRITE,
             kind: MemoryKind::Normal,
         };
         let mut writer = InfoWriter::new(&mut page, &header());
@@ -327,7 +315,7 @@ mod tests {
         let reader = InfoReader::new(&page).unwrap();
         assert_eq!(reader.header(), header());
         assert_eq!(reader.bindings().collect::<Vec<_>>(), vec![binding]);
-        assert_eq!(reader.flags(), 0);
+        assert_eq!(reader.flags(), InfoFlags::empty());
         assert_eq!(reader.revocation_page(), REVOCATION_PAGE_IPA);
         assert_eq!(reader.repossession_vector(), REPOSSESSION_VECTOR_IPA);
     }
@@ -340,7 +328,7 @@ mod tests {
             ipa: Ipa::new(0),
             phys: PhysAddr::new(0),
             pages: 1,
-            rights: rights::READ,
+            rights: Rights::READ,
             kind: MemoryKind::Device,
         };
         for _ in 0..MAX_BINDINGS + 3 {
@@ -348,10 +336,7 @@ mod tests {
         }
         let reader = InfoReader::new(&page).unwrap();
         assert_eq!(reader.bindings().count(), MAX_BINDINGS);
-        assert_eq!(
-            reader.flags() & FLAG_BINDINGS_TRUNCATED,
-            FLAG_BINDINGS_TRUNCATED
-        );
+        assert!(reader.flags().contains(InfoFlags::BINDINGS_TRUNCATED));
     }
 
     #[test]
@@ -373,7 +358,7 @@ mod tests {
                 ipa: Ipa::new(0),
                 phys: PhysAddr::new(0),
                 pages: 1,
-                rights: rights::READ,
+                rights: Rights::READ,
                 kind: MemoryKind::Normal,
             });
         }

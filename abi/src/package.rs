@@ -44,11 +44,11 @@
 //!           8  data offset               8
 //!          16  bytes in the package      8
 //!          24  bytes in memory           8
-//!          32  rights (info::rights)     4
+//!          32  rights (`Rights`)         4
 //! ```
 
 use crate::bytes::{Name, u32_at, u64_at};
-use crate::{Ipa, PAGE_SIZE};
+use crate::{Ipa, PAGE_SIZE, Rights};
 
 bitflags::bitflags! {
     /// What a partition's configuration allows it beyond its own resources (partition
@@ -170,8 +170,8 @@ pub struct Segment<'a> {
     pub data: &'a [u8],
     /// Size in memory.
     pub mem_size: u64,
-    /// [`crate::info::rights`] bits.
-    pub rights: u32,
+    /// Access rights, from the ELF segment's `p_flags`.
+    pub rights: Rights,
 }
 
 impl<'a> Package<'a> {
@@ -394,7 +394,8 @@ impl<'a> PartitionRecord<'a> {
         let offset = usize::try_from(u64_at(b, at + 8).ok_or(bad)?).map_err(|_| bad)?;
         let file_size = usize::try_from(u64_at(b, at + 16).ok_or(bad)?).map_err(|_| bad)?;
         let mem_size = u64_at(b, at + 24).ok_or(bad)?;
-        let rights = u32_at(b, at + 32).ok_or(bad)?;
+        let rights = Rights::from_bits(u32_at(b, at + 32).ok_or(bad)?)
+            .ok_or(Malformed("undefined segment rights"))?;
         let data = offset
             .checked_add(file_size)
             .and_then(|end| b.get(offset..end))
@@ -434,8 +435,8 @@ pub mod build {
         pub data: Vec<u8>,
         /// Size in memory.
         pub mem_size: u64,
-        /// Rights bits.
-        pub rights: u32,
+        /// Access rights.
+        pub rights: Rights,
     }
 
     /// A partition to write.
@@ -507,7 +508,7 @@ pub mod build {
                 put_u64(&mut out, at + 8, data_at as u64);
                 put_u64(&mut out, at + 16, s.data.len() as u64);
                 put_u64(&mut out, at + 24, s.mem_size);
-                put_u32(&mut out, at + 32, s.rights);
+                put_u32(&mut out, at + 32, s.rights.bits());
                 out.resize(data_at, 0);
                 out.extend_from_slice(&s.data);
                 data_at = out.len();
@@ -557,7 +558,7 @@ mod tests {
                     ipa: DEFAULT_RAM_BASE,
                     data: vec![1, 2, 3],
                     mem_size: 0x2000,
-                    rights: 5,
+                    rights: Rights::READ | Rights::EXECUTE,
                 }],
                 guaranteed_bytes: 0x20_0000,
                 borrow_bytes: 0x40_0000,

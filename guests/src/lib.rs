@@ -35,7 +35,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use exo_libos::abi::call::bind;
+use exo_libos::abi::BindAttributes;
 use exo_libos::mem::{self, Frame};
 use exo_libos::{Error, Ipa, PhysAddr, probe};
 
@@ -114,7 +114,7 @@ pub fn grow_until_refused(mut each: impl FnMut(PhysAddr, Ipa)) -> Result<(u64, E
                     // A partition that ignores requests can also lose an unbound frame to
                     // the abort protocol inside the bind call itself (deadlines are checked
                     // on every hypercall); the repossession vector reports it.
-                    let ipa = match mem::map(phys, bind::READ | bind::WRITE) {
+                    let ipa = match mem::map(phys, BindAttributes::READ_WRITE) {
                         Ok(ipa) => ipa,
                         Err(Error::OtherPartition | Error::NotOwner) => continue,
                         Err(other) => return Err(other),

@@ -1,30 +1,46 @@
 //! Safe wrappers for the kernel's hypercalls (SMCCC, `HVC #0`): exo's own calls plus the
 //! SMCCC and PSCI functions a partition may use.
 //!
-//! Every call returns the kernel's `x0` decoded with [`Error::from_register`]. Functions of the
-//! SMC32 convention (SMCCC and PSCI version queries) return a 32-bit result in `w0`, so their
-//! result is sign-extended from 32 bits before decoding.
+//! Every wrapper names its call as the ABI's [`Call`] (whose identifiers, arguments and
+//! errors `exo_abi::call::CALLS` describes) and returns the kernel's `x0` decoded with
+//! [`Error::from_register`]. Functions of the SMC32 convention (SMCCC and PSCI version
+//! queries) return a 32-bit result in `w0`, so their result is sign-extended from 32 bits
+//! before decoding.
 
 use core::fmt;
 
 use exo_abi::Error;
-use exo_abi::call;
+use exo_abi::call::{self, Call};
 
 use crate::arch;
 use crate::mem::call::PartitionId;
 
-/// Function-identifier bit 30: the SMC64 calling convention (SMCCC, Arm DEN 0028, 2.5).
-const SMC64: u32 = 1 << 30;
+/// Issues `call` with up to six arguments in `x1`..`x6` (as many as the ABI describes for
+/// it) and decodes `x0`.
+pub fn invoke(call: Call, args: &[u64]) -> Result<u64, Error> {
+    debug_assert!(
+        args.len()
+            <= call
+                .describe()
+                .args
+                .last()
+                .map_or(0, |a| usize::from(a.registers.last)),
+        "more arguments than {} takes",
+        call.name()
+    );
+    self::call(call.id(), args)
+}
 
-/// Calls `function` with up to six arguments in `x1`..`x6` and decodes `x0`.
+/// Calls `function`, any identifier, known or not, with up to six arguments in
+/// `x1`..`x6` and decodes `x0`.
 ///
-/// This is the raw interface; prefer the named wrappers below.
+/// This is the raw interface; prefer [`invoke`] or the named wrappers below.
 pub fn call(function: u32, args: &[u64]) -> Result<u64, Error> {
     let mut registers = [0; 6];
     let count = args.len().min(registers.len());
     registers[..count].copy_from_slice(&args[..count]);
     let x0 = arch::hvc(function, registers);
-    let x0 = if function & SMC64 == 0 {
+    let x0 = if function & call::SMC64 == 0 {
         // SMC32: only w0 is defined.
         x0 as u32 as i32 as i64 as u64
     } else {
@@ -35,7 +51,7 @@ pub fn call(function: u32, args: &[u64]) -> Result<u64, Error> {
 
 /// `EXO_ABI_VERSION`: the ABI version the kernel speaks ([`exo_abi::ABI_VERSION`] format).
 pub fn abi_version() -> Result<Version, Error> {
-    call(call::EXO_ABI_VERSION, &[]).map(Version::from_register)
+    invoke(Call::AbiVersion, &[]).map(Version::from_register)
 }
 
 /// `EXO_CONSOLE_WRITE`: writes `bytes` to the system console, in chunks of at most
@@ -47,7 +63,7 @@ pub fn console_write(bytes: &[u8]) -> Result<usize, Error> {
         let rest = &bytes[written..];
         let chunk = &rest[..rest.len().min(call::CONSOLE_WRITE_MAX as usize)];
         let ipa = arch::ipa_of(chunk);
-        match call(call::EXO_CONSOLE_WRITE, &[ipa.raw(), chunk.len() as u64]) {
+        match invoke(Call::ConsoleWrite, &[ipa.raw(), chunk.len() as u64]) {
             Ok(0) => break,
             Ok(taken) => written += (taken as usize).min(chunk.len()),
             Err(error) if written == 0 => return Err(error),
@@ -59,7 +75,7 @@ pub fn console_write(bytes: &[u8]) -> Result<usize, Error> {
 
 /// `EXO_YIELD`: lets the other partitions run; returns when this one is scheduled again.
 pub fn yield_now() -> Result<u64, Error> {
-    call(call::EXO_YIELD, &[])
+    invoke(Call::Yield, &[])
 }
 
 /// `EXO_EXIT`: ends this partition with `status` (0 is success).
@@ -67,7 +83,7 @@ pub fn yield_now() -> Result<u64, Error> {
 /// Should the kernel ever return from `EXO_EXIT`, falls back to PSCI `SYSTEM_OFF` and then
 /// waits forever.
 pub fn exit(status: u64) -> ! {
-    let _ = call(call::EXO_EXIT, &[status]);
+    let _ = invoke(Call::Exit, &[status]);
     let _ = system_off();
     arch::halt()
 }
@@ -77,18 +93,18 @@ pub fn exit(status: u64) -> ! {
 /// ([`call::signal`]: then it comes as a virtual interrupt instead of an upcall).
 /// Errors: `NotOwner` (not this partition's), `InvalidParameter` (INTID >= 1020).
 pub fn irq_enable(intid: u32) -> Result<(), Error> {
-    call(call::EXO_IRQ_ENABLE, &[u64::from(intid)]).map(drop)
+    invoke(Call::IrqEnable, &[u64::from(intid)]).map(drop)
 }
 
 /// `EXO_IRQ_DISABLE`: stops delivery of interrupt `intid` (owned, as for [`irq_enable`]).
 pub fn irq_disable(intid: u32) -> Result<(), Error> {
-    call(call::EXO_IRQ_DISABLE, &[u64::from(intid)]).map(drop)
+    invoke(Call::IrqDisable, &[u64::from(intid)]).map(drop)
 }
 
 /// `EXO_IRQ_SET_PRIORITY`: the virtual priority `intid` is injected with (0 highest).
 pub fn irq_set_priority(intid: u32, priority: u8) -> Result<(), Error> {
-    call(
-        call::EXO_IRQ_SET_PRIORITY,
+    invoke(
+        Call::IrqSetPriority,
         &[u64::from(intid), u64::from(priority)],
     )
     .map(drop)
@@ -96,47 +112,43 @@ pub fn irq_set_priority(intid: u32, priority: u8) -> Result<(), Error> {
 
 /// `EXO_IRQ_SET_TARGET`: routes the owned SPI `intid` to `core`, one this partition runs on.
 pub fn irq_set_target(intid: u32, core: u32) -> Result<(), Error> {
-    call(
-        call::EXO_IRQ_SET_TARGET,
-        &[u64::from(intid), u64::from(core)],
-    )
-    .map(drop)
+    invoke(Call::IrqSetTarget, &[u64::from(intid), u64::from(core)]).map(drop)
 }
 
 /// `EXO_IRQ_RAISE`: makes the owned SPI `intid` pending in the distributor, as its device
 /// would; for a signal, raises it in this partition.
 pub fn irq_raise(intid: u32) -> Result<(), Error> {
-    call(call::EXO_IRQ_RAISE, &[u64::from(intid)]).map(drop)
+    invoke(Call::IrqRaise, &[u64::from(intid)]).map(drop)
 }
 
 /// `EXO_WAIT_EVENT`: blocks, giving the CPU away, until this partition has a virtual
 /// interrupt pending (at once if it has). The interrupt is taken only when IRQs are unmasked;
 /// [`crate::irq::wait_until`] builds a wait without lost wake-ups on this.
 pub fn wait_event() -> Result<(), Error> {
-    call(call::EXO_WAIT_EVENT, &[]).map(drop)
+    invoke(Call::WaitEvent, &[]).map(drop)
 }
 
 /// `EXO_DONATE`: gives the rest of this time slice to `partition`, which runs at once.
 /// Errors: `UnknownPartition` (no such partition, or this one), `Busy` (it cannot run now).
 pub fn donate(partition: PartitionId) -> Result<(), Error> {
-    call(call::EXO_DONATE, &[u64::from(partition.0)]).map(drop)
+    invoke(Call::Donate, &[u64::from(partition.0)]).map(drop)
 }
 
 /// `SMCCC_VERSION`: the SMC Calling Convention version the kernel implements.
 pub fn smccc_version() -> Result<Version, Error> {
-    call(call::SMCCC_VERSION, &[]).map(Version::from_register)
+    invoke(Call::SmcccVersion, &[]).map(Version::from_register)
 }
 
 /// `PSCI_VERSION`: the PSCI version the kernel implements for partitions.
 pub fn psci_version() -> Result<Version, Error> {
-    call(call::PSCI_VERSION, &[]).map(Version::from_register)
+    invoke(Call::PsciVersion, &[]).map(Version::from_register)
 }
 
 /// PSCI `SYSTEM_OFF`. For a partition this ends only the partition, successfully.
 ///
 /// Returns only if the kernel refused, with the reason.
 pub fn system_off() -> Error {
-    match call(call::PSCI_SYSTEM_OFF, &[]) {
+    match invoke(Call::PsciSystemOff, &[]) {
         Err(error) => error,
         Ok(_) => Error::NotSupported,
     }
@@ -146,7 +158,7 @@ pub fn system_off() -> Error {
 ///
 /// Returns only if the kernel refused, with the reason.
 pub fn cpu_off() -> Error {
-    match call(call::PSCI_CPU_OFF, &[]) {
+    match invoke(Call::PsciCpuOff, &[]) {
         Err(error) => error,
         Ok(_) => Error::NotSupported,
     }

@@ -2,10 +2,8 @@
 
 use core::fmt;
 
-use exo_abi::info::{
-    self, InfoHeader, InfoReader, InterruptInfo, MemoryBinding, MemoryKind, rights,
-};
-use exo_abi::{Ipa, PAGE_SIZE};
+use exo_abi::info::{InfoHeader, InfoReader, InterruptInfo, MemoryBinding, MemoryKind};
+use exo_abi::{InfoFlags, Ipa, PAGE_SIZE};
 
 use crate::hypercall::Version;
 
@@ -80,7 +78,7 @@ impl Info {
 
     /// Whether the partition has more bindings than the page could list.
     pub fn bindings_truncated(&self) -> bool {
-        self.reader.flags() & info::FLAG_BINDINGS_TRUNCATED != 0
+        self.reader.flags().contains(InfoFlags::BINDINGS_TRUNCATED)
     }
 
     /// The listed binding that contains `ipa`, if any.
@@ -134,16 +132,17 @@ fn contains(binding: &MemoryBinding, ipa: Ipa) -> bool {
 
 /// Stage-2 rights shown as `rwx` letters, `-` for a missing right.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rights(pub u32);
+pub struct Rights(pub exo_abi::Rights);
 
 impl fmt::Display for Rights {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (bit, letter) in [
-            (rights::READ, 'r'),
-            (rights::WRITE, 'w'),
-            (rights::EXECUTE, 'x'),
+        for (right, letter) in [
+            (exo_abi::Rights::READ, 'r'),
+            (exo_abi::Rights::WRITE, 'w'),
+            (exo_abi::Rights::EXECUTE, 'x'),
         ] {
-            fmt::Write::write_char(f, if self.0 & bit != 0 { letter } else { '-' })?;
+            let shown = if self.0.contains(right) { letter } else { '-' };
+            fmt::Write::write_char(f, shown)?;
         }
         Ok(())
     }
@@ -155,7 +154,7 @@ mod tests {
     use exo_abi::info::{InfoWriter, SIZE};
     use exo_abi::{Name, PhysAddr};
 
-    fn binding(ipa: u64, pages: u64, rights: u32) -> MemoryBinding {
+    fn binding(ipa: u64, pages: u64, rights: exo_abi::Rights) -> MemoryBinding {
         MemoryBinding {
             ipa: Ipa::new(ipa),
             phys: PhysAddr::new(0x8000_0000 + ipa),
@@ -200,11 +199,15 @@ mod tests {
 
     #[test]
     fn ram_end_follows_contiguous_bindings_in_any_order() {
-        let rw = rights::READ | rights::WRITE;
+        let rw = exo_abi::Rights::READ_WRITE;
         let info = info(&[
             binding(0x4000_2000, 0xFE, rw),
-            binding(0x4000_0000, 1, rights::READ | rights::EXECUTE),
-            binding(0x4000_1000, 1, rights::READ),
+            binding(
+                0x4000_0000,
+                1,
+                exo_abi::Rights::READ | exo_abi::Rights::EXECUTE,
+            ),
+            binding(0x4000_1000, 1, exo_abi::Rights::READ),
             binding(0x5000_0000, 1, rw), // not contiguous
         ]);
         assert_eq!(info.ram_end(), Ipa::new(0x4010_0000));
@@ -217,7 +220,8 @@ mod tests {
 
     #[test]
     fn rights_print_as_letters() {
-        assert_eq!(format!("{}", Rights(rights::READ | rights::EXECUTE)), "r-x");
-        assert_eq!(format!("{}", Rights(rights::READ | rights::WRITE)), "rw-");
+        let rx = exo_abi::Rights::READ | exo_abi::Rights::EXECUTE;
+        assert_eq!(format!("{}", Rights(rx)), "r-x");
+        assert_eq!(format!("{}", Rights(exo_abi::Rights::READ_WRITE)), "rw-");
     }
 }

@@ -5,8 +5,8 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use exo_abi::Ipa;
-use exo_abi::info::{MemoryKind, rights};
+use exo_abi::info::MemoryKind;
+use exo_abi::{Ipa, Rights};
 
 use crate::Info;
 use crate::arch;
@@ -28,8 +28,7 @@ pub fn take_free_memory(info: &Info) -> Option<&'static mut [u8]> {
     }
     let start = arch::image_end();
     let end = info.covered_until(start, |binding| {
-        binding.kind == MemoryKind::Normal
-            && binding.rights & (rights::READ | rights::WRITE) == rights::READ | rights::WRITE
+        binding.kind == MemoryKind::Normal && binding.rights.contains(Rights::READ_WRITE)
     });
     if end <= start {
         return None;

@@ -9,8 +9,8 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use exo_abi::call::{UPCALL_FLAG_FAULTS, upcall};
-use exo_abi::{Error, Ipa};
+use exo_abi::call::upcall;
+use exo_abi::{Error, Ipa, UpcallFlags};
 use spin::Mutex;
 
 use crate::mem::{call, revocation};
@@ -67,9 +67,9 @@ pub struct UpcallCounts {
 /// back politely (without it, the abort protocol is all it has).
 pub fn register() -> Result<(), Error> {
     let flags = if FAULT_HANDLER.lock().is_some() {
-        UPCALL_FLAG_FAULTS
+        UpcallFlags::FAULTS
     } else {
-        0
+        UpcallFlags::empty()
     };
     call::set_upcall(arch::upcall_entry(), flags)
 }

@@ -10,8 +10,8 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
+use exo_libos::abi::BindAttributes;
 use exo_libos::abi::PAGE_SIZE;
-use exo_libos::abi::call::bind;
 use exo_libos::mem::{self, call};
 use exo_libos::time::Deadline;
 use exo_libos::{Error, ExitCode, Info, Ipa, PhysAddr, println, probe};
@@ -30,7 +30,7 @@ const WAIT_MS: u64 = 40_000;
 fn main(info: &Info) -> Result<ExitCode, Error> {
     let rounds = if info.name().ends_with("twice") { 2 } else { 1 };
     let warm_up = mem::alloc_one()?;
-    mem::bind(warm_up, CLAIM_WINDOW, bind::READ | bind::WRITE)?;
+    mem::bind(warm_up, CLAIM_WINDOW, BindAttributes::READ_WRITE)?;
     for round in 1..=rounds {
         let usage = call::mem_info()?;
         let want = usage.guaranteed.saturating_sub(usage.held) as usize;
@@ -55,7 +55,7 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
         let mut nonzero = 0;
         for (page, &phys) in frames.iter().enumerate() {
             let ipa = CLAIM_WINDOW.add((page as u64 + 1) * PAGE_SIZE);
-            mem::bind(phys, ipa, bind::READ | bind::WRITE)?;
+            mem::bind(phys, ipa, BindAttributes::READ_WRITE)?;
             nonzero += (0..PAGE_SIZE_WORDS)
                 .filter(|&w| probe::read_u64(ipa.add(w * 8)) != Ok(0))
                 .count();

@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use exo_guests::{verify_patterns, write_pattern};
-use exo_libos::abi::call::bind;
+use exo_libos::abi::{BindAttributes, Rights};
 use exo_libos::mem::{self, call};
 use exo_libos::time::Deadline;
 use exo_libos::{Error, ExitCode, Info, memory, println};
@@ -35,7 +35,7 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
         *byte = pattern(index);
     }
     for _ in 0..EXTRA_FRAMES {
-        let (phys, ipa) = mem::alloc_mapped(bind::READ | bind::WRITE)?;
+        let (phys, ipa) = mem::alloc_mapped(BindAttributes::READ_WRITE)?;
         write_pattern(phys, ipa);
     }
     println!(
@@ -44,7 +44,7 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
     );
     let hostile = call::partition_lookup("hostile")?;
     // Granted to `hostile` now and then to see whether it is still alive; patterned too.
-    let (probe_frame, probe_ipa) = mem::alloc_mapped(bind::READ | bind::WRITE)?;
+    let (probe_frame, probe_ipa) = mem::alloc_mapped(BindAttributes::READ_WRITE)?;
     write_pattern(probe_frame, probe_ipa);
     let deadline = Deadline::after_millis(WAIT_MS);
     let mut yields = 0u64;
@@ -52,7 +52,7 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
         mem::yield_now()?;
         yields += 1;
         if yields.is_multiple_of(64) {
-            match call::grant(probe_frame, hostile, bind::READ) {
+            match call::grant(probe_frame, hostile, Rights::READ) {
                 Ok(()) => call::grant_revoke(probe_frame, hostile)?,
                 Err(Error::UnknownPartition) => break,
                 Err(error) => return Err(error),

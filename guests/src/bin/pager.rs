@@ -11,7 +11,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use exo_libos::abi::call::bind;
+use exo_libos::abi::BindAttributes;
 use exo_libos::mem;
 use exo_libos::upcall::{self, Access, FaultResolution};
 use exo_libos::{Error, ExitCode, Info, Ipa, println, probe};
@@ -34,7 +34,7 @@ fn page_in(ipa: Ipa, _access: Access) -> FaultResolution {
         return FaultResolution::Fail;
     }
     let bound = mem::alloc_one()
-        .and_then(|phys| mem::bind(phys, ipa.page_base(), bind::READ | bind::WRITE));
+        .and_then(|phys| mem::bind(phys, ipa.page_base(), BindAttributes::READ_WRITE));
     match bound {
         Ok(()) => {
             PAGED_IN.fetch_add(1, Ordering::Relaxed);

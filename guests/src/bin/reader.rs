@@ -9,8 +9,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use exo_libos::abi::call::bind;
 use exo_libos::abi::revocation::Reason;
+use exo_libos::abi::{BindAttributes, Rights};
 use exo_libos::mem::{self, RepossessionReader, call};
 use exo_libos::time::Deadline;
 use exo_libos::upcall::{self, Access, FaultResolution};
@@ -44,18 +44,18 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
             Err(_) => mem::yield_now()?,
         };
     };
-    if grant.owner != sharer || grant.rights != bind::READ {
+    if grant.owner != sharer || grant.rights != Rights::READ {
         println!("unexpected grant {grant:?}");
         return Ok(ExitCode::FAILURE);
     }
-    match call::bind(grant.phys, SHARED_IPA, bind::READ | bind::WRITE) {
+    match call::bind(grant.phys, SHARED_IPA, BindAttributes::READ_WRITE) {
         Err(Error::Denied) => {}
         other => {
             println!("binding a read-only grant writable returned {other:?}, expected Denied");
             return Ok(ExitCode::FAILURE);
         }
     }
-    call::bind(grant.phys, SHARED_IPA, bind::READ)?;
+    call::bind(grant.phys, SHARED_IPA, BindAttributes::READ)?;
     let mut bytes = [0u8; 32];
     for (index, chunk) in bytes.chunks_exact_mut(8).enumerate() {
         let word = probe::read_u64(SHARED_IPA.add(index as u64 * 8)).unwrap_or(0);
@@ -68,8 +68,8 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
     // entry appended before `from_now` would be missed.
     let mut reader = RepossessionReader::from_now();
     // Acknowledge: grant one of our own frames to the sharer.
-    let (ack, _) = mem::alloc_mapped(bind::READ | bind::WRITE)?;
-    call::grant(ack, sharer, bind::READ)?;
+    let (ack, _) = mem::alloc_mapped(BindAttributes::READ_WRITE)?;
+    call::grant(ack, sharer, Rights::READ)?;
     let deadline = Deadline::after_millis(WAIT_MS);
     LAST_FAULT.store(0, Ordering::Relaxed);
     while LAST_FAULT.load(Ordering::Relaxed) != SHARED_IPA.raw() {

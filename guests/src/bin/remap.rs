@@ -8,7 +8,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_libos::abi::call::bind;
+use exo_libos::abi::BindAttributes;
 use exo_libos::{Error, ExitCode, Info, PhysAddr, mem, mmu, println, probe};
 
 exo_libos::entry!(main);
@@ -16,7 +16,7 @@ exo_libos::entry!(main);
 fn main(_info: &Info) -> Result<ExitCode, Error> {
     let mut frame = [PhysAddr::new(0)];
     mem::alloc(&mut frame)?;
-    let ipa = mem::map(frame[0], bind::READ | bind::WRITE)?;
+    let ipa = mem::map(frame[0], BindAttributes::READ_WRITE)?;
     let alias = mmu::alias(ipa)?;
     probe::write_u64(ipa, 0x05EE_D0FA_11A5).map_err(|_| Error::BadAddress)?;
     let through_alias = alias.read_u64(0);

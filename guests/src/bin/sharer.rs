@@ -5,7 +5,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_libos::abi::call::bind;
+use exo_libos::abi::{BindAttributes, Rights};
 use exo_libos::mem::{self, call};
 use exo_libos::time::Deadline;
 use exo_libos::{Error, ExitCode, Info, println, probe};
@@ -19,12 +19,12 @@ const WAIT_MS: u64 = 40_000;
 
 fn main(_info: &Info) -> Result<ExitCode, Error> {
     let reader = call::partition_lookup("reader")?;
-    let (phys, ipa) = mem::alloc_mapped(bind::READ | bind::WRITE)?;
+    let (phys, ipa) = mem::alloc_mapped(BindAttributes::READ_WRITE)?;
     for (index, word) in MESSAGE.chunks_exact(8).enumerate() {
         let value = u64::from_le_bytes(word.try_into().expect("8 bytes"));
         let _ = probe::write_u64(ipa.add(index as u64 * 8), value);
     }
-    call::grant(phys, reader, bind::READ)?;
+    call::grant(phys, reader, Rights::READ)?;
     println!("granted {phys} read-only to reader (id {})", reader.0);
     let deadline = Deadline::after_millis(WAIT_MS);
     let acknowledged = loop {

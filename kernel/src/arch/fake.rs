@@ -124,9 +124,9 @@ mod tests {
     fn round_trips_and_differs_from_aarch64() {
         use crate::arch::aarch64::stage2_format::Aarch64Stage2;
         let frame = PhysAddr::new(0x4123_4000);
-        for bits in 0..8 {
+        for rights in (0..8).filter_map(exo_abi::Rights::from_bits) {
             for kind in [MemoryKind::Normal, MemoryKind::Device] {
-                let attrs = Attributes::from_rights(bits, kind);
+                let attrs = Attributes::from_rights(rights, kind);
                 let page = FakeFormat::page(frame, attrs);
                 assert_eq!(FakeFormat::decode(page, 3), Entry::Page(frame, attrs));
                 assert_ne!(page, Aarch64Stage2::page(frame, attrs));

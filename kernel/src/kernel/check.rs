@@ -184,7 +184,7 @@ impl<P: Platform> Kernel<'_, P> {
                         g.frame == m.phys
                             && g.grantee == me
                             && g.bound_at == Some(m.ipa)
-                            && (m.attrs.rights() as u64) & !g.rights == 0
+                            && g.rights.contains(m.attrs.rights())
                     })
                 };
                 if !ok {

@@ -7,10 +7,10 @@ use crate::mem::frame_table::{FrameError, Owner, PartitionId};
 use crate::mem::grants::Grant;
 use crate::mem::stage2::{Attributes, Stage2Error};
 use crate::partition::State;
-use exo_abi::call::{FRAME_ALLOC_MAX, bind};
+use exo_abi::call::FRAME_ALLOC_MAX;
 use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START, MemoryKind};
 use exo_abi::revocation::Reason;
-use exo_abi::{Error, Ipa, PhysAddr};
+use exo_abi::{BindAttributes, Error, Ipa, PhysAddr, Rights};
 
 /// Why a frame name is refused, from the caller's point of view.
 fn ownership_error(actual: Option<Owner>) -> Error {
@@ -161,12 +161,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
         ipa: Ipa,
         attributes: u64,
     ) -> Result<(), Error> {
-        if attributes & !bind::ALL != 0
-            || attributes & (bind::READ | bind::WRITE | bind::EXECUTE) == 0
-        {
-            return Err(Error::InvalidParameter);
-        }
-        if attributes & bind::DEVICE != 0 {
+        let attributes = BindAttributes::from_bits(attributes)
+            .filter(|a| !a.rights().is_empty())
+            .ok_or(Error::InvalidParameter)?;
+        if attributes.contains(BindAttributes::DEVICE) {
             // Device memory is bound from the configuration, never over RAM.
             return Err(Error::InvalidParameter);
         }
@@ -190,7 +188,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                     return Err(ownership_error(actual));
                 };
                 let grant = self.grants.get(slot).copied().ok_or(Error::Denied)?;
-                if attributes & !grant.rights != 0 {
+                if !grant.rights.contains(attributes.rights()) {
                     return Err(Error::Denied);
                 }
                 if grant.bound_at.is_some() {
@@ -199,8 +197,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 Some(slot)
             }
         };
-        let rights = (attributes & (bind::READ | bind::WRITE | bind::EXECUTE)) as u32;
-        let attrs = Attributes::from_rights(rights, MemoryKind::Normal);
+        let attrs = Attributes::from_rights(attributes.rights(), MemoryKind::Normal);
         let mapped = self
             .with_stage2(id, |stage2, tables, _| {
                 stage2.map_page(tables, ipa, frame, attrs)
@@ -280,9 +277,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
     ) -> Result<(), Error> {
         self.check_held(id, frame)?;
         let grantee = self.live_partition(id, grantee)?;
-        if rights != bind::READ && rights != bind::READ | bind::WRITE {
-            return Err(Error::InvalidParameter);
-        }
+        let rights = Rights::from_register(rights)
+            .filter(|&r| r == Rights::READ || r == Rights::READ_WRITE)
+            .ok_or(Error::InvalidParameter)?;
         let Owner::Partition(owner) = self.owner_of(id) else {
             return Err(Error::UnknownPartition);
         };
@@ -325,7 +322,14 @@ impl<'a, P: Platform> Kernel<'a, P> {
             .iter()
             .filter(|(_, g)| g.grantee == me)
             .nth(usize::try_from(index).map_err(|_| Error::BadAddress)?)
-            .map(|(_, g)| [g.frame.raw(), u64::from(g.owner.index()), g.rights, 0])
+            .map(|(_, g)| {
+                [
+                    g.frame.raw(),
+                    u64::from(g.owner.index()),
+                    g.rights.to_register(),
+                    0,
+                ]
+            })
             .ok_or(Error::BadAddress)
     }
 

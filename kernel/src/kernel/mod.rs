@@ -37,7 +37,7 @@ use exo_abi::call::*;
 use exo_abi::info::{self, InfoHeader, InfoWriter, MemoryBinding, MemoryKind};
 use exo_abi::package::{MAX_PARTITIONS, MAX_SLOTS, Package, PartitionRecord};
 use exo_abi::revocation::VECTOR_PAGES;
-use exo_abi::{ABI_VERSION, Error, Ipa, PAGE_SIZE, PhysAddr};
+use exo_abi::{ABI_VERSION, Error, Ipa, PAGE_SIZE, PhysAddr, Rights};
 use log::{info, warn};
 
 pub use check::CheckError;
@@ -472,7 +472,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             let ipa = record.ram_base.add(page * PAGE_SIZE);
             let frame = tables.frames.alloc(owner)?;
             tables.platform.zero_frame(frame);
-            let mut rights = 0;
+            let mut rights = Rights::empty();
             for segment in record.segments() {
                 let seg_end = segment.ipa.raw() + segment.mem_size;
                 if segment.ipa.raw() >= ipa.raw() + PAGE_SIZE || seg_end <= ipa.raw() {
@@ -491,8 +491,8 @@ impl<'a, P: Platform> Kernel<'a, P> {
                         .copy_to_phys(frame.add(from - ipa.raw()), &segment.data[src]);
                 }
             }
-            if rights == 0 {
-                rights = info::rights::READ | info::rights::WRITE;
+            if rights.is_empty() {
+                rights = Rights::READ_WRITE;
             }
             let attributes = Attributes::from_rights(rights, MemoryKind::Normal);
             tables.platform.clean_to_poc(frame);
@@ -538,7 +538,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 })?;
         }
         let mut devices = crate::partition::DeviceWindows::default();
-        let device_rights = info::rights::READ | info::rights::WRITE;
+        let device_rights = Rights::READ_WRITE;
         let cpu_interface = match gic.interface {
             CpuInterface::Mapped { ipa, phys, pages } => Some((ipa, phys, pages)),
             _ => None,
@@ -617,7 +617,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
         tables
             .platform
             .copy_to_phys(pages.vector[0], &exo_abi::revocation::vector_header());
-        let read_only = Attributes::from_rights(info::rights::READ, MemoryKind::Normal);
+        let read_only = Attributes::from_rights(Rights::READ, MemoryKind::Normal);
         for (ipa, frame) in pages.bindings() {
             tables.platform.clean_to_poc(frame);
             stage2.map_page(&mut tables, ipa, frame, read_only)?;
@@ -664,85 +664,91 @@ impl<'a, P: Platform> Kernel<'a, P> {
             return self.schedule();
         }
         let caller = self.current;
-        let result: CallResult = match function {
-            SMCCC_VERSION => value(SMCCC_IMPLEMENTED_VERSION),
-            SMCCC_ARCH_FEATURES => match args[0] as u32 {
+        // Decoded once, through the ABI's description of every call; the match is exhaustive.
+        let result: CallResult = match Call::try_from(function) {
+            Ok(Call::SmcccVersion) => value(SMCCC_IMPLEMENTED_VERSION),
+            Ok(Call::SmcccArchFeatures) => match args[0] as u32 {
                 SMCCC_VERSION | SMCCC_ARCH_FEATURES => value(0),
                 _ => Err(Error::NotSupported),
             },
-            PSCI_VERSION => value(PSCI_IMPLEMENTED_VERSION),
-            PSCI_FEATURES => match args[0] as u32 {
+            Ok(Call::PsciVersion) => value(PSCI_IMPLEMENTED_VERSION),
+            Ok(Call::PsciFeatures) => match args[0] as u32 {
                 PSCI_VERSION | PSCI_FEATURES | PSCI_CPU_OFF | PSCI_SYSTEM_OFF => value(0),
                 _ => Err(Error::NotSupported),
             },
-            PSCI_SYSTEM_OFF => return self.finish_current(Outcome::SystemOff),
-            PSCI_CPU_OFF => return self.finish_current(Outcome::CpuOff),
-            EXO_ABI_VERSION => value(u64::from(ABI_VERSION)),
-            EXO_CONSOLE_WRITE => self
+            Ok(Call::PsciSystemOff) => return self.finish_current(Outcome::SystemOff),
+            Ok(Call::PsciCpuOff) => return self.finish_current(Outcome::CpuOff),
+            Ok(Call::AbiVersion) => value(u64::from(ABI_VERSION)),
+            Ok(Call::ConsoleWrite) => self
                 .console_write(Ipa::new(args[0]), args[1])
                 .map(|n| [n, 0, 0, 0]),
-            EXO_YIELD => {
+            Ok(Call::Yield) => {
                 self.current_regs_mut().set_results([0; 4]);
                 return self.schedule();
             }
-            EXO_EXIT => return self.finish_current(Outcome::Exited(args[0])),
-            EXO_FRAME_ALLOC => match self.frame_alloc(caller, args[0], Ipa::new(args[1])) {
+            Ok(Call::Exit) => return self.finish_current(Outcome::Exited(args[0])),
+            Ok(Call::FrameAlloc) => match self.frame_alloc(caller, args[0], Ipa::new(args[1])) {
                 Ok(Some(count)) => value(count),
                 Ok(None) => return self.schedule(),
                 Err(e) => Err(e),
             },
-            EXO_FRAME_ALLOC_AT => self
+            Ok(Call::FrameAllocAt) => self
                 .frame_alloc_at(caller, PhysAddr::new(args[0]))
                 .map(|pa| [pa.raw(), 0, 0, 0]),
-            EXO_FRAME_FREE => self
+            Ok(Call::FrameFree) => self
                 .frame_free(caller, PhysAddr::new(args[0]))
                 .map(|()| [0; 4]),
-            EXO_BIND => self
+            Ok(Call::Bind) => self
                 .bind(caller, PhysAddr::new(args[0]), Ipa::new(args[1]), args[2])
                 .map(|()| [0; 4]),
-            EXO_UNBIND => self
+            Ok(Call::Unbind) => self
                 .unbind(caller, Ipa::new(args[0]))
                 .map(|pa| [pa.raw(), 0, 0, 0]),
-            EXO_GRANT => self
+            Ok(Call::Grant) => self
                 .grant(caller, PhysAddr::new(args[0]), args[1], args[2])
                 .map(|()| [0; 4]),
-            EXO_GRANT_REVOKE => self
+            Ok(Call::GrantRevoke) => self
                 .grant_revoke(caller, PhysAddr::new(args[0]), args[1])
                 .map(|()| [0; 4]),
-            EXO_GRANT_QUERY => self.grant_query(caller, args[0]),
-            EXO_REVOKE_ACK => value(self.revoke_ack(caller)),
-            EXO_SET_UPCALL => self
+            Ok(Call::GrantQuery) => self.grant_query(caller, args[0]),
+            Ok(Call::RevokeAck) => value(self.revoke_ack(caller)),
+            Ok(Call::SetUpcall) => self
                 .set_upcall(caller, Ipa::new(args[0]), args[1])
                 .map(|()| [0; 4]),
-            EXO_UPCALL_RETURN => match self.upcall_return(caller, args[0] != 0) {
+            Ok(Call::UpcallReturn) => match self.upcall_return(caller, args[0] != 0) {
                 Ok(()) => return Step::Resume,
                 Err(e) => Err(e),
             },
-            EXO_MEM_INFO => Ok(self.mem_info(caller)),
-            EXO_CALL => match self.call(caller, args[0]) {
+            Ok(Call::MemInfo) => Ok(self.mem_info(caller)),
+            Ok(Call::Call) => match self.call(caller, args[0]) {
                 Ok(step) => return step,
                 Err(e) => Err(e),
             },
-            EXO_WAIT => match self.wait(caller) {
+            Ok(Call::Wait) => match self.wait(caller) {
                 Ok(step) => return step,
                 Err(e) => Err(e),
             },
-            EXO_REPLY_WAIT => match self.reply_wait(caller) {
+            Ok(Call::ReplyWait) => match self.reply_wait(caller) {
                 Ok(step) => return step,
                 Err(e) => Err(e),
             },
-            EXO_SEND => self.send(caller, args[0], args[1]).map(|()| [0; 4]),
-            EXO_RECEIVE => self.receive(caller),
-            EXO_WAIT_EVENT => return self.wait_event(caller),
-            EXO_DONATE => match self.donate(caller, args[0]) {
+            Ok(Call::Send) => self.send(caller, args[0], args[1]).map(|()| [0; 4]),
+            Ok(Call::Receive) => self.receive(caller),
+            Ok(Call::WaitEvent) => return self.wait_event(caller),
+            Ok(Call::Donate) => match self.donate(caller, args[0]) {
                 Ok(step) => return step,
                 Err(e) => Err(e),
             },
-            EXO_IRQ_ENABLE | EXO_IRQ_DISABLE | EXO_IRQ_SET_PRIORITY | EXO_IRQ_SET_TARGET
-            | EXO_IRQ_RAISE => self.irq_call(caller, function, args[0], args[1]),
-            EXO_PARTITION_LOOKUP => self.partition_lookup(caller, Ipa::new(args[0]), args[1]),
-            EXO_SELF_CHECK if !self.may_self_check(caller) => Err(Error::Denied),
-            EXO_SELF_CHECK => match self.self_check() {
+            Ok(
+                Call::IrqEnable
+                | Call::IrqDisable
+                | Call::IrqSetPriority
+                | Call::IrqSetTarget
+                | Call::IrqRaise,
+            ) => self.irq_call(caller, function, args[0], args[1]),
+            Ok(Call::PartitionLookup) => self.partition_lookup(caller, Ipa::new(args[0]), args[1]),
+            Ok(Call::SelfCheck) if !self.may_self_check(caller) => Err(Error::Denied),
+            Ok(Call::SelfCheck) => match self.self_check() {
                 Ok(frames) => {
                     info!("self-check ok frames={frames}");
                     value(frames)
@@ -752,7 +758,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                     Err(Error::Denied)
                 }
             },
-            _ => Err(Error::NotSupported),
+            Err(unknown) => Err(unknown),
         };
         let registers = match result {
             Ok(registers) => registers,

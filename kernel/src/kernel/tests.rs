@@ -7,13 +7,14 @@ use super::*;
 use crate::arch::fake::FakeFormat;
 use crate::mem::grants::Grant;
 use crate::mem::stage2::Mapping;
-use exo_abi::call::{UPCALL_FLAG_FAULTS, VIRTUAL_TIMER_INTID, bind, signal, upcall};
+use exo_abi::call::{VIRTUAL_TIMER_INTID, signal, upcall};
 use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
 use exo_abi::package::DEFAULT_RAM_BASE;
 use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode};
 use exo_abi::revocation::{
     Reason, Repossession, RequestReader, RequestState, VECTOR_SIZE, VectorReader,
 };
+use exo_abi::{BindAttributes, UpcallFlags};
 use exo_abi::{Name, PAGE_SIZE};
 use std::boxed::Box;
 use std::cell::{Cell, RefCell};
@@ -22,7 +23,21 @@ use std::rc::Rc;
 use std::vec;
 use std::vec::Vec;
 
+mod conformance;
 mod isolation;
+
+/// Register images of [`BindAttributes`] (and of the rights of `EXO_GRANT`) for raw calls.
+mod bind {
+    use super::BindAttributes;
+    pub const READ: u64 = BindAttributes::READ.bits();
+    pub const WRITE: u64 = BindAttributes::WRITE.bits();
+    pub const EXECUTE: u64 = BindAttributes::EXECUTE.bits();
+    pub const DEVICE: u64 = BindAttributes::DEVICE.bits();
+    pub const ALL: u64 = BindAttributes::all().bits();
+}
+
+/// Register image of [`UpcallFlags::FAULTS`].
+const UPCALL_FLAG_FAULTS: u64 = UpcallFlags::FAULTS.bits();
 
 // ---------------------------------------------------------------------------------------
 // The fake machine.
@@ -344,7 +359,7 @@ fn unloaded(frames: usize, configs: &[Config]) -> (K, Vec<u8>) {
                 // nop; b .
                 data: vec![0x1f, 0x20, 0x03, 0xd5, 0x00, 0x00, 0x00, 0x14],
                 mem_size: PAGE_SIZE,
-                rights: info::rights::READ | info::rights::EXECUTE,
+                rights: exo_abi::Rights::READ | exo_abi::Rights::EXECUTE,
             }],
             guaranteed_bytes: c.guarantee * PAGE_SIZE,
             borrow_bytes: c.borrow * PAGE_SIZE,
@@ -2250,13 +2265,13 @@ mod model {
                                 g.frame == f
                                     && usize::from(g.grantee.index()) == p
                                     && g.bound_at.is_none()
-                                    && args[2] & !g.rights == 0
+                                    && args[2] & !g.rights.to_register() == 0
                             });
                             prop_assert!(held_it || granted, "bind without authority");
                             prop_assert!(!mappings_before.iter().any(|m| m.ipa == ipa));
                             let (pa, attrs) = k.translate(p, ipa).unwrap();
                             prop_assert_eq!(pa, f);
-                            prop_assert_eq!(u64::from(attrs.rights()), args[2]);
+                            prop_assert_eq!(attrs.rights().to_register(), args[2]);
                         }
                         EXO_UNBIND => {
                             let ipa = Ipa::new(args[0]);
@@ -2368,7 +2383,7 @@ mod model {
                         g.frame == m.phys
                             && usize::from(g.grantee.index()) == p
                             && g.bound_at == Some(m.ipa)
-                            && u64::from(m.attrs.rights()) & !g.rights == 0
+                            && g.rights.contains(m.attrs.rights())
                     });
                     prop_assert!(
                         own || granted,

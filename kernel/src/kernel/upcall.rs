@@ -4,21 +4,19 @@
 
 use super::{Kernel, Platform, Stage2Abort};
 use crate::partition::{Access, State};
-use exo_abi::call::{UPCALL_FLAG_FAULTS, signal, upcall};
-use exo_abi::{Error, Ipa};
+use exo_abi::call::{signal, upcall};
+use exo_abi::{Error, Ipa, UpcallFlags};
 
 impl<P: Platform> Kernel<'_, P> {
     /// `EXO_SET_UPCALL`.
     pub(super) fn set_upcall(&mut self, id: usize, entry: Ipa, flags: u64) -> Result<(), Error> {
-        if flags & !UPCALL_FLAG_FAULTS != 0 {
-            return Err(Error::InvalidParameter);
-        }
+        let flags = UpcallFlags::from_bits(flags).ok_or(Error::InvalidParameter)?;
         if !super::in_ipa_space(entry) || !entry.raw().is_multiple_of(4) {
             return Err(Error::IpaOutOfRange);
         }
         let p = self.partition_mut(id).ok_or(Error::UnknownPartition)?;
         p.upcalls.entry = (entry.raw() != 0).then_some(entry);
-        p.upcalls.reflect_faults = flags & UPCALL_FLAG_FAULTS != 0 && entry.raw() != 0;
+        p.upcalls.reflect_faults = flags.contains(UpcallFlags::FAULTS) && entry.raw() != 0;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! grant memory must be bounded no matter what a library OS asks for.
 
 use crate::mem::frame_table::PartitionId;
-use exo_abi::{Ipa, PhysAddr};
+use exo_abi::{Ipa, PhysAddr, Rights};
 
 /// Most grants in the system at once.
 pub const MAX_GRANTS: usize = 256;
@@ -16,8 +16,8 @@ pub struct Grant {
     pub owner: PartitionId,
     /// Who may bind it.
     pub grantee: PartitionId,
-    /// `exo_abi::call::bind` rights the grantee may use.
-    pub rights: u64,
+    /// Rights the grantee may bind it with.
+    pub rights: Rights,
     /// Where the grantee bound it, if it has.
     pub bound_at: Option<Ipa>,
 }

@@ -28,7 +28,8 @@
 
 use core::marker::PhantomData;
 
-use exo_abi::info::{MemoryKind, rights};
+use exo_abi::Rights;
+use exo_abi::info::MemoryKind;
 use exo_abi::{Error, Ipa, PAGE_SIZE, PhysAddr};
 
 /// Descriptors in one 4 KiB translation table (8 bytes each).
@@ -71,22 +72,29 @@ pub struct Attributes {
 }
 
 impl Attributes {
-    /// Attributes from [`rights`] bits; bits other than `READ`, `WRITE` and `EXECUTE` are
-    /// ignored (hypercall decoding rejects them before this point).
-    pub const fn from_rights(bits: u32, kind: MemoryKind) -> Self {
+    /// Attributes from access rights.
+    pub const fn from_rights(rights: Rights, kind: MemoryKind) -> Self {
         Self {
-            read: bits & rights::READ != 0,
-            write: bits & rights::WRITE != 0,
-            execute: bits & rights::EXECUTE != 0,
+            read: rights.contains(Rights::READ),
+            write: rights.contains(Rights::WRITE),
+            execute: rights.contains(Rights::EXECUTE),
             kind,
         }
     }
 
-    /// The [`rights`] bits these attributes allow.
-    pub const fn rights(self) -> u32 {
-        (if self.read { rights::READ } else { 0 })
-            | (if self.write { rights::WRITE } else { 0 })
-            | (if self.execute { rights::EXECUTE } else { 0 })
+    /// The access rights these attributes allow.
+    pub const fn rights(self) -> Rights {
+        let mut rights = Rights::empty();
+        if self.read {
+            rights = rights.union(Rights::READ);
+        }
+        if self.write {
+            rights = rights.union(Rights::WRITE);
+        }
+        if self.execute {
+            rights = rights.union(Rights::EXECUTE);
+        }
+        rights
     }
 }
 
@@ -677,11 +685,11 @@ mod tests {
     const VMID: Vmid = Vmid(7);
 
     fn rw() -> Attributes {
-        Attributes::from_rights(rights::READ | rights::WRITE, MemoryKind::Normal)
+        Attributes::from_rights(Rights::READ_WRITE, MemoryKind::Normal)
     }
 
     fn rx() -> Attributes {
-        Attributes::from_rights(rights::READ | rights::EXECUTE, MemoryKind::Normal)
+        Attributes::from_rights(Rights::READ | Rights::EXECUTE, MemoryKind::Normal)
     }
 
     struct Setup<F: DescriptorFormat> {
@@ -787,7 +795,7 @@ mod tests {
         let mut t = setup::<F>(Geometry::default());
         let ipa = Ipa::new(0x7_0000_0000);
         let pa = PhysAddr::new(0x4000_0000);
-        let device = Attributes::from_rights(rights::READ, MemoryKind::Device);
+        let device = Attributes::from_rights(Rights::READ, MemoryKind::Device);
         t.s2.map_page(&mut t.mem, ipa, pa, device).unwrap();
         assert_eq!(
             t.s2.unmap_page(&mut t.mem, &mut t.tlb, ipa),
@@ -1131,14 +1139,15 @@ mod tests {
     #[test]
     fn attributes_round_trip_through_rights() {
         for bits in 0..8 {
+            let rights = Rights::from_bits(bits).unwrap();
             assert_eq!(
-                Attributes::from_rights(bits, MemoryKind::Normal).rights(),
-                bits
+                Attributes::from_rights(rights, MemoryKind::Normal).rights(),
+                rights
             );
         }
         assert_eq!(
-            Attributes::from_rights(0xF8, MemoryKind::Device).rights(),
-            0
+            Attributes::from_rights(Rights::empty(), MemoryKind::Device).rights(),
+            Rights::empty()
         );
     }
 
@@ -1175,7 +1184,7 @@ mod tests {
     fn attributes() -> impl Strategy<Value = Attributes> {
         (0u32..8, any::<bool>()).prop_map(|(bits, device)| {
             Attributes::from_rights(
-                bits,
+                Rights::from_bits_truncate(bits),
                 if device {
                     MemoryKind::Device
                 } else {

@@ -158,7 +158,8 @@ pub(crate) fn test_region(pages: u64) -> Region {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use exo_abi::info::{GicInterface, InfoHeader, InfoWriter, InterruptInfo, SIZE, rights};
+    use exo_abi::Rights;
+    use exo_abi::info::{GicInterface, InfoHeader, InfoWriter, InterruptInfo, SIZE};
     use exo_abi::{Name, PhysAddr};
 
     fn device(ipa: u64, pages: u64) -> MemoryBinding {
@@ -166,7 +167,7 @@ mod tests {
             ipa: Ipa::new(ipa),
             phys: PhysAddr::new(ipa),
             pages,
-            rights: rights::READ | rights::WRITE,
+            rights: Rights::READ_WRITE,
             kind: MemoryKind::Device,
         }
     }

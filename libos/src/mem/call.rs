@@ -2,18 +2,18 @@
 //! call, with the ABI's argument order. They touch no library OS bookkeeping: use the
 //! functions of [`crate::mem`] to keep the frame table in step.
 
-use exo_abi::call::{self, FRAME_ALLOC_MAX};
-use exo_abi::{Error, Ipa, PhysAddr};
+use exo_abi::call::{Call, FRAME_ALLOC_MAX};
+use exo_abi::{BindAttributes, Error, Ipa, PhysAddr, Rights, UpcallFlags};
 
 use crate::arch;
 
 /// Calls `function` and decodes `x0`..`x3`: `Ok` with all four registers when `x0` is not
 /// an error code.
-fn call4(function: u32, args: &[u64]) -> Result<[u64; 4], Error> {
+fn call4(call: Call, args: &[u64]) -> Result<[u64; 4], Error> {
     let mut registers = [0; 6];
     let count = args.len().min(registers.len());
     registers[..count].copy_from_slice(&args[..count]);
-    let results = arch::hvc4(function, registers);
+    let results = arch::hvc4(call.id(), registers);
     Error::from_register(results[0]).map(|_| results)
 }
 
@@ -41,8 +41,8 @@ pub struct Grant {
     pub phys: PhysAddr,
     /// Who holds it and granted it.
     pub owner: PartitionId,
-    /// [`exo_abi::call::bind`] rights the grant allows.
-    pub rights: u64,
+    /// Rights the grant allows.
+    pub rights: Rights,
 }
 
 /// `EXO_FRAME_ALLOC`: allocates `out.len()` frames (1..=[`FRAME_ALLOC_MAX`]), zeroed, and
@@ -56,7 +56,7 @@ pub fn frame_alloc(out: &mut [PhysAddr]) -> Result<usize, Error> {
     let mut buffer = [0u64; FRAME_ALLOC_MAX as usize];
     let words = &mut buffer[..count];
     let ipa = arch::ipa_of_words(words);
-    call4(call::EXO_FRAME_ALLOC, &[count as u64, ipa.raw()])?;
+    call4(Call::FrameAlloc, &[count as u64, ipa.raw()])?;
     for (slot, &word) in out.iter_mut().zip(words.iter()) {
         *slot = PhysAddr::new(word);
     }
@@ -65,67 +65,63 @@ pub fn frame_alloc(out: &mut [PhysAddr]) -> Result<usize, Error> {
 
 /// `EXO_FRAME_ALLOC_AT`: allocates the named frame if it is free.
 pub fn frame_alloc_at(phys: PhysAddr) -> Result<PhysAddr, Error> {
-    call4(call::EXO_FRAME_ALLOC_AT, &[phys.raw()]).map(|r| PhysAddr::new(r[0]))
+    call4(Call::FrameAllocAt, &[phys.raw()]).map(|r| PhysAddr::new(r[0]))
 }
 
 /// `EXO_FRAME_FREE`: gives a held, unbound frame back.
 pub fn frame_free(phys: PhysAddr) -> Result<(), Error> {
-    call4(call::EXO_FRAME_FREE, &[phys.raw()]).map(drop)
+    call4(Call::FrameFree, &[phys.raw()]).map(drop)
 }
 
-/// `EXO_BIND`: binds a held or granted frame at `ipa` with [`exo_abi::call::bind`]
-/// attributes.
-pub fn bind(phys: PhysAddr, ipa: Ipa, attributes: u64) -> Result<(), Error> {
-    call4(call::EXO_BIND, &[phys.raw(), ipa.raw(), attributes]).map(drop)
+/// `EXO_BIND`: binds a held or granted frame at `ipa` with `attributes`.
+pub fn bind(phys: PhysAddr, ipa: Ipa, attributes: BindAttributes) -> Result<(), Error> {
+    call4(Call::Bind, &[phys.raw(), ipa.raw(), attributes.bits()]).map(drop)
 }
 
 /// `EXO_UNBIND`: removes the binding at `ipa`; returns the frame it named.
 pub fn unbind(ipa: Ipa) -> Result<PhysAddr, Error> {
-    call4(call::EXO_UNBIND, &[ipa.raw()]).map(|r| PhysAddr::new(r[0]))
+    call4(Call::Unbind, &[ipa.raw()]).map(|r| PhysAddr::new(r[0]))
 }
 
 /// `EXO_GRANT`: lets `partition` bind `phys` with `rights`.
-pub fn grant(phys: PhysAddr, partition: PartitionId, rights: u64) -> Result<(), Error> {
+pub fn grant(phys: PhysAddr, partition: PartitionId, rights: Rights) -> Result<(), Error> {
     call4(
-        call::EXO_GRANT,
-        &[phys.raw(), u64::from(partition.0), rights],
+        Call::Grant,
+        &[phys.raw(), u64::from(partition.0), rights.to_register()],
     )
     .map(drop)
 }
 
 /// `EXO_GRANT_REVOKE`: withdraws a grant, breaking the grantee's bindings of the frame.
 pub fn grant_revoke(phys: PhysAddr, partition: PartitionId) -> Result<(), Error> {
-    call4(
-        call::EXO_GRANT_REVOKE,
-        &[phys.raw(), u64::from(partition.0)],
-    )
-    .map(drop)
+    call4(Call::GrantRevoke, &[phys.raw(), u64::from(partition.0)]).map(drop)
 }
 
 /// `EXO_GRANT_QUERY`: the `index`-th frame granted to the caller; `BadAddress` past the last.
 pub fn grant_query(index: u64) -> Result<Grant, Error> {
-    call4(call::EXO_GRANT_QUERY, &[index]).map(|r| Grant {
+    call4(Call::GrantQuery, &[index]).map(|r| Grant {
         phys: PhysAddr::new(r[0]),
         owner: PartitionId(r[1] as u32),
-        rights: r[2],
+        // A kernel speaking this ABI reports only rights; anything else is dropped.
+        rights: Rights::from_bits_truncate(r[2] as u32),
     })
 }
 
 /// `EXO_REVOKE_ACK`: reports that the library OS released what it chose to for the pending
 /// revocation request; returns the frames still owed (0: the request is met).
 pub fn revoke_ack() -> Result<u64, Error> {
-    call4(call::EXO_REVOKE_ACK, &[]).map(|r| r[0])
+    call4(Call::RevokeAck, &[]).map(|r| r[0])
 }
 
 /// `EXO_SET_UPCALL`: registers the upcall entry (`Ipa(0)` disables upcalls).
-pub fn set_upcall(entry: Ipa, flags: u64) -> Result<(), Error> {
-    call4(call::EXO_SET_UPCALL, &[entry.raw(), flags]).map(drop)
+pub fn set_upcall(entry: Ipa, flags: UpcallFlags) -> Result<(), Error> {
+    call4(Call::SetUpcall, &[entry.raw(), flags.bits()]).map(drop)
 }
 
 /// `EXO_UPCALL_RETURN`: ends the current upcall. Returns only if the kernel refused (outside
 /// an upcall it answers `Denied`).
 pub fn upcall_return(skip: bool) -> Error {
-    match call4(call::EXO_UPCALL_RETURN, &[u64::from(skip)]) {
+    match call4(Call::UpcallReturn, &[u64::from(skip)]) {
         Err(error) => error,
         Ok(_) => Error::NotSupported,
     }
@@ -133,7 +129,7 @@ pub fn upcall_return(skip: bool) -> Error {
 
 /// `EXO_MEM_INFO`: frame counts of the caller and the system.
 pub fn mem_info() -> Result<MemInfo, Error> {
-    call4(call::EXO_MEM_INFO, &[]).map(|r| MemInfo {
+    call4(Call::MemInfo, &[]).map(|r| MemInfo {
         held: r[0],
         guaranteed: r[1],
         borrow_limit: r[2],
@@ -144,14 +140,13 @@ pub fn mem_info() -> Result<MemInfo, Error> {
 /// `EXO_PARTITION_LOOKUP`: the id of the partition called `name`.
 pub fn partition_lookup(name: &str) -> Result<PartitionId, Error> {
     let ipa = arch::ipa_of(name.as_bytes());
-    call4(call::EXO_PARTITION_LOOKUP, &[ipa.raw(), name.len() as u64])
-        .map(|r| PartitionId(r[0] as u32))
+    call4(Call::PartitionLookup, &[ipa.raw(), name.len() as u64]).map(|r| PartitionId(r[0] as u32))
 }
 
 /// `EXO_SELF_CHECK`: asks the kernel to verify its memory invariants; returns the number of
 /// frames it checked, or `Denied` if one is broken.
 pub fn self_check() -> Result<u64, Error> {
-    call4(call::EXO_SELF_CHECK, &[]).map(|r| r[0])
+    call4(Call::SelfCheck, &[]).map(|r| r[0])
 }
 
 #[cfg(test)]

@@ -10,8 +10,7 @@
 //! The bookkeeping is a [`RangeAllocator`]: a sorted, coalescing list of free address ranges
 //! kept outside the memory it manages, so it is safe code and testable on the host.
 
-use exo_abi::call::bind;
-use exo_abi::{Ipa, PAGE_SIZE, PhysAddr};
+use exo_abi::{BindAttributes, Ipa, PAGE_SIZE, PhysAddr};
 use spin::Mutex;
 
 /// First IPA of the heap window.
@@ -210,7 +209,7 @@ fn grow(heap: &mut Heap, pages: u64) -> u64 {
             if ipa
                 .checked_add(PAGE_SIZE)
                 .is_none_or(|end| end > HEAP_WINDOW_END)
-                || super::bind(phys, ipa, bind::READ | bind::WRITE).is_err()
+                || super::bind(phys, ipa, BindAttributes::READ_WRITE).is_err()
             {
                 let _ = super::free(phys);
                 continue;

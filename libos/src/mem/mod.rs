@@ -30,7 +30,7 @@ pub mod table;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use exo_abi::{Error, Ipa, PAGE_SIZE, PhysAddr};
+use exo_abi::{BindAttributes, Error, Ipa, PAGE_SIZE, PhysAddr};
 use spin::{Mutex, MutexGuard};
 
 pub use call::{Grant, MemInfo, PartitionId};
@@ -103,8 +103,8 @@ pub fn alloc_at(phys: PhysAddr) -> Result<PhysAddr, Error> {
     Ok(phys)
 }
 
-/// Binds a held frame at `ipa` with [`exo_abi::call::bind`] attributes and records it.
-pub fn bind(phys: PhysAddr, ipa: Ipa, attributes: u64) -> Result<(), Error> {
+/// Binds a held frame at `ipa` with `attributes` and records it.
+pub fn bind(phys: PhysAddr, ipa: Ipa, attributes: BindAttributes) -> Result<(), Error> {
     {
         let mut table = table()?;
         let frame = table.get(phys).ok_or(Error::NotOwner)?;
@@ -125,7 +125,7 @@ pub fn bind(phys: PhysAddr, ipa: Ipa, attributes: u64) -> Result<(), Error> {
 }
 
 /// Binds a held frame at the next free page of the frame window; returns the IPA.
-pub fn map(phys: PhysAddr, attributes: u64) -> Result<Ipa, Error> {
+pub fn map(phys: PhysAddr, attributes: BindAttributes) -> Result<Ipa, Error> {
     let ipa = Ipa::new(NEXT_FRAME_IPA.fetch_add(PAGE_SIZE, Ordering::Relaxed));
     if ipa >= FRAME_WINDOW_END {
         return Err(Error::IpaOutOfRange);
@@ -135,7 +135,7 @@ pub fn map(phys: PhysAddr, attributes: u64) -> Result<Ipa, Error> {
 }
 
 /// Allocates one frame and maps it in the frame window.
-pub fn alloc_mapped(attributes: u64) -> Result<(PhysAddr, Ipa), Error> {
+pub fn alloc_mapped(attributes: BindAttributes) -> Result<(PhysAddr, Ipa), Error> {
     let phys = alloc_one()?;
     match map(phys, attributes) {
         Ok(ipa) => Ok((phys, ipa)),

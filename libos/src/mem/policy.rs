@@ -243,7 +243,11 @@ mod tests {
         }
         for n in (4..10).rev() {
             table
-                .set_bound(frame(n), Ipa::new(n * PAGE_SIZE), 3)
+                .set_bound(
+                    frame(n),
+                    Ipa::new(n * PAGE_SIZE),
+                    exo_abi::BindAttributes::READ_WRITE,
+                )
                 .unwrap();
         }
         table
@@ -313,7 +317,11 @@ mod tests {
         for &n in &order {
             table.insert(frame(n)).unwrap();
             table
-                .set_bound(frame(n), Ipa::new(n * PAGE_SIZE), 3)
+                .set_bound(
+                    frame(n),
+                    Ipa::new(n * PAGE_SIZE),
+                    exo_abi::BindAttributes::READ_WRITE,
+                )
                 .unwrap();
         }
         for count in 0..=order.len() {

@@ -590,7 +590,9 @@ mod tests {
         for n in 0..count {
             let mut table = table.lock();
             table.insert(frame(n)).unwrap();
-            table.set_bound(frame(n), ipa(n), 3).unwrap();
+            table
+                .set_bound(frame(n), ipa(n), exo_abi::BindAttributes::READ_WRITE)
+                .unwrap();
         }
         table
     }

@@ -5,7 +5,7 @@
 //! an upcall) with an open-addressing index by physical address (linear probing, deletion
 //! by backward shift), so lookups stay cheap with tens of thousands of frames.
 
-use exo_abi::{Error, Ipa, PAGE_SIZE, PhysAddr};
+use exo_abi::{BindAttributes, Error, Ipa, PAGE_SIZE, PhysAddr};
 
 /// Flag: the frame backs library OS memory (the heap); no policy may release it.
 const PINNED: u8 = 1;
@@ -44,9 +44,9 @@ impl Frame {
         (self.flags & BOUND != 0).then_some(Ipa::new(self.ipa))
     }
 
-    /// The [`exo_abi::call::bind`] attributes of its binding (0 if unbound).
-    pub fn rights(&self) -> u64 {
-        u64::from(self.rights)
+    /// The attributes of its binding (empty if unbound).
+    pub fn rights(&self) -> BindAttributes {
+        BindAttributes::from_bits_truncate(u64::from(self.rights))
     }
 
     /// When it was last bound, on the table's clock (larger is more recent; 0: never).
@@ -177,12 +177,18 @@ impl<const N: usize, const H: usize> FrameTable<N, H> {
 
     /// Records that `phys` is now bound at `ipa` with `rights`, and stamps it as the most
     /// recently bound frame. Clears its busy flag.
-    pub fn set_bound(&mut self, phys: PhysAddr, ipa: Ipa, rights: u64) -> Result<(), Error> {
+    pub fn set_bound(
+        &mut self,
+        phys: PhysAddr,
+        ipa: Ipa,
+        rights: BindAttributes,
+    ) -> Result<(), Error> {
         let slot = self.slot_of(phys.raw()).ok_or(Error::NotOwner)?;
         self.clock = self.clock.wrapping_add(1).max(1);
         let frame = &mut self.frames[slot];
         frame.ipa = ipa.raw();
-        frame.rights = rights as u8;
+        // Every defined attribute fits in the low byte.
+        frame.rights = rights.bits() as u8;
         frame.stamp = self.clock;
         frame.flags = (frame.flags & !BUSY) | BOUND;
         Ok(())
@@ -289,7 +295,11 @@ mod tests {
         assert_eq!(table.insert(frame(1)), Err(Error::Busy));
         assert_eq!(table.insert(PhysAddr::new(3)), Err(Error::Unaligned));
         table
-            .set_bound(frame(1), Ipa::new(0x1_0000_0000), 3)
+            .set_bound(
+                frame(1),
+                Ipa::new(0x1_0000_0000),
+                BindAttributes::READ_WRITE,
+            )
             .unwrap();
         let recorded = table.get(frame(1)).unwrap();
         assert_eq!(recorded.ipa(), Some(Ipa::new(0x1_0000_0000)));
@@ -304,7 +314,7 @@ mod tests {
         assert!(table.remove(frame(1)).is_none());
         assert!(table.is_empty());
         assert_eq!(
-            table.set_bound(frame(1), Ipa::new(0), 3),
+            table.set_bound(frame(1), Ipa::new(0), BindAttributes::READ_WRITE),
             Err(Error::NotOwner)
         );
     }
@@ -327,7 +337,9 @@ mod tests {
         table.set_busy(frame(2), true).unwrap();
         assert!(!table.get(frame(1)).unwrap().is_revocable());
         assert!(!table.get(frame(2)).unwrap().is_revocable());
-        table.set_bound(frame(2), Ipa::new(0x5000), 1).unwrap();
+        table
+            .set_bound(frame(2), Ipa::new(0x5000), BindAttributes::READ)
+            .unwrap();
         assert!(
             table.get(frame(2)).unwrap().is_revocable(),
             "binding ends busy"
@@ -361,7 +373,7 @@ mod tests {
                 assert_eq!(table.insert(phys), expected, "step {step}");
                 if expected.is_ok() {
                     table
-                        .set_bound(phys, Ipa::new(step * PAGE_SIZE), 1)
+                        .set_bound(phys, Ipa::new(step * PAGE_SIZE), BindAttributes::READ)
                         .unwrap();
                     model.insert(phys.raw(), step * PAGE_SIZE);
                 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use exo_abi::info::rights;
+use exo_abi::Rights;
 use xmas_elf::ElfFile;
 use xmas_elf::header::{Class, Data, Machine};
 use xmas_elf::program::Type;
@@ -23,8 +23,8 @@ pub struct LoadSegment {
     pub data: Vec<u8>,
     /// `p_memsz` (at least `data.len()`).
     pub mem_size: u64,
-    /// `p_flags` as [`rights`] bits.
-    pub rights: u32,
+    /// `p_flags` as access rights.
+    pub rights: Rights,
 }
 
 /// What the image builder needs from an AArch64 ELF file.
@@ -76,14 +76,10 @@ impl Elf {
                 .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?))
                 .context("a load segment lies outside the file")?;
             let flags = header.flags();
-            let rights = [
-                (flags.is_read(), rights::READ),
-                (flags.is_write(), rights::WRITE),
-                (flags.is_execute(), rights::EXECUTE),
-            ]
-            .iter()
-            .filter(|(set, _)| *set)
-            .fold(0, |all, (_, bit)| all | bit);
+            let mut rights = Rights::empty();
+            rights.set(Rights::READ, flags.is_read());
+            rights.set(Rights::WRITE, flags.is_write());
+            rights.set(Rights::EXECUTE, flags.is_execute());
             segments.push(LoadSegment {
                 vaddr: header.virtual_addr(),
                 paddr: header.physical_addr(),
@@ -257,8 +253,8 @@ mod tests {
         assert_eq!(elf.entry, 0x4000_0010);
         assert_eq!(elf.segments.len(), 2, "empty segments are skipped");
         assert_eq!(elf.segments[0].data, [1, 2, 3, 4]);
-        assert_eq!(elf.segments[0].rights, rights::READ | rights::EXECUTE);
-        assert_eq!(elf.segments[1].rights, rights::READ | rights::WRITE);
+        assert_eq!(elf.segments[0].rights, Rights::READ | Rights::EXECUTE);
+        assert_eq!(elf.segments[1].rights, Rights::READ_WRITE);
         assert_eq!(elf.segments[1].mem_size, 0x2000);
         assert_eq!(elf.symbol("__image_end").unwrap(), 0x4009_0000);
         assert!(elf.symbol("missing").is_err());

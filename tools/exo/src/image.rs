@@ -197,7 +197,7 @@ mod tests {
     use crate::config::testing::workspace;
     use crate::elf::synthetic;
     use exo_abi::PhysAddr;
-    use exo_abi::info::rights;
+    use exo_abi::Rights;
     use exo_abi::package::{DeviceRegion, Package, PartitionFlags};
 
     const START: u64 = 0x4008_0000;
@@ -282,7 +282,7 @@ mod tests {
         let segments: Vec<_> = partition.segments().collect();
         assert_eq!(segments.len(), 2);
         assert_eq!(segments[0].data, &[1, 2, 3]);
-        assert_eq!(segments[0].rights, rights::READ | rights::EXECUTE);
+        assert_eq!(segments[0].rights, Rights::READ | Rights::EXECUTE);
         assert_eq!(segments[1].ipa, DEFAULT_RAM_BASE.add(0x1000));
         assert_eq!(segments[1].mem_size, 0x1000);
     }

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod bench_table;
 pub mod board;
 pub mod config;
 pub mod console;

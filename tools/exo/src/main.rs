@@ -74,6 +74,19 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 300)]
         timeout: u64,
     },
+    /// Run every benchmark README's table of numbers needs, on every board, and write the
+    /// table into README.md (between its markers).
+    BenchTable {
+        /// Do not write: fail if README.md's table differs from the measured one.
+        #[arg(long)]
+        check: bool,
+        /// Boots per benchmark; the results must be identical across them.
+        #[arg(long, default_value_t = 2)]
+        runs: u32,
+        /// Kill QEMU and fail after this many seconds, per boot.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        timeout: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -150,6 +163,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{report}");
             if !report.is_sound() {
                 return Ok(ExitCode::from(1));
+            }
+        }
+        Command::BenchTable {
+            check,
+            runs,
+            timeout,
+        } => {
+            use exo_tool::bench_table;
+            let workspace = Workspace::locate_for(None)?;
+            let configs = workspace.root().join("guests/configs");
+            let reports = bench_table::measure(&configs, runs, Duration::from_secs(timeout))?;
+            let table = bench_table::render(&reports);
+            print!("{table}");
+            let path = workspace.root().join("README.md");
+            let readme = std::fs::read_to_string(&path)?;
+            let updated = bench_table::update(&readme, &table)?;
+            if updated != readme {
+                if check {
+                    eprintln!("README.md's numbers differ from the measured ones above");
+                    return Ok(ExitCode::from(1));
+                }
+                std::fs::write(&path, updated)?;
+                eprintln!("README.md updated");
             }
         }
         Command::Profile {

@@ -161,10 +161,10 @@ impl DescriptorFormat for Aarch64Stage2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use exo_abi::info::rights;
+    use exo_abi::Rights;
 
-    fn attrs(bits: u32, kind: MemoryKind) -> Attributes {
-        Attributes::from_rights(bits, kind)
+    fn attrs(rights: Rights, kind: MemoryKind) -> Attributes {
+        Attributes::from_rights(rights, kind)
     }
 
     #[test]
@@ -179,7 +179,7 @@ mod tests {
         const EXPECTED: u64 = 0x0040_0000_4123_47FF;
         let descriptor = Aarch64Stage2::page(
             PhysAddr::new(0x4123_4000),
-            attrs(rights::READ | rights::WRITE, MemoryKind::Normal),
+            attrs(Rights::READ_WRITE, MemoryKind::Normal),
         );
         assert_eq!(descriptor, EXPECTED, "{descriptor:#018x}");
     }
@@ -189,7 +189,7 @@ mod tests {
         // 0b11 | MemAttr 0x3C | S2AP 0b01 0x40 | SH 0x300 | AF 0x400 = 0x77F, XN = 0b00.
         let descriptor = Aarch64Stage2::page(
             PhysAddr::new(0x4000_0000),
-            attrs(rights::READ | rights::EXECUTE, MemoryKind::Normal),
+            attrs(Rights::READ | Rights::EXECUTE, MemoryKind::Normal),
         );
         assert_eq!(descriptor, 0x0000_0000_4000_077F, "{descriptor:#018x}");
     }
@@ -199,7 +199,7 @@ mod tests {
         // 0b11 | MemAttr 0b0001 << 2 = 0x4 | S2AP 0xC0 | SH 0b00 | AF 0x400 = 0x4C7, XN 0b10.
         let descriptor = Aarch64Stage2::page(
             PhysAddr::new(0x0900_0000),
-            attrs(rights::READ | rights::WRITE, MemoryKind::Device),
+            attrs(Rights::READ_WRITE, MemoryKind::Device),
         );
         assert_eq!(descriptor, 0x0040_0000_0900_04C7, "{descriptor:#018x}");
     }
@@ -207,9 +207,9 @@ mod tests {
     #[test]
     fn write_only_and_no_access_use_the_s2ap_encodings() {
         let page = |bits| Aarch64Stage2::page(PhysAddr::new(0), attrs(bits, MemoryKind::Normal));
-        assert_eq!((page(rights::WRITE) >> 6) & 0b11, 0b10);
-        assert_eq!((page(rights::READ) >> 6) & 0b11, 0b01);
-        assert_eq!((page(0) >> 6) & 0b11, 0b00);
+        assert_eq!((page(Rights::WRITE) >> 6) & 0b11, 0b10);
+        assert_eq!((page(Rights::READ) >> 6) & 0b11, 0b01);
+        assert_eq!((page(Rights::empty()) >> 6) & 0b11, 0b00);
     }
 
     #[test]
@@ -228,14 +228,14 @@ mod tests {
     fn block_descriptor_has_type_0b01() {
         let descriptor = Aarch64Stage2::block(
             PhysAddr::new(0x4020_0000),
-            attrs(rights::READ | rights::WRITE, MemoryKind::Normal),
+            attrs(Rights::READ_WRITE, MemoryKind::Normal),
         );
         assert_eq!(descriptor, 0x0040_0000_4020_07FD, "{descriptor:#018x}");
         assert_eq!(
             Aarch64Stage2::decode(descriptor, 2),
             Entry::Block(
                 PhysAddr::new(0x4020_0000),
-                attrs(rights::READ | rights::WRITE, MemoryKind::Normal)
+                attrs(Rights::READ_WRITE, MemoryKind::Normal)
             )
         );
         // The same bits at level 0 or 3 are reserved: treated as faulting.
@@ -245,15 +245,15 @@ mod tests {
 
     #[test]
     fn every_rights_and_kind_combination_round_trips() {
-        for bits in 0..8 {
+        for rights in (0..8).filter_map(Rights::from_bits) {
             for kind in [MemoryKind::Normal, MemoryKind::Device] {
-                let a = attrs(bits, kind);
+                let a = attrs(rights, kind);
                 let frame = PhysAddr::new(0x8_7654_3000);
                 assert_eq!(
                     Aarch64Stage2::decode(Aarch64Stage2::page(frame, a), 3),
                     Entry::Page(frame, a)
                 );
-                assert_eq!(a.rights(), bits);
+                assert_eq!(a.rights(), rights);
             }
         }
     }
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn decode_ignores_software_and_upper_bits() {
         const SOFTWARE: u64 = 0b1111 << 55;
-        let a = attrs(rights::READ, MemoryKind::Device);
+        let a = attrs(Rights::READ, MemoryKind::Device);
         let frame = PhysAddr::new(0x4000_5000);
         let page = Aarch64Stage2::page(frame, a);
         assert_eq!(
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn block_decode_drops_address_bits_below_the_block_size() {
-        let a = attrs(rights::READ, MemoryKind::Normal);
+        let a = attrs(Rights::READ, MemoryKind::Normal);
         let descriptor = Aarch64Stage2::block(PhysAddr::new(0x4000_0000), a) | (1 << 12);
         assert_eq!(
             Aarch64Stage2::decode(descriptor, 1),
