@@ -84,10 +84,10 @@ unsafe fn device_tree_at(address: u64) -> Result<DeviceTree<'static>, DtbError> 
     DeviceTree::new(blob)
 }
 
-/// Rust entry point, called by `boot.rs` on the boot core at EL2 with the stack set up.
-#[unsafe(no_mangle)]
-extern "C" fn exo_kernel_main(dtb: u64) -> ! {
-    let layout = image_layout();
+/// Starts the early console, then reads the machine from the device tree at `dtb` and moves
+/// the console and the power-off to what it names. `kernel` is an address in the image.
+/// Never returns on a failure: prints it and powers off.
+fn read_machine(dtb: u64, kernel: u64) -> (DeviceTree<'static>, BootInfo) {
     // From here on a failure or a panic is printed and ends in a power-off, even before
     // the device tree is read.
     let early = EarlyBoard::from_linker_script();
@@ -101,10 +101,11 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
         Ok(tree) => tree,
         Err(e) => fail(format_args!("no usable device tree at {dtb:#x}: {e}")),
     };
-    let boot = match BootInfo::from_fdt(&tree, PhysAddr::new(layout.start)) {
+    let boot = match BootInfo::from_fdt(&tree, PhysAddr::new(kernel)) {
         Ok(boot) => boot,
         Err(e) => fail(e),
     };
+    // A tree that names no way to power off leaves the board's.
     if boot.power_off != PowerOff::None {
         super::el2::set_power_off(boot.power_off);
     }
@@ -131,6 +132,14 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
             console.base.raw()
         );
     }
+    (tree, boot)
+}
+
+/// Rust entry point, called by `boot.rs` on the boot core at EL2 with the stack set up.
+#[unsafe(no_mangle)]
+extern "C" fn exo_kernel_main(dtb: u64) -> ! {
+    let layout = image_layout();
+    let (tree, boot) = read_machine(dtb, layout.start);
 
     // RAM the kernel manages: the bank holding the kernel, trimmed to 2 MiB boundaries so
     // the EL2 map can use blocks.
