@@ -8,7 +8,6 @@
 
 use crate::device_tree::{DeviceTree, DtbError, Located};
 use core::fmt;
-use dtoolkit::Node;
 use exo_abi::PhysAddr;
 
 /// The machine as the kernel needs to know it.

@@ -2,14 +2,15 @@
 //! it: a blob checked whole before anything trusts it, found nodes that remember the buses
 //! above them, `reg` translated through those buses' `ranges`, memory banks, `stdout-path`.
 //!
-//! Parsing is `dtoolkit`'s: it validates the whole structure block up front (header, token
-//! stream, names, strings) and skips `FDT_NOP` tokens, which firmware and QEMU leave where
-//! they deleted a node or a property. Nothing here panics on a malformed blob: a bad blob
-//! is a [`DtbError`], a bad property reads as absent.
+//! The format itself is [`flat`]'s: it checks the whole blob up front and skips `FDT_NOP`
+//! tokens, which firmware and QEMU leave where they deleted a node or a property. Nothing
+//! here panics on a malformed blob: a bad blob is a [`DtbError`], a bad property reads as
+//! absent.
+
+mod flat;
 
 use core::fmt;
-use dtoolkit::fdt::{Fdt, FdtNode};
-use dtoolkit::{Node, Property};
+pub use flat::{Cells, Node};
 
 /// Largest blob accepted: the Linux arm64 boot protocol's limit on a device tree (2 MiB).
 pub const MAX_SIZE: usize = 2 << 20;
@@ -47,26 +48,6 @@ impl fmt::Display for DtbError {
             Self::BadSize(size) => write!(f, "device tree size {size} out of bounds"),
             Self::Malformed(what) => write!(f, "malformed device tree: {what}"),
         }
-    }
-}
-
-impl From<dtoolkit::error::FdtParseError> for DtbError {
-    fn from(error: dtoolkit::error::FdtParseError) -> Self {
-        use dtoolkit::error::FdtErrorKind as Kind;
-        Self::Malformed(match error.kind {
-            Kind::InvalidMagic => "bad magic",
-            Kind::UnsupportedVersion(_) => "unsupported version",
-            Kind::InvalidLength => "bad length",
-            Kind::InvalidHeader(what) => what,
-            Kind::BadToken(_) => "bad token in the structure block",
-            Kind::InvalidOffset => "offset out of bounds",
-            Kind::InvalidString => "bad string",
-            Kind::InvalidNodeName => "bad node name",
-            Kind::InvalidPropertyName => "bad property name",
-            Kind::MemReserveNotTerminated => "memory reservations not terminated",
-            Kind::MemReserveInvalid => "bad memory reservation",
-            _ => "invalid",
-        })
     }
 }
 
@@ -136,7 +117,7 @@ impl Banks {
 /// A validated device tree blob.
 #[derive(Clone, Copy)]
 pub struct DeviceTree<'a> {
-    fdt: Fdt<'a>,
+    blob: flat::Blob<'a>,
 }
 
 impl<'a> DeviceTree<'a> {
@@ -145,26 +126,25 @@ impl<'a> DeviceTree<'a> {
         let size = blob_size(bytes)?;
         let blob = bytes.get(..size).ok_or(DtbError::Truncated)?;
         Ok(Self {
-            fdt: Fdt::new(blob)?,
+            blob: flat::Blob::new(blob)?,
         })
     }
 
     /// The blob's size in bytes (its header's `totalsize`).
     pub fn size(&self) -> usize {
-        self.fdt.data().len()
+        self.blob.size()
     }
 
     /// The root's `model`, if it is a string.
     pub fn model(&self) -> Option<&'a str> {
-        self.fdt.root().model().ok().flatten()
+        string(self.blob.root(), "model")
     }
 
     /// The memory reservation block's entries (Devicetree Specification 5.3).
     pub fn memory_reservations(&self) -> impl Iterator<Item = Region> + 'a {
-        self.fdt.memory_reservations().map(|r| Region {
-            start: r.address(),
-            size: r.size(),
-        })
+        self.blob
+            .reservations()
+            .map(|(start, size)| Region { start, size })
     }
 
     /// Every non-empty `reg` entry of every enabled memory node (`device_type = "memory"`,
@@ -172,7 +152,7 @@ impl<'a> DeviceTree<'a> {
     pub fn memory_banks(&self) -> Banks {
         let mut banks = Banks::default();
         let root = self.root();
-        for node in self.fdt.root().children() {
+        for node in self.blob.root().children() {
             if string(node, "device_type") != Some("memory") || !enabled(node) {
                 continue;
             }
@@ -189,15 +169,12 @@ impl<'a> DeviceTree<'a> {
     /// The first enabled node, in tree order, compatible with any of `compatible`.
     pub fn find_compatible(&self, compatible: &[&str]) -> Option<Located<'a>> {
         self.find(&mut |node| {
-            enabled(node)
-                && node
-                    .compatible()
-                    .is_some_and(|mut list| list.any(|c| compatible.contains(&c)))
+            enabled(node) && compatible_list(node).any(|c| compatible.contains(&c))
         })
     }
 
     /// The first node, in tree order, for which `wanted` holds.
-    pub fn find(&self, wanted: &mut dyn FnMut(FdtNode<'a>) -> bool) -> Option<Located<'a>> {
+    pub fn find(&self, wanted: &mut dyn FnMut(Node<'a>) -> bool) -> Option<Located<'a>> {
         find_below(self.root(), wanted)
     }
 
@@ -221,20 +198,20 @@ impl<'a> DeviceTree<'a> {
 
     /// The node `/chosen/stdout-path` names: a path or an alias, options after `:` ignored.
     pub fn stdout(&self) -> Option<Located<'a>> {
-        let chosen = self.fdt.find_node("/chosen")?;
+        let chosen = self.find_path("/chosen")?.node();
         let value = string(chosen, "stdout-path")?;
         let name = value.split(':').next()?;
         let path = if name.starts_with('/') {
             name
         } else {
-            string(self.fdt.find_node("/aliases")?, name)?
+            string(self.find_path("/aliases")?.node(), name)?
         };
         self.find_path(path)
     }
 
     fn root(&self) -> Located<'a> {
         Located {
-            node: self.fdt.root(),
+            node: self.blob.root(),
             ancestors: [None; MAX_DEPTH],
             depth: 0,
         }
@@ -244,7 +221,7 @@ impl<'a> DeviceTree<'a> {
 /// Depth-first search from `at` (included), at most [`MAX_DEPTH`] deep.
 fn find_below<'a>(
     at: Located<'a>,
-    wanted: &mut dyn FnMut(FdtNode<'a>) -> bool,
+    wanted: &mut dyn FnMut(Node<'a>) -> bool,
 ) -> Option<Located<'a>> {
     if wanted(at.node) {
         return Some(at);
@@ -258,7 +235,7 @@ fn find_below<'a>(
 }
 
 /// Whether `node`'s `status` is absent, `okay` or `ok` (Devicetree Specification 2.3.4).
-fn enabled(node: FdtNode<'_>) -> bool {
+fn enabled(node: Node<'_>) -> bool {
     match node.property("status") {
         None => true,
         Some(_) => matches!(string(node, "status"), Some("okay" | "ok")),
@@ -266,22 +243,60 @@ fn enabled(node: FdtNode<'_>) -> bool {
 }
 
 /// The property `name` of `node` as one NUL-terminated string.
-pub fn string<'a>(node: FdtNode<'a>, name: &str) -> Option<&'a str> {
-    node.property(name)?.value_as::<&'a str>().ok()
+pub fn string<'a>(node: Node<'a>, name: &str) -> Option<&'a str> {
+    core::str::from_utf8(node.property(name)?.strip_suffix(b"\0")?).ok()
+}
+
+/// The strings of `node`'s `compatible` list.
+fn compatible_list<'a>(node: Node<'a>) -> impl Iterator<Item = &'a str> {
+    let list = node.property("compatible").unwrap_or_default();
+    list.split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| core::str::from_utf8(s).ok())
+}
+
+/// A number of `cells` big-endian cells, if it fits in 64 bits.
+fn number(cells: &[u8]) -> Option<u64> {
+    if cells.len() > 8 {
+        return None;
+    }
+    Some(
+        cells
+            .chunks_exact(4)
+            .filter_map(|cell| cell.try_into().ok())
+            .fold(0, |value, cell| {
+                (value << 32) | u64::from(u32::from_be_bytes(cell))
+            }),
+    )
+}
+
+/// `value` split into entries of `fields` cells each, each entry split into its fields;
+/// nothing if the value is not a whole number of entries.
+fn entries<const N: usize>(value: &[u8], fields: [u32; N]) -> impl Iterator<Item = [&[u8]; N]> {
+    let entry: usize = fields.iter().map(|&cells| cells as usize * 4).sum();
+    let whole = entry != 0 && value.len().is_multiple_of(entry);
+    let value = if whole { value } else { &[] };
+    value.chunks_exact(entry.max(1)).map(move |mut rest| {
+        fields.map(|cells| {
+            let (field, tail) = rest.split_at((cells as usize * 4).min(rest.len()));
+            rest = tail;
+            field
+        })
+    })
 }
 
 /// A node found in the tree, with its ancestors: the buses its `reg` is relative to.
 #[derive(Clone, Copy)]
 pub struct Located<'a> {
-    node: FdtNode<'a>,
+    node: Node<'a>,
     /// Root first; `ancestors[..depth]` are set.
-    ancestors: [Option<FdtNode<'a>>; MAX_DEPTH],
+    ancestors: [Option<Node<'a>>; MAX_DEPTH],
     depth: usize,
 }
 
 impl<'a> Located<'a> {
     /// The node itself.
-    pub fn node(&self) -> FdtNode<'a> {
+    pub fn node(&self) -> Node<'a> {
         self.node
     }
 
@@ -292,21 +307,19 @@ impl<'a> Located<'a> {
 
     /// Whether the node's `compatible` list holds `compatible`.
     pub fn is_compatible(&self, compatible: &str) -> bool {
-        self.node
-            .compatible()
-            .is_some_and(|mut list| list.any(|c| c == compatible))
+        compatible_list(self.node).any(|c| c == compatible)
     }
 
     /// Each `reg` entry as a CPU physical region, translated through the `ranges` of every
     /// bus above the node (Devicetree Specification 2.3.8); `None` for an entry that cannot
     /// be read or translated. Empty if `reg` is absent or malformed.
     pub fn regions(&self) -> impl Iterator<Item = Option<Region>> + '_ {
-        let entries = self.node.reg().ok().flatten();
-        entries.into_iter().flatten().map(move |reg| {
-            let start = self.translate(reg.address::<u64>().ok()?)?;
+        let cells = self.node.parent_cells();
+        let reg = self.node.property("reg").unwrap_or_default();
+        entries(reg, [cells.address, cells.size]).map(move |[address, size]| {
             Some(Region {
-                start,
-                size: reg.size::<u64>().ok()?,
+                start: self.translate(number(address)?)?,
+                size: number(size)?,
             })
         })
     }
@@ -324,13 +337,16 @@ impl<'a> Located<'a> {
         for bus in buses.iter().rev() {
             let bus = (*bus)?;
             let ranges = bus.property("ranges")?;
-            if ranges.value().is_empty() {
+            if ranges.is_empty() {
                 continue;
             }
-            address = bus.ranges().ok()??.find_map(|range| {
-                let child = range.child_bus_address::<u64>().ok()?;
-                let parent = range.parent_bus_address::<u64>().ok()?;
-                let length = range.length::<u64>().ok()?;
+            let fields = [
+                bus.cells().address,
+                bus.parent_cells().address,
+                bus.cells().size,
+            ];
+            address = entries(ranges, fields).find_map(|[child, parent, length]| {
+                let (child, parent, length) = (number(child)?, number(parent)?, number(length)?);
                 let covered = Region {
                     start: child,
                     size: length,
@@ -344,7 +360,7 @@ impl<'a> Located<'a> {
         Some(address)
     }
 
-    fn child(&self, node: FdtNode<'a>) -> Self {
+    fn child(&self, node: Node<'a>) -> Self {
         let mut ancestors = self.ancestors;
         if let Some(slot) = ancestors.get_mut(self.depth) {
             *slot = Some(self.node);

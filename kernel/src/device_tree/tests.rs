@@ -215,6 +215,70 @@ fn a_bad_token_is_an_error() {
     );
 }
 
+/// `SYNTHETIC` with the big-endian word at `at` replaced by `value`.
+fn patched(at: usize, value: u32) -> Vec<u8> {
+    let mut blob = SYNTHETIC.to_vec();
+    blob[at..at + 4].copy_from_slice(&value.to_be_bytes());
+    blob
+}
+
+#[test]
+fn each_structural_fault_is_named() {
+    let header = |field: usize| field * 4;
+    let malformed = |blob: Vec<u8>| match DeviceTree::new(&blob) {
+        Err(DtbError::Malformed(why)) => why,
+        other => panic!(
+            "expected a malformed blob, got {:?}",
+            other.map(|t| t.size())
+        ),
+    };
+    assert_eq!(malformed(patched(header(5), 15)), "unsupported version");
+    assert_eq!(
+        malformed(patched(header(2), 1 << 20)),
+        "structure block out of bounds"
+    );
+    assert_eq!(
+        malformed(patched(header(3), SYNTHETIC.len() as u32)),
+        "strings block out of bounds"
+    );
+    // The first property of /memory@40000000 names an offset past the strings block.
+    let memory = node_offset(SYNTHETIC, "memory@40000000");
+    let property = memory + 4 + "memory@40000000\0".len().next_multiple_of(4);
+    assert_eq!(word(SYNTHETIC, property), 3, "FDT_PROP");
+    assert_eq!(
+        malformed(patched(property + 8, 0x7FFF_0000)),
+        "property name out of bounds"
+    );
+    assert_eq!(
+        malformed(patched(property + 4, 0x7FFF_0000)),
+        "property value out of bounds"
+    );
+    // The root's own end: what follows is outside any node.
+    let structure = word(SYNTHETIC, header(2)) as usize;
+    let size = word(SYNTHETIC, header(9)) as usize;
+    let end = structure + size - 4;
+    assert_eq!(word(SYNTHETIC, end), 9, "FDT_END");
+    assert_eq!(malformed(patched(end - 4, FDT_NOP)), "end inside a node");
+    assert_eq!(malformed(patched(end, 2)), "unbalanced end of node");
+    assert_eq!(
+        malformed(patched(end, FDT_NOP)),
+        "structure block truncated"
+    );
+}
+
+fn word(blob: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(blob[at..at + 4].try_into().unwrap())
+}
+
+#[test]
+fn reads_the_memory_reservations() {
+    let dtb: &[u8] = include_bytes!("../../tests/fixtures/qemu-raspi4b.dtb");
+    let reserved: Vec<_> = tree(dtb).memory_reservations().collect();
+    // The spin-table page of qemu-raspi4b.dts's /memreserve/.
+    assert_eq!(reserved, [region(0, 0x1000)]);
+    assert_eq!(tree(SYNTHETIC).memory_reservations().count(), 0);
+}
+
 /// Everything the kernel asks of a tree, for the no-panic property.
 fn read_everything(tree: &DeviceTree<'_>) {
     let _ = tree.memory_banks();
@@ -270,4 +334,41 @@ fn the_real_blobs_read_whole() {
     for blob in [SYNTHETIC, PI_2GIB, PI_4GIB, PI_8GIB, PI_UNDER_QEMU] {
         read_everything(&tree(blob));
     }
+}
+
+/// Every `.dtb` under `$EXO_DTB_CORPUS` reads whole, e.g. a Linux arm64 package's
+/// `usr/lib/linux-image-*/` (unpack it as `scripts/fetch-pi-dtb` does). Not run by
+/// default: the corpus is not in the repository.
+#[test]
+#[ignore = "needs EXO_DTB_CORPUS, a directory of device tree blobs"]
+fn a_corpus_of_real_blobs_reads_whole() {
+    fn blobs(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                blobs(&path, found);
+            } else if path.extension().is_some_and(|e| e == "dtb") {
+                found.push(path);
+            }
+        }
+    }
+    let corpus = std::env::var("EXO_DTB_CORPUS").expect("set EXO_DTB_CORPUS");
+    let mut found = Vec::new();
+    blobs(std::path::Path::new(&corpus), &mut found);
+    assert!(!found.is_empty(), "no .dtb under {corpus}");
+    let refused: Vec<_> = found
+        .iter()
+        .filter_map(|path| {
+            let bytes = std::fs::read(path).unwrap();
+            match DeviceTree::new(&bytes) {
+                Ok(tree) => {
+                    read_everything(&tree);
+                    None
+                }
+                Err(e) => Some(format!("{}: {e}", path.display())),
+            }
+        })
+        .collect();
+    eprintln!("{} blobs, {} refused", found.len(), refused.len());
+    assert!(refused.is_empty(), "{refused:#?}");
 }
