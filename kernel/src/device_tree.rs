@@ -273,12 +273,15 @@ fn number(cells: &[u8]) -> Option<u64> {
 /// `value` split into entries of `fields` cells each, each entry split into its fields;
 /// nothing if the value is not a whole number of entries.
 fn entries<const N: usize>(value: &[u8], fields: [u32; N]) -> impl Iterator<Item = [&[u8]; N]> {
-    let entry: usize = fields.iter().map(|&cells| cells as usize * 4).sum();
+    let bytes = |cells: u32| (cells as usize).saturating_mul(4);
+    let entry = fields
+        .iter()
+        .fold(0usize, |sum, &cells| sum.saturating_add(bytes(cells)));
     let whole = entry != 0 && value.len().is_multiple_of(entry);
     let value = if whole { value } else { &[] };
     value.chunks_exact(entry.max(1)).map(move |mut rest| {
         fields.map(|cells| {
-            let (field, tail) = rest.split_at((cells as usize * 4).min(rest.len()));
+            let (field, tail) = rest.split_at(bytes(cells).min(rest.len()));
             rest = tail;
             field
         })
