@@ -2,13 +2,13 @@
 //! controller, how to power off. Board facts come from here at boot, never from constants
 //! (the Pi 4's RAM size varies).
 //!
-//! Device addresses are translated through the `ranges` of the bus they sit on (Devicetree
-//! Specification 2.3.8): the Pi describes its peripherals at VideoCore bus addresses under
-//! `/soc`, which the CPU sees elsewhere. Buses directly under the root are translated;
-//! deeper nesting is not (no board exo runs on needs it).
+//! Device addresses are translated through the `ranges` of every bus above them
+//! ([`crate::device_tree::Located::regions`]): the Pi describes its peripherals at
+//! VideoCore bus addresses under `/soc`, which the CPU sees elsewhere.
 
+use crate::device_tree::{DeviceTree, DtbError, Located};
+use core::fmt;
 use exo_abi::PhysAddr;
-use fdt::Fdt;
 
 /// The machine as the kernel needs to know it.
 #[derive(Clone, Copy, Debug)]
@@ -17,14 +17,25 @@ pub struct BootInfo {
     pub ram_start: PhysAddr,
     /// End (exclusive) of that bank.
     pub ram_end: PhysAddr,
-    /// Base of the PL011 console, if any.
-    pub uart: Option<PhysAddr>,
+    /// The PL011 the console goes to, if the tree has one.
+    pub console: Option<ConsoleUart>,
     /// Size of the device tree blob itself.
     pub dtb_size: u64,
     /// The interrupt controller, if the kernel knows its kind.
     pub gic: Option<GicInfo>,
     /// How to power the machine off.
     pub power_off: PowerOff,
+}
+
+/// The console UART and how it was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsoleUart {
+    /// Base of the PL011's registers.
+    pub base: PhysAddr,
+    /// Whether `/chosen/stdout-path` names it; if not, it is the tree's first enabled
+    /// PL011 because `stdout-path` is absent or names a UART the kernel has no driver for
+    /// (the Pi's own tree names the mini UART).
+    pub named_by_stdout: bool,
 }
 
 /// How the kernel powers the machine off at the end of a run.
@@ -42,82 +53,20 @@ pub enum PowerOff {
     None,
 }
 
-/// Translates `address`, a bus address of the node named `name`, to a CPU physical address
-/// through the `ranges` of its parent bus, if that bus sits directly under the root.
-fn translate(fdt: &Fdt<'_>, name: &str, address: u64) -> u64 {
-    let Some(root) = fdt.find_node("/") else {
-        return address;
-    };
-    let parent_cells = root.cell_sizes().address_cells;
-    for bus in root.children() {
-        if !bus.children().any(|child| child.name == name) {
-            continue;
-        }
-        let Some(ranges) = bus.property("ranges") else {
-            return address;
-        };
-        let sizes = bus.cell_sizes();
-        let cells = |bytes: &[u8]| {
-            bytes.chunks_exact(4).fold(0u64, |value, cell| {
-                (value << 32) | u64::from(u32::from_be_bytes([cell[0], cell[1], cell[2], cell[3]]))
-            })
-        };
-        let entry = 4 * (sizes.address_cells + parent_cells + sizes.size_cells);
-        if entry == 0 {
-            return address;
-        }
-        for range in ranges.value.chunks_exact(entry) {
-            let (child, rest) = range.split_at(4 * sizes.address_cells);
-            let (parent, size) = rest.split_at(4 * parent_cells);
-            let (child, parent, size) = (cells(child), cells(parent), cells(size));
-            if address >= child && address - child < size {
-                return parent + (address - child);
-            }
-        }
-        return address;
-    }
-    address
-}
-
-/// The node `/chosen/stdout-path` names (a path or an alias, options after `:` ignored).
-/// Looked up by its last path component: `fdt` 0.1.5's own `Chosen::stdout` panics on an
-/// alias with options (the Pi's `serial0:115200n8`) and its `find_node` misses nested paths.
-fn stdout<'b, 'a>(fdt: &'b Fdt<'a>) -> Option<fdt::node::FdtNode<'b, 'a>> {
-    let property = fdt.find_node("/chosen")?.property("stdout-path")?;
-    let value = core::str::from_utf8(property.value).ok()?;
-    let name = value.trim_end_matches('\0').split(':').next()?;
-    let path = if name.starts_with('/') {
-        name
-    } else {
-        fdt.aliases()?.resolve(name)?
-    };
-    let last = path.rsplit('/').next()?;
-    fdt.all_nodes().find(|node| node.name == last)
-}
-
-/// The first `reg` region of `node`, translated to a CPU physical address.
-fn first_region(fdt: &Fdt<'_>, node: fdt::node::FdtNode<'_, '_>) -> Option<PhysAddr> {
-    let region = node.reg()?.next()?;
-    Some(PhysAddr::new(translate(
-        fdt,
-        node.name,
-        region.starting_address as u64,
-    )))
-}
-
 impl PowerOff {
-    fn from_fdt(fdt: &Fdt<'_>) -> Self {
-        let psci = fdt
-            .all_nodes()
-            .find(|node| node.name == "psci" || node.name.starts_with("psci@"))
-            .and_then(|node| node.property("method"))
-            .is_some_and(|method| method.value.starts_with(b"smc"));
+    fn from_fdt(tree: &DeviceTree<'_>) -> Self {
+        let psci = tree
+            .find(&mut |node| node.name() == "psci" || node.name().starts_with("psci@"))
+            .and_then(|psci| crate::device_tree::string(psci.node(), "method"))
+            .is_some_and(|method| method.starts_with("smc"));
         if psci {
             return PowerOff::Psci;
         }
-        fdt.find_compatible(&["brcm,bcm2835-pm-wdt", "brcm,bcm2835-pm"])
-            .and_then(|node| first_region(fdt, node))
-            .map_or(PowerOff::None, |base| PowerOff::Bcm2835Watchdog { base })
+        tree.find_compatible(&["brcm,bcm2835-pm-wdt", "brcm,bcm2835-pm"])
+            .and_then(|node| node.first_region())
+            .map_or(PowerOff::None, |pm| PowerOff::Bcm2835Watchdog {
+                base: PhysAddr::new(pm.start),
+            })
     }
 }
 
@@ -146,16 +95,15 @@ pub enum GicInfo {
 }
 
 impl GicInfo {
-    fn from_fdt(fdt: &Fdt<'_>) -> Option<Self> {
-        let frames = |node: fdt::node::FdtNode<'_, '_>| {
+    fn from_fdt(tree: &DeviceTree<'_>) -> Option<Self> {
+        let frames = |node: Located<'_>| {
             let mut bases = [None; 4];
-            for (slot, region) in bases.iter_mut().zip(node.reg().into_iter().flatten()) {
-                let base = translate(fdt, node.name, region.starting_address as u64);
-                *slot = Some(PhysAddr::new(base));
+            for (slot, region) in bases.iter_mut().zip(node.regions()) {
+                *slot = region.map(|r| PhysAddr::new(r.start));
             }
             bases
         };
-        if let Some(node) = fdt.find_compatible(&["arm,gic-v3"]) {
+        if let Some(node) = tree.find_compatible(&["arm,gic-v3"]) {
             let [gicd, gicr, ..] = frames(node);
             return Some(GicInfo::V3 {
                 gicd: gicd?,
@@ -163,7 +111,7 @@ impl GicInfo {
             });
         }
         let node =
-            fdt.find_compatible(&["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a9-gic"])?;
+            tree.find_compatible(&["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a9-gic"])?;
         let [gicd, gicc, gich, gicv] = frames(node);
         Some(GicInfo::V2 {
             gicd: gicd?,
@@ -174,42 +122,77 @@ impl GicInfo {
     }
 }
 
-/// Why the device tree could not be used.
+/// Why the machine cannot be booted from what the loader passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BootInfoError {
     /// Not a valid flattened device tree.
-    BadDeviceTree,
+    BadDeviceTree(DtbError),
     /// No memory bank contains the kernel.
-    NoRam,
+    NoRam {
+        /// The kernel address looked for.
+        kernel: PhysAddr,
+        /// How many non-empty banks the tree lists.
+        banks: usize,
+    },
+}
+
+impl From<DtbError> for BootInfoError {
+    fn from(error: DtbError) -> Self {
+        Self::BadDeviceTree(error)
+    }
+}
+
+impl fmt::Display for BootInfoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadDeviceTree(error) => write!(f, "no usable device tree: {error}"),
+            Self::NoRam { kernel, banks } => write!(
+                f,
+                "no memory bank of the device tree holds the kernel at {:#x} ({banks} \
+                 non-empty banks)",
+                kernel.raw()
+            ),
+        }
+    }
+}
+
+/// The console: the PL011 `stdout-path` names, else the first enabled PL011.
+fn console(tree: &DeviceTree<'_>) -> Option<ConsoleUart> {
+    let named = tree
+        .stdout()
+        .filter(|node| node.is_compatible("arm,pl011"))
+        .and_then(|node| node.first_region());
+    let (uart, named_by_stdout) = match named {
+        Some(uart) => (uart, true),
+        None => (tree.find_compatible(&["arm,pl011"])?.first_region()?, false),
+    };
+    Some(ConsoleUart {
+        base: PhysAddr::new(uart.start),
+        named_by_stdout,
+    })
 }
 
 impl BootInfo {
     /// Reads the device tree; `kernel` is any address inside the kernel image, used to pick
     /// the RAM bank.
-    pub fn from_fdt(fdt: &Fdt<'_>, kernel: PhysAddr) -> Result<Self, BootInfoError> {
-        let (ram_start, ram_end) = fdt
-            .memory()
-            .regions()
-            .filter_map(|r| {
-                let start = r.starting_address as u64;
-                Some((start, start.checked_add(r.size? as u64)?))
-            })
-            .find(|&(start, end)| start <= kernel.raw() && kernel.raw() < end)
-            .ok_or(BootInfoError::NoRam)?;
-        let uart = stdout(fdt)
-            .filter(|node| {
-                node.compatible()
-                    .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
-            })
-            .or_else(|| fdt.find_compatible(&["arm,pl011"]))
-            .and_then(|node| first_region(fdt, node));
+    pub fn from_fdt(tree: &DeviceTree<'_>, kernel: PhysAddr) -> Result<Self, BootInfoError> {
+        let banks = tree.memory_banks();
+        let (ram_start, ram_end) = banks
+            .as_slice()
+            .iter()
+            .find(|bank| bank.contains(kernel.raw()))
+            .and_then(|bank| Some((bank.start, bank.end()?)))
+            .ok_or(BootInfoError::NoRam {
+                kernel,
+                banks: banks.as_slice().len(),
+            })?;
         Ok(Self {
             ram_start: PhysAddr::new(ram_start),
             ram_end: PhysAddr::new(ram_end),
-            uart,
-            dtb_size: fdt.total_size() as u64,
-            gic: GicInfo::from_fdt(fdt),
-            power_off: PowerOff::from_fdt(fdt),
+            console: console(tree),
+            dtb_size: tree.size() as u64,
+            gic: GicInfo::from_fdt(tree),
+            power_off: PowerOff::from_fdt(tree),
         })
     }
 }
@@ -221,21 +204,39 @@ mod tests {
     /// Device tree QEMU 10 generates for
     /// `-M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -m 1G` (`dumpdtb=`).
     const VIRT_DTB: &[u8] = include_bytes!("../tests/fixtures/qemu-virt-gicv3.dtb");
+    /// The Raspberry Pi 4's own device tree (Linux's, from Debian) with the memory node the
+    /// firmware writes on 2, 4 and 8 GiB boards (`kernel/tests/fixtures/README.md`).
+    const PI_2GIB: &[u8] = include_bytes!("../tests/fixtures/rpi4b-2gib.dtb");
+    const PI_4GIB: &[u8] = include_bytes!("../tests/fixtures/rpi4b-4gib.dtb");
+    const PI_8GIB: &[u8] = include_bytes!("../tests/fixtures/rpi4b-8gib.dtb");
+    /// What QEMU `raspi4b` hands the kernel given `rpi4b-2gib.dtb`: its edits leave 329
+    /// `FDT_NOP` tokens, on which the `fdt` 0.1.5 crate panicked.
+    const PI_UNDER_QEMU: &[u8] = include_bytes!("../tests/fixtures/qemu-raspi4b-real.dtb");
+    /// A kernel address in the Pi's first bank (the firmware loads the image at 0x80000).
+    const PI_KERNEL: PhysAddr = PhysAddr::new(0x8_0000);
+
+    fn boot(dtb: &[u8], kernel: u64) -> Result<BootInfo, BootInfoError> {
+        BootInfo::from_fdt(&DeviceTree::new(dtb).unwrap(), PhysAddr::new(kernel))
+    }
 
     #[test]
     fn reads_ram_and_console_of_qemu_virt() {
-        let fdt = Fdt::new(VIRT_DTB).unwrap();
-        let info = BootInfo::from_fdt(&fdt, PhysAddr::new(0x4008_0000)).unwrap();
+        let info = boot(VIRT_DTB, 0x4008_0000).unwrap();
         assert_eq!(info.ram_start, PhysAddr::new(0x4000_0000));
         assert_eq!(info.ram_end, PhysAddr::new(0x8000_0000));
-        assert_eq!(info.uart, Some(PhysAddr::new(0x0900_0000)));
+        assert_eq!(
+            info.console,
+            Some(ConsoleUart {
+                base: PhysAddr::new(0x0900_0000),
+                named_by_stdout: true
+            })
+        );
         assert_eq!(info.dtb_size, VIRT_DTB.len() as u64);
     }
 
     #[test]
     fn finds_the_gicv3_frames() {
-        let fdt = Fdt::new(VIRT_DTB).unwrap();
-        let info = BootInfo::from_fdt(&fdt, PhysAddr::new(0x4008_0000)).unwrap();
+        let info = boot(VIRT_DTB, 0x4008_0000).unwrap();
         assert_eq!(
             info.gic,
             Some(GicInfo::V3 {
@@ -248,8 +249,7 @@ mod tests {
     #[test]
     fn finds_the_gicv2_frames_with_virtualization_extensions() {
         let dtb: &[u8] = include_bytes!("../tests/fixtures/qemu-virt-gicv2.dtb");
-        let fdt = Fdt::new(dtb).unwrap();
-        let info = BootInfo::from_fdt(&fdt, PhysAddr::new(0x4008_0000)).unwrap();
+        let info = boot(dtb, 0x4008_0000).unwrap();
         assert_eq!(
             info.gic,
             Some(GicInfo::V2 {
@@ -263,20 +263,18 @@ mod tests {
 
     #[test]
     fn qemu_virt_powers_off_through_psci() {
-        let fdt = Fdt::new(VIRT_DTB).unwrap();
-        let info = BootInfo::from_fdt(&fdt, PhysAddr::new(0x4008_0000)).unwrap();
+        let info = boot(VIRT_DTB, 0x4008_0000).unwrap();
         assert_eq!(info.power_off, PowerOff::Psci);
     }
 
     /// The device tree exo gives QEMU `raspi4b` (`platform/raspi4b/qemu-raspi4b.dts`,
-    /// compiled with dtc), with the 2 GiB memory node QEMU writes into it.
+    /// compiled with dtc), with the 960 MiB memory node QEMU writes into it.
     #[test]
     fn translates_the_pi_peripherals_through_the_soc_ranges() {
         let dtb: &[u8] = include_bytes!("../tests/fixtures/qemu-raspi4b.dtb");
-        let fdt = Fdt::new(dtb).unwrap();
-        let info = BootInfo::from_fdt(&fdt, PhysAddr::new(0x8_0000)).unwrap();
+        let info = boot(dtb, PI_KERNEL.raw()).unwrap();
         assert_eq!(info.ram_start, PhysAddr::new(0));
-        assert_eq!(info.uart, Some(PhysAddr::new(0xFE20_1000)));
+        assert_eq!(info.console.unwrap().base, PhysAddr::new(0xFE20_1000));
         assert_eq!(
             info.gic,
             Some(GicInfo::V2 {
@@ -294,12 +292,106 @@ mod tests {
         );
     }
 
+    /// Everything the kernel needs from the Pi's own tree, as the firmware or QEMU passes it.
+    fn assert_pi(info: &BootInfo) {
+        // stdout-path is `serial1`, the mini UART, which exo has no driver for: the console
+        // is the first PL011, uart0 (bus 0x7e201000 through /soc's ranges).
+        assert_eq!(
+            info.console,
+            Some(ConsoleUart {
+                base: PhysAddr::new(0xFE20_1000),
+                named_by_stdout: false
+            })
+        );
+        assert_eq!(
+            info.gic,
+            Some(GicInfo::V2 {
+                gicd: PhysAddr::new(0xFF84_1000),
+                gicc: PhysAddr::new(0xFF84_2000),
+                gich: Some(PhysAddr::new(0xFF84_4000)),
+                gicv: Some(PhysAddr::new(0xFF84_6000)),
+            })
+        );
+        // The PM node lists three register blocks; the watchdog is the first.
+        assert_eq!(
+            info.power_off,
+            PowerOff::Bcm2835Watchdog {
+                base: PhysAddr::new(0xFE10_0000)
+            }
+        );
+    }
+
+    #[test]
+    fn reads_the_real_pi_tree_with_each_memory_size() {
+        for dtb in [PI_2GIB, PI_4GIB, PI_8GIB] {
+            let info = boot(dtb, PI_KERNEL.raw()).unwrap();
+            // The kernel's bank: below the VideoCore's 76 MiB, on every board.
+            assert_eq!(info.ram_start, PhysAddr::new(0));
+            assert_eq!(info.ram_end, PhysAddr::new(0x3B40_0000));
+            assert_eq!(info.dtb_size, dtb.len() as u64);
+            assert_pi(&info);
+        }
+    }
+
+    #[test]
+    fn picks_the_bank_holding_the_kernel_among_several() {
+        let high = boot(PI_4GIB, 0x4008_0000).unwrap();
+        assert_eq!(
+            (high.ram_start.raw(), high.ram_end.raw()),
+            (0x4000_0000, 0xFC00_0000)
+        );
+        let above_4gib = boot(PI_8GIB, 0x1_9000_0000).unwrap();
+        assert_eq!(
+            (above_4gib.ram_start.raw(), above_4gib.ram_end.raw()),
+            (0x1_8000_0000, 0x2_0000_0000)
+        );
+        // The 2 GiB board ends at 0x8000_0000; the 76 MiB VideoCore hole is in no bank.
+        assert_eq!(
+            boot(PI_2GIB, 0x9000_0000).unwrap_err(),
+            BootInfoError::NoRam {
+                kernel: PhysAddr::new(0x9000_0000),
+                banks: 2
+            }
+        );
+        assert!(matches!(
+            boot(PI_2GIB, 0x3C00_0000),
+            Err(BootInfoError::NoRam { .. })
+        ));
+    }
+
+    #[test]
+    fn reads_the_real_pi_tree_as_qemu_edits_it_with_nop_tokens() {
+        let info = boot(PI_UNDER_QEMU, PI_KERNEL.raw()).unwrap();
+        // QEMU raspi4b writes one bank: the first 960 MiB.
+        assert_eq!((info.ram_start.raw(), info.ram_end.raw()), (0, 0x3C00_0000));
+        assert_pi(&info);
+    }
+
+    #[test]
+    fn the_stock_pi_tree_before_the_firmware_fills_memory_has_no_ram() {
+        let stock: &[u8] = include_bytes!("../tests/fixtures/bcm2711-rpi-4-b.dtb");
+        let error = boot(stock, PI_KERNEL.raw()).unwrap_err();
+        assert_eq!(
+            error,
+            BootInfoError::NoRam {
+                kernel: PI_KERNEL,
+                banks: 0
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "no memory bank of the device tree holds the kernel at 0x80000 (0 non-empty banks)"
+        );
+    }
+
     #[test]
     fn refuses_a_kernel_outside_ram() {
-        let fdt = Fdt::new(VIRT_DTB).unwrap();
         assert_eq!(
-            BootInfo::from_fdt(&fdt, PhysAddr::new(0x1000)).unwrap_err(),
-            BootInfoError::NoRam
+            boot(VIRT_DTB, 0x1000).unwrap_err(),
+            BootInfoError::NoRam {
+                kernel: PhysAddr::new(0x1000),
+                banks: 1
+            }
         );
     }
 }

@@ -20,7 +20,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub use exo_tool::{
-    ConfigError, PartitionResult, Revocation, RevocationOutcome, RunOptions, RunOutcome, Workspace,
+    ConfigError, PartitionResult, Revocation, RevocationOutcome, RunEnd, RunOptions, RunOutcome,
+    Workspace,
 };
 
 /// Time limit of one boot.
@@ -117,6 +118,12 @@ impl Boot {
     /// `build/<board>/<config stem>.serial1.log`.
     pub fn serial1_output(mut self, file: impl Into<PathBuf>) -> Self {
         self.options.serial1_output = Some(file.into());
+        self
+    }
+
+    /// Gives QEMU this device tree instead of the board's (`--dtb`): a blob or a `.dts`.
+    pub fn dtb(mut self, file: impl Into<PathBuf>) -> Self {
+        self.options.dtb = Some(file.into());
         self
     }
 

@@ -6,7 +6,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_libos::abi::call::bind;
+use exo_libos::abi::{BindAttributes, Rights};
 use exo_libos::mem::{self, call};
 use exo_libos::time::Deadline;
 use exo_libos::{Error, ExitCode, Info, Ipa, println, probe};
@@ -33,14 +33,14 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
             _ => mem::yield_now()?,
         };
     };
-    call::bind(grant.phys, LOOK_IPA, bind::READ)?;
+    call::bind(grant.phys, LOOK_IPA, BindAttributes::READ)?;
     let Ok(held_at) = probe::read_u64(LOOK_IPA) else {
         println!("cannot read the granted frame");
         return Ok(ExitCode::FAILURE);
     };
     call::unbind(LOOK_IPA)?;
     let held_at = Ipa::new(held_at);
-    call::bind(grant.phys, held_at, bind::READ | bind::WRITE)?;
+    call::bind(grant.phys, held_at, BindAttributes::READ_WRITE)?;
     let _ = probe::write_u64(held_at.add(8), MARK);
     if call::unbind(held_at)? != grant.phys {
         println!("unbinding {held_at} returned another frame");
@@ -50,15 +50,15 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
         "bound {} at the holder's IPA {held_at}, marked it, unbound it",
         grant.phys
     );
-    let (ack, _) = mem::alloc_mapped(bind::READ | bind::WRITE)?;
-    call::grant(ack, holder, bind::READ)?;
+    let (ack, _) = mem::alloc_mapped(BindAttributes::READ_WRITE)?;
+    call::grant(ack, holder, Rights::READ)?;
     // Stay until the holder has finished: the grant dies with this partition's frames. A
     // second grant to it is refused with `UnknownPartition` once it has.
-    let (probe_frame, _) = mem::alloc_mapped(bind::READ | bind::WRITE)?;
+    let (probe_frame, _) = mem::alloc_mapped(BindAttributes::READ_WRITE)?;
     let deadline = Deadline::after_millis(WAIT_MS);
     loop {
         mem::yield_now()?;
-        match call::grant(probe_frame, holder, bind::READ) {
+        match call::grant(probe_frame, holder, Rights::READ) {
             Ok(()) => call::grant_revoke(probe_frame, holder)?,
             Err(Error::UnknownPartition) => return Ok(ExitCode::SUCCESS),
             Err(error) => return Err(error),

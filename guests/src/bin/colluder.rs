@@ -10,7 +10,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_libos::abi::call::bind;
+use exo_libos::abi::{BindAttributes, Rights};
 use exo_libos::mem::{self, call};
 use exo_libos::time::Deadline;
 use exo_libos::{Error, ExitCode, Info, Ipa, PhysAddr, println, probe};
@@ -29,9 +29,9 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
     let mut frame = [PhysAddr::new(0)];
     call::frame_alloc(&mut frame)?;
     let [frame] = frame;
-    call::bind(frame, HELD_IPA, bind::READ | bind::WRITE)?;
+    call::bind(frame, HELD_IPA, BindAttributes::READ_WRITE)?;
     let _ = probe::write_u64(HELD_IPA, HELD_IPA.raw());
-    call::grant(frame, accomplice, bind::READ | bind::WRITE)?;
+    call::grant(frame, accomplice, Rights::READ_WRITE)?;
     println!("bound {frame} at {HELD_IPA} and granted it to accomplice");
 
     // The accomplice marks the frame while it has it bound, then grants a frame back once

@@ -14,7 +14,8 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_libos::abi::call::{FRAME_ALLOC_MAX, bind};
+use exo_libos::abi::call::FRAME_ALLOC_MAX;
+use exo_libos::abi::{BindAttributes, Rights};
 use exo_libos::mem::{self, call};
 use exo_libos::time::{self, Deadline};
 use exo_libos::{Error, ExitCode, Info, PhysAddr, hypercall, println};
@@ -34,7 +35,7 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
 
 fn worst() -> Result<ExitCode, Error> {
     // The frame whose grant tells `watch` this partition is ready, taken while it can be.
-    let (flag, _) = mem::alloc_mapped(bind::READ | bind::WRITE)?;
+    let (flag, _) = mem::alloc_mapped(BindAttributes::READ_WRITE)?;
     let start = time::ticks();
     let frames = call::self_check()?;
     let self_check = time::ticks() - start;
@@ -56,7 +57,7 @@ fn worst() -> Result<ExitCode, Error> {
     );
     // Ready: a grant tells `watch`; its next yield to this partition times the exit.
     let watch = call::partition_lookup("watch")?;
-    call::grant(flag, watch, bind::READ)?;
+    call::grant(flag, watch, Rights::READ)?;
     hypercall::yield_now()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -27,9 +27,16 @@ register_structs! {
     }
 }
 
+/// Polls of UARTFR before a wait is given up: far longer than a full FIFO takes to drain
+/// at any usable baud rate (each poll is a device read), yet finite when the UART is not
+/// clocked or not enabled. Then the console goes silent instead of hanging the kernel.
+const MAX_POLLS: u32 = 1 << 22;
+
 /// A PL011 at a fixed physical address (identity mapped as Device memory at EL2).
 pub struct Pl011 {
     registers: &'static Registers,
+    /// A wait timed out: the UART does not transmit, so bytes are dropped from now on.
+    stuck: bool,
 }
 
 // SAFETY: the register block is device memory reachable from any core; exclusive use is
@@ -46,22 +53,35 @@ impl Pl011 {
         // SAFETY: the caller guarantees `base` is a mapped PL011 register block that lives
         // for the whole run of the kernel.
         let registers = unsafe { &*(base as *const Registers) };
-        Self { registers }
+        Self {
+            registers,
+            stuck: false,
+        }
     }
 
-    /// Sends one byte, waiting while the transmit FIFO is full.
+    /// Waits while `flag` is set in UARTFR, at most [`MAX_POLLS`] polls; false (and the
+    /// UART marked stuck) if it stayed set.
+    fn wait_while(&mut self, flag: tock_registers::fields::Field<u32, FR::Register>) -> bool {
+        let mut polls = 0;
+        while !self.stuck && self.registers.fr.is_set(flag) {
+            polls += 1;
+            self.stuck = polls >= MAX_POLLS;
+            core::hint::spin_loop();
+        }
+        !self.stuck
+    }
+
+    /// Sends one byte, waiting while the transmit FIFO is full; dropped if the UART is
+    /// stuck.
     pub fn put(&mut self, byte: u8) {
-        while self.registers.fr.is_set(FR::TXFF) {
-            core::hint::spin_loop();
+        if self.wait_while(FR::TXFF) {
+            self.registers.dr.set(u32::from(byte));
         }
-        self.registers.dr.set(u32::from(byte));
     }
 
-    /// Waits until every queued byte has left the UART.
+    /// Waits until every queued byte has left the UART (or the wait gives up).
     pub fn flush(&mut self) {
-        while self.registers.fr.is_set(FR::BUSY) {
-            core::hint::spin_loop();
-        }
+        self.wait_while(FR::BUSY);
     }
 
     /// Whether the UART is enabled (UARTCR.UARTEN). Firmware or QEMU has set it up.

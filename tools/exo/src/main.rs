@@ -47,6 +47,10 @@ enum Command {
         /// build/<board>/<config stem>.serial1.log, printed at start].
         #[arg(long, value_name = "FILE")]
         serial1_output: Option<PathBuf>,
+        /// Device tree for QEMU's `-dtb` instead of the board's: a blob, or a .dts source
+        /// (compiled with dtc), e.g. the Raspberry Pi's own on raspi4b.
+        #[arg(long, value_name = "FILE")]
+        dtb: Option<PathBuf>,
     },
     /// Boot a configuration with every kernel instruction logged (QEMU `-icount`, one
     /// instruction per block) and report which kernel functions executed how many. Slow,
@@ -208,6 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             qemu_args,
             serial1_input,
             serial1_output,
+            dtb,
         } => {
             let (workspace, path) = locate(&target)?;
             announce_build(&workspace, &path, target.board.as_deref())?;
@@ -219,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 extra_qemu_args: qemu_args,
                 serial1_input,
                 serial1_output,
+                dtb,
             };
             let outcome = exo_tool::run_system(&path, &options)?;
             eprintln!("{outcome}");

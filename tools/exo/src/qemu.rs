@@ -50,6 +50,10 @@ pub struct RunOptions {
     /// The file QEMU's serial port 1 writes to, instead of
     /// `<image dir>/<config stem>.serial1.log`. A partition must own that device.
     pub serial1_output: Option<PathBuf>,
+    /// The device tree QEMU passes the kernel (`-dtb`) instead of the board's own (`dtb`
+    /// in its board file, or QEMU's generated one): a blob, or a `.dts` source compiled
+    /// with dtc first. E.g. the Raspberry Pi's own device tree on `raspi4b`.
+    pub dtb: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -62,6 +66,7 @@ impl Default for RunOptions {
             extra_qemu_args: Vec::new(),
             serial1_input: None,
             serial1_output: None,
+            dtb: None,
         }
     }
 }
@@ -212,15 +217,37 @@ fn compile_dtb(source: &Path, image: &Path) -> anyhow::Result<PathBuf> {
     Ok(blob)
 }
 
+/// The device tree file QEMU gets with `-dtb`, if any: [`RunOptions::dtb`], else the
+/// board's; a `.dts` source is compiled next to `image`.
+///
+/// `Err` if the given file does not exist or does not compile.
+pub fn device_tree(
+    system: &System,
+    image: &Path,
+    options: &RunOptions,
+) -> anyhow::Result<Option<PathBuf>> {
+    let Some(file) = options.dtb.as_ref().or(system.board.qemu_dtb.as_ref()) else {
+        return Ok(None);
+    };
+    if !file.is_file() {
+        bail!("device tree file {} does not exist", file.display());
+    }
+    if file.extension().is_some_and(|e| e == "dts") {
+        return compile_dtb(file, image).map(Some);
+    }
+    Ok(Some(file.clone()))
+}
+
 /// Boots `image` on `system`'s board, with the [`serial_ports`] its partitions own, and
 /// returns what happened.
 ///
-/// `Err` only if QEMU could not be started or the serial port files are wrong.
+/// `Err` only if QEMU could not be started, or the serial port files or the device tree
+/// are wrong.
 pub fn run(system: &System, image: &Path, options: &RunOptions) -> anyhow::Result<RunOutcome> {
     let ports = serial_ports(system, image, options)?;
     let mut command = system.board.qemu_command(image, options.qemu.as_deref());
-    if let Some(source) = &system.board.qemu_dtb {
-        command.arg("-dtb").arg(compile_dtb(source, image)?);
+    if let Some(blob) = device_tree(system, image, options)? {
+        command.arg("-dtb").arg(blob);
     }
     command.args(serial_args(&ports));
     command.args(&options.extra_qemu_args);
@@ -372,6 +399,48 @@ mod tests {
         assert!(outcome.success(), "{outcome}");
         assert_eq!(outcome.end, RunEnd::Exited(Some(0)));
         assert_eq!(outcome.partition_lines("hello").collect::<Vec<_>>(), ["hi"]);
+    }
+
+    #[test]
+    fn a_given_device_tree_reaches_qemu_once() {
+        let (dir, workspace) = workspace();
+        let config = "[[partition]]\nname = \"hello\"\nprogram = \"hello\"\nmemory = 4096\n";
+        let system =
+            crate::config::parse(&workspace, &dir.path().join("c.toml"), config, None).unwrap();
+        let blob = dir.write("pi.dtb", "not checked here: the kernel reads it");
+        let image = dir.path().join("c.img");
+        let mut options = RunOptions::default();
+        assert_eq!(device_tree(&system, &image, &options).unwrap(), None);
+        options.dtb = Some(blob.clone());
+        assert_eq!(
+            device_tree(&system, &image, &options).unwrap(),
+            Some(blob.clone())
+        );
+        options.dtb = Some(dir.path().join("missing.dtb"));
+        let error = device_tree(&system, &image, &options).unwrap_err();
+        assert!(
+            error.to_string().contains("missing.dtb does not exist"),
+            "{error}"
+        );
+
+        let scripts = TempDir::new();
+        let fake = scripts.write("fake-qemu", "#!/bin/sh\necho \"args: $*\"\n");
+        let status = std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&fake)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let options = RunOptions {
+            echo: false,
+            qemu: Some(fake),
+            dtb: Some(blob.clone()),
+            ..RunOptions::default()
+        };
+        let outcome = run(&system, &image, &options).unwrap();
+        let args = &outcome.lines[0];
+        assert_eq!(args.matches("-dtb").count(), 1, "{args}");
+        assert!(args.contains(&format!("-dtb {}", blob.display())), "{args}");
     }
 
     #[test]

@@ -3,12 +3,13 @@
 use super::boot::image_layout;
 use super::platform::{Aarch64Platform, init_console};
 use super::trap::{KERNEL, switch_to};
-use crate::boot_info::BootInfo;
+use crate::boot_info::{BootInfo, PowerOff};
+use crate::device_tree::{self, DeviceTree, DtbError};
 use crate::kernel::Kernel;
 use crate::mem::frame_table::{FrameTable, Owner};
 use exo_abi::package::{HEADER_SIZE, Package};
 use exo_abi::{PAGE_SIZE, PhysAddr};
-use log::{error, info};
+use log::{error, info, warn};
 
 const TWO_MIB: u64 = 2 << 20;
 
@@ -20,32 +21,125 @@ pub fn slice_ticks() -> u64 {
     super::el2::timer_frequency() * TIME_SLICE_US / 1_000_000
 }
 
-/// Rust entry point, called by `boot.rs` on the boot core at EL2 with the stack set up.
-#[unsafe(no_mangle)]
-extern "C" fn exo_kernel_main(dtb: u64) -> ! {
-    let layout = image_layout();
+/// A linker-script symbol's value, built from absolute relocations so that the compiler
+/// assumes nothing of it (a symbol at 0 is no null reference).
+macro_rules! linker_value {
+    ($symbol:literal) => {{
+        let value: u64;
+        // SAFETY: materialises a link-time constant in a register; touches no memory.
+        unsafe {
+            core::arch::asm!(
+                concat!("movz {0}, #:abs_g3:", $symbol),
+                concat!("movk {0}, #:abs_g2_nc:", $symbol),
+                concat!("movk {0}, #:abs_g1_nc:", $symbol),
+                concat!("movk {0}, #:abs_g0_nc:", $symbol),
+                out(reg) value,
+                options(nomem, nostack, pure),
+            )
+        };
+        value
+    }};
+}
+
+/// What the kernel knows of the board before the device tree: its linker script's
+/// `EARLY_UART` (the console PL011) and `EARLY_PM_WATCHDOG` (0: PSCI).
+struct EarlyBoard {
+    uart: u64,
+    power_off: PowerOff,
+}
+
+impl EarlyBoard {
+    fn from_linker_script() -> Self {
+        let watchdog = linker_value!("EARLY_PM_WATCHDOG");
+        Self {
+            uart: linker_value!("EARLY_UART"),
+            power_off: match watchdog {
+                0 => PowerOff::Psci,
+                base => PowerOff::Bcm2835Watchdog {
+                    base: PhysAddr::new(base),
+                },
+            },
+        }
+    }
+}
+
+/// The device tree at `address`: the header is checked before the size it declares (at
+/// most [`device_tree::MAX_SIZE`]) is read, then the whole blob is validated.
+///
+/// # Safety
+///
+/// `address`, if 8-byte aligned and not 0, must be readable for a header and, if that
+/// header is a device tree's, for the size it declares; nothing may write the blob while
+/// the tree is in use.
+unsafe fn device_tree_at(address: u64) -> Result<DeviceTree<'static>, DtbError> {
+    if address == 0 || !address.is_multiple_of(8) {
+        return Err(DtbError::BadAddress(address));
+    }
+    // SAFETY: readable per the caller.
+    let header =
+        unsafe { core::slice::from_raw_parts(address as *const u8, device_tree::HEADER_SIZE) };
+    let size = device_tree::blob_size(header)?;
+    // SAFETY: readable per the caller, the size bounded by `blob_size`.
+    let blob = unsafe { core::slice::from_raw_parts(address as *const u8, size) };
+    DeviceTree::new(blob)
+}
+
+/// Starts the early console, then reads the machine from the device tree at `dtb` and moves
+/// the console and the power-off to what it names. `kernel` is an address in the image.
+/// Never returns on a failure: prints it and powers off.
+fn read_machine(dtb: u64, kernel: u64) -> (DeviceTree<'static>, BootInfo) {
+    // From here on a failure or a panic is printed and ends in a power-off, even before
+    // the device tree is read.
+    let early = EarlyBoard::from_linker_script();
+    super::el2::set_power_off(early.power_off);
+    // SAFETY: the board's linker script names its console PL011; the MMU is off, so the
+    // access is Device-nGnRnE. Its transmit wait is bounded, so a dead UART cannot hang.
+    unsafe { init_console(early.uart) };
     // SAFETY: `dtb` is the device tree address the loader passed in x0 (Linux boot
-    // protocol); the fdt crate validates the header before reading further.
-    let fdt = match unsafe { fdt::Fdt::from_ptr(dtb as *const u8) } {
-        Ok(fdt) => fdt,
-        // Without a device tree there is no known console: nothing useful can be said.
-        Err(_) => super::el2::system_off(),
+    // protocol), in memory nothing else writes; only the header is read before checks.
+    let tree = match unsafe { device_tree_at(dtb) } {
+        Ok(tree) => tree,
+        Err(e) => fail(format_args!("no usable device tree at {dtb:#x}: {e}")),
     };
-    let boot = match BootInfo::from_fdt(&fdt, PhysAddr::new(layout.start)) {
+    let boot = match BootInfo::from_fdt(&tree, PhysAddr::new(kernel)) {
         Ok(boot) => boot,
-        Err(_) => super::el2::system_off(),
+        Err(e) => fail(e),
     };
-    super::el2::set_power_off(boot.power_off);
-    if let Some(uart) = boot.uart {
+    // A tree that names no way to power off leaves the board's.
+    if boot.power_off != PowerOff::None {
+        super::el2::set_power_off(boot.power_off);
+    }
+    match boot.console {
         // SAFETY: the device tree names this PL011; at this point the MMU is off, so the
         // access is Device-nGnRnE, and after `mmu::enable` it is mapped as Device memory.
-        unsafe { init_console(uart.raw()) };
+        Some(console) if console.base.raw() != early.uart => unsafe {
+            init_console(console.base.raw())
+        },
+        Some(_) => {}
+        None => warn!(
+            "the device tree names no PL011: the console stays on the board's at {:#x}",
+            early.uart
+        ),
     }
     info!(
         "exo {} at EL2 on {}",
         env!("CARGO_PKG_VERSION"),
-        fdt.root().model()
+        tree.model().unwrap_or("a machine with no model")
     );
+    if let Some(console) = boot.console.filter(|c| !c.named_by_stdout) {
+        info!(
+            "console: the first PL011, at {:#x}: the device tree's stdout-path names no PL011",
+            console.base.raw()
+        );
+    }
+    (tree, boot)
+}
+
+/// Rust entry point, called by `boot.rs` on the boot core at EL2 with the stack set up.
+#[unsafe(no_mangle)]
+extern "C" fn exo_kernel_main(dtb: u64) -> ! {
+    let layout = image_layout();
+    let (tree, boot) = read_machine(dtb, layout.start);
 
     // RAM the kernel manages: the bank holding the kernel, trimmed to 2 MiB boundaries so
     // the EL2 map can use blocks.
@@ -107,8 +201,8 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     let mut table = FrameTable::new(PhysAddr::new(ram_start), storage);
     let reservations = [(layout.start, storage_end), (dtb, dtb + boot.dtb_size)];
     for (start, end) in reservations.into_iter().chain(
-        fdt.memory_reservations()
-            .map(|r| (r.address() as u64, r.address() as u64 + r.size() as u64)),
+        tree.memory_reservations()
+            .map(|r| (r.start, r.start.saturating_add(r.size))),
     ) {
         let (start, end) = (start.max(ram_start), end.min(ram_end));
         if start < end {
