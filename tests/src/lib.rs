@@ -133,6 +133,15 @@ impl Boot {
         self
     }
 
+    /// Runs QEMU in virtual time (`-icount`, one nanosecond per instruction, as `exo bench`
+    /// does): timings then repeat exactly and do not depend on how loaded the machine is.
+    pub fn virtual_time(mut self) -> Self {
+        self.options
+            .extra_qemu_args
+            .extend(exo_tool::bench::QEMU_ARGS.iter().map(|a| a.to_string()));
+        self
+    }
+
     /// Builds and boots, holding the global boot lock.
     ///
     /// Panics (failing the test) if the configuration is refused, the build fails, QEMU

@@ -9,8 +9,7 @@ use exo_system_tests::{Boot, Booted, test_config};
 fn boot_icount(config: &str, board: &str) -> Booted {
     let booted = Boot::new(&test_config(config))
         .board(board)
-        .qemu_arg("-icount")
-        .qemu_arg("shift=0,sleep=off")
+        .virtual_time()
         .run();
     booted.assert_success();
     booted

@@ -2197,9 +2197,16 @@ mod model {
             let returned = st == State::Runnable
                 && !matches!(function, EXO_UPCALL_RETURN | EXO_YIELD)
                 || (function == EXO_UPCALL_RETURN && before.partitions[p].upcalls.saved.is_none());
+            // A claim that blocked, when nobody else could run, has the pending requests
+            // aborted at once and may wake with an error (its buffer went with an aborted
+            // partition's grant): the error then follows real changes.
+            let aborted_inside =
+                (0..3).any(|q| k.partition(q).unwrap().aborts != before.partitions[q].aborts);
             if returned {
                 let x0 = regs[0];
-                if (x0 as i64) < 0 {
+                if (x0 as i64) < 0 && aborted_inside {
+                    count("woke with an error after an abort".into());
+                } else if (x0 as i64) < 0 {
                     let code = Error::ALL.iter().find(|e| e.to_register() == x0);
                     prop_assert!(code.is_some(), "unknown error code {:#x}", x0);
                     let after = snapshot(k, p);
