@@ -9,6 +9,8 @@
 //! - `panicker`: panics (exit status 101).
 //! - `victim`: writes a pattern into its own memory, yields, checks it is intact.
 //! - `faulter`: reads an IPA outside its bindings and expects to be stopped by the kernel.
+//! - `stale`: touches pages right after `EXO_UNBIND` and after an abort took them, with no
+//!   world switch between; checks fresh frames are zero (on poisoned RAM).
 //! - `borrower`, `partial`, `hoarder`, `claimant`: visible revocation and the abort protocol
 //!   (borrowers grow until refused; a claimant then claims its guarantee).
 //! - `irqborrower`: a borrower that takes revocation and repossession news as the kernel's

@@ -100,6 +100,26 @@ fn a_withdrawn_grant_faults_and_is_reported() {
     booted.assert_partition_printed("sharer", "grant revoked");
 }
 
+/// A page lost to `EXO_UNBIND`, or to the abort protocol inside the partition's own call,
+/// faults at the very next access, with no world switch in between to flush QEMU's TLB (a
+/// stage-2 unmap without TLB invalidation fails here). Free RAM starts poisoned, so fresh
+/// frames and claimed frames are zero only if the kernel scrubs on allocation.
+#[test]
+fn a_lost_page_faults_at_once_and_fresh_frames_are_scrubbed() {
+    let booted = boot_memory("mem-stale.toml");
+    booted.assert_success();
+    booted.assert_ok("stale-hoarder");
+    booted.assert_ok("claimant");
+    booted.assert_line_with(&["free RAM poisoned", "0xa5"]);
+    booted.assert_revocation("stale-hoarder", RevocationOutcome::Aborted);
+    booted.assert_partition_printed(
+        "stale-hoarder",
+        "fresh frames zero; each faults right after",
+    );
+    booted.assert_partition_printed("stale-hoarder", "fault right after the call that took them");
+    booted.assert_partition_printed("claimant", "all zero");
+}
+
 /// Faults on unbound IPAs are reflected to the library OS, which pages memory in.
 #[test]
 fn the_library_os_pages_on_demand() {

@@ -11,6 +11,7 @@ mod check;
 mod interrupts;
 mod ipc;
 mod memory;
+mod poison;
 mod revocation;
 mod upcall;
 
@@ -388,6 +389,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Loads every partition of the boot package: frames for its memory, scrubbed; program
     /// segments copied in; stage-2 bindings with the segments' rights; kernel pages.
     pub fn load(&mut self, package: &Package<'_>) -> Result<(), LoadError> {
+        self.poison_free_ram(package);
         let count = package.partition_count() as u32;
         for (index, record) in package.partitions().enumerate() {
             let partition = self

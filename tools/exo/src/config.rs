@@ -7,6 +7,8 @@
 //! board = "qemu-virt"   # optional; a directory under platform/
 //! memory = "512MiB"     # optional; overrides the board's RAM (>= 64 MiB, whole MiB)
 //! schedule = ["hello", "hello", "pong"]  # optional; core 0's time-slice vector, below
+//! poison_free_ram = true  # optional (default false), for tests: free RAM filled with 0xA5
+//!                         # at boot, so a frame handed out unscrubbed shows
 //!
 //! [[partition]]
 //! name = "hello"        # 1..=32 bytes of [A-Za-z0-9_-], unique
@@ -139,6 +141,9 @@ pub struct System {
     /// Core 0's time-slice vector, one partition index per slot; empty (no `[system]
     /// schedule`) for one slot per partition in order.
     pub schedule: Vec<u8>,
+    /// `[system] poison_free_ram`: the kernel fills every free frame with
+    /// [`exo_abi::package::POISON_BYTE`] at boot (test configurations).
+    pub poison_free_ram: bool,
 }
 
 /// A QEMU serial port a partition's device needs (see [`crate::qemu`]).
@@ -365,6 +370,7 @@ struct RawSystem {
     board: Option<Spanned<String>>,
     memory: Option<Spanned<SizeValue>>,
     schedule: Option<Spanned<Vec<Spanned<String>>>>,
+    poison_free_ram: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -407,9 +413,14 @@ pub fn parse(
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
 
-    let (board_key, memory_key, schedule_key) = match raw.system {
-        Some(system) => (system.board, system.memory, system.schedule),
-        None => (None, None, None),
+    let (board_key, memory_key, schedule_key, poison_free_ram) = match raw.system {
+        Some(system) => (
+            system.board,
+            system.memory,
+            system.schedule,
+            system.poison_free_ram.unwrap_or(false),
+        ),
+        None => (None, None, None, false),
     };
     let (board_name, board_line) = match (board_override, &board_key) {
         (Some(name), _) => (name.to_owned(), None),
@@ -744,6 +755,7 @@ pub fn parse(
         memory_override,
         partitions,
         schedule,
+        poison_free_ram,
     })
 }
 
