@@ -7,8 +7,9 @@
 //! - `counter`: counts to five, yielding between counts; checks that an unknown exo call is
 //!   refused; ends with PSCI `SYSTEM_OFF`.
 //! - `panicker`: panics (exit status 101).
-//! - `victim`: writes a pattern into its own memory, yields, checks it is intact.
-//! - `faulter`: reads an IPA outside its bindings and expects to be stopped by the kernel.
+//! - `victim`: writes a pattern into its own memory, waits for the faulter, checks it is intact.
+//! - `faulter`: aims every memory call at every RAM frame it does not hold (each refusal
+//!   checked), then reads an IPA outside its bindings and expects to be stopped.
 //! - `stale`: touches pages right after `EXO_UNBIND` and after an abort took them, with no
 //!   world switch between; checks fresh frames are zero (on poisoned RAM).
 //! - `borrower`, `partial`, `hoarder`, `claimant`: visible revocation and the abort protocol
