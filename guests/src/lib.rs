@@ -19,7 +19,8 @@
 //!   misses the deadline and catches up on the repossessions afterwards.
 //! - `sharer`, `reader`: granting a frame read-only and withdrawing the grant.
 //! - `pager`: demand paging from a fault handler.
-//! - `hostile`, `keeper`: random hypercalls and accesses against a bystander's data.
+//! - `hostile`, `keeper`: random hypercalls and accesses (each must fault) against a
+//!   bystander's data, then `EXO_BIND` on every frame the bystander holds, bound or not.
 //! - `ping`, `pong`: protected control transfer; `ping` calls `pong` ten thousand times and
 //!   checks every reply word ([`ping_pong`]), and sends it one asynchronous message.
 //! - `spinner`: computes for 300 ms without a hypercall.
