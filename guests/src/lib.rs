@@ -23,8 +23,10 @@
 //!   bystander's data, then `EXO_BIND` on every frame the bystander holds, bound or not.
 //! - `ping`, `pong`: protected control transfer; `ping` calls `pong` ten thousand times and
 //!   checks every reply word ([`ping_pong`]), and sends it one asynchronous message.
-//! - `spinner`: computes for 300 ms without a hypercall.
-//! - `ticker`: takes 20 interrupts from its own 5 ms virtual timer while spinning.
+//! - `spinner`: computes for 300 ms without a hypercall (sharing its loop count with a
+//!   `ticker` through a grant).
+//! - `ticker`: takes 20 interrupts from its own 5 ms virtual timer while spinning, and
+//!   watches the spinner's loop count advance between them.
 //! - `flooder`: raises its 16 SPIs at once, more than the GIC has list registers, round
 //!   after round, and checks each was handled exactly once.
 //! - `irqowner`, `intruder`: SPI 50 reaches its owner only; every call on it from the
