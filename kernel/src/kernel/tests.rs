@@ -2472,3 +2472,5 @@ fn a_message_arrives_as_an_upcall() {
     assert_eq!(b.pc, 0x4000_0100);
     assert_eq!(&b.x[0..3], &[upcall::MESSAGE, 0, 77]);
 }
+
+mod mutants;

@@ -1,0 +1,81 @@
+//! Host tests written against mutants that survived the rest of the suite (`cargo mutants`,
+//! see docs/testing.md): each pins a behaviour of the kernel's interrupt and event code that
+//! no other test checked.
+
+use super::*;
+
+/// The virtual timer is always enabled in the GIC: enabling it succeeds, disabling it is
+/// not supported, and it can be neither raised nor retargeted; a signal cannot be
+/// retargeted either.
+#[test]
+fn the_virtual_timer_can_only_be_enabled() {
+    let mut k = interrupt_kernel();
+    let timer = u64::from(VIRTUAL_TIMER_INTID);
+    assert_eq!(result(&mut k, 0, EXO_IRQ_ENABLE, &[timer]), Ok(0));
+    assert_eq!(
+        result(&mut k, 0, EXO_IRQ_DISABLE, &[timer]),
+        err(Error::NotSupported)
+    );
+    assert_eq!(
+        result(&mut k, 0, EXO_IRQ_RAISE, &[timer]),
+        err(Error::InvalidParameter)
+    );
+    assert_eq!(
+        result(&mut k, 0, EXO_IRQ_SET_TARGET, &[timer, 0]),
+        err(Error::InvalidParameter)
+    );
+    assert_eq!(
+        result(
+            &mut k,
+            0,
+            EXO_IRQ_SET_TARGET,
+            &[u64::from(signal::MESSAGE), 0]
+        ),
+        err(Error::InvalidParameter)
+    );
+}
+
+/// An interrupt makes its owner runnable at once if it waits for an event, and leaves it
+/// alone if it waits for something else (a call, in `EXO_WAIT`).
+#[test]
+fn an_interrupt_wakes_only_a_partition_waiting_for_an_event() {
+    let mut k = interrupt_kernel();
+    assert_eq!(result(&mut k, 0, EXO_IRQ_ENABLE, &[41]), Ok(0));
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(1));
+    k.interrupt(41);
+    assert_eq!(
+        state(&k, 0),
+        State::Runnable,
+        "woken by the interrupt itself"
+    );
+    k.platform.guest_handles_all();
+    k.current = 0;
+    k.before_resume();
+    k.platform.guest_handles_all();
+    assert_eq!(call(&mut k, 0, EXO_WAIT, &[]).1, Step::Switch(1));
+    k.current = 1;
+    k.interrupt(42);
+    assert_eq!(
+        state(&k, 0),
+        State::Waiting,
+        "an interrupt does not end EXO_WAIT"
+    );
+}
+
+/// `EXO_WAIT_EVENT` returns at once when an event is already there: an interrupt queued
+/// but not yet in a list register, or news due by upcall.
+#[test]
+fn waiting_for_an_event_that_is_already_there_returns_at_once() {
+    let mut k = interrupt_kernel();
+    assert_eq!(result(&mut k, 0, EXO_IRQ_ENABLE, &[41]), Ok(0));
+    k.current = 0;
+    k.interrupt(41);
+    assert!(!k.platform.live_virtual_pending(), "queued, not injected");
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Resume);
+    k.before_resume();
+    k.platform.guest_handles_all();
+    // A message to a partition that takes news by upcall.
+    assert_eq!(result(&mut k, 0, EXO_SET_UPCALL, &[0x4000_0800, 0]), Ok(0));
+    assert_eq!(result(&mut k, 1, EXO_SEND, &[0, 7]), Ok(0));
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Resume);
+}
