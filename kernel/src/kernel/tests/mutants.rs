@@ -79,3 +79,43 @@ fn waiting_for_an_event_that_is_already_there_returns_at_once() {
     assert_eq!(result(&mut k, 1, EXO_SEND, &[0, 7]), Ok(0));
     assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Resume);
 }
+
+/// `EXO_FRAME_ALLOC` takes up to `FRAME_ALLOC_MAX` frames in one call, and no more.
+#[test]
+fn frame_alloc_takes_exactly_up_to_its_maximum() {
+    let mut k = build(2048, &[Config::new("big", 600, 0)]);
+    assert_eq!(
+        result(&mut k, 0, EXO_FRAME_ALLOC, &[FRAME_ALLOC_MAX + 1, BUFFER]),
+        err(Error::InvalidParameter)
+    );
+    assert_eq!(
+        result(&mut k, 0, EXO_FRAME_ALLOC, &[FRAME_ALLOC_MAX, BUFFER]),
+        Ok(FRAME_ALLOC_MAX)
+    );
+    k.self_check().unwrap();
+}
+
+/// A claim that would block is refused at once if its buffer cannot hold every name: no
+/// revocation request goes out and the caller does not block.
+#[test]
+fn a_claim_with_a_short_buffer_is_refused_before_it_blocks() {
+    let mut k = two();
+    let rest = free(&k) as u64;
+    alloc(&mut k, 0, rest);
+    assert_eq!(free(&k), 0);
+    // The last 16 bytes of boot RAM: room for two names, not four.
+    let tail = DEFAULT_RAM_BASE.raw() + BOOT_PAGES * PAGE_SIZE - 16;
+    assert_eq!(
+        result(&mut k, 1, EXO_FRAME_ALLOC, &[4, tail]),
+        err(Error::BadAddress)
+    );
+    assert_eq!(state(&k, 1), State::Runnable);
+    assert!(
+        k.partition(0).unwrap().revocation.is_none(),
+        "nothing asked of the borrower"
+    );
+    // Two names fit there.
+    let (_, step) = call(&mut k, 1, EXO_FRAME_ALLOC, &[2, tail]);
+    assert_ne!(step, Step::Resume, "the claimant blocks");
+    assert!(k.partition(0).unwrap().revocation.is_some());
+}
