@@ -61,7 +61,7 @@ fn faults(ipa: Ipa) -> bool {
     LAST_FAULT.store(0, Ordering::Relaxed);
     let read = probe::read_u64(ipa);
     let read_faulted = LAST_FAULT.swap(0, Ordering::Relaxed) == ipa.raw();
-    let _ = probe::write_u64(ipa, 0x5EE_0000_5EE);
+    let _ = probe::write_u64(ipa, 0x05EE_0000_05EE);
     let write_faulted = LAST_FAULT.load(Ordering::Relaxed) == ipa.raw();
     if !read_faulted || !write_faulted {
         println!(
