@@ -119,3 +119,34 @@ fn a_claim_with_a_short_buffer_is_refused_before_it_blocks() {
     assert_ne!(step, Step::Resume, "the claimant blocks");
     assert!(k.partition(0).unwrap().revocation.is_some());
 }
+
+/// A partition may hold exactly its guarantee plus its borrow limit, not one frame more.
+#[test]
+fn frame_alloc_reaches_the_quota_exactly() {
+    let mut k = build(2048, &[Config::new("q", 32, 8)]);
+    let room = 32 + 8 - held(&k, 0) as u64;
+    alloc(&mut k, 0, room);
+    assert_eq!(held(&k, 0), 40);
+    assert_eq!(
+        result(&mut k, 0, EXO_FRAME_ALLOC, &[1, BUFFER]),
+        err(Error::QuotaExhausted)
+    );
+}
+
+/// A claim that takes the claimant exactly to its guarantee blocks (it is owed), and the
+/// borrower is asked for what the free frames do not cover, no more.
+#[test]
+fn a_claim_up_to_the_guarantee_asks_only_for_what_is_missing() {
+    let mut k = two();
+    let spare = 3;
+    let rest = free(&k) as u64 - spare;
+    alloc(&mut k, 0, rest);
+    let claim = 64 - held(&k, 1) as u64;
+    assert!(claim > spare);
+    let (_, step) = call(&mut k, 1, EXO_FRAME_ALLOC, &[claim, BUFFER]);
+    assert_ne!(step, Step::Resume, "the claimant blocks");
+    assert_eq!(state(&k, 1), State::Blocked);
+    let request = revocation_page(&k, 0);
+    assert_eq!(request.frames_requested, claim - spare);
+    k.self_check().unwrap();
+}
