@@ -125,12 +125,34 @@ fn a_claim_with_a_short_buffer_is_refused_before_it_blocks() {
 fn frame_alloc_reaches_the_quota_exactly() {
     let mut k = build(2048, &[Config::new("q", 32, 8)]);
     let room = 32 + 8 - held(&k, 0) as u64;
-    alloc(&mut k, 0, room);
+    alloc(&mut k, 0, room - 1);
+    // The last frame by name.
+    let last = some_free(&k);
+    assert_eq!(
+        result(&mut k, 0, EXO_FRAME_ALLOC_AT, &[last.raw()]),
+        Ok(last.raw())
+    );
     assert_eq!(held(&k, 0), 40);
     assert_eq!(
         result(&mut k, 0, EXO_FRAME_ALLOC, &[1, BUFFER]),
         err(Error::QuotaExhausted)
     );
+    let another = some_free(&k);
+    assert_eq!(
+        result(&mut k, 0, EXO_FRAME_ALLOC_AT, &[another.raw()]),
+        err(Error::QuotaExhausted)
+    );
+}
+
+/// The names of the frames fill exactly `8 * count` bytes of the buffer: a name in the
+/// last word of boot RAM is delivered.
+#[test]
+fn one_name_fits_in_the_last_word_of_ram() {
+    let mut k = two();
+    let last_word = DEFAULT_RAM_BASE.raw() + BOOT_PAGES * PAGE_SIZE - 8;
+    assert_eq!(result(&mut k, 1, EXO_FRAME_ALLOC, &[1, last_word]), Ok(1));
+    let name = read_words(&mut k, 1, last_word, 1)[0];
+    assert_eq!(k.frames.owner(PhysAddr::new(name)), Some(owner_of(&k, 1)));
 }
 
 /// A claim that takes the claimant exactly to its guarantee blocks (it is owed), and the
