@@ -2474,3 +2474,4 @@ fn a_message_arrives_as_an_upcall() {
 }
 
 mod mutants;
+mod poison;
