@@ -172,3 +172,33 @@ fn a_claim_up_to_the_guarantee_asks_only_for_what_is_missing() {
     assert_eq!(request.frames_requested, claim - spare);
     k.self_check().unwrap();
 }
+
+/// Any one right is enough to bind: read, write or execute alone.
+#[test]
+fn a_single_right_is_enough_to_bind() {
+    let mut k = two();
+    let frames = alloc(&mut k, 0, 3);
+    for (i, (&frame, right)) in frames
+        .iter()
+        .zip([bind::READ, bind::WRITE, bind::EXECUTE])
+        .enumerate()
+    {
+        let ipa = HEAP + i as u64 * PAGE_SIZE;
+        assert_eq!(
+            result(&mut k, 0, EXO_BIND, &[frame.raw(), ipa, right]),
+            Ok(0),
+            "bind with rights {right:#x}"
+        );
+        let (mapped, attrs) = k.translate(0, Ipa::new(ipa)).unwrap();
+        assert_eq!(mapped, frame);
+        assert_eq!(
+            (attrs.read, attrs.write, attrs.execute),
+            (
+                right == bind::READ,
+                right == bind::WRITE,
+                right == bind::EXECUTE
+            )
+        );
+    }
+    k.self_check().unwrap();
+}
