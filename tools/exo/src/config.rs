@@ -1050,6 +1050,25 @@ mod tests {
     }
 
     #[test]
+    fn poison_free_ram_is_off_unless_asked_for() {
+        let (dir, workspace) = workspace();
+        let path = dir.path().join("a.toml");
+        assert!(
+            !parse(&workspace, &path, HELLO, None)
+                .unwrap()
+                .poison_free_ram
+        );
+        let text = format!("[system]\npoison_free_ram = true\n{HELLO}");
+        assert!(
+            parse(&workspace, &path, &text, None)
+                .unwrap()
+                .poison_free_ram
+        );
+        let text = format!("[system]\npoison_free_ram = \"yes\"\n{HELLO}");
+        assert!(parse(&workspace, &path, &text, None).is_err());
+    }
+
+    #[test]
     fn accepts_memory_keys() {
         let (dir, workspace) = workspace();
         let text = format!(
