@@ -202,3 +202,73 @@ fn a_single_right_is_enough_to_bind() {
     }
     k.self_check().unwrap();
 }
+
+/// The first page past the kernel's window is an ordinary IPA: binding over it is refused
+/// only because boot memory is there, not as out of range.
+#[test]
+fn the_kernel_window_ends_where_it_says() {
+    let mut k = two();
+    let frame = alloc(&mut k, 0, 1)[0];
+    let end = KERNEL_WINDOW_END.raw();
+    let last = end - PAGE_SIZE;
+    refused(
+        &mut k,
+        0,
+        EXO_BIND,
+        &[frame.raw(), last, rw()],
+        Error::IpaOutOfRange,
+    );
+    let at_end = result(&mut k, 0, EXO_BIND, &[frame.raw(), end, rw()]);
+    assert_ne!(at_end, err(Error::IpaOutOfRange));
+    assert!(at_end.is_err(), "boot memory is bound there");
+}
+
+/// Three partitions: two borrowers holding `a` and `b` frames beyond their guarantees, and
+/// a claimant that has taken every other free frame.
+fn borrowers(a: u64, b: u64) -> K {
+    let mut k = build(
+        256,
+        &[
+            Config::new("a", 16, 100),
+            Config::new("b", 16, 100),
+            Config::new("c", 400, 0),
+        ],
+    );
+    alloc(&mut k, 0, a);
+    alloc(&mut k, 1, b);
+    let rest = free(&k) as u64;
+    alloc(&mut k, 2, rest);
+    assert_eq!(free(&k), 0);
+    k
+}
+
+/// Each borrower is asked for a share proportional to what it can give back; the claimant
+/// and nobody else gets a request.
+#[test]
+fn revocation_shares_are_proportional() {
+    let mut k = borrowers(30, 10);
+    let (_, step) = call(&mut k, 2, EXO_FRAME_ALLOC, &[8, BUFFER]);
+    assert_ne!(step, Step::Resume, "the claimant blocks");
+    assert_eq!(revocation_page(&k, 0).frames_requested, 6);
+    assert_eq!(revocation_page(&k, 1).frames_requested, 2);
+    assert!(
+        k.partition(2).unwrap().revocation.is_none(),
+        "no request to the claimant"
+    );
+}
+
+/// A claim the borrowers can cover exactly blocks; one frame more is refused at once.
+#[test]
+fn a_claim_is_refused_only_if_the_borrowers_cannot_cover_it() {
+    let mut k = borrowers(30, 10);
+    assert_eq!(
+        result(&mut k, 2, EXO_FRAME_ALLOC, &[41, BUFFER]),
+        err(Error::OutOfMemory)
+    );
+    assert_eq!(state(&k, 2), State::Runnable);
+    assert!(k.partition(0).unwrap().revocation.is_none());
+    let (_, step) = call(&mut k, 2, EXO_FRAME_ALLOC, &[40, BUFFER]);
+    assert_ne!(step, Step::Resume, "the claimant blocks");
+    assert_eq!(revocation_page(&k, 0).frames_requested, 30);
+    assert_eq!(revocation_page(&k, 1).frames_requested, 10);
+}
