@@ -272,3 +272,28 @@ fn a_claim_is_refused_only_if_the_borrowers_cannot_cover_it() {
     assert_eq!(revocation_page(&k, 0).frames_requested, 30);
     assert_eq!(revocation_page(&k, 1).frames_requested, 10);
 }
+
+/// A second claim while a request is outstanding adds to it: the revocation page shows the
+/// total asked.
+#[test]
+fn a_second_claim_adds_to_the_outstanding_request() {
+    let mut k = build(
+        512,
+        &[
+            Config::new("a", 16, 400),
+            Config::new("c", 64, 0),
+            Config::new("d", 64, 0),
+        ],
+    );
+    let rest = free(&k) as u64;
+    alloc(&mut k, 0, rest);
+    let (_, step) = call(&mut k, 1, EXO_FRAME_ALLOC, &[8, BUFFER]);
+    assert_ne!(step, Step::Resume, "the first claimant blocks");
+    assert_eq!(revocation_page(&k, 0).frames_requested, 8);
+    let (_, step) = call(&mut k, 2, EXO_FRAME_ALLOC, &[4, BUFFER]);
+    assert_ne!(step, Step::Resume, "the second claimant blocks");
+    let request = revocation_page(&k, 0);
+    assert_eq!(request.sequence, 1, "one request, grown");
+    assert_eq!(request.frames_requested, 12);
+    assert_eq!(request.frames_owed, 12);
+}
