@@ -297,3 +297,28 @@ fn a_second_claim_adds_to_the_outstanding_request() {
     assert_eq!(request.frames_requested, 12);
     assert_eq!(request.frames_owed, 12);
 }
+
+/// Frames given back count toward the request, one call after another.
+#[test]
+fn released_frames_add_up() {
+    let mut k = two();
+    let (_, unbound) = exhaust_and_claim(&mut k, 4, 10);
+    for (i, &frame) in unbound.iter().take(3).enumerate() {
+        assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[frame.raw()]), Ok(0));
+        let r = k.partition(0).unwrap().revocation.unwrap();
+        assert_eq!((r.released, r.owed), (i as u64 + 1, 10 - (i as u64 + 1)));
+    }
+}
+
+/// When nobody can run while a borrower owes frames, the kernel does not wait for the
+/// deadline: it takes them at once and the claimant runs.
+#[test]
+fn nobody_runnable_aborts_pending_requests_at_once() {
+    let mut k = two();
+    exhaust_and_claim(&mut k, 4, 10);
+    let (_, step) = call(&mut k, 0, EXO_WAIT_EVENT, &[]);
+    assert_eq!(step, Step::Switch(1));
+    assert_eq!(state(&k, 1), State::Runnable);
+    assert_eq!(k.regs_mut(1).unwrap().x[0], 10);
+    assert_eq!(revocation_page(&k, 0).state, RequestState::Aborted);
+}
