@@ -322,3 +322,13 @@ fn nobody_runnable_aborts_pending_requests_at_once() {
     assert_eq!(k.regs_mut(1).unwrap().x[0], 10);
     assert_eq!(revocation_page(&k, 0).state, RequestState::Aborted);
 }
+
+/// A borrower that exits with a request outstanding has it resolved (reported aborted):
+/// nothing is owed by a partition that is gone.
+#[test]
+fn an_exit_resolves_the_outstanding_request() {
+    let mut k = two();
+    exhaust_and_claim(&mut k, 4, 10);
+    call(&mut k, 0, EXO_EXIT, &[0]);
+    assert!(k.partition(0).unwrap().revocation.is_none());
+}
