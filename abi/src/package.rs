@@ -15,7 +15,7 @@
 //!          24  partition table offset    8
 //!          32  schedule offset           8   (time-slice vector of core 0)
 //!          40  schedule length           4   (slots; 0: one slot per partition)
-//!          44  reserved                  4
+//!          44  system flags              4   (SYSTEM_FLAG_*)
 //! partition (PARTITION_SIZE bytes each)
 //!           0  name, NUL-padded         32
 //!          32  memory quota in bytes     8
@@ -65,6 +65,12 @@ bitflags::bitflags! {
 pub const MAGIC: [u8; 8] = *b"EXOPKG\0\0";
 /// Format version this crate reads and writes.
 pub const VERSION: u32 = 4;
+/// System flag: fill every free frame with [`POISON_BYTE`] at boot, before partitions load,
+/// so a frame handed out unscrubbed shows (test configurations only: RAM on a real board
+/// does not start zeroed, QEMU's does).
+pub const SYSTEM_FLAG_POISON_FREE_RAM: u32 = 1 << 0;
+/// What [`SYSTEM_FLAG_POISON_FREE_RAM`] fills free frames with.
+pub const POISON_BYTE: u8 = 0xA5;
 /// Size of the header.
 pub const HEADER_SIZE: usize = 48;
 /// Size of one partition record.
@@ -117,6 +123,7 @@ pub struct Package<'a> {
     count: usize,
     table: usize,
     schedule: &'a [u8],
+    flags: u32,
 }
 
 /// One partition's description.
@@ -197,6 +204,10 @@ impl<'a> Package<'a> {
         }
         let schedule_at = u64_at(bytes, 32).ok_or(Malformed("truncated header"))?;
         let slots = u32_at(bytes, 40).ok_or(Malformed("truncated header"))? as usize;
+        let flags = u32_at(bytes, 44).ok_or(Malformed("truncated header"))?;
+        if flags & !SYSTEM_FLAG_POISON_FREE_RAM != 0 {
+            return Err(Malformed("unknown system flags"));
+        }
         let bytes = &bytes[..total];
         if slots > MAX_SLOTS {
             return Err(Malformed("time-slice vector too long"));
@@ -215,6 +226,7 @@ impl<'a> Package<'a> {
             count,
             table: usize::try_from(table).map_err(|_| Malformed("table offset"))?,
             schedule,
+            flags,
         };
         for i in 0..count {
             let partition = package.read_partition(i)?;
@@ -277,6 +289,11 @@ impl<'a> Package<'a> {
     /// partition, in configuration order.
     pub fn schedule(&self) -> &'a [u8] {
         self.schedule
+    }
+
+    /// System flags (`SYSTEM_FLAG_*`); unknown bits were refused by [`Package::parse`].
+    pub fn flags(&self) -> u32 {
+        self.flags
     }
 
     /// The partitions in configuration order.
@@ -471,8 +488,14 @@ pub mod build {
     }
 
     /// Encodes a package with core 0's time-slice vector `schedule` (partition indices; empty
-    /// for one slot per partition). Data is placed 16-byte aligned after the tables.
+    /// for one slot per partition) and no system flags. Data is placed 16-byte aligned after
+    /// the tables.
     pub fn encode(partitions: &[PartitionSpec], schedule: &[u8]) -> Vec<u8> {
+        encode_with_flags(partitions, schedule, 0)
+    }
+
+    /// [`encode`] with system flags (`SYSTEM_FLAG_*`).
+    pub fn encode_with_flags(partitions: &[PartitionSpec], schedule: &[u8], flags: u32) -> Vec<u8> {
         let segment_total: usize = partitions.iter().map(|p| p.segments.len()).sum();
         let table = HEADER_SIZE;
         let segments = table + partitions.len() * PARTITION_SIZE;
@@ -482,6 +505,7 @@ pub mod build {
         put_u32(&mut out, 8, VERSION);
         put_u32(&mut out, 12, partitions.len() as u32);
         put_u64(&mut out, 24, table as u64);
+        put_u32(&mut out, 44, flags);
         let mut segment_index = 0;
         for (i, p) in partitions.iter().enumerate() {
             let at = table + i * PARTITION_SIZE;
@@ -652,6 +676,18 @@ mod tests {
             Package::parse(&bytes).unwrap_err(),
             PackageError::Malformed("partition flags")
         );
+    }
+
+    #[test]
+    fn system_flags_round_trip_and_unknown_ones_are_refused() {
+        let plain = encode(&spec(), &[]);
+        assert_eq!(Package::parse(&plain).unwrap().flags(), 0);
+        let poisoned = encode_with_flags(&spec(), &[], SYSTEM_FLAG_POISON_FREE_RAM);
+        assert_eq!(
+            Package::parse(&poisoned).unwrap().flags(),
+            SYSTEM_FLAG_POISON_FREE_RAM
+        );
+        assert!(Package::parse(&encode_with_flags(&spec(), &[], 1 << 7)).is_err());
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //! - `counter`: counts to five, yielding between counts; checks that an unknown exo call is
 //!   refused; ends with PSCI `SYSTEM_OFF`.
 //! - `panicker`: panics (exit status 101).
-//! - `victim`: writes a pattern into its own memory, yields, checks it is intact.
-//! - `faulter`: reads an IPA outside its bindings and expects to be stopped by the kernel.
+//! - `victim`: writes a pattern into its own memory, waits for the faulter, checks it is intact.
+//! - `faulter`: aims every memory call at every RAM frame it does not hold (each refusal
+//!   checked), then reads an IPA outside its bindings and expects to be stopped.
+//! - `stale`: touches pages right after `EXO_UNBIND` and after an abort took them, with no
+//!   world switch between; checks fresh frames are zero (on poisoned RAM).
 //! - `borrower`, `partial`, `hoarder`, `claimant`: visible revocation and the abort protocol
 //!   (borrowers grow until refused; a claimant then claims its guarantee).
 //! - `irqborrower`: a borrower that takes revocation and repossession news as the kernel's
@@ -16,11 +19,14 @@
 //!   misses the deadline and catches up on the repossessions afterwards.
 //! - `sharer`, `reader`: granting a frame read-only and withdrawing the grant.
 //! - `pager`: demand paging from a fault handler.
-//! - `hostile`, `keeper`: random hypercalls and accesses against a bystander's data.
+//! - `hostile`, `keeper`: random hypercalls and accesses (each must fault) against a
+//!   bystander's data, then `EXO_BIND` on every frame the bystander holds, bound or not.
 //! - `ping`, `pong`: protected control transfer; `ping` calls `pong` ten thousand times and
 //!   checks every reply word ([`ping_pong`]), and sends it one asynchronous message.
-//! - `spinner`: computes for 300 ms without a hypercall.
-//! - `ticker`: takes 20 interrupts from its own 5 ms virtual timer while spinning.
+//! - `spinner`: computes for 300 ms without a hypercall (sharing its loop count with a
+//!   `ticker` through a grant).
+//! - `ticker`: takes 20 interrupts from its own 5 ms virtual timer while spinning, and
+//!   watches the spinner's loop count advance between them.
 //! - `flooder`: raises its 16 SPIs at once, more than the GIC has list registers, round
 //!   after round, and checks each was handled exactly once.
 //! - `irqowner`, `intruder`: SPI 50 reaches its owner only; every call on it from the

@@ -1,11 +1,12 @@
 //! Numbers users can trust: the benchmarks `scripts/bench` runs boot twice under QEMU
 //! `-icount` and must agree to the tick, and measure what they claim to. A change that makes
 //! a benchmark non-deterministic, or stops a guest reporting its metric, fails here rather
-//! than in someone's paper.
+//! than in someone's paper. Every `guests/configs/bench-*.toml` is run (a new one without a
+//! test fails [`every_benchmark_configuration_is_tested`]).
 
 use std::time::Duration;
 
-use exo_system_tests::{RunOptions, workspace_root};
+use exo_system_tests::{RevocationOutcome, RunOptions, workspace_root};
 use exo_tool::bench;
 
 /// Runs `exo bench` on `guests/configs/<name>` twice and returns its report, failing the
@@ -56,4 +57,61 @@ fn interrupt_latencies_repeat_to_the_tick() {
     // A physical SPI takes the hypercall, the physical interrupt at EL2 and the virtual one;
     // a signal skips the physical interrupt.
     assert!(spi > signal && signal > 0, "implausible numbers:\n{report}");
+}
+
+#[test]
+fn ipc_round_trips_repeat_to_the_tick() {
+    let report = bench_twice("bench-ipc.toml");
+    let round_trip = metric(&report, "ipc_round_trip_ticks");
+    assert!(round_trip > 0, "implausible numbers:\n{report}");
+}
+
+/// The borrower meets its request within its 2 s deadline; the hoarder is aborted no
+/// sooner than its 20 ms deadline, and loses exactly what it was asked for.
+#[test]
+fn revocation_latencies_repeat_to_the_tick() {
+    let report = bench_twice("bench-revocation.toml");
+    let frequency = report
+        .frequency
+        .unwrap_or_else(|| panic!("no counter frequency in:\n{report}"));
+    let first = |name: &str, outcome: RevocationOutcome| {
+        report
+            .revocations
+            .iter()
+            .find(|r| r.partition == name && r.outcome == outcome)
+            .unwrap_or_else(|| panic!("no {outcome:?} revocation of {name} in:\n{report}"))
+            .clone()
+    };
+    let met = first("borrower", RevocationOutcome::Met);
+    let aborted = first("hoarder", RevocationOutcome::Aborted);
+    assert!(
+        met.released >= met.asked && met.ticks < 2 * frequency,
+        "the borrower met its request late or short: {met:?}"
+    );
+    assert!(
+        aborted.repossessed == aborted.asked && aborted.ticks >= frequency / 50,
+        "the hoarder was aborted early or for the wrong count: {aborted:?}"
+    );
+}
+
+/// Every `guests/configs/bench-*.toml` has a test above: a new benchmark gets one too.
+#[test]
+fn every_benchmark_configuration_is_tested() {
+    let tested = [
+        "bench-interrupts.toml",
+        "bench-ipc.toml",
+        "bench-latency.toml",
+        "bench-revocation.toml",
+    ];
+    let dir = workspace_root().join("guests/configs");
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("bench-") && name.ends_with(".toml"))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found, tested,
+        "benchmark configurations and their tests differ"
+    );
 }

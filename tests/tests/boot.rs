@@ -30,12 +30,44 @@ fn a_panicking_partition_fails_alone() {
     );
 }
 
-/// A partition touching memory it does not own takes a stage-2 fault and is stopped; the
-/// partition whose memory it aimed at is untouched.
+/// A partition aiming at memory it does not own, by every route the ABI offers (allocate-at,
+/// bind, grant and free on every RAM frame, stores and loads through the IPA it tried to
+/// bind), is refused each time with the right error, and finally takes a stage-2 fault and
+/// is stopped; the victim, whose frames were among those aimed at, finds its data intact.
 #[test]
 fn a_stage2_fault_stops_only_the_faulter() {
     let booted = boot(&test_config("fault.toml"));
     booted.assert_line_with(&["stage-2 fault", "faulter"]);
+    let victim_frames: u64 = booted
+        .outcome
+        .partition_lines("victim")
+        .filter_map(|l| {
+            l.strip_prefix("frames ")?
+                .split("..+")
+                .nth(1)?
+                .strip_suffix(" pages")?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    booted.check(
+        victim_frames > 0,
+        "the victim did not say where its frames are",
+    );
+    let refused = booted.outcome.partition_lines("faulter").find_map(|l| {
+        l.strip_prefix("refused: ")?
+            .split(' ')
+            .next()?
+            .parse::<u64>()
+            .ok()
+    });
+    booted.check(
+        refused.is_some_and(|n| n >= victim_frames),
+        &format!(
+            "the faulter was refused {refused:?} frames of other partitions, the victim holds \
+             {victim_frames}"
+        ),
+    );
     booted.check(
         booted
             .outcome

@@ -8,7 +8,21 @@ fn no_register_leaks(board: &str) {
     let booted = boot_on(&test_config("registers.toml"), board);
     booted.assert_success();
     booted.assert_partition_printed("checker", "no register of another partition leaked");
-    booted.assert_partition_printed("leaker", "done");
+    booted.assert_partition_printed("leaker", "until the checker finished");
+    // The positive control: the switches the checker watched really followed time slices
+    // of the leaker, spent with the pattern loaded.
+    let after_leaker = booted.outcome.partition_lines("checker").find_map(|l| {
+        l.split("switches; ")
+            .nth(1)?
+            .split(' ')
+            .next()?
+            .parse::<u32>()
+            .ok()
+    });
+    booted.check(
+        after_leaker.is_some_and(|n| n >= 180),
+        &format!("only {after_leaker:?} of 200 switches followed a time slice of the leaker"),
+    );
 }
 
 #[test]

@@ -5,7 +5,11 @@
 //! `EXO_SET_UPCALL` (its fault handler must stay), no console writes or self-checks (they
 //! would flood the console), no unbinding of its own boot memory and no frame-allocation
 //! buffer inside it. Random accesses go to a part of the IPA space it never binds, and its
-//! fault handler skips them.
+//! fault handler skips them: each one must fault.
+//!
+//! Then it sweeps every frame of RAM with `EXO_FRAME_ALLOC_AT`; each frame another partition
+//! holds (the keeper holds some bound and some unbound) must refuse `EXO_BIND` with
+//! `OtherPartition`.
 
 #![no_std]
 #![no_main]
@@ -27,6 +31,8 @@ exo_libos::entry!(main);
 const CALLS: u64 = 100_000;
 /// Where random accesses go: bits 38 and 37 set, never bound by this program.
 const ACCESS_REGION: u64 = 0x60_0000_0000;
+/// Where the sweep tries to bind other partitions' frames (below the access region).
+const SWEEP_IPA: Ipa = Ipa::new(0x50_0000_0000);
 
 static SKIPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -197,10 +203,15 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
         if random.below(4) == 0 {
             accesses += 1;
             let ipa = Ipa::new(ACCESS_REGION | (random.below(1 << 37) & !7));
+            let before = SKIPPED.load(Ordering::Relaxed);
             if random.below(2) == 0 {
                 let _ = probe::read_u64(ipa);
             } else {
                 let _ = probe::write_u64(ipa, random.next());
+            }
+            if SKIPPED.load(Ordering::Relaxed) != before + 1 {
+                println!("random access at {ipa} did not fault");
+                return Ok(ExitCode::FAILURE);
             }
         }
     }
@@ -217,6 +228,14 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
             println!("  {error}: {count}");
         }
     }
+    let start = info
+        .bindings()
+        .next()
+        .map_or(PhysAddr::new(0x4000_0000), |b| b.phys);
+    let Some(others) = sweep(start) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    println!("EXO_BIND refused for all {others} frames of other partitions");
     match mem_call::self_check() {
         Ok(frames) => {
             println!("kernel self-check passed ({frames} frames)");
@@ -227,4 +246,45 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Walks every frame of the RAM bank holding `start`, down then up, until `NotRam`; each
+/// frame another partition holds must refuse `EXO_BIND`. Returns how many there were, or
+/// `None` after printing a breach.
+fn sweep(start: PhysAddr) -> Option<u64> {
+    let mut others = 0;
+    for step in [-(PAGE_SIZE as i64), PAGE_SIZE as i64] {
+        let mut frame = if step < 0 {
+            start.raw().checked_sub(PAGE_SIZE)?
+        } else {
+            start.raw()
+        };
+        loop {
+            let phys = PhysAddr::new(frame);
+            match mem_call::frame_alloc_at(phys) {
+                Err(Error::NotRam) => break,
+                Err(Error::OtherPartition) => {
+                    others += 1;
+                    let bound =
+                        mem_call::bind(phys, SWEEP_IPA, call::bind::READ | call::bind::WRITE);
+                    if bound != Err(Error::OtherPartition) {
+                        println!("EXO_BIND of {phys}, another partition's: {bound:?}");
+                        return None;
+                    }
+                }
+                Ok(_) => {
+                    if let Err(error) = mem_call::frame_free(phys) {
+                        println!("cannot give back {phys}: {error}");
+                        return None;
+                    }
+                }
+                Err(_) => {}
+            }
+            match frame.checked_add_signed(step) {
+                Some(next) => frame = next,
+                None => break,
+            }
+        }
+    }
+    Some(others)
 }

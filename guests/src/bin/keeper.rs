@@ -1,5 +1,6 @@
 //! `keeper`: a bystander. Fills its free boot memory and some frames of its own with a
-//! pattern, waits until the partition `hostile` has finished, then checks every byte.
+//! pattern, holds some frames unbound, waits until the partition `hostile` has finished,
+//! then checks every byte and that the unbound frames are still its own.
 //!
 //! It knows `hostile` is done when a grant to it is refused with `UnknownPartition` (the
 //! kernel grants only to live partitions).
@@ -12,12 +13,14 @@ use exo_guests::{verify_patterns, write_pattern};
 use exo_libos::abi::{BindAttributes, Rights};
 use exo_libos::mem::{self, call};
 use exo_libos::time::Deadline;
-use exo_libos::{Error, ExitCode, Info, memory, println};
+use exo_libos::{Error, ExitCode, Info, PhysAddr, memory, println};
 
 exo_libos::entry!(main);
 
 /// Frames allocated beyond boot memory.
 const EXTRA_FRAMES: usize = 64;
+/// Frames allocated and left unbound: `hostile` must not be able to bind them either.
+const UNBOUND_FRAMES: usize = 16;
 /// How long to wait for `hostile`.
 const WAIT_MS: u64 = 50_000;
 
@@ -38,8 +41,11 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
         let (phys, ipa) = mem::alloc_mapped(BindAttributes::READ_WRITE)?;
         write_pattern(phys, ipa);
     }
+    let mut unbound = [PhysAddr::new(0); UNBOUND_FRAMES];
+    mem::alloc(&mut unbound)?;
     println!(
-        "pattern written over {} bytes and {EXTRA_FRAMES} frames",
+        "pattern written over {} bytes and {EXTRA_FRAMES} frames; {UNBOUND_FRAMES} frames held \
+         unbound",
         region.len()
     );
     let hostile = call::partition_lookup("hostile")?;
@@ -74,6 +80,13 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
             pattern(index)
         );
         return Ok(ExitCode::FAILURE);
+    }
+    for &phys in &unbound {
+        // Still mine in the kernel's table: asking for it again is `Busy`.
+        if call::frame_alloc_at(phys) != Err(Error::Busy) {
+            println!("unbound frame {phys} is no longer mine");
+            return Ok(ExitCode::FAILURE);
+        }
     }
     match verify_patterns() {
         Ok(frames) if frames == EXTRA_FRAMES as u64 + 1 => {

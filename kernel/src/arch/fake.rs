@@ -12,6 +12,15 @@ use exo_abi::{PAGE_SIZE, PhysAddr};
 
 use crate::mem::stage2::{Attributes, DescriptorFormat, Entry, LAST_LEVEL};
 
+/// The fake counter's frequency: QEMU's 62.5 MHz, so that a tick is not a microsecond and
+/// a deadline left in microseconds (or converted the wrong way) is off by 62.5 times.
+pub const TIMER_HZ: u64 = 62_500_000;
+
+/// `us` microseconds in ticks of the fake counter.
+pub const fn ticks(us: u64) -> u64 {
+    us * TIMER_HZ / 1_000_000
+}
+
 /// The fake stage-2 descriptor format.
 pub struct FakeFormat;
 

@@ -12,6 +12,7 @@ mod interrupts;
 mod ipc;
 mod load_error;
 mod memory;
+mod poison;
 mod revocation;
 mod set_way;
 mod upcall;
@@ -374,6 +375,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Loads every partition of the boot package: frames for its memory, scrubbed; program
     /// segments copied in; stage-2 bindings with the segments' rights; kernel pages.
     pub fn load(&mut self, package: &Package<'_>) -> Result<(), LoadError> {
+        self.poison_free_ram(package);
         let count = package.partition_count() as u32;
         for (index, record) in package.partitions().enumerate() {
             let free = self.frames.count(Owner::Free) as u64;

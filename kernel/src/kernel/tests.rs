@@ -4,7 +4,7 @@
 //! kernel's invariants after every step.
 
 use super::*;
-use crate::arch::fake::FakeFormat;
+use crate::arch::fake::{FakeFormat, TIMER_HZ, ticks};
 use crate::mem::grants::Grant;
 use crate::mem::stage2::Mapping;
 use exo_abi::call::{VIRTUAL_TIMER_INTID, signal, upcall};
@@ -199,7 +199,7 @@ impl Platform for FakePlatform {
     }
 
     fn timer_frequency(&self) -> u64 {
-        1_000_000
+        TIMER_HZ
     }
 
     fn now(&self) -> u64 {
@@ -1139,7 +1139,7 @@ fn cooperative_revocation() {
     assert_eq!(request.frames_owed, 10);
     assert_eq!(request.frames_requested, 10);
     assert_eq!(request.sequence, 1);
-    assert_eq!(request.deadline, request.issued_at + 1000);
+    assert_eq!(request.deadline, request.issued_at + ticks(1000));
     assert_eq!(result(&mut k, 0, EXO_REVOKE_ACK, &[]), Ok(10));
     // The upcall is delivered when A next runs.
     k.current = 0;
@@ -1210,12 +1210,12 @@ fn abort_scenario(max_aborts: u32) -> (K, Vec<PhysAddr>) {
 fn abort_takes_what_is_owed() {
     let (mut k, bound) = abort_scenario(1);
     // Before the deadline nothing happens.
-    k.platform.now.set(999);
+    k.platform.now.set(ticks(1000) - 1);
     assert_eq!(result(&mut k, 0, EXO_MEM_INFO, &[]).map(|_| ()), Ok(()));
     assert_eq!(state(&k, 1), State::Blocked);
     let vmid = k.partition(0).unwrap().vmid;
     k.platform.tlb.borrow_mut().clear();
-    k.platform.now.set(1000);
+    k.platform.now.set(ticks(1000));
     let a_before = held(&k, 0);
     assert!(result(&mut k, 0, EXO_MEM_INFO, &[]).is_ok());
     assert_eq!(held(&k, 0), a_before - 10);
@@ -1250,7 +1250,7 @@ fn abort_takes_what_is_owed() {
 #[test]
 fn abort_beyond_the_limit_terminates() {
     let (mut k, _) = abort_scenario(0);
-    k.platform.now.set(5000);
+    k.platform.now.set(ticks(5000));
     let (_, step) = call(&mut k, 0, EXO_MEM_INFO, &[]);
     assert_eq!(step, Step::Switch(1));
     assert_eq!(
@@ -1961,8 +1961,8 @@ mod model {
             if kind == 0 {
                 // Time passes, sometimes past every deadline.
                 let ticks = match op.a.kind % 4 {
-                    0 => 100_000,
-                    _ => op.a.raw % 3000,
+                    0 => ticks(100_000),
+                    _ => ticks(op.a.raw % 3000),
                 };
                 let now = self.k.platform.now.get();
                 self.k.platform.now.set(now + ticks);
@@ -2655,3 +2655,6 @@ fn a_message_arrives_as_an_upcall() {
     assert_eq!(b.pc, 0x4000_0100);
     assert_eq!(&b.x[0..3], &[upcall::MESSAGE, 0, 77]);
 }
+
+mod mutants;
+mod poison;

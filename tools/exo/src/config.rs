@@ -7,6 +7,8 @@
 //! board = "qemu-virt"   # optional; a directory under platform/
 //! memory = "512MiB"     # optional; overrides the board's RAM (>= 64 MiB, whole MiB)
 //! schedule = ["hello", "hello", "pong"]  # optional; core 0's time-slice vector, below
+//! poison_free_ram = true  # optional (default false), for tests: free RAM filled with 0xA5
+//!                         # at boot, so a frame handed out unscrubbed shows
 //!
 //! [[partition]]
 //! name = "hello"        # 1..=32 bytes of [A-Za-z0-9_-], unique
@@ -141,6 +143,9 @@ pub struct System {
     /// Core 0's time-slice vector, one partition index per slot; empty (no `[system]
     /// schedule`) for one slot per partition in order.
     pub schedule: Vec<u8>,
+    /// `[system] poison_free_ram`: the kernel fills every free frame with
+    /// [`exo_abi::package::POISON_BYTE`] at boot (test configurations).
+    pub poison_free_ram: bool,
 }
 
 /// A QEMU serial port a partition's device needs (see [`crate::qemu`]).
@@ -369,6 +374,7 @@ struct RawSystem {
     board: Option<Spanned<String>>,
     memory: Option<Spanned<SizeValue>>,
     schedule: Option<Spanned<Vec<Spanned<String>>>>,
+    poison_free_ram: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -439,9 +445,14 @@ pub fn parse(
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
 
-    let (board_key, memory_key, schedule_key) = match raw.system {
-        Some(system) => (system.board, system.memory, system.schedule),
-        None => (None, None, None),
+    let (board_key, memory_key, schedule_key, poison_free_ram) = match raw.system {
+        Some(system) => (
+            system.board,
+            system.memory,
+            system.schedule,
+            system.poison_free_ram.unwrap_or(false),
+        ),
+        None => (None, None, None, false),
     };
     let (board_name, board_line) = match (board_override, &board_key) {
         (Some(name), _) => (name.to_owned(), None),
@@ -783,6 +794,7 @@ pub fn parse(
         memory_override,
         partitions,
         schedule,
+        poison_free_ram,
     })
 }
 
@@ -1078,6 +1090,25 @@ mod tests {
         assert_eq!(hello.max_aborts, DEFAULT_MAX_ABORTS);
         assert_eq!(system.memory_override, None);
         assert_eq!(system.board.ram_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn poison_free_ram_is_off_unless_asked_for() {
+        let (dir, workspace) = workspace();
+        let path = dir.path().join("a.toml");
+        assert!(
+            !parse(&workspace, &path, HELLO, None)
+                .unwrap()
+                .poison_free_ram
+        );
+        let text = format!("[system]\npoison_free_ram = true\n{HELLO}");
+        assert!(
+            parse(&workspace, &path, &text, None)
+                .unwrap()
+                .poison_free_ram
+        );
+        let text = format!("[system]\npoison_free_ram = \"yes\"\n{HELLO}");
+        assert!(parse(&workspace, &path, &text, None).is_err());
     }
 
     #[test]

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use exo_abi::package::DEFAULT_RAM_BASE;
-use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode};
+use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode_with_flags};
+use exo_abi::package::{DEFAULT_RAM_BASE, SYSTEM_FLAG_POISON_FREE_RAM};
 use exo_abi::{Ipa, Name, PAGE_SIZE};
 
 use crate::config::{Partition, Program, System};
@@ -145,14 +145,16 @@ pub fn partition_spec(
 }
 
 /// The whole image: the flattened kernel, then the package with core 0's time-slice vector
-/// `schedule` (empty: one slot per partition), with `image_size` patched.
+/// `schedule` (empty: one slot per partition) and system `flags`, with `image_size`
+/// patched.
 pub fn assemble(
     kernel: &Elf,
     partitions: &[PartitionSpec],
     schedule: &[u8],
+    flags: u32,
 ) -> anyhow::Result<Vec<u8>> {
     let mut image = flatten_kernel(kernel)?;
-    image.extend_from_slice(&encode(partitions, schedule));
+    image.extend_from_slice(&encode_with_flags(partitions, schedule, flags));
     let size = image.len() as u64;
     image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&size.to_le_bytes());
     Ok(image)
@@ -176,7 +178,12 @@ pub fn write_image(
             .with_context(|| format!("program of partition `{}`", partition.name))?;
         specs.push(partition_spec(system, partition, &program)?);
     }
-    let image = assemble(&kernel, &specs, &system.schedule)?;
+    let flags = if system.poison_free_ram {
+        SYSTEM_FLAG_POISON_FREE_RAM
+    } else {
+        0
+    };
+    let image = assemble(&kernel, &specs, &system.schedule, flags)?;
     let out = workspace
         .build_dir(&system.board.name)
         .join(format!("{}.img", system.stem()));
@@ -267,7 +274,7 @@ mod tests {
     fn appends_the_package_and_patches_the_image_size() {
         let (_dir, system) = system(CONFIG);
         let spec = partition_spec(&system, &system.partitions[0], &guest(0x2000)).unwrap();
-        let image = assemble(&kernel(), &[spec], &[]).unwrap();
+        let image = assemble(&kernel(), &[spec], &[], 0).unwrap();
         let size = u64::from_le_bytes(image[16..24].try_into().unwrap());
         assert_eq!(size, image.len() as u64);
         let package = Package::parse(&image[0x3000..]).unwrap();
@@ -294,7 +301,7 @@ mod tests {
              revocation_deadline = \"250us\"\nmax_aborts = 0\n"
         ));
         let spec = partition_spec(&system, &system.partitions[0], &guest(0x2000)).unwrap();
-        let image = assemble(&kernel(), &[spec], &[]).unwrap();
+        let image = assemble(&kernel(), &[spec], &[], 0).unwrap();
         let package = Package::parse(&image[0x3000..]).unwrap();
         let partition = package.partitions().next().unwrap();
         assert_eq!(partition.memory_bytes, 0x2000);
@@ -315,7 +322,7 @@ mod tests {
             .iter()
             .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
             .collect();
-        let image = assemble(&kernel(), &specs, &system.schedule).unwrap();
+        let image = assemble(&kernel(), &specs, &system.schedule, 0).unwrap();
         let package = Package::parse(&image[0x3000..]).unwrap();
         let masks: Vec<u64> = package.partitions().map(|p| p.talks_to).collect();
         assert_eq!(masks, [0b10, 0]);
@@ -351,7 +358,7 @@ mod tests {
             .iter()
             .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
             .collect();
-        let image = assemble(&kernel(), &specs, &system.schedule).unwrap();
+        let image = assemble(&kernel(), &specs, &system.schedule, 0).unwrap();
         let package = Package::parse(&image[0x3000..]).unwrap();
         assert_eq!(package.schedule(), [1, 0, 1]);
         let partitions: Vec<_> = package.partitions().collect();
