@@ -19,7 +19,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use exo_libos::abi::PAGE_SIZE;
-use exo_libos::abi::call::bind;
+use exo_libos::abi::{BindAttributes, Rights};
 use exo_libos::mem::call::{self, PartitionId};
 use exo_libos::upcall::{self, Access, FaultResolution};
 use exo_libos::{Error, ExitCode, Info, Ipa, PhysAddr, ipc, println, probe};
@@ -74,7 +74,8 @@ fn refused<T: core::fmt::Debug>(
 
 /// Aims every route at `frame`, which another partition holds.
 fn attack(frame: PhysAddr, victim: PartitionId) -> bool {
-    let rights = bind::READ | bind::WRITE;
+    let rights = BindAttributes::READ_WRITE;
+    let grant_rights = Rights::READ_WRITE;
     if !refused(
         "EXO_BIND",
         frame,
@@ -83,7 +84,7 @@ fn attack(frame: PhysAddr, victim: PartitionId) -> bool {
     ) || !refused(
         "EXO_GRANT",
         frame,
-        call::grant(frame, victim, rights),
+        call::grant(frame, victim, grant_rights),
         Error::OtherPartition,
     ) || !refused(
         "EXO_FRAME_FREE",
@@ -115,7 +116,7 @@ fn visit(frame: PhysAddr, victim: PartitionId, scan: &mut Scan) -> Option<bool> 
         }
         Err(Error::KernelMemory) => {
             scan.kernel += 1;
-            let result = call::bind(frame, PROBE_IPA, bind::READ);
+            let result = call::bind(frame, PROBE_IPA, BindAttributes::READ);
             Some(refused("EXO_BIND", frame, result, Error::KernelMemory))
         }
         Err(Error::QuotaExhausted | Error::OutOfMemory) => {
@@ -178,7 +179,7 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
     );
     ipc::send(victim, DONE)?;
     // No more reflected faults: the next one stops this partition.
-    call::set_upcall(Ipa::new(0), 0)?;
+    call::set_upcall(Ipa::new(0), exo_libos::abi::UpcallFlags::empty())?;
     let target = info.ram_end().add(DISTANCE);
     if let Some(binding) = info.binding_at(target) {
         println!("IPA {target} is bound ({binding:?}); cannot test isolation there");

@@ -266,7 +266,7 @@ fn sweep(start: PhysAddr) -> Option<u64> {
                 Err(Error::OtherPartition) => {
                     others += 1;
                     let bound =
-                        mem_call::bind(phys, SWEEP_IPA, call::bind::READ | call::bind::WRITE);
+                        mem_call::bind(phys, SWEEP_IPA, exo_libos::abi::BindAttributes::READ_WRITE);
                     if bound != Err(Error::OtherPartition) {
                         println!("EXO_BIND of {phys}, another partition's: {bound:?}");
                         return None;

@@ -10,7 +10,7 @@
 #![forbid(unsafe_code)]
 
 use exo_guests::registers::PATTERN;
-use exo_libos::abi::call::bind;
+use exo_libos::abi::Rights;
 use exo_libos::mem::{self, call};
 use exo_libos::time::Deadline;
 use exo_libos::{Error, ExitCode, Info, println, registers};
@@ -31,7 +31,7 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
     loop {
         registers::spin_with_pattern(PATTERN, SPINS);
         rounds += 1;
-        match call::grant(probe, checker, bind::READ) {
+        match call::grant(probe, checker, Rights::READ) {
             Ok(()) => call::grant_revoke(probe, checker)?,
             Err(Error::UnknownPartition) => break,
             Err(error) => return Err(error),

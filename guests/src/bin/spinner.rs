@@ -8,7 +8,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_libos::abi::call::bind;
+use exo_libos::abi::{BindAttributes, Rights};
 use exo_libos::mem::{self, call};
 use exo_libos::time::Deadline;
 use exo_libos::{ExitCode, Info, Ipa, println, probe};
@@ -21,8 +21,8 @@ const SPIN_MS: u64 = 300;
 /// Grants the ticker a frame for the loop count; where it is bound here.
 fn share_progress() -> Option<Ipa> {
     let ticker = call::partition_lookup("ticker").ok()?;
-    let (phys, ipa) = mem::alloc_mapped(bind::READ | bind::WRITE).ok()?;
-    call::grant(phys, ticker, bind::READ).ok()?;
+    let (phys, ipa) = mem::alloc_mapped(BindAttributes::READ_WRITE).ok()?;
+    call::grant(phys, ticker, Rights::READ).ok()?;
     Some(ipa)
 }
 

@@ -21,7 +21,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use exo_guests::grow_until_refused;
-use exo_libos::abi::call::bind;
+use exo_libos::abi::BindAttributes;
 use exo_libos::mem::{self, RefusePolicy, RepossessionReader, TABLE_CAPACITY, call, revocation};
 use exo_libos::spin::Mutex;
 use exo_libos::time::Deadline;
@@ -79,7 +79,7 @@ fn unbind_then_touch() -> Result<bool, Error> {
     let frames = &frames[..count];
     let mut nonzero = 0;
     for &phys in frames {
-        let ipa = mem::map(phys, bind::READ | bind::WRITE)?;
+        let ipa = mem::map(phys, BindAttributes::READ_WRITE)?;
         nonzero += (0..PAGE_WORDS)
             .filter(|&w| probe::read_u64(ipa.add(w * 8)) != Ok(0))
             .count();

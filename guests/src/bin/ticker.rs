@@ -12,7 +12,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_libos::abi::call::bind;
+use exo_libos::abi::BindAttributes;
 use exo_libos::mem::call;
 use exo_libos::time::{self, Deadline};
 use exo_libos::upcall::{self, Access, FaultResolution};
@@ -44,7 +44,7 @@ fn spinner_progress() -> Option<Ipa> {
     let deadline = Deadline::after_millis(LIMIT_MS);
     loop {
         if let Ok(grant) = call::grant_query(0) {
-            call::bind(grant.phys, PROGRESS_IPA, bind::READ).ok()?;
+            call::bind(grant.phys, PROGRESS_IPA, BindAttributes::READ).ok()?;
             return Some(PROGRESS_IPA);
         }
         if deadline.passed() || hypercall::yield_now().is_err() {

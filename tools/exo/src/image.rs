@@ -339,7 +339,7 @@ mod tests {
             .iter()
             .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
             .collect();
-        let image = assemble(&kernel(), &specs, &system.schedule).unwrap();
+        let image = assemble(&kernel(), &specs, &system.schedule, 0).unwrap();
         let package = Package::parse(&image[0x3000..]).unwrap();
         let flags: Vec<PartitionFlags> = package.partitions().map(|p| p.flags).collect();
         assert_eq!(flags, [PartitionFlags::SELF_CHECK, PartitionFlags::empty()]);
