@@ -94,6 +94,27 @@ fn revocation_latencies_repeat_to_the_tick() {
     );
 }
 
+/// The figures of docs/architecture.md's "Bounded kernel time": the self-check covers all
+/// of RAM, `worst` holds nearly all of it, and its end (every frame scrubbed) is the
+/// longest of the three, longer than a 512-frame allocation by far more than 100 times.
+#[test]
+fn worst_case_kernel_times_repeat_to_the_tick() {
+    let report = bench_twice("bench-worstcase.toml");
+    let frames = metric(&report, "self_check_frames");
+    let held = metric(&report, "worst_held_frames");
+    let alloc = metric(&report, "alloc_max_ticks");
+    let exit = metric(&report, "exit_ticks");
+    let check = metric(&report, "self_check_ticks");
+    assert!(
+        frames == 262_144 && held > 200_000 && held < frames,
+        "worst did not hold nearly all of 1 GiB:\n{report}"
+    );
+    assert!(
+        alloc > 0 && check > alloc && exit > 100 * alloc,
+        "implausible numbers:\n{report}"
+    );
+}
+
 /// Every `guests/configs/bench-*.toml` has a test above: a new benchmark gets one too.
 #[test]
 fn every_benchmark_configuration_is_tested() {
@@ -102,6 +123,7 @@ fn every_benchmark_configuration_is_tested() {
         "bench-ipc.toml",
         "bench-latency.toml",
         "bench-revocation.toml",
+        "bench-worstcase.toml",
     ];
     let dir = workspace_root().join("guests/configs");
     let mut found: Vec<String> = std::fs::read_dir(&dir)
