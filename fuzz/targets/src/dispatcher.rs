@@ -25,8 +25,10 @@ use exo_abi::info::{self, INFO_PAGE_IPA, REPOSSESSION_VECTOR_IPA, REVOCATION_PAG
 use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode};
 use exo_abi::package::{DEFAULT_RAM_BASE, Package};
 use exo_abi::{Ipa, Name, PAGE_SIZE, PhysAddr};
+use exo_kernel::kernel::Platform;
 use exo_kernel::kernel::{Kernel, Stage2Abort, Step};
 use exo_kernel::mem::frame_table::{FrameTable, Owner};
+use exo_kernel::mem::stage2::TableMemory;
 use exo_kernel::partition::{Access, FaultKind, State};
 
 /// Frames of fake RAM: room for every guarantee below plus kernel pages and tables.
@@ -89,6 +91,12 @@ const ENDINGS: &[u32] = &[
     PSCI_SYSTEM_OFF,
     PSCI_SYSTEM_RESET,
 ];
+
+/// Whether to print every hypercall and its result (`EXO_FUZZ_TRACE=1`, for the replay tool).
+fn trace() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("EXO_FUZZ_TRACE").is_some())
+}
 
 /// Runs one input; panics on a finding.
 pub fn run(data: &[u8]) {
@@ -362,18 +370,36 @@ impl World<'_> {
             _ if input.u8().is_multiple_of(4) => ENDINGS[usize::from(choice) % ENDINGS.len()],
             _ => FUNCTIONS[0],
         };
+        // Mostly the arguments the call takes, sometimes anything.
+        let shape = if input.u8() < 192 {
+            shape(function)
+        } else {
+            &[Arg::Any, Arg::Any, Arg::Any]
+        };
         let mut args = [0u64; 7];
-        let used = 1 + input.below(3);
-        for arg in args.iter_mut().take(used) {
-            *arg = self.pick(p, input);
+        for (arg, kind) in args.iter_mut().zip(shape) {
+            *arg = self.pick(p, *kind, input);
         }
         let regs = self.kernel.regs_mut(p).expect("partition exists");
         regs.x[0] = u64::from(function);
         regs.x[1..8].copy_from_slice(&args);
         let step = self.kernel.hypercall(function, args);
-        if let Some(regs) = self.kernel.regs_mut(p) {
-            let results = [regs.x[0], regs.x[1]];
-            self.remember(&results);
+        let Some(regs) = self.kernel.regs_mut(p) else {
+            return step;
+        };
+        let results = [regs.x[0], regs.x[1]];
+        if trace() {
+            let result = exo_abi::Error::from_register(results[0]);
+            eprintln!("trace: p{p} {function:#x} {args:x?} -> {result:?} {step:?}");
+        }
+        self.remember(&results);
+        if function == FRAME_ALLOC && step == Step::Resume && (results[0] as i64) > 0 {
+            // The frames it got are in its buffer.
+            for i in 0..results[0].min(16) {
+                if let Some(frame) = self.read_guest(p, args[1].wrapping_add(i * 8)) {
+                    self.remember(&[frame]);
+                }
+            }
         }
         step
     }
@@ -389,30 +415,90 @@ impl World<'_> {
         }
     }
 
-    /// A guest-controlled argument: plausible or hostile.
-    fn pick(&mut self, p: usize, input: &mut Input<'_>) -> u64 {
-        match input.u8() % 12 {
-            0..=2 => self.pick_pa(p, input).raw(),
-            3..=5 => self.pick_ipa(p, input),
-            6 => match self.seen.len() {
-                0 => 0,
+    /// The word of partition `p`'s memory at `ipa`, through its stage 2.
+    fn read_guest(&self, p: usize, ipa: u64) -> Option<u64> {
+        let stage2 = self.kernel.partition(p)?.stage2.as_ref()?;
+        let tables = ReadTables(&self.kernel.platform);
+        let (pa, _) = stage2.translate(&tables, Ipa::new(ipa))?;
+        Some(self.kernel.platform.read_u64(pa))
+    }
+
+    /// IPAs bound in partition `p`'s stage 2.
+    fn bound_ipas(&self, p: usize) -> Vec<u64> {
+        let mut ipas = Vec::new();
+        if let Some(stage2) = self.kernel.partition(p).and_then(|p| p.stage2.as_ref()) {
+            let tables = ReadTables(&self.kernel.platform);
+            stage2.for_each_mapping(&tables, |m| ipas.push(m.ipa.raw()));
+        }
+        ipas
+    }
+
+    /// A guest-controlled argument of kind `kind`: plausible or hostile.
+    fn pick(&mut self, p: usize, kind: Arg, input: &mut Input<'_>) -> u64 {
+        let how = input.u8();
+        if how >= 224 {
+            // Anything at all.
+            return match how % 4 {
+                0 => input.u64(),
+                1 => u64::from(input.u16()),
+                2 => [0, 1, 512, 513, u64::MAX, 1 << 63, PAGE_SIZE][input.below(7)],
+                _ => match self.seen.len() {
+                    0 => 0,
+                    n => self.seen[input.below(n)],
+                },
+            };
+        }
+        match kind {
+            Arg::Frame => self.pick_pa(p, input).raw(),
+            Arg::Ipa => self.pick_ipa(p, input),
+            Arg::Buffer => {
+                DEFAULT_RAM_BASE.raw()
+                    + (8 + u64::from(input.u8()) % 8) * PAGE_SIZE
+                    + u64::from(input.u8() % 4) * 8
+            }
+            Arg::Count => match input.u8() % 4 {
+                0 => 1,
+                1 => 1 + u64::from(input.u8() % 16),
+                2 => 64 + u64::from(input.u16() % 512),
+                _ => u64::from(input.u16()),
+            },
+            Arg::Rights => match input.u8() % 4 {
+                0 => 3,
+                1 => 1,
+                2 => 5,
+                _ => u64::from(input.u8() % 32),
+            },
+            Arg::Partition => input.below(self.count + 1) as u64,
+            Arg::Intid => match input.u8() % 4 {
+                0 => u64::from(VIRTUAL_TIMER_INTID),
+                1 => u64::from(input.u8() % 4),
+                _ => u64::from(FIRST_SPI) + input.below(2 * self.count) as u64,
+            },
+            Arg::Small => u64::from(input.u8() % 64),
+            Arg::Any => match self.seen.len() {
+                0 => u64::from(input.u16()),
                 n => self.seen[input.below(n)],
             },
-            7 => input.below(self.count + 2) as u64,
-            8 => u64::from(input.u8() % 16),
-            9 => u64::from(input.u16()),
-            10 => [0, 1, 512, 513, u64::MAX, 1 << 63, PAGE_SIZE][input.below(7)],
-            _ => input.u64(),
         }
     }
 
-    /// A physical address: a frame `p` holds, a free one, or anywhere in or near RAM.
+    /// A physical address: a frame `p` got lately or holds, a free one, or anywhere in or
+    /// near RAM.
     fn pick_pa(&mut self, p: usize, input: &mut Input<'_>) -> PhysAddr {
         let owner = self.owner(p);
         let frames = self.kernel.frames();
         let end = frames.end().raw();
-        match input.u8() % 6 {
+        match input.u8() % 8 {
             0..=2 => {
+                // A frame it got lately (or, with 2, any RAM frame it saw: granted ones).
+                let mine = how_recent_filter(frames, owner, input.u8());
+                let recent: Vec<u64> = self.seen.iter().copied().filter(|&v| mine(v)).collect();
+                match recent.len() {
+                    0 => PhysAddr::new(RAM_BASE),
+                    n => PhysAddr::new(recent[input.below(n)]),
+                }
+            }
+            3 | 4 => {
                 let n = usize::from(input.u16());
                 let held = frames.count(owner);
                 if held == 0 {
@@ -421,23 +507,30 @@ impl World<'_> {
                     frames.owned_by(owner).nth(n % held).expect("counted")
                 }
             }
-            3 => frames
+            5 => frames
                 .owned_by(Owner::Free)
                 .next()
                 .unwrap_or(PhysAddr::new(RAM_BASE)),
-            4 => PhysAddr::new(RAM_BASE + (u64::from(input.u16()) % FRAMES as u64) * PAGE_SIZE),
+            6 => PhysAddr::new(RAM_BASE + (u64::from(input.u16()) % FRAMES as u64) * PAGE_SIZE),
             _ => PhysAddr::new(
                 [end, end - PAGE_SIZE, RAM_BASE - PAGE_SIZE, RAM_BASE + 8, 0][input.below(5)],
             ),
         }
     }
 
-    /// An IPA: the heap, boot RAM, the kernel window, or raw bits.
-    fn pick_ipa(&mut self, _p: usize, input: &mut Input<'_>) -> u64 {
-        match input.u8() % 6 {
+    /// An IPA: the heap, one bound, boot RAM, the kernel window, or edges.
+    fn pick_ipa(&mut self, p: usize, input: &mut Input<'_>) -> u64 {
+        match input.u8() % 8 {
             0..=2 => HEAP + u64::from(input.u8() % 64) * PAGE_SIZE,
-            3 => DEFAULT_RAM_BASE.raw() + u64::from(input.u8()) % BOOT_PAGES * PAGE_SIZE,
-            4 => [
+            3 | 4 => {
+                let bound = self.bound_ipas(p);
+                match bound.len() {
+                    0 => HEAP,
+                    n => bound[usize::from(input.u16()) % n],
+                }
+            }
+            5 => DEFAULT_RAM_BASE.raw() + u64::from(input.u8()) % BOOT_PAGES * PAGE_SIZE,
+            6 => [
                 INFO_PAGE_IPA.raw(),
                 REVOCATION_PAGE_IPA.raw(),
                 REPOSSESSION_VECTOR_IPA.raw(),
@@ -447,5 +540,91 @@ impl World<'_> {
             ][input.below(6)],
             _ => input.u64(),
         }
+    }
+}
+
+/// What an argument of a call is.
+#[derive(Clone, Copy, Debug)]
+enum Arg {
+    /// A physical frame address.
+    Frame,
+    /// An IPA to bind at or read from.
+    Ipa,
+    /// A buffer in boot RAM the kernel writes results into.
+    Buffer,
+    /// A number of frames.
+    Count,
+    /// `bind` rights bits.
+    Rights,
+    /// A partition index.
+    Partition,
+    /// An INTID or signal.
+    Intid,
+    /// A small number (a length, a flag, a slot).
+    Small,
+    /// Anything.
+    Any,
+}
+
+/// `EXO_FRAME_ALLOC`, whose results are read back from the guest's buffer.
+const FRAME_ALLOC: u32 = 0xC600_0010;
+
+/// The arguments call `function` takes (see `exo_abi::call`).
+fn shape(function: u32) -> &'static [Arg] {
+    use Arg::*;
+    match function {
+        0xC600_0001 => &[Ipa, Small],
+        FRAME_ALLOC => &[Count, Buffer],
+        0xC600_0011 | 0xC600_0012 => &[Frame],
+        0xC600_0013 => &[Frame, Ipa, Rights],
+        0xC600_0014 => &[Ipa],
+        0xC600_0015 => &[Frame, Partition, Rights],
+        0xC600_0016 => &[Frame, Partition],
+        0xC600_0018 => &[Ipa, Small],
+        0xC600_0019 | 0xC600_001D => &[Small],
+        0xC600_001B => &[Ipa, Small],
+        0xC600_0020 | 0xC600_0025 => &[Partition],
+        0xC600_0023 => &[Partition, Any],
+        0xC600_0030..=0xC600_0034 => &[Intid, Small],
+        _ => &[Any, Any, Any],
+    }
+}
+
+/// Read-only access to stage-2 tables in the fake RAM, for looking at a partition's
+/// memory as its stage 2 maps it.
+struct ReadTables<'m>(&'m FakeMachine);
+
+impl TableMemory for ReadTables<'_> {
+    fn alloc_table(&mut self) -> Option<PhysAddr> {
+        None
+    }
+
+    fn free_table(&mut self, _table: PhysAddr) {
+        unreachable!("reading tables frees nothing")
+    }
+
+    fn read(&self, table: PhysAddr, index: usize) -> u64 {
+        self.0.read_u64(table.add(index as u64 * 8))
+    }
+
+    fn write(&mut self, _table: PhysAddr, _index: usize, _value: u64) {
+        unreachable!("reading tables writes nothing")
+    }
+}
+
+/// Which remembered values [`World::pick_pa`] offers: frames `owner` holds, or (one time in
+/// four) any partition's frame (a grant's).
+fn how_recent_filter<'f>(
+    frames: &'f FrameTable<'_>,
+    owner: Owner,
+    how: u8,
+) -> impl Fn(u64) -> bool + 'f {
+    move |v| {
+        let frame = PhysAddr::new(v);
+        frame.is_page_aligned()
+            && match frames.owner(frame) {
+                Some(Owner::Partition(_)) if how.is_multiple_of(4) => true,
+                found => found == Some(owner),
+            }
     }
 }

@@ -214,13 +214,23 @@ fn dispatcher() -> Vec<Vec<u8>> {
         }
         seeds.push(bytes);
     }
+    // Events (see `dispatcher`): each partition allocates 8 frames, binds the first,
+    // grants the second to its neighbour, which binds it; calls, waits, interrupts, time;
+    // then a large allocation that forces revocation.
     let mut scripted = header;
-    // hypercall FRAME_ALLOC(count 8 via kind 8 -> 8, buffer: boot RAM page 8)
-    scripted.extend_from_slice(&[0, 7, 1, 8, 8, 3, 3, 8]);
-    // hypercall BIND(pa: a held frame, ipa: heap page 0, rights 3)
-    scripted.extend_from_slice(&[0, 11, 2, 0, 0, 0, 0, 0, 0, 0, 8, 3]);
-    // switch to partition 1, then 2; time passes; interrupts
-    scripted.extend_from_slice(&[8, 1, 8, 2, 9, 0x10, 0x27, 0, 0, 10, 2, 3, 11]);
+    for p in 0..3u8 {
+        scripted.extend_from_slice(&[8, p]); // run partition p
+        scripted.extend_from_slice(&[0, 7, 0, 0, 1, 7, 0, 0, 0]); // FRAME_ALLOC(8, buffer)
+        scripted.extend_from_slice(&[0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // BIND(frame, heap, rw)
+        scripted.extend_from_slice(&[0, 12, 0, 0, 0, 1, 0, (p + 1) % 3, 0, 1]); // GRANT
+        scripted.extend_from_slice(&[8, (p + 1) % 3]);
+        scripted.extend_from_slice(&[0, 10, 0, 0, 2, 4, 0, 0, 0, 2, 0, 1]); // BIND the grant
+        scripted.extend_from_slice(&[0, 22, 0, 0, p]); // CALL p
+        scripted.extend_from_slice(&[8, p, 0, 23, 0]); // p: WAIT
+        scripted.extend_from_slice(&[10, 2, p, 9, 0x10, 0x27, 0, 0]); // SPI, time
+    }
+    scripted.extend_from_slice(&[0, 7, 0, 0, 2, 0xff, 0x01, 0, 0, 0]); // FRAME_ALLOC(~500)
+    scripted.extend_from_slice(&[9, 0x40, 0x42, 0x0f, 0, 7, 0x10, 0x27]); // time, slice
     seeds.push(scripted);
     seeds
 }
