@@ -214,23 +214,26 @@ fn dispatcher() -> Vec<Vec<u8>> {
         }
         seeds.push(bytes);
     }
-    // Events (see `dispatcher`): each partition allocates 8 frames, binds the first,
-    // grants the second to its neighbour, which binds it; calls, waits, interrupts, time;
-    // then a large allocation that forces revocation.
+    // Events, encoded as `dispatcher` decodes them (hypercall: 0, function index, shape byte,
+    // then per argument a "how" byte and its kind's bytes). Partition p allocates 8 frames,
+    // grants the first read-only to its neighbour q, which binds it read-only (allowed) and
+    // read-write (refused), then calls p, which waits; an SPI; time passes.
     let mut scripted = header;
     for p in 0..3u8 {
-        scripted.extend_from_slice(&[8, p]); // run partition p
+        let q = (p + 1) % 3;
+        scripted.extend_from_slice(&[8, p]); // p runs
         scripted.extend_from_slice(&[0, 7, 0, 0, 1, 7, 0, 0, 0]); // FRAME_ALLOC(8, buffer)
-        scripted.extend_from_slice(&[0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // BIND(frame, heap, rw)
-        scripted.extend_from_slice(&[0, 12, 0, 0, 0, 1, 0, (p + 1) % 3, 0, 1]); // GRANT
-        scripted.extend_from_slice(&[8, (p + 1) % 3]);
-        scripted.extend_from_slice(&[0, 10, 0, 0, 2, 4, 0, 0, 0, 2, 0, 1]); // BIND the grant
-        scripted.extend_from_slice(&[0, 22, 0, 0, p]); // CALL p
+        scripted.extend_from_slice(&[0, 12, 0, 0, 0, 1, 0, 0, q, 0, 1]); // GRANT(f0, q, READ)
+        scripted.extend_from_slice(&[0, 10, 0, 0, 0, 1, 1, 0, 0, 9, 0, 0]); // BIND(f1, heap 9, rw)
+        scripted.extend_from_slice(&[8, q]); // q runs
+        scripted.extend_from_slice(&[0, 10, 0, 0, 0, 0, 0, 0, 0, 5, 0, 1]); // BIND(f0, heap 5, r)
+        scripted.extend_from_slice(&[0, 10, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0]); // BIND(f0, heap 6, rw)
+        scripted.extend_from_slice(&[0, 22, 0, 0, p]); // CALL(p)
         scripted.extend_from_slice(&[8, p, 0, 23, 0]); // p: WAIT
-        scripted.extend_from_slice(&[10, 2, p, 9, 0x10, 0x27, 0, 0]); // SPI, time
+        scripted.extend_from_slice(&[10, 2, p, 9, 0x10, 0x27, 0, 0]); // an SPI; time passes
     }
     scripted.extend_from_slice(&[0, 7, 0, 0, 2, 0xff, 0x01, 0, 0, 0]); // FRAME_ALLOC(~500)
-    scripted.extend_from_slice(&[9, 0x40, 0x42, 0x0f, 0, 7, 0x10, 0x27]); // time, slice
+    scripted.extend_from_slice(&[9, 0x40, 0x42, 0x0f, 0, 7, 0x10, 0x27]); // time, a slice
     seeds.push(scripted);
     seeds
 }
