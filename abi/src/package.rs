@@ -77,6 +77,10 @@ pub const MAX_SLOTS: usize = 256;
 pub const FIRST_SPI: u32 = 32;
 /// Highest INTID a partition may own (GICv2/GICv3 SPIs end at 1019).
 pub const LAST_SPI: u32 = 1019;
+/// Device regions end at or below this physical address: 48 bits, the largest output
+/// address of AArch64 stage 2 without FEAT_LPA. A higher address would lose its top bits in
+/// a stage-2 descriptor and map some other frame (RAM, even) than the one described.
+pub const PHYS_ADDRESS_LIMIT: u64 = 1 << 48;
 
 /// Why a package was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,7 +242,11 @@ impl<'a> Package<'a> {
                     || region.size == 0
                     || !region.size.is_multiple_of(PAGE_SIZE)
                     || region.ipa.checked_add(region.size).is_none()
-                    || region.phys.raw().checked_add(region.size).is_none()
+                    || region
+                        .phys
+                        .raw()
+                        .checked_add(region.size)
+                        .is_none_or(|end| end > PHYS_ADDRESS_LIMIT)
                 {
                     return Err(Malformed("device region"));
                 }
@@ -624,6 +632,13 @@ mod tests {
         let mut bad = spec();
         bad[0].devices[0].size = 0x800;
         assert!(Package::parse(&encode(&bad, &[])).is_err());
+        // Found by the `package` fuzz target: a device address past 48 bits, which the
+        // kernel's RAM check let through and the stage-2 descriptor truncated.
+        let mut bad = spec();
+        bad[0].devices[0].phys = crate::PhysAddr::new(0x2802_0000_0900_0000);
+        assert!(Package::parse(&encode(&bad, &[])).is_err());
+        bad[0].devices[0].phys = crate::PhysAddr::new(PHYS_ADDRESS_LIMIT - 0x1000);
+        assert!(Package::parse(&encode(&bad, &[])).is_ok());
         assert!(Package::parse(&encode(&spec(), &[2])).is_err());
     }
 
