@@ -344,8 +344,8 @@ impl<'a> PartitionRecord<'a> {
     /// Offset of the first device record: after the interrupts, padded to 8 bytes.
     fn devices_at(&self) -> Option<usize> {
         self.resources
-            .checked_add(self.interrupt_count.checked_mul(4)?)
-            .map(|end| end.next_multiple_of(8))
+            .checked_add(self.interrupt_count.checked_mul(4)?)?
+            .checked_next_multiple_of(8)
     }
 
     fn read_interrupt(&self, index: usize) -> Result<u32, PackageError> {
@@ -640,6 +640,21 @@ mod tests {
         bad[0].devices[0].phys = crate::PhysAddr::new(PHYS_ADDRESS_LIMIT - 0x1000);
         assert!(Package::parse(&encode(&bad, &[])).is_ok());
         assert!(Package::parse(&encode(&spec(), &[2])).is_err());
+    }
+
+    /// Found by the `package` fuzz target: a resource table offset just below `usize::MAX`
+    /// overflowed rounding up to the device records (a panic with overflow checks, else
+    /// device records read from offset 0).
+    #[test]
+    fn resource_offsets_near_the_end_of_the_address_space_are_refused() {
+        let mut bytes = encode(&spec(), &[]);
+        let table = u64::from_le_bytes(bytes[24..32].try_into().unwrap()) as usize;
+        bytes[table + 112..table + 120].copy_from_slice(&(u64::MAX - 3).to_le_bytes());
+        bytes[table + 120..table + 124].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(
+            Package::parse(&bytes).unwrap_err(),
+            PackageError::Malformed("device record out of bounds")
+        );
     }
 
     #[test]
