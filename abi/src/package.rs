@@ -94,6 +94,10 @@ pub const MAX_SLOTS: usize = 256;
 pub const FIRST_SPI: u32 = 32;
 /// Highest INTID a partition may own (GICv2/GICv3 SPIs end at 1019).
 pub const LAST_SPI: u32 = 1019;
+/// Device regions end at or below this physical address: 48 bits, the largest output
+/// address of AArch64 stage 2 without FEAT_LPA. A higher address would lose its top bits in
+/// a stage-2 descriptor and map some other frame (RAM, even) than the one described.
+pub const PHYS_ADDRESS_LIMIT: u64 = 1 << 48;
 
 /// Why a package was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,7 +265,11 @@ impl<'a> Package<'a> {
                     || region.size == 0
                     || !region.size.is_multiple_of(PAGE_SIZE)
                     || region.ipa.checked_add(region.size).is_none()
-                    || region.phys.raw().checked_add(region.size).is_none()
+                    || region
+                        .phys
+                        .raw()
+                        .checked_add(region.size)
+                        .is_none_or(|end| end > PHYS_ADDRESS_LIMIT)
                 {
                     return Err(Malformed("device region"));
                 }
@@ -365,8 +373,8 @@ impl<'a> PartitionRecord<'a> {
     /// Offset of the first device record: after the interrupts, padded to 8 bytes.
     fn devices_at(&self) -> Option<usize> {
         self.resources
-            .checked_add(self.interrupt_count.checked_mul(4)?)
-            .map(|end| end.next_multiple_of(8))
+            .checked_add(self.interrupt_count.checked_mul(4)?)?
+            .checked_next_multiple_of(8)
     }
 
     fn read_interrupt(&self, index: usize) -> Result<u32, PackageError> {
@@ -668,6 +676,13 @@ mod tests {
         let mut bad = spec();
         bad[0].devices[0].size = 0x800;
         assert!(Package::parse(&encode(&bad, &[])).is_err());
+        // Found by the `package` fuzz target: a device address past 48 bits, which the
+        // kernel's RAM check let through and the stage-2 descriptor truncated.
+        let mut bad = spec();
+        bad[0].devices[0].phys = crate::PhysAddr::new(0x2802_0000_0900_0000);
+        assert!(Package::parse(&encode(&bad, &[])).is_err());
+        bad[0].devices[0].phys = crate::PhysAddr::new(PHYS_ADDRESS_LIMIT - 0x1000);
+        assert!(Package::parse(&encode(&bad, &[])).is_ok());
         assert!(Package::parse(&encode(&spec(), &[2])).is_err());
         // A flag this version does not know.
         let mut bytes = encode(&spec(), &[]);
@@ -688,6 +703,21 @@ mod tests {
             SYSTEM_FLAG_POISON_FREE_RAM
         );
         assert!(Package::parse(&encode_with_flags(&spec(), &[], 1 << 7)).is_err());
+    }
+
+    /// Found by the `package` fuzz target: a resource table offset just below `usize::MAX`
+    /// overflowed rounding up to the device records (a panic with overflow checks, else
+    /// device records read from offset 0).
+    #[test]
+    fn resource_offsets_near_the_end_of_the_address_space_are_refused() {
+        let mut bytes = encode(&spec(), &[]);
+        let table = u64::from_le_bytes(bytes[24..32].try_into().unwrap()) as usize;
+        bytes[table + 112..table + 120].copy_from_slice(&(u64::MAX - 3).to_le_bytes());
+        bytes[table + 120..table + 124].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(
+            Package::parse(&bytes).unwrap_err(),
+            PackageError::Malformed("device record out of bounds")
+        );
     }
 
     #[test]

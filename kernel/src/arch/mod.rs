@@ -1,5 +1,5 @@
 //! Architecture layer: everything that knows about a particular machine lives below here.
 
 pub mod aarch64;
-#[cfg(test)]
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
