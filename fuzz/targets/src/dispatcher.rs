@@ -21,7 +21,7 @@ use exo_abi::call::{
     PSCI_CPU_OFF, PSCI_FEATURES, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION,
     SMCCC_ARCH_FEATURES, SMCCC_VERSION, VIRTUAL_TIMER_INTID, exo_call,
 };
-use exo_abi::info::{self, INFO_PAGE_IPA, REPOSSESSION_VECTOR_IPA, REVOCATION_PAGE_IPA};
+use exo_abi::info::{INFO_PAGE_IPA, REPOSSESSION_VECTOR_IPA, REVOCATION_PAGE_IPA};
 use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode};
 use exo_abi::package::{DEFAULT_RAM_BASE, Package};
 use exo_abi::{Ipa, Name, PAGE_SIZE, PhysAddr};

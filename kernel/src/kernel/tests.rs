@@ -1840,7 +1840,7 @@ mod model {
                 nth(&ipas, v.raw).unwrap_or(HEAP)
             }
             6 => RAM_BASE + (v.raw % BOOT_PAGES) * PAGE_SIZE,
-            7 if v.raw % 2 == 0 => {
+            7 if v.raw.is_multiple_of(2) => {
                 // An IPA some other partition has bound: IPAs collide across partitions.
                 let q = (p + 1 + (v.raw / 2 % 2) as usize) % 3;
                 let ipas = bound_ipas(k, q);
@@ -2015,7 +2015,7 @@ mod model {
                     // bindings collide across partitions.
                     let unbound_grant = granted_to(k, p).into_iter().find(|g| g.1.is_none());
                     let pa = match unbound_grant {
-                        Some((frame, _)) if op.c.kind % 3 == 0 => frame.raw(),
+                        Some((frame, _)) if op.c.kind.is_multiple_of(3) => frame.raw(),
                         _ => resolve_pa(k, p, op.a),
                     };
                     let ipa = match holder_ipa(k, pa) {
@@ -2029,7 +2029,7 @@ mod model {
                     // frees, and a third partition allocates.
                     let granted = granted_to(k, p);
                     let ipa = match granted.iter().filter_map(|g| g.1).next() {
-                        Some(ipa) if op.a.kind % 2 == 0 => ipa.raw(),
+                        Some(ipa) if op.a.kind.is_multiple_of(2) => ipa.raw(),
                         _ => resolve_ipa(k, p, op.a),
                     };
                     (EXO_UNBIND, vec![ipa])
