@@ -10,7 +10,7 @@ use crate::mem::stage2::Mapping;
 use exo_abi::call::{VIRTUAL_TIMER_INTID, signal, upcall};
 use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
 use exo_abi::package::DEFAULT_RAM_BASE;
-use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode};
+use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode_with_flags};
 use exo_abi::revocation::{
     Reason, Repossession, RequestReader, RequestState, VECTOR_SIZE, VectorReader,
 };
@@ -347,6 +347,11 @@ fn build(frames: usize, configs: &[Config]) -> K {
 /// A kernel over `frames` frames of fake RAM, the first [`KERNEL_IMAGE_FRAMES`] the
 /// kernel's, and a boot package of the given partitions, not yet loaded.
 fn unloaded(frames: usize, configs: &[Config]) -> (K, Vec<u8>) {
+    unloaded_with_flags(frames, configs, 0)
+}
+
+/// [`unloaded`], with the boot package's system `flags`.
+fn unloaded_with_flags(frames: usize, configs: &[Config], flags: u32) -> (K, Vec<u8>) {
     let specs: Vec<PartitionSpec> = configs
         .iter()
         .map(|c| PartitionSpec {
@@ -383,7 +388,7 @@ fn unloaded(frames: usize, configs: &[Config]) -> (K, Vec<u8>) {
                 .collect(),
         })
         .collect();
-    let bytes = encode(&specs, &[]);
+    let bytes = encode_with_flags(&specs, &[], flags);
     let storage: &'static mut [u16] = Box::leak(vec![0u16; frames].into_boxed_slice());
     let bindings: &'static mut [u64] = Box::leak(vec![0u64; frames].into_boxed_slice());
     let mut table = FrameTable::new(PhysAddr::new(RAM_BASE), storage);

@@ -6,7 +6,6 @@
 
 use super::*;
 use exo_abi::call::{ArgKind, CALLS, Call};
-use exo_abi::package::DeviceRegion;
 
 /// SPIs partition 0 owns.
 const SPIS_0: [u32; 2] = [40, 41];
@@ -50,55 +49,23 @@ fn pick<T: Copy>(items: &[T], roll: u64) -> T {
 /// and talks to 0; 2 talks to nobody. Guarantees and borrow limits leave room to borrow,
 /// exhaust quotas and run out of memory.
 fn system(frames: usize) -> K {
-    let spec = |name: &str, guarantee: u64, borrow: u64, talks_to: u64| PartitionSpec {
-        name: Name::new(name).unwrap(),
-        memory_bytes: BOOT_PAGES * PAGE_SIZE,
-        entry: DEFAULT_RAM_BASE,
-        ram_base: DEFAULT_RAM_BASE,
-        segments: vec![SegmentSpec {
-            ipa: DEFAULT_RAM_BASE,
-            data: vec![0x1f, 0x20, 0x03, 0xd5],
-            mem_size: PAGE_SIZE,
-            rights: exo_abi::Rights::READ | exo_abi::Rights::EXECUTE,
-        }],
-        guaranteed_bytes: guarantee * PAGE_SIZE,
-        borrow_bytes: borrow * PAGE_SIZE,
-        revocation_deadline_us: 100,
+    let config = |name, guarantee, borrow, talks_to| Config {
+        deadline_us: 100,
         max_aborts: 2,
         talks_to,
-        flags: exo_abi::package::PartitionFlags::empty(),
-        interrupts: vec![],
-        devices: vec![],
+        ..Config::new(name, guarantee, borrow)
     };
-    let mut specs = vec![
-        spec("zero", 60, 80, 0b110),
-        spec("one", 20, 100, 0b001),
-        spec("two", 20, 4, 0),
-    ];
-    specs[0].interrupts = SPIS_0.to_vec();
-    specs[0].flags = exo_abi::package::PartitionFlags::SELF_CHECK;
-    specs[0].devices = vec![DeviceRegion {
-        phys: PhysAddr::new(DEVICE),
-        ipa: Ipa::new(DEVICE),
-        size: PAGE_SIZE,
-    }];
-    specs[1].interrupts = vec![SPI_1];
-    let bytes = encode(&specs, &[]);
-    let package = Package::parse(&bytes).unwrap();
-    let storage: &'static mut [u16] = Box::leak(vec![0u16; frames].into_boxed_slice());
-    let bindings: &'static mut [u64] = Box::leak(vec![0u64; frames].into_boxed_slice());
-    let mut table = FrameTable::new(PhysAddr::new(RAM_BASE), storage);
-    let image_end = RAM_BASE + KERNEL_IMAGE_FRAMES as u64 * PAGE_SIZE;
-    table
-        .reserve(
-            PhysAddr::new(RAM_BASE),
-            PhysAddr::new(image_end),
-            Owner::Kernel,
-        )
-        .unwrap();
-    let mut kernel = Kernel::new(FakePlatform::new(frames), table, bindings);
-    kernel.load(&package).unwrap();
-    kernel
+    let zero = Config {
+        interrupts: &SPIS_0,
+        devices: &[(DEVICE, DEVICE, 1)],
+        self_check: true,
+        ..config("zero", 60, 80, 0b110)
+    };
+    let one = Config {
+        interrupts: &[SPI_1],
+        ..config("one", 20, 100, 0b001)
+    };
+    build(frames, &[zero, one, config("two", 20, 4, 0)])
 }
 
 /// A physical address of the kind an argument asks for: held, bound, granted, free,

@@ -3,44 +3,12 @@
 //! by name) is still scrubbed.
 
 use super::*;
-use exo_abi::package::build::encode_with_flags;
 use exo_abi::package::{POISON_BYTE, SYSTEM_FLAG_POISON_FREE_RAM};
 
 /// [`build`] with system `flags`: one partition `p` with a guarantee of 64 frames.
 fn build_with_flags(frames: usize, flags: u32) -> K {
-    let spec = PartitionSpec {
-        name: Name::new("p").unwrap(),
-        memory_bytes: BOOT_PAGES * PAGE_SIZE,
-        entry: DEFAULT_RAM_BASE,
-        ram_base: DEFAULT_RAM_BASE,
-        segments: vec![SegmentSpec {
-            ipa: DEFAULT_RAM_BASE,
-            data: vec![0x1f, 0x20, 0x03, 0xd5],
-            mem_size: PAGE_SIZE,
-            rights: exo_abi::Rights::READ | exo_abi::Rights::EXECUTE,
-        }],
-        guaranteed_bytes: 64 * PAGE_SIZE,
-        borrow_bytes: 0,
-        revocation_deadline_us: 1000,
-        max_aborts: 1,
-        talks_to: 0,
-        flags: exo_abi::package::PartitionFlags::empty(),
-        interrupts: vec![],
-        devices: vec![],
-    };
-    let bytes: &'static [u8] = Box::leak(encode_with_flags(&[spec], &[], flags).into_boxed_slice());
-    let package = Package::parse(bytes).unwrap();
-    let storage: &'static mut [u16] = Box::leak(vec![0u16; frames].into_boxed_slice());
-    let bindings: &'static mut [u64] = Box::leak(vec![0u64; frames].into_boxed_slice());
-    let mut table = FrameTable::new(PhysAddr::new(RAM_BASE), storage);
-    table
-        .reserve(
-            PhysAddr::new(RAM_BASE),
-            PhysAddr::new(RAM_BASE + KERNEL_IMAGE_FRAMES as u64 * PAGE_SIZE),
-            Owner::Kernel,
-        )
-        .unwrap();
-    let mut kernel = Kernel::new(FakePlatform::new(frames), table, bindings);
+    let (mut kernel, bytes) = unloaded_with_flags(frames, &[Config::new("p", 64, 0)], flags);
+    let package = Package::parse(&bytes).unwrap();
     kernel.load(&package).unwrap();
     kernel.self_check().unwrap();
     kernel
