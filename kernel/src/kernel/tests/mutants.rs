@@ -332,3 +332,37 @@ fn an_exit_resolves_the_outstanding_request() {
     call(&mut k, 0, EXO_EXIT, &[0]);
     assert!(k.partition(0).unwrap().revocation.is_none());
 }
+
+/// Revocation and repossession news reach a partition that enabled their signals as one
+/// virtual interrupt each, and then are no longer waiting as upcalls; neither counts as a
+/// message. (Deleting either arm of `raise_signals` survived every other test.)
+#[test]
+fn revocation_and_repossession_news_become_signals_once() {
+    let mut k = two();
+    for s in [signal::REVOCATION, signal::REPOSSESSION] {
+        assert_eq!(result(&mut k, 0, EXO_IRQ_ENABLE, &[u64::from(s)]), Ok(0));
+    }
+    // `a` borrows beyond its guarantee of 32, then `b` needs a frame back.
+    alloc(&mut k, 0, 40);
+    assert!(k.request_revocations(1, 1));
+    k.current = 0;
+    let frame = k.frames.owned_by(owner_of(&k, 0)).next().unwrap();
+    k.report_repossession(0, frame, None, Reason::GrantRevoked, 0);
+    k.before_resume();
+    let mut delivered: Vec<u32> = k
+        .platform
+        .guest_handles_all()
+        .iter()
+        .map(|i| i.intid)
+        .collect();
+    delivered.sort_unstable();
+    let mut expected = vec![signal::REVOCATION, signal::REPOSSESSION];
+    expected.sort_unstable();
+    assert_eq!(delivered, expected);
+    let p = k.partition(0).unwrap();
+    assert_eq!(p.upcalls.revocation, None, "told once, as a signal");
+    assert_eq!(p.upcalls.repossession, None, "told once, as a signal");
+    assert!(!p.virq.message_signalled, "no message arrived");
+    k.before_resume();
+    assert!(k.platform.guest_handles_all().is_empty());
+}
