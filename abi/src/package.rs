@@ -16,6 +16,9 @@
 //!          32  schedule offset           8   (time-slice vector of core 0)
 //!          40  schedule length           4   (slots; 0: one slot per partition)
 //!          44  system flags              4   (SYSTEM_FLAG_*)
+//!          48  time-slice length, µs     8   (0: DEFAULT_SLICE_US)
+//!          56  revocation share          4   (RevocationShare)
+//!          60  reserved                  4
 //! partition (PARTITION_SIZE bytes each)
 //!           0  name, NUL-padded         32
 //!          32  memory quota in bytes     8
@@ -61,10 +64,57 @@ bitflags::bitflags! {
     }
 }
 
+/// How the kernel shares a claim it cannot cover from free frames among the borrowers
+/// (header offset 56). Which frames each borrower gives back stays the library OS's choice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u32)]
+pub enum RevocationShare {
+    /// Each borrower is asked for a share proportional to what it could give back, so no
+    /// single borrower pays for everyone's borrowing.
+    #[default]
+    Proportional = 0,
+    /// The borrower holding the most revocable frames is asked first, for as much as it can
+    /// give; then the next. Fewer partitions are disturbed.
+    LargestFirst = 1,
+    /// Borrowers are asked in partition order (the configuration's), each for as much as it
+    /// can give: a fixed, predictable victim order.
+    PartitionOrder = 2,
+}
+
+impl RevocationShare {
+    /// Every policy, with the name configurations use.
+    pub const ALL: [(RevocationShare, &'static str); 3] = [
+        (RevocationShare::Proportional, "proportional"),
+        (RevocationShare::LargestFirst, "largest-first"),
+        (RevocationShare::PartitionOrder, "partition-order"),
+    ];
+
+    /// The policy encoded as `raw`, if there is one.
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Self::ALL.iter().map(|(s, _)| *s).find(|s| *s as u32 == raw)
+    }
+
+    /// The name configurations use.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map_or("proportional", |(_, n)| n)
+    }
+}
+
+/// Time-slice length when the package gives none (10 ms).
+pub const DEFAULT_SLICE_US: u64 = 10_000;
+/// Shortest time slice a package may ask for (100 µs): below that, world switches and the
+/// tick itself take a noticeable share of the slice.
+pub const MIN_SLICE_US: u64 = 100;
+/// Longest time slice a package may ask for (1 s).
+pub const MAX_SLICE_US: u64 = 1_000_000;
+
 /// Magic number at offset 0.
 pub const MAGIC: [u8; 8] = *b"EXOPKG\0\0";
 /// Format version this crate reads and writes.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// System flag: fill every free frame with [`POISON_BYTE`] at boot, before partitions load,
 /// so a frame handed out unscrubbed shows (test configurations only: RAM on a real board
 /// does not start zeroed, QEMU's does).
@@ -72,7 +122,7 @@ pub const SYSTEM_FLAG_POISON_FREE_RAM: u32 = 1 << 0;
 /// What [`SYSTEM_FLAG_POISON_FREE_RAM`] fills free frames with.
 pub const POISON_BYTE: u8 = 0xA5;
 /// Size of the header.
-pub const HEADER_SIZE: usize = 48;
+pub const HEADER_SIZE: usize = 64;
 /// Size of one partition record.
 pub const PARTITION_SIZE: usize = 136;
 /// Size of one segment record.
@@ -128,6 +178,8 @@ pub struct Package<'a> {
     table: usize,
     schedule: &'a [u8],
     flags: u32,
+    slice_us: u64,
+    share: RevocationShare,
 }
 
 /// One partition's description.
@@ -212,6 +264,14 @@ impl<'a> Package<'a> {
         if flags & !SYSTEM_FLAG_POISON_FREE_RAM != 0 {
             return Err(Malformed("unknown system flags"));
         }
+        let slice_us = match u64_at(bytes, 48).ok_or(Malformed("truncated header"))? {
+            0 => DEFAULT_SLICE_US,
+            us if (MIN_SLICE_US..=MAX_SLICE_US).contains(&us) => us,
+            _ => return Err(Malformed("time-slice length out of range")),
+        };
+        let share = u32_at(bytes, 56)
+            .and_then(RevocationShare::from_raw)
+            .ok_or(Malformed("unknown revocation share"))?;
         let bytes = &bytes[..total];
         if slots > MAX_SLOTS {
             return Err(Malformed("time-slice vector too long"));
@@ -231,6 +291,8 @@ impl<'a> Package<'a> {
             table: usize::try_from(table).map_err(|_| Malformed("table offset"))?,
             schedule,
             flags,
+            slice_us,
+            share,
         };
         for i in 0..count {
             let partition = package.read_partition(i)?;
@@ -302,6 +364,16 @@ impl<'a> Package<'a> {
     /// System flags (`SYSTEM_FLAG_*`); unknown bits were refused by [`Package::parse`].
     pub fn flags(&self) -> u32 {
         self.flags
+    }
+
+    /// Length of a time slice in microseconds (within [`MIN_SLICE_US`]..=[`MAX_SLICE_US`]).
+    pub fn slice_us(&self) -> u64 {
+        self.slice_us
+    }
+
+    /// How a revocation request is shared among borrowers.
+    pub fn revocation_share(&self) -> RevocationShare {
+        self.share
     }
 
     /// The partitions in configuration order.
@@ -495,15 +567,43 @@ pub mod build {
         pub devices: Vec<DeviceRegion>,
     }
 
+    /// System-wide settings of a package.
+    #[derive(Clone, Debug, Default)]
+    pub struct SystemSpec<'s> {
+        /// Core 0's time-slice vector (partition indices; empty for one slot per partition).
+        pub schedule: &'s [u8],
+        /// System flags (`SYSTEM_FLAG_*`).
+        pub flags: u32,
+        /// Time-slice length in microseconds (0: [`DEFAULT_SLICE_US`]).
+        pub slice_us: u64,
+        /// How revocation requests are shared among borrowers.
+        pub share: RevocationShare,
+    }
+
     /// Encodes a package with core 0's time-slice vector `schedule` (partition indices; empty
-    /// for one slot per partition) and no system flags. Data is placed 16-byte aligned after
-    /// the tables.
+    /// for one slot per partition) and default system settings. Data is placed 16-byte
+    /// aligned after the tables.
     pub fn encode(partitions: &[PartitionSpec], schedule: &[u8]) -> Vec<u8> {
         encode_with_flags(partitions, schedule, 0)
     }
 
     /// [`encode`] with system flags (`SYSTEM_FLAG_*`).
     pub fn encode_with_flags(partitions: &[PartitionSpec], schedule: &[u8], flags: u32) -> Vec<u8> {
+        encode_system(
+            partitions,
+            &SystemSpec {
+                schedule,
+                flags,
+                ..SystemSpec::default()
+            },
+        )
+    }
+
+    /// Encodes a package with every system setting of `system`.
+    pub fn encode_system(partitions: &[PartitionSpec], system: &SystemSpec<'_>) -> Vec<u8> {
+        let SystemSpec {
+            schedule, flags, ..
+        } = *system;
         let segment_total: usize = partitions.iter().map(|p| p.segments.len()).sum();
         let table = HEADER_SIZE;
         let segments = table + partitions.len() * PARTITION_SIZE;
@@ -514,6 +614,8 @@ pub mod build {
         put_u32(&mut out, 12, partitions.len() as u32);
         put_u64(&mut out, 24, table as u64);
         put_u32(&mut out, 44, flags);
+        put_u64(&mut out, 48, system.slice_us);
+        put_u32(&mut out, 56, system.share as u32);
         let mut segment_index = 0;
         for (i, p) in partitions.iter().enumerate() {
             let at = table + i * PARTITION_SIZE;
@@ -703,6 +805,41 @@ mod tests {
             SYSTEM_FLAG_POISON_FREE_RAM
         );
         assert!(Package::parse(&encode_with_flags(&spec(), &[], 1 << 7)).is_err());
+    }
+
+    #[test]
+    fn slice_length_and_revocation_share_round_trip_and_bad_ones_are_refused() {
+        let plain = Package::parse(&encode(&spec(), &[])).unwrap().slice_us();
+        assert_eq!(plain, DEFAULT_SLICE_US);
+        for (share, _) in RevocationShare::ALL {
+            let system = SystemSpec {
+                slice_us: 500,
+                share,
+                ..SystemSpec::default()
+            };
+            let bytes = encode_system(&spec(), &system);
+            let package = Package::parse(&bytes).unwrap();
+            assert_eq!(
+                (package.slice_us(), package.revocation_share()),
+                (500, share)
+            );
+        }
+        for slice_us in [MIN_SLICE_US - 1, MAX_SLICE_US + 1] {
+            let system = SystemSpec {
+                slice_us,
+                ..SystemSpec::default()
+            };
+            assert_eq!(
+                Package::parse(&encode_system(&spec(), &system)).unwrap_err(),
+                PackageError::Malformed("time-slice length out of range")
+            );
+        }
+        let mut bytes = encode(&spec(), &[]);
+        bytes[56] = 3;
+        assert_eq!(
+            Package::parse(&bytes).unwrap_err(),
+            PackageError::Malformed("unknown revocation share")
+        );
     }
 
     /// Found by the `package` fuzz target: a resource table offset just below `usize::MAX`

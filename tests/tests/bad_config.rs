@@ -130,3 +130,21 @@ fn kernel_pages_and_tables_that_do_not_fit() {
          `borrower` the guarantees come to 1008 MiB",
     );
 }
+
+#[test]
+fn time_slice_out_of_range() {
+    refused(
+        "bad-slice.toml",
+        3,
+        "time slice of 20 us must be between 100 us and 1 s",
+    );
+}
+
+#[test]
+fn unknown_revocation_share() {
+    refused(
+        "bad-share.toml",
+        3,
+        "unknown revocation share `fair`; known: proportional, largest-first, partition-order",
+    );
+}

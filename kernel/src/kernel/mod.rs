@@ -15,6 +15,7 @@ mod memory;
 mod poison;
 mod revocation;
 mod set_way;
+mod share;
 mod upcall;
 
 #[cfg(test)]
@@ -36,7 +37,9 @@ use crate::partition::{
 use crate::vcpu::VcpuRegs;
 use exo_abi::call::*;
 use exo_abi::info::{self, InfoHeader, InfoWriter, MemoryBinding, MemoryKind};
-use exo_abi::package::{MAX_PARTITIONS, MAX_SLOTS, Package, PartitionRecord};
+use exo_abi::package::{
+    DEFAULT_SLICE_US, MAX_PARTITIONS, MAX_SLOTS, Package, PartitionRecord, RevocationShare,
+};
 use exo_abi::revocation::VECTOR_PAGES;
 use exo_abi::{ABI_VERSION, Error, Ipa, PAGE_SIZE, PhysAddr, Rights};
 use log::{info, warn};
@@ -272,6 +275,15 @@ pub struct Kernel<'a, P: Platform> {
     slot_count: usize,
     /// The slot whose time is being used now (by its owner or a partition it donated to).
     slot: usize,
+    /// Length of a time slice in counter ticks (`[system] slice`).
+    slice_ticks: u64,
+    /// How a revocation request is shared among borrowers (`[system] revocation_share`).
+    share: RevocationShare,
+}
+
+/// Microseconds, in ticks of a counter running at `frequency` Hz (at least one tick).
+fn ticks_of_us(us: u64, frequency: u64) -> u64 {
+    ((u128::from(us) * u128::from(frequency) / 1_000_000) as u64).max(1)
 }
 
 /// Result registers of a hypercall that returns.
@@ -286,6 +298,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// A kernel with no partitions yet. `bindings` has one slot per frame of `frames`.
     pub fn new(platform: P, frames: FrameTable<'a>, bindings: &'a mut [u64]) -> Self {
         let bound = BindingIndex::new(frames.base(), bindings);
+        let frequency = platform.timer_frequency();
         Self {
             platform,
             frames,
@@ -298,7 +311,14 @@ impl<'a, P: Platform> Kernel<'a, P> {
             slots: [0; MAX_SLOTS],
             slot_count: 0,
             slot: 0,
+            slice_ticks: ticks_of_us(DEFAULT_SLICE_US, frequency),
+            share: RevocationShare::default(),
         }
+    }
+
+    /// Length of a time slice in counter ticks, as the package asked.
+    pub fn slice_ticks(&self) -> u64 {
+        self.slice_ticks
     }
 
     /// The frame table (read-only).
@@ -415,6 +435,8 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         self.slot = 0;
         self.current = usize::from(self.slots[0]);
+        self.slice_ticks = ticks_of_us(package.slice_us(), self.platform.timer_frequency());
+        self.share = package.revocation_share();
         self.platform.publish_done();
         Ok(())
     }

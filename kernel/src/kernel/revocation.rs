@@ -31,33 +31,15 @@ impl<P: Platform> Kernel<'_, P> {
                 .saturating_sub(p.terms.guaranteed)
                 .saturating_sub(owed)
         };
-        let total: u64 = (0..self.count).map(|id| revocable(self, id)).sum();
-        if total < needed {
+        let can: [u64; exo_abi::package::MAX_PARTITIONS] =
+            core::array::from_fn(|id| revocable(self, id));
+        if can.iter().sum::<u64>() < needed {
             return false;
         }
-        // Each borrower is asked for a share proportional to what it could give back, so
-        // no single borrower pays for everyone's borrowing.
-        let shares: [u64; exo_abi::package::MAX_PARTITIONS] = core::array::from_fn(|id| {
-            let can = revocable(self, id);
-            (u128::from(needed) * u128::from(can)).div_ceil(u128::from(total)) as u64
-        });
-        let mut remaining = needed;
-        for (id, share) in shares.iter().enumerate().take(self.count) {
-            let ask = (*share).min(revocable(self, id)).min(remaining);
+        let asks = super::share::share_out(self.share, needed, &can);
+        for (id, &ask) in asks.iter().enumerate().take(self.count) {
             if ask > 0 {
                 self.issue_request(id, ask);
-                remaining -= ask;
-            }
-        }
-        // Rounding never leaves anything over (shares round up), but be certain.
-        for id in 0..self.count {
-            if remaining == 0 {
-                break;
-            }
-            let ask = revocable(self, id).min(remaining);
-            if ask > 0 {
-                self.issue_request(id, ask);
-                remaining -= ask;
             }
         }
         true

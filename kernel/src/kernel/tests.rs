@@ -10,7 +10,7 @@ use crate::mem::stage2::Mapping;
 use exo_abi::call::{VIRTUAL_TIMER_INTID, signal, upcall};
 use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
 use exo_abi::package::DEFAULT_RAM_BASE;
-use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode_with_flags};
+use exo_abi::package::build::{PartitionSpec, SegmentSpec, SystemSpec, encode_system};
 use exo_abi::revocation::{
     Reason, Repossession, RequestReader, RequestState, VECTOR_SIZE, VectorReader,
 };
@@ -352,6 +352,19 @@ fn unloaded(frames: usize, configs: &[Config]) -> (K, Vec<u8>) {
 
 /// [`unloaded`], with the boot package's system `flags`.
 fn unloaded_with_flags(frames: usize, configs: &[Config], flags: u32) -> (K, Vec<u8>) {
+    let system = SystemSpec {
+        flags,
+        ..SystemSpec::default()
+    };
+    unloaded_with_system(frames, configs, &system)
+}
+
+/// [`unloaded`], with the boot package's system settings.
+fn unloaded_with_system(
+    frames: usize,
+    configs: &[Config],
+    system: &SystemSpec<'_>,
+) -> (K, Vec<u8>) {
     let specs: Vec<PartitionSpec> = configs
         .iter()
         .map(|c| PartitionSpec {
@@ -388,7 +401,7 @@ fn unloaded_with_flags(frames: usize, configs: &[Config], flags: u32) -> (K, Vec
                 .collect(),
         })
         .collect();
-    let bytes = encode_with_flags(&specs, &[], flags);
+    let bytes = encode_system(&specs, system);
     let storage: &'static mut [u16] = Box::leak(vec![0u16; frames].into_boxed_slice());
     let bindings: &'static mut [u64] = Box::leak(vec![0u64; frames].into_boxed_slice());
     let mut table = FrameTable::new(PhysAddr::new(RAM_BASE), storage);
@@ -2663,3 +2676,4 @@ fn a_message_arrives_as_an_upcall() {
 
 mod mutants;
 mod poison;
+mod system;

@@ -9,6 +9,9 @@
 //! schedule = ["hello", "hello", "pong"]  # optional; core 0's time-slice vector, below
 //! poison_free_ram = true  # optional (default false), for tests: free RAM filled with 0xA5
 //!                         # at boot, so a frame handed out unscrubbed shows
+//! slice = "10ms"        # optional (default 10ms); one time slice, 100us..=1s
+//! revocation_share = "proportional"  # optional; or "largest-first", "partition-order":
+//!                       # how a claim is shared among borrowers (see docs/configuration.md)
 //!
 //! [[partition]]
 //! name = "hello"        # 1..=32 bytes of [A-Za-z0-9_-], unique
@@ -58,6 +61,7 @@ use resources::{Claimant, Claims, DeviceList, IntidList};
 
 pub mod memory;
 mod resources;
+mod system;
 use crate::duration::display_us;
 use crate::size::{Bytes, MIB};
 use crate::workspace::Workspace;
@@ -146,6 +150,10 @@ pub struct System {
     /// `[system] poison_free_ram`: the kernel fills every free frame with
     /// [`exo_abi::package::POISON_BYTE`] at boot (test configurations).
     pub poison_free_ram: bool,
+    /// `[system] slice`: one time slice, in microseconds.
+    pub slice_us: u64,
+    /// `[system] revocation_share`: how a claim is shared among borrowers.
+    pub revocation_share: exo_abi::package::RevocationShare,
 }
 
 /// A QEMU serial port a partition's device needs (see [`crate::qemu`]).
@@ -243,6 +251,11 @@ impl System {
             out += &line;
             out.push('\n');
         }
+        out += &format!(
+            "  time slices of {}; revocation requests shared {}\n",
+            display_us(self.slice_us),
+            self.revocation_share.name()
+        );
         out
     }
 }
@@ -375,6 +388,8 @@ struct RawSystem {
     memory: Option<Spanned<SizeValue>>,
     schedule: Option<Spanned<Vec<Spanned<String>>>>,
     poison_free_ram: Option<bool>,
+    slice: Option<Spanned<String>>,
+    revocation_share: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -445,15 +460,21 @@ pub fn parse(
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
 
-    let (board_key, memory_key, schedule_key, poison_free_ram) = match raw.system {
-        Some(system) => (
-            system.board,
-            system.memory,
-            system.schedule,
-            system.poison_free_ram.unwrap_or(false),
-        ),
-        None => (None, None, None, false),
-    };
+    let (board_key, memory_key, schedule_key, poison_free_ram, slice_key, share_key) =
+        match raw.system {
+            Some(system) => (
+                system.board,
+                system.memory,
+                system.schedule,
+                system.poison_free_ram.unwrap_or(false),
+                system.slice,
+                system.revocation_share,
+            ),
+            None => (None, None, None, false, None, None),
+        };
+    let slice_us = system::slice_us(slice_key.as_ref()).map_err(|(at, m)| error(at, m))?;
+    let revocation_share =
+        system::revocation_share(share_key.as_ref()).map_err(|(at, m)| error(at, m))?;
     let (board_name, board_line) = match (board_override, &board_key) {
         (Some(name), _) => (name.to_owned(), None),
         (None, Some(key)) => (key.get_ref().clone(), Some(line_of(text, key.span().start))),
@@ -795,6 +816,8 @@ pub fn parse(
         partitions,
         schedule,
         poison_free_ram,
+        slice_us,
+        revocation_share,
     })
 }
 
@@ -960,7 +983,11 @@ mod tests {
         let path = dir.path().join("configs/test.toml");
         let summary = parse(&workspace, &path, text, None).unwrap().summary();
         let lines: Vec<&str> = summary.lines().collect();
-        assert_eq!(lines.len(), 2, "{summary}");
+        assert_eq!(lines.len(), 3, "{summary}");
+        assert_eq!(
+            lines[2],
+            "  time slices of 10 ms; revocation requests shared proportional"
+        );
         for fragment in [
             "0 a: program hello",
             "borrow 2 MiB",

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode_with_flags};
+use exo_abi::package::build::{PartitionSpec, SegmentSpec, SystemSpec, encode_system};
 use exo_abi::package::{DEFAULT_RAM_BASE, SYSTEM_FLAG_POISON_FREE_RAM};
 use exo_abi::{Ipa, Name, PAGE_SIZE};
 
@@ -144,17 +144,16 @@ pub fn partition_spec(
     })
 }
 
-/// The whole image: the flattened kernel, then the package with core 0's time-slice vector
-/// `schedule` (empty: one slot per partition) and system `flags`, with `image_size`
+/// The whole image: the flattened kernel, then the package with the system settings
+/// `system` (time-slice vector, flags, slice length, revocation share), with `image_size`
 /// patched.
 pub fn assemble(
     kernel: &Elf,
     partitions: &[PartitionSpec],
-    schedule: &[u8],
-    flags: u32,
+    system: &SystemSpec<'_>,
 ) -> anyhow::Result<Vec<u8>> {
     let mut image = flatten_kernel(kernel)?;
-    image.extend_from_slice(&encode_with_flags(partitions, schedule, flags));
+    image.extend_from_slice(&encode_system(partitions, system));
     let size = image.len() as u64;
     image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&size.to_le_bytes());
     Ok(image)
@@ -183,7 +182,13 @@ pub fn write_image(
     } else {
         0
     };
-    let image = assemble(&kernel, &specs, &system.schedule, flags)?;
+    let settings = SystemSpec {
+        schedule: &system.schedule,
+        flags,
+        slice_us: system.slice_us,
+        share: system.revocation_share,
+    };
+    let image = assemble(&kernel, &specs, &settings)?;
     let out = workspace
         .build_dir(&system.board.name)
         .join(format!("{}.img", system.stem()));
@@ -274,7 +279,7 @@ mod tests {
     fn appends_the_package_and_patches_the_image_size() {
         let (_dir, system) = system(CONFIG);
         let spec = partition_spec(&system, &system.partitions[0], &guest(0x2000)).unwrap();
-        let image = assemble(&kernel(), &[spec], &[], 0).unwrap();
+        let image = assemble(&kernel(), &[spec], &SystemSpec::default()).unwrap();
         let size = u64::from_le_bytes(image[16..24].try_into().unwrap());
         assert_eq!(size, image.len() as u64);
         let package = Package::parse(&image[0x3000..]).unwrap();
@@ -301,7 +306,7 @@ mod tests {
              revocation_deadline = \"250us\"\nmax_aborts = 0\n"
         ));
         let spec = partition_spec(&system, &system.partitions[0], &guest(0x2000)).unwrap();
-        let image = assemble(&kernel(), &[spec], &[], 0).unwrap();
+        let image = assemble(&kernel(), &[spec], &SystemSpec::default()).unwrap();
         let package = Package::parse(&image[0x3000..]).unwrap();
         let partition = package.partitions().next().unwrap();
         assert_eq!(partition.memory_bytes, 0x2000);
@@ -322,7 +327,15 @@ mod tests {
             .iter()
             .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
             .collect();
-        let image = assemble(&kernel(), &specs, &system.schedule, 0).unwrap();
+        let image = assemble(
+            &kernel(),
+            &specs,
+            &SystemSpec {
+                schedule: &system.schedule,
+                ..SystemSpec::default()
+            },
+        )
+        .unwrap();
         let package = Package::parse(&image[0x3000..]).unwrap();
         let masks: Vec<u64> = package.partitions().map(|p| p.talks_to).collect();
         assert_eq!(masks, [0b10, 0]);
@@ -339,7 +352,15 @@ mod tests {
             .iter()
             .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
             .collect();
-        let image = assemble(&kernel(), &specs, &system.schedule, 0).unwrap();
+        let image = assemble(
+            &kernel(),
+            &specs,
+            &SystemSpec {
+                schedule: &system.schedule,
+                ..SystemSpec::default()
+            },
+        )
+        .unwrap();
         let package = Package::parse(&image[0x3000..]).unwrap();
         let flags: Vec<PartitionFlags> = package.partitions().map(|p| p.flags).collect();
         assert_eq!(flags, [PartitionFlags::SELF_CHECK, PartitionFlags::empty()]);
@@ -358,7 +379,15 @@ mod tests {
             .iter()
             .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
             .collect();
-        let image = assemble(&kernel(), &specs, &system.schedule, 0).unwrap();
+        let image = assemble(
+            &kernel(),
+            &specs,
+            &SystemSpec {
+                schedule: &system.schedule,
+                ..SystemSpec::default()
+            },
+        )
+        .unwrap();
         let package = Package::parse(&image[0x3000..]).unwrap();
         assert_eq!(package.schedule(), [1, 0, 1]);
         let partitions: Vec<_> = package.partitions().collect();

@@ -13,14 +13,6 @@ use log::{error, info, warn};
 
 const TWO_MIB: u64 = 2 << 20;
 
-/// Length of a time slice.
-const TIME_SLICE_US: u64 = 10_000;
-
-/// A time slice in counter ticks.
-pub fn slice_ticks() -> u64 {
-    super::el2::timer_frequency() * TIME_SLICE_US / 1_000_000
-}
-
 /// A linker-script symbol's value, built from absolute relocations so that the compiler
 /// assumes nothing of it (a symbol at 0 is no null reference).
 macro_rules! linker_value {
@@ -218,10 +210,15 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
 
     let preemptive = match boot.gic.map(super::gic::init) {
         Some(Ok(version)) => {
-            info!(
-                "{version:?} interrupt controller; time slices of {} ms",
-                TIME_SLICE_US / 1000
-            );
+            let us = package.slice_us();
+            if us.is_multiple_of(1000) {
+                info!(
+                    "{version:?} interrupt controller; time slices of {} ms",
+                    us / 1000
+                );
+            } else {
+                info!("{version:?} interrupt controller; time slices of {us} us");
+            }
             true
         }
         Some(Err(why)) => {
@@ -242,9 +239,10 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     let first_partition = kernel.current();
     let first = switch_to(kernel, None, first_partition);
     kernel.before_resume();
+    let slice = kernel.slice_ticks();
     drop(guard);
     if preemptive {
-        super::el2::arm_hyp_timer(slice_ticks());
+        super::el2::arm_hyp_timer(slice);
     }
     // SAFETY: `first` points into the kernel static, which lives forever and is never
     // moved; partition 0's EL1 state and stage 2 were just loaded by `switch_to`.

@@ -106,7 +106,7 @@ pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
                 // Nobody can run: sleep until an interrupt (a partition's SPI, the loaded
                 // vCPU's timer) or the earliest virtual-timer deadline of a waiting
                 // partition, then decide again. The next slice starts afresh.
-                let slice = super::start::slice_ticks();
+                let slice = kernel.slice_ticks();
                 let now = super::el2::counter();
                 let ticks = deadline.map_or(slice, |d| d.saturating_sub(now).clamp(1, slice));
                 super::el2::arm_hyp_timer(ticks);
@@ -136,7 +136,7 @@ fn interrupt(kernel: &mut Kernel<'static, Aarch64Platform>) -> Step {
     match gic::acknowledge() {
         Some(intid) if intid == gic::HYP_TIMER => {
             // The running partition's time slice is over.
-            super::el2::arm_hyp_timer(super::start::slice_ticks());
+            super::el2::arm_hyp_timer(kernel.slice_ticks());
             gic::end(intid);
             kernel.preempt()
         }
