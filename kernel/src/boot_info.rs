@@ -337,6 +337,28 @@ mod tests {
         );
     }
 
+    /// A `stdout-path` naming a UART the kernel has no driver for: the console is the first
+    /// enabled PL011, with the Pi firmware's 48 MHz UART clock.
+    #[test]
+    fn falls_back_to_the_first_pl011_when_stdout_names_an_unknown_uart() {
+        let mut dtb = PI_2GIB.to_vec();
+        let known = b"brcm,bcm2835-aux-uart\0";
+        let at = dtb.windows(known.len()).position(|w| w == known).unwrap();
+        dtb[at + known.len() - 2] = b'X';
+        let info = boot(&dtb, PI_KERNEL.raw()).unwrap();
+        let console = info.console.unwrap();
+        assert_eq!(
+            console,
+            ConsoleUart {
+                base: PhysAddr::new(0xFE20_1000),
+                kind: UartKind::Pl011,
+                clock_hz: None,
+                named_by_stdout: false
+            }
+        );
+        assert_eq!(console.clock_or_default(), 48_000_000);
+    }
+
     /// Everything the kernel needs from the Pi's own tree, as the firmware or QEMU passes it.
     fn assert_pi(info: &BootInfo) {
         // stdout-path is `serial1`, the mini UART (bus 0x7e215040 through /soc's ranges);
