@@ -109,6 +109,43 @@ fn boot_folder(dir: &Path, dtb: &Path) -> Booted {
     Booted { config, outcome }
 }
 
+/// Boots the folder's kernel8.img with QEMU's serial 0 (the PL011) discarded and serial 1
+/// (the mini UART) written to a file; returns that file's text once QEMU exits.
+fn mini_uart_only(dir: &Path, dtb: &Path, log: &Path) -> String {
+    let _guard = boot_lock();
+    let mut qemu = Command::new("qemu-system-aarch64")
+        .args([
+            "-M",
+            "raspi4b",
+            "-m",
+            "2G",
+            "-nographic",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ])
+        .args(["-serial", "null", "-serial"])
+        .arg(format!("file:{}", log.display()))
+        .arg("-kernel")
+        .arg(dir.join("kernel8.img"))
+        .arg("-dtb")
+        .arg(dtb)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cannot start qemu-system-aarch64; run scripts/setup");
+    let deadline = std::time::Instant::now() + BOOT_TIMEOUT;
+    while qemu.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = qemu.kill();
+            let _ = qemu.wait();
+            panic!("QEMU did not power off within {BOOT_TIMEOUT:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::fs::read_to_string(log).unwrap()
+}
+
 #[test]
 fn the_boot_folder_boots_from_its_own_device_tree_and_the_card_holds_it() {
     let scratch = scratch();
@@ -142,6 +179,14 @@ fn the_boot_folder_boots_from_its_own_device_tree_and_the_card_holds_it() {
         "console: mini UART at 0xfe215040 (the device tree's stdout-path), 115200 8N1",
     ]);
     booted.assert_line_with(&["RAM 0x0..0x3c000000"]);
+    // The same boot with only the mini UART connected: the whole run is there.
+    let log = mini_uart_only(&dir, &filled, &scratch.join("mini-uart.log"));
+    for line in [
+        "[hello] hello again from hello",
+        "exo: all partitions finished, powering off",
+    ] {
+        assert!(log.contains(line), "no {line:?} on the mini UART:\n{log}");
+    }
 
     let (kind, start, sectors) = sd_image::partition(&card).unwrap();
     assert_eq!((kind, start), (sd_image::FAT32_LBA, 2048));
