@@ -30,12 +30,48 @@ pub struct BootInfo {
 /// The console UART and how it was chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConsoleUart {
-    /// Base of the PL011's registers.
+    /// Base of the UART's registers (the node's first `reg` entry).
     pub base: PhysAddr,
+    /// Which driver runs it.
+    pub kind: UartKind,
+    /// Its input clock from the device tree ([`DeviceTree::clock_frequency`]), if given.
+    pub clock_hz: Option<u32>,
     /// Whether `/chosen/stdout-path` names it; if not, it is the tree's first enabled
-    /// PL011 because `stdout-path` is absent or names a UART the kernel has no driver for
-    /// (the Pi's own tree names the mini UART).
+    /// PL011 because `stdout-path` is absent or names a UART the kernel has no driver for.
     pub named_by_stdout: bool,
+}
+
+/// The UARTs the kernel drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartKind {
+    /// Arm PL011 (`arm,pl011`).
+    Pl011,
+    /// The BCM2835 auxiliary mini UART (`brcm,bcm2835-aux-uart`), the Raspberry Pi's
+    /// default console.
+    MiniUart,
+}
+
+impl UartKind {
+    fn of(node: &Located<'_>) -> Option<Self> {
+        if node.is_compatible("arm,pl011") {
+            Some(Self::Pl011)
+        } else if node.is_compatible("brcm,bcm2835-aux-uart") {
+            Some(Self::MiniUart)
+        } else {
+            None
+        }
+    }
+}
+
+impl ConsoleUart {
+    /// The input clock: the device tree's, else what the Pi firmware sets up (the PL011's
+    /// 48 MHz UART clock; the mini UART's 500 MHz core clock, fixed by `config.txt`).
+    pub fn clock_or_default(&self) -> u32 {
+        self.clock_hz.unwrap_or(match self.kind {
+            UartKind::Pl011 => crate::drivers::pl011::DEFAULT_CLOCK_HZ,
+            UartKind::MiniUart => crate::drivers::bcm2835_aux_uart::DEFAULT_CLOCK_HZ,
+        })
+    }
 }
 
 /// How the kernel powers the machine off at the end of a run.
@@ -156,20 +192,26 @@ impl fmt::Display for BootInfoError {
     }
 }
 
-/// The console: the PL011 `stdout-path` names, else the first enabled PL011.
+/// The console: the UART `stdout-path` names if the kernel drives it, else the first
+/// enabled PL011.
 fn console(tree: &DeviceTree<'_>) -> Option<ConsoleUart> {
-    let named = tree
-        .stdout()
-        .filter(|node| node.is_compatible("arm,pl011"))
-        .and_then(|node| node.first_region());
-    let (uart, named_by_stdout) = match named {
-        Some(uart) => (uart, true),
-        None => (tree.find_compatible(&["arm,pl011"])?.first_region()?, false),
+    let described = |node: Located<'_>, kind, named_by_stdout| {
+        Some(ConsoleUart {
+            base: PhysAddr::new(node.first_region()?.start),
+            kind,
+            clock_hz: tree.clock_frequency(node.node()),
+            named_by_stdout,
+        })
     };
-    Some(ConsoleUart {
-        base: PhysAddr::new(uart.start),
-        named_by_stdout,
-    })
+    tree.stdout()
+        .and_then(|node| described(node, UartKind::of(&node)?, true))
+        .or_else(|| {
+            described(
+                tree.find_compatible(&["arm,pl011"])?,
+                UartKind::Pl011,
+                false,
+            )
+        })
 }
 
 impl BootInfo {
@@ -228,6 +270,9 @@ mod tests {
             info.console,
             Some(ConsoleUart {
                 base: PhysAddr::new(0x0900_0000),
+                kind: UartKind::Pl011,
+                // QEMU's `apb-pclk` fixed clock, through the PL011's `clocks` phandle.
+                clock_hz: Some(24_000_000),
                 named_by_stdout: true
             })
         );
@@ -292,17 +337,44 @@ mod tests {
         );
     }
 
+    /// A `stdout-path` naming a UART the kernel has no driver for: the console is the first
+    /// enabled PL011, with the Pi firmware's 48 MHz UART clock.
+    #[test]
+    fn falls_back_to_the_first_pl011_when_stdout_names_an_unknown_uart() {
+        let mut dtb = PI_2GIB.to_vec();
+        let known = b"brcm,bcm2835-aux-uart\0";
+        let at = dtb.windows(known.len()).position(|w| w == known).unwrap();
+        dtb[at + known.len() - 2] = b'X';
+        let info = boot(&dtb, PI_KERNEL.raw()).unwrap();
+        let console = info.console.unwrap();
+        assert_eq!(
+            console,
+            ConsoleUart {
+                base: PhysAddr::new(0xFE20_1000),
+                kind: UartKind::Pl011,
+                clock_hz: None,
+                named_by_stdout: false
+            }
+        );
+        assert_eq!(console.clock_or_default(), 48_000_000);
+    }
+
     /// Everything the kernel needs from the Pi's own tree, as the firmware or QEMU passes it.
     fn assert_pi(info: &BootInfo) {
-        // stdout-path is `serial1`, the mini UART, which exo has no driver for: the console
-        // is the first PL011, uart0 (bus 0x7e201000 through /soc's ranges).
+        // stdout-path is `serial1`, the mini UART (bus 0x7e215040 through /soc's ranges);
+        // its clock is the clock manager's VPU clock, which the tree gives no rate for, so
+        // the driver uses the 500 MHz config.txt fixes.
+        let console = info.console.unwrap();
         assert_eq!(
-            info.console,
-            Some(ConsoleUart {
-                base: PhysAddr::new(0xFE20_1000),
-                named_by_stdout: false
-            })
+            console,
+            ConsoleUart {
+                base: PhysAddr::new(0xFE21_5040),
+                kind: UartKind::MiniUart,
+                clock_hz: None,
+                named_by_stdout: true
+            }
         );
+        assert_eq!(console.clock_or_default(), 500_000_000);
         assert_eq!(
             info.gic,
             Some(GicInfo::V2 {

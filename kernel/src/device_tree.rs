@@ -173,6 +173,24 @@ impl<'a> DeviceTree<'a> {
         })
     }
 
+    /// The node whose `phandle` (or older `linux,phandle`) is `phandle`.
+    pub fn by_phandle(&self, phandle: u32) -> Option<Located<'a>> {
+        self.find(&mut |node| {
+            cell(node, "phandle").or_else(|| cell(node, "linux,phandle")) == Some(phandle)
+        })
+    }
+
+    /// The input clock rate of a device: its own `clock-frequency`, else that of the clock
+    /// its first `clocks` entry points at (a fixed clock, Devicetree Specification 4.1.1
+    /// and Linux's `fixed-clock` binding). None when the clock is a provider the kernel
+    /// does not model (the Pi's clock manager).
+    pub fn clock_frequency(&self, device: Node<'a>) -> Option<u32> {
+        cell(device, "clock-frequency").or_else(|| {
+            let clock = self.by_phandle(cell(device, "clocks")?)?;
+            cell(clock.node(), "clock-frequency")
+        })
+    }
+
     /// The first node, in tree order, for which `wanted` holds.
     pub fn find(&self, wanted: &mut dyn FnMut(Node<'a>) -> bool) -> Option<Located<'a>> {
         find_below(self.root(), wanted)
@@ -245,6 +263,12 @@ fn enabled(node: Node<'_>) -> bool {
 /// The property `name` of `node` as one NUL-terminated string.
 pub fn string<'a>(node: Node<'a>, name: &str) -> Option<&'a str> {
     core::str::from_utf8(node.property(name)?.strip_suffix(b"\0")?).ok()
+}
+
+/// The first cell of the property `name` of `node`.
+pub fn cell(node: Node<'_>, name: &str) -> Option<u32> {
+    let value = node.property(name)?;
+    Some(u32::from_be_bytes(value.get(..4)?.try_into().ok()?))
 }
 
 /// The strings of `node`'s `compatible` list.

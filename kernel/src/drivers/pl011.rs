@@ -22,9 +22,73 @@ register_structs! {
         (0x04 => _reserved0),
         (0x18 => fr: ReadOnly<u32, FR::Register>),
         (0x1c => _reserved1),
+        (0x24 => ibrd: ReadWrite<u32>),
+        (0x28 => fbrd: ReadWrite<u32>),
+        (0x2c => lcrh: ReadWrite<u32>),
         (0x30 => cr: ReadWrite<u32>),
-        (0x34 => @END),
+        (0x34 => _ifls),
+        (0x38 => imsc: ReadWrite<u32>),
+        (0x3c => _ris),
+        (0x40 => _mis),
+        (0x44 => icr: WriteOnly<u32>),
+        (0x48 => @END),
     }
+}
+
+/// The PL011's reference clock when the device tree gives none: the Raspberry Pi 4
+/// firmware's UART clock (`init_uart_clock`, 48 MHz by default).
+pub const DEFAULT_CLOCK_HZ: u32 = 48_000_000;
+/// The console's baud rate.
+pub const BAUD: u32 = 115_200;
+
+/// A register written while programming the UART.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Register {
+    /// UARTIBRD, the integer part of the baud divisor (TRM 3.3.6).
+    Ibrd,
+    /// UARTFBRD, its fraction in 64ths (3.3.7).
+    Fbrd,
+    /// UARTLCR_H, line control (3.3.7): word length, FIFOs.
+    Lcrh,
+    /// UARTCR, control (3.3.8).
+    Cr,
+    /// UARTIMSC, interrupt mask (3.3.10).
+    Imsc,
+    /// UARTICR, interrupt clear (3.3.13).
+    Icr,
+}
+
+/// UARTLCR_H: 8-bit words (WLEN = 0b11) with FIFOs (FEN); one stop bit, no parity.
+pub const LCRH_8N1_FIFO: u32 = (0b11 << 5) | (1 << 4);
+/// UARTCR: UART, transmitter and receiver enabled (UARTEN, TXE, RXE).
+pub const CR_ENABLE: u32 = 1 | (1 << 8) | (1 << 9);
+
+/// UARTIBRD and UARTFBRD for `baud` from `clock_hz`: the divisor clock / (16 × baud) in
+/// 64ths, rounded (TRM 3.3.6).
+pub fn baud_divisors(clock_hz: u32, baud: u32) -> (u32, u32) {
+    let baud = u64::from(baud.max(1));
+    let sixty_fourths = (4 * u64::from(clock_hz) + baud / 2) / baud;
+    (
+        u32::try_from(sixty_fourths >> 6).unwrap_or(u32::MAX) & 0xffff,
+        (sixty_fourths & 63) as u32,
+    )
+}
+
+/// How the UART is programmed once its transmitter is idle, in order (TRM 3.3.8): disabled,
+/// FIFOs flushed (FEN cleared), interrupts masked and cleared, the divisors, then UARTLCR_H
+/// (whose write latches the divisors) for 8N1 with FIFOs, then enabled.
+pub fn init_sequence(clock_hz: u32) -> [(Register, u32); 8] {
+    let (ibrd, fbrd) = baud_divisors(clock_hz, BAUD);
+    [
+        (Register::Cr, 0),
+        (Register::Lcrh, 0),
+        (Register::Imsc, 0),
+        (Register::Icr, 0x7ff),
+        (Register::Ibrd, ibrd),
+        (Register::Fbrd, fbrd),
+        (Register::Lcrh, LCRH_8N1_FIFO),
+        (Register::Cr, CR_ENABLE),
+    ]
 }
 
 /// Polls of UARTFR before a wait is given up: far longer than a full FIFO takes to drain
@@ -56,6 +120,23 @@ impl Pl011 {
         Self {
             registers,
             stuck: false,
+        }
+    }
+
+    /// Programs the UART for 115200 8N1 from `clock_hz` ([`init_sequence`]), after the
+    /// bytes already queued have gone (a bounded wait).
+    pub fn init(&mut self, clock_hz: u32) {
+        self.flush();
+        let r = self.registers;
+        for (register, value) in init_sequence(clock_hz) {
+            match register {
+                Register::Ibrd => r.ibrd.set(value),
+                Register::Fbrd => r.fbrd.set(value),
+                Register::Lcrh => r.lcrh.set(value),
+                Register::Cr => r.cr.set(value),
+                Register::Imsc => r.imsc.set(value),
+                Register::Icr => r.icr.set(value),
+            }
         }
     }
 
@@ -100,3 +181,6 @@ impl crate::console::Sink for Pl011 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,6 +20,7 @@ pub mod board;
 pub mod config;
 pub mod console;
 pub mod cross;
+pub mod deploy;
 pub mod duration;
 pub mod elf;
 pub mod image;
@@ -62,6 +63,19 @@ pub fn build(
     let artefacts = cross::build(workspace, &toolchain, &system.board, guests)?;
     let image = image::write_image(workspace, &system, &artefacts)?;
     Ok((system, image))
+}
+
+/// Checks and builds a configuration and writes a Raspberry Pi 4 boot folder `out` (and,
+/// if asked, an SD card image): the `exo image` command.
+pub fn image(
+    workspace: &Workspace,
+    config: &Path,
+    board: Option<&str>,
+    out: &Path,
+    options: &deploy::ImageOptions,
+) -> anyhow::Result<deploy::BootFolder> {
+    let (system, image) = build(workspace, config, board)?;
+    deploy::write_boot_folder(workspace, &system, &image, out, options)
 }
 
 /// Checks, builds and boots a configuration under QEMU, waiting at most

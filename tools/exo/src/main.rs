@@ -26,6 +26,25 @@ enum Command {
     Check(Target),
     /// Cross-build the kernel and guests and write the boot image; prints its path.
     Build(Target),
+    /// Build a Raspberry Pi 4 boot folder: kernel8.img, config.txt, the firmware and its
+    /// device tree (from pinned Debian packages), and optionally an SD card image.
+    Image {
+        #[command(flatten)]
+        target: Target,
+        /// The boot folder to write (created if missing; its files are overwritten).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Also write a card image (MBR, one FAT32 partition) to `dd` onto an SD card.
+        #[arg(long, value_name = "FILE")]
+        sd_image: Option<PathBuf>,
+        /// The console UART on GPIO 14/15: the stock device tree's mini UART, or the PL011
+        /// (needs --disable-bt-overlay).
+        #[arg(long, value_enum, default_value = "mini-uart")]
+        console: ConsoleChoice,
+        /// The Raspberry Pi firmware's disable-bt.dtbo, for the PL011 console.
+        #[arg(long, value_name = "FILE")]
+        disable_bt_overlay: Option<PathBuf>,
+    },
     /// Build, boot under QEMU and report each partition's result.
     Run {
         #[command(flatten)]
@@ -93,6 +112,12 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConsoleChoice {
+    MiniUart,
+    Pl011,
+}
+
 #[derive(clap::Args)]
 struct Target {
     /// System configuration [default: guests/configs/default.toml in the workspace].
@@ -149,6 +174,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             announce_build(&workspace, &path, target.board.as_deref())?;
             let (_, image) = exo_tool::build(&workspace, &path, target.board.as_deref())?;
             println!("{}", image.display());
+        }
+        Command::Image {
+            target,
+            out,
+            sd_image,
+            console,
+            disable_bt_overlay,
+        } => {
+            let (workspace, path) = locate(&target)?;
+            let board = target.board.as_deref().or(Some(exo_tool::deploy::BOARD));
+            announce_build(&workspace, &path, board)?;
+            let options = exo_tool::deploy::ImageOptions {
+                console: match console {
+                    ConsoleChoice::MiniUart => exo_tool::deploy::Console::MiniUart,
+                    ConsoleChoice::Pl011 => exo_tool::deploy::Console::Pl011,
+                },
+                disable_bt_overlay,
+                sd_image: sd_image.clone(),
+            };
+            let folder = exo_tool::image(&workspace, &path, board, &out, &options)?;
+            for file in &folder.files {
+                println!("{}", folder.dir.join(file).display());
+            }
+            if let Some(card) = sd_image {
+                println!("{}", card.display());
+            }
         }
         Command::Bench {
             target,

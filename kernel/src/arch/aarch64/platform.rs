@@ -3,7 +3,7 @@
 
 use super::stage2_format::Aarch64Stage2;
 use crate::console::{Console, Writer};
-use crate::drivers::pl011::Pl011;
+use crate::drivers::Uart;
 use crate::irq::VirtualIrq;
 use crate::kernel::{GicFacts, Platform, SpiOp};
 use crate::mem::stage2::{TlbMaintenance, Vmid};
@@ -192,16 +192,21 @@ impl TlbMaintenance for Stage2Tlb {
 }
 
 /// The system console, once the UART is known.
-static CONSOLE: spin::Mutex<Option<Console<Pl011>>> = spin::Mutex::new(None);
+static CONSOLE: spin::Mutex<Option<Console<Uart>>> = spin::Mutex::new(None);
 
-/// Starts the console on the PL011 at `base`.
-///
-/// # Safety
-/// `base` must be a PL011 register block mapped as Device memory.
-pub unsafe fn init_console(base: u64) {
-    // SAFETY: guaranteed by the caller; the console is the UART's only user.
-    let uart = unsafe { Pl011::new(base) };
-    *CONSOLE.lock() = Some(Console::new(uart));
+/// Moves the console to `uart`: what the previous UART still holds is sent first (a
+/// bounded wait), then `uart` is programmed for 115200 8N1 from `clock_hz` if given (the
+/// early console is used as the firmware left it).
+pub fn init_console(mut uart: Uart, clock_hz: Option<u32>) {
+    let mut console = CONSOLE.lock();
+    if let Some(previous) = console.as_mut() {
+        previous.sink_mut().flush();
+    }
+    if let Some(clock_hz) = clock_hz {
+        uart.init(clock_hz);
+    }
+    *console = Some(Console::new(uart));
+    drop(console);
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(if cfg!(debug_assertions) {
         log::LevelFilter::Debug
@@ -229,7 +234,7 @@ struct Logger;
 static LOGGER: Logger = Logger;
 
 /// Formats straight into the console.
-struct KernelLine<'a>(&'a mut Console<Pl011>);
+struct KernelLine<'a>(&'a mut Console<Uart>);
 
 impl core::fmt::Write for KernelLine<'_> {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {

@@ -3,8 +3,10 @@
 use super::boot::image_layout;
 use super::platform::{Aarch64Platform, init_console};
 use super::trap::{KERNEL, switch_to};
-use crate::boot_info::{BootInfo, PowerOff};
+use crate::boot_info::{BootInfo, ConsoleUart, PowerOff, UartKind};
 use crate::device_tree::{self, DeviceTree, DtbError};
+use crate::drivers::Uart;
+use crate::drivers::pl011::Pl011;
 use crate::kernel::Kernel;
 use crate::mem::frame_table::{FrameTable, Owner};
 use exo_abi::package::{HEADER_SIZE, Package};
@@ -86,7 +88,7 @@ fn read_machine(dtb: u64, kernel: u64) -> (DeviceTree<'static>, BootInfo) {
     super::el2::set_power_off(early.power_off);
     // SAFETY: the board's linker script names its console PL011; the MMU is off, so the
     // access is Device-nGnRnE. Its transmit wait is bounded, so a dead UART cannot hang.
-    unsafe { init_console(early.uart) };
+    init_console(Uart::Pl011(unsafe { Pl011::new(early.uart) }), None);
     // SAFETY: `dtb` is the device tree address the loader passed in x0 (Linux boot
     // protocol), in memory nothing else writes; only the header is read before checks.
     let tree = match unsafe { device_tree_at(dtb) } {
@@ -102,14 +104,16 @@ fn read_machine(dtb: u64, kernel: u64) -> (DeviceTree<'static>, BootInfo) {
         super::el2::set_power_off(boot.power_off);
     }
     match boot.console {
-        // SAFETY: the device tree names this PL011; at this point the MMU is off, so the
-        // access is Device-nGnRnE, and after `mmu::enable` it is mapped as Device memory.
-        Some(console) if console.base.raw() != early.uart => unsafe {
-            init_console(console.base.raw())
-        },
-        Some(_) => {}
+        Some(console) => {
+            // SAFETY: the device tree names this UART of this kind; at this point the MMU
+            // is off, so the access is Device-nGnRnE, and after `mmu::enable` it is mapped
+            // as Device memory (the low 4 GiB of device space).
+            let uart = unsafe { Uart::new(&console) };
+            init_console(uart, Some(console.clock_or_default()));
+        }
         None => warn!(
-            "the device tree names no PL011: the console stays on the board's at {:#x}",
+            "the device tree names no UART exo drives: the console stays on the board's \
+             PL011 at {:#x}",
             early.uart
         ),
     }
@@ -118,13 +122,33 @@ fn read_machine(dtb: u64, kernel: u64) -> (DeviceTree<'static>, BootInfo) {
         env!("CARGO_PKG_VERSION"),
         tree.model().unwrap_or("a machine with no model")
     );
-    if let Some(console) = boot.console.filter(|c| !c.named_by_stdout) {
-        info!(
-            "console: the first PL011, at {:#x}: the device tree's stdout-path names no PL011",
-            console.base.raw()
-        );
+    if let Some(console) = boot.console {
+        announce_console(&console);
     }
     (tree, boot)
+}
+
+/// Says which UART the console is on and how it was programmed.
+fn announce_console(console: &ConsoleUart) {
+    let name = match console.kind {
+        UartKind::Pl011 => "PL011",
+        UartKind::MiniUart => "mini UART",
+    };
+    let why = if console.named_by_stdout {
+        "the device tree's stdout-path"
+    } else {
+        "the first PL011: the device tree's stdout-path names no UART exo drives"
+    };
+    let clock = if console.clock_hz.is_some() {
+        "from the device tree"
+    } else {
+        "assumed: the device tree gives none"
+    };
+    info!(
+        "console: {name} at {:#x} ({why}), 115200 8N1 from a {} Hz clock ({clock})",
+        console.base.raw(),
+        console.clock_or_default()
+    );
 }
 
 /// Rust entry point, called by `boot.rs` on the boot core at EL2 with the stack set up.
