@@ -35,7 +35,9 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
     let start = time::ticks();
     let mut claimed = 0;
     while claimed < want {
-        let count = (want - claimed).min(FRAME_ALLOC_MAX).min(batch.len() as u64) as usize;
+        let count = (want - claimed)
+            .min(FRAME_ALLOC_MAX)
+            .min(batch.len() as u64) as usize;
         claimed += call::frame_alloc(&mut batch[..count])? as u64;
     }
     let ticks = time::ticks() - start;

@@ -96,6 +96,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
         // Checked again here: a blocked claimant's buffer may have lost its binding since the
         // call was made, and nothing must be allocated unless every name can be delivered.
         self.guest_access(id, buffer, count * 8, true)?;
+        // An aligned buffer is translated once; any other is written a name at a time.
+        let words = usize::try_from(count)
+            .ok()
+            .and_then(|count| self.guest_words(id, buffer, count, true).ok());
         let owner = self.owner_of(id);
         for i in 0..count {
             let frame = match self.frames.alloc(owner) {
@@ -106,7 +110,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 }
             };
             self.platform.scrub_frame(frame);
-            self.write_guest(id, buffer.add(i * 8), &frame.raw().to_le_bytes())?;
+            match &words {
+                Some(words) => self.platform.write_u64(words.at(i as usize), frame.raw()),
+                None => self.write_guest(id, buffer.add(i * 8), &frame.raw().to_le_bytes())?,
+            }
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ mod ipc;
 mod load_error;
 mod memory;
 mod poison;
+mod release;
 mod revocation;
 mod set_way;
 mod upcall;
@@ -272,6 +273,8 @@ pub struct Kernel<'a, P: Platform> {
     slot_count: usize,
     /// The slot whose time is being used now (by its owner or a partition it donated to).
     slot: usize,
+    /// Earliest revocation deadline, and a claimant's slot lent to a borrower.
+    revocations: revocation::Revocations,
 }
 
 /// Result registers of a hypercall that returns.
@@ -298,6 +301,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             slots: [0; MAX_SLOTS],
             slot_count: 0,
             slot: 0,
+            revocations: revocation::Revocations::default(),
         }
     }
 
@@ -640,6 +644,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             aborts: 0,
             last_sequence: 0,
             revocation: None,
+            loss_order: None,
             pending_alloc: None,
             upcalls: Upcalls::default(),
             table_pool,
@@ -691,7 +696,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             Ok(Call::Exit) => return self.finish_current(Outcome::Exited(args[0])),
             Ok(Call::FrameAlloc) => match self.frame_alloc(caller, args[0], Ipa::new(args[1])) {
                 Ok(Some(count)) => value(count),
-                Ok(None) => return self.schedule(),
+                Ok(None) => return self.lend_to_borrower(caller),
                 Err(e) => Err(e),
             },
             Ok(Call::FrameAllocAt) => self
@@ -713,6 +718,16 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 .grant_revoke(caller, PhysAddr::new(args[0]), args[1])
                 .map(|()| [0; 4]),
             Ok(Call::GrantQuery) => self.grant_query(caller, args[0]),
+            // A refused batch names its first bad entry in x1.
+            Ok(Call::FrameRelease) => {
+                match self.frame_release(caller, Ipa::new(args[0]), args[1]) {
+                    Ok(registers) => Ok(registers),
+                    Err((error, index)) => Ok([error.to_register(), index, 0, 0]),
+                }
+            }
+            Ok(Call::SetLossOrder) => self
+                .set_loss_order(caller, Ipa::new(args[0]))
+                .map(|()| [0; 4]),
             Ok(Call::RevokeAck) => value(self.revoke_ack(caller)),
             Ok(Call::SetUpcall) => self
                 .set_upcall(caller, Ipa::new(args[0]), args[1])
@@ -767,8 +782,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
             Err(error) => [error.to_register(), 0, 0, 0],
         };
         self.current_regs_mut().set_results(registers);
-        // A call may have woken or finished partitions; the caller keeps the CPU.
-        Step::Resume
+        // A call may have woken or finished partitions; the caller keeps the CPU, unless it
+        // runs on a slot lent by a claimant its call just served.
+        self.return_lent_slot().unwrap_or(Step::Resume)
     }
 
     /// Checks that `len` bytes at `ipa` are bound in partition `id` with `write` (or read)
@@ -999,6 +1015,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// aborted at once: there is nobody left to comply. When nobody can run but partitions
     /// wait for events that can still come, the CPU idles.
     pub fn schedule(&mut self) -> Step {
+        self.revocations.lent_by = None;
         for attempt in 0..2 {
             for offset in 1..=self.slot_count {
                 let slot = (self.slot + offset) % self.slot_count;

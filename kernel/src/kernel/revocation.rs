@@ -8,14 +8,24 @@
 //! scrubs, frees, and writes each frame's name and IPA to the partition's repossession vector.
 //! A partition aborted more often than its configuration allows is terminated.
 
+use super::Step;
 use super::{Kernel, Platform};
 use crate::mem::frame_table::Owner;
 use crate::partition::{Outcome, Revocation, State};
 use exo_abi::revocation::{
-    CAPACITY, Reason, Repossession, Request, RequestState, TOTAL_OFFSET, encode_entry,
-    entry_offset, write_request,
+    CAPACITY, Reason, Repossession, RequestState, TOTAL_OFFSET, encode_entry, entry_offset, field,
 };
 use exo_abi::{Ipa, PAGE_SIZE, PhysAddr};
+
+/// What the kernel keeps about revocation as a whole, so no hypercall scans every partition.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Revocations {
+    /// The earliest deadline of any outstanding request (recomputed when a request starts
+    /// or ends).
+    pub(super) earliest: Option<u64>,
+    /// The claimant blocked in `EXO_FRAME_ALLOC` whose time slot the running borrower uses.
+    pub(super) lent_by: Option<usize>,
+}
 
 impl<P: Platform> Kernel<'_, P> {
     /// Asks borrowers to return `needed` frames for `claimant`. Returns false if the
@@ -49,17 +59,7 @@ impl<P: Platform> Kernel<'_, P> {
                 remaining -= ask;
             }
         }
-        // Rounding never leaves anything over (shares round up), but be certain.
-        for id in 0..self.count {
-            if remaining == 0 {
-                break;
-            }
-            let ask = revocable(self, id).min(remaining);
-            if ask > 0 {
-                self.issue_request(id, ask);
-                remaining -= ask;
-            }
-        }
+        // Shares round up, so nothing is left over.
         true
     }
 
@@ -96,25 +96,37 @@ impl<P: Platform> Kernel<'_, P> {
             p.name,
             frames
         );
+        let earliest = &mut self.revocations.earliest;
+        *earliest = Some(earliest.map_or(request.deadline, |e| e.min(request.deadline)));
         self.publish(id, &request, RequestState::Pending);
     }
 
-    /// Writes partition `id`'s revocation page.
+    /// Writes partition `id`'s revocation page: every field of the request (the magic and
+    /// the empty list of named frames were written at load and never change).
     fn publish(&mut self, id: usize, r: &Revocation, state: RequestState) {
-        let Some(frame) = self.partition(id).map(|p| p.kernel_pages.revocation) else {
+        let Some(page) = self.partition(id).map(|p| p.kernel_pages.revocation) else {
             return;
         };
-        let mut page = [0u8; exo_abi::revocation::SIZE];
-        let request = Request {
-            sequence: r.sequence,
-            state,
-            frames_requested: r.asked,
-            frames_owed: r.owed,
-            deadline: r.deadline,
-            issued_at: r.issued_at,
-        };
-        write_request(&mut page, &request, &[]);
-        self.platform.copy_to_phys(frame, &page);
+        for (offset, value) in [
+            (field::SEQUENCE, r.sequence),
+            (field::STATE, state as u64),
+            (field::REQUESTED, r.asked),
+            (field::OWED, r.owed),
+            (field::DEADLINE, r.deadline),
+            (field::ISSUED_AT, r.issued_at),
+        ] {
+            self.platform.write_u64(page.add(offset as u64), value);
+        }
+    }
+
+    /// Recomputes the earliest deadline of the outstanding requests.
+    fn recompute_earliest(&mut self) {
+        self.revocations.earliest = self
+            .partitions
+            .iter()
+            .flatten()
+            .filter_map(|p| p.revocation.map(|r| r.deadline))
+            .min();
     }
 
     /// Partition `id` gave back `frames` frames: they count toward its request.
@@ -124,11 +136,12 @@ impl<P: Platform> Kernel<'_, P> {
         {
             r.released += frames;
             r.owed = r.owed.saturating_sub(frames);
-            let r = *r;
-            if r.owed == 0 {
+            let (owed, page) = (r.owed, p.kernel_pages.revocation);
+            if owed == 0 {
                 self.resolve(id, RequestState::Met, 0);
             } else {
-                self.publish(id, &r, RequestState::Pending);
+                // Only the count changes.
+                self.platform.write_u64(page.add(field::OWED as u64), owed);
             }
         }
         self.complete_blocked();
@@ -163,12 +176,20 @@ impl<P: Platform> Kernel<'_, P> {
             },
         );
         self.publish(id, &r, state);
+        self.recompute_earliest();
     }
 
     /// Aborts every request whose deadline has passed. Returns true if the running
     /// partition was terminated by it.
     pub(super) fn check_deadlines(&mut self) -> bool {
         let now = self.platform.now();
+        if self
+            .revocations
+            .earliest
+            .is_none_or(|earliest| now < earliest)
+        {
+            return false;
+        }
         let mut current_terminated = false;
         for id in 0..self.count {
             let due = self
@@ -203,8 +224,8 @@ impl<P: Platform> Kernel<'_, P> {
         let Some(r) = p.revocation else { return false };
         let owner = Owner::Partition(p.id);
         let sequence = r.sequence as u32;
-        let mut owed = r.owed;
-        let mut taken = 0;
+        let mut taken = self.take_listed(id, r.owed, sequence);
+        let mut owed = r.owed - taken;
         // Unbound frames first (nothing breaks), then frames bound outside the memory the
         // partition booted with, then, only if it rearranged that memory, anything. Each
         // class is one walk of the frame table from a cursor, never restarted: taking a
@@ -252,7 +273,7 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// Takes one frame from partition `id` by force: unbind (TLB invalidated), withdraw
     /// grants, scrub, free, report.
-    fn take_frame(&mut self, id: usize, frame: PhysAddr, sequence: u32) {
+    pub(super) fn take_frame(&mut self, id: usize, frame: PhysAddr, sequence: u32) {
         let owner = self.owner_of(id);
         let ipa = self.bound.get(frame);
         if let Some(ipa) = ipa {
@@ -360,6 +381,74 @@ impl<P: Platform> Kernel<'_, P> {
                 }
             }
         }
+    }
+
+    /// The borrower owing the most that can run now, other than `except`.
+    fn neediest_borrower(&mut self, except: usize) -> Option<usize> {
+        let mut best: Option<(usize, u64)> = None;
+        for id in 0..self.count {
+            let Some(owed) = self
+                .partition(id)
+                .and_then(|p| p.revocation)
+                .map(|r| r.owed)
+            else {
+                continue;
+            };
+            if id != except && owed > 0 && best.is_none_or(|(_, most)| owed > most) {
+                best = Some((id, owed));
+            }
+        }
+        let (id, _) = best?;
+        self.ready(id).then_some(id)
+    }
+
+    /// `claimant` just blocked in `EXO_FRAME_ALLOC`: the borrower asked for the most runs
+    /// now on the claimant's time slot (as with `EXO_DONATE`), so its revocation upcall or
+    /// signal is taken at once rather than at its next slot. Nobody to lend to: the next
+    /// slot runs.
+    pub(super) fn lend_to_borrower(&mut self, claimant: usize) -> Step {
+        match self.neediest_borrower(claimant) {
+            Some(borrower) => {
+                self.revocations.lent_by = Some(claimant);
+                self.current = borrower;
+                Step::Switch(borrower)
+            }
+            None => self.schedule(),
+        }
+    }
+
+    /// After a hypercall of a partition running on a claimant's lent slot: once the
+    /// claimant has its frames it gets the CPU straight back; while it still waits and the
+    /// running borrower owes nothing more, the next borrower still owing gets the slot.
+    /// `None`: the caller keeps the CPU.
+    pub(super) fn return_lent_slot(&mut self) -> Option<Step> {
+        let claimant = self.revocations.lent_by?;
+        let current = self.current;
+        let next = match self.partition(claimant).map(|p| p.state) {
+            _ if claimant == current => None,
+            Some(State::Runnable) => Some(claimant),
+            Some(State::Blocked) => {
+                if self
+                    .partition(current)
+                    .is_some_and(|p| p.revocation.is_some())
+                {
+                    return None;
+                }
+                let next = self.neediest_borrower(current);
+                if next.is_some() {
+                    return next.map(|id| {
+                        self.current = id;
+                        Step::Switch(id)
+                    });
+                }
+                None
+            }
+            _ => None,
+        };
+        self.revocations.lent_by = None;
+        let next = next?;
+        self.current = next;
+        Some(Step::Switch(next))
     }
 
     /// Blocked claimants and how many frames each waits for.

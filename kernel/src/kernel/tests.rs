@@ -483,6 +483,15 @@ fn read_words(k: &mut K, p: usize, ipa: u64, n: usize) -> Vec<u64> {
         .collect()
 }
 
+/// Writes little-endian words into partition `p`'s memory at `ipa` through its stage 2.
+fn write_words(k: &mut K, p: usize, ipa: u64, words: &[u64]) {
+    for (i, &word) in words.iter().enumerate() {
+        let at = Ipa::new(ipa + i as u64 * 8);
+        let (pa, _) = k.translate(p, at).expect("buffer bound");
+        k.platform.write_u64(pa, word);
+    }
+}
+
 /// Allocates `count` frames for `p` through the buffer page; returns their addresses.
 fn alloc(k: &mut K, p: usize, count: u64) -> Vec<PhysAddr> {
     assert_eq!(

@@ -34,8 +34,8 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use exo_abi::info::{REPOSSESSION_VECTOR_IPA, REVOCATION_PAGE_IPA};
 use exo_abi::revocation::{
-    MAX_NAMED, Reason, Repossession, Request, RequestReader, RequestState, SIZE, VECTOR_SIZE,
-    VectorReader,
+    HEADER, MAX_NAMED, Reason, Repossession, Request, RequestReader, RequestState, SIZE,
+    VECTOR_SIZE, VectorReader,
 };
 use exo_abi::{Error, Ipa, PhysAddr};
 use spin::Mutex;
@@ -179,8 +179,8 @@ impl News {
 /// What the work needs of the kernel: the real calls and pages ([`Machine`]), or a fake in
 /// host tests.
 trait Kernel {
-    /// Copies the revocation page; false if there is none.
-    fn revocation_page(&mut self, page: &mut [u8; SIZE]) -> bool;
+    /// Copies the first `page.len()` bytes of the revocation page; false if there is none.
+    fn revocation_page(&mut self, page: &mut [u8]) -> bool;
     /// Copies the repossession vector; false if there is none.
     fn repossession_vector(&mut self, vector: &mut [u8; VECTOR_SIZE]) -> bool;
     /// `EXO_UNBIND`.
@@ -189,13 +189,15 @@ trait Kernel {
     fn frame_free(&mut self, phys: PhysAddr) -> Result<(), Error>;
     /// `EXO_REVOKE_ACK`: frames still owed.
     fn revoke_ack(&mut self) -> Result<u64, Error>;
+    /// `EXO_FRAME_RELEASE`: frames still owed.
+    fn frame_release(&mut self, frames: &mut [u64]) -> Result<u64, Error>;
 }
 
 /// The kernel itself.
 struct Machine;
 
 impl Kernel for Machine {
-    fn revocation_page(&mut self, page: &mut [u8; SIZE]) -> bool {
+    fn revocation_page(&mut self, page: &mut [u8]) -> bool {
         arch::copy_kernel_pages(REVOCATION_PAGE_IPA, page)
     }
 
@@ -213,6 +215,10 @@ impl Kernel for Machine {
 
     fn revoke_ack(&mut self) -> Result<u64, Error> {
         call::revoke_ack()
+    }
+
+    fn frame_release(&mut self, frames: &mut [u64]) -> Result<u64, Error> {
+        call::frame_release(frames).map(|(_, owed)| owed)
     }
 }
 
@@ -273,8 +279,16 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
     /// are unbound and freed, and the kernel is told (`EXO_REVOKE_ACK`) unless nothing was
     /// released. False, having changed nothing, if a lock it needs is held.
     fn answer_request(&self, kernel: &mut impl Kernel) -> bool {
+        // The header first; the named frames only if there are any.
         let mut page = [0; SIZE];
-        if !kernel.revocation_page(&mut page) {
+        if !kernel.revocation_page(&mut page[..HEADER]) {
+            return true;
+        }
+        let Some(reader) = RequestReader::new(&page) else {
+            return true;
+        };
+        let named_bytes = HEADER + reader.named_count() * 8;
+        if named_bytes > HEADER && !kernel.revocation_page(&mut page[..named_bytes]) {
             return true;
         }
         let Some(reader) = RequestReader::new(&page) else {
@@ -307,22 +321,22 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
             named: &named[..count],
         };
         match &mut *policy {
-            Installed::Default(policy) => policy.choose(&view, table.frames(), &mut choice),
+            Installed::Default(policy) => policy.choose(&view, &table.holdings(), &mut choice),
             Installed::Custom(policy) => match policy.try_lock() {
-                Some(mut policy) => policy.choose(&view, table.frames(), &mut choice),
+                Some(mut policy) => policy.choose(&view, &table.holdings(), &mut choice),
                 None => return false,
             },
         }
         drop(policy);
         // The kernel is called with the table locked: nothing else in the library OS runs
         // meanwhile but interrupt handlers, which only note news.
-        let released = release_chosen(kernel, &mut table, &choice);
+        let (released, owed) = release_chosen(kernel, &mut table, &mut choice);
         drop(choice);
         drop(table);
         self.counters
             .released
             .fetch_add(released, Ordering::Relaxed);
-        if released > 0 && kernel.revoke_ack() == Ok(0) {
+        if released > 0 && owed == Some(0) {
             self.counters.met.fetch_add(1, Ordering::Relaxed);
         }
         true
@@ -361,29 +375,78 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
     }
 }
 
-/// Unbinds and frees the chosen, revocable frames, highest slot first; returns how many
-/// went back to the kernel.
+/// Frames per `EXO_FRAME_RELEASE`.
+const BATCH: usize = exo_abi::call::FRAME_RELEASE_MAX as usize;
+
+/// Releases the chosen, revocable frames, highest slot first, in batches of `EXO_FRAME_RELEASE`
+/// (each also an acknowledgement); a batch the kernel refuses is released a frame at a time
+/// (unbind, free, then `EXO_REVOKE_ACK`). Returns how many went back to the kernel and
+/// what the kernel said was still owed after the last (`None`: nothing was released).
 fn release_chosen<const N: usize, const H: usize>(
     kernel: &mut impl Kernel,
     table: &mut FrameTable<N, H>,
-    choice: &Selection,
+    choice: &mut Selection,
+) -> (u64, Option<u64>) {
+    let mut released = 0;
+    let mut owed = None;
+    let mut batch = [0u64; BATCH];
+    let mut filled = 0;
+    let mut chosen = choice.iter_descending().peekable();
+    while chosen.peek().is_some() {
+        // Slots below those gathered stay valid while the gathered frames are removed.
+        for slot in chosen.by_ref() {
+            if let Some(frame) = table.frames().get(slot).filter(|f| f.is_revocable()) {
+                batch[filled] = frame.phys().raw();
+                filled += 1;
+                if filled == BATCH {
+                    break;
+                }
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        match kernel.frame_release(&mut batch[..filled]) {
+            Ok(left) => {
+                for &phys in &batch[..filled] {
+                    table.remove(PhysAddr::new(phys));
+                }
+                released += filled as u64;
+                owed = Some(left);
+            }
+            Err(_) => {
+                let one_by_one = release_one_by_one(kernel, table, &batch[..filled]);
+                released += one_by_one;
+                if one_by_one > 0 {
+                    owed = kernel.revoke_ack().ok();
+                }
+            }
+        }
+        filled = 0;
+    }
+    (released, owed)
+}
+
+/// Unbinds and frees each of `frames`; returns how many went back to the kernel.
+fn release_one_by_one<const N: usize, const H: usize>(
+    kernel: &mut impl Kernel,
+    table: &mut FrameTable<N, H>,
+    frames: &[u64],
 ) -> u64 {
     let mut released = 0;
-    for slot in choice.iter_descending() {
-        let Some(&frame) = table.frames().get(slot) else {
+    for &phys in frames {
+        let phys = PhysAddr::new(phys);
+        let Some(&frame) = table.get(phys) else {
             continue;
         };
-        if !frame.is_revocable() {
-            continue;
-        }
         if let Some(ipa) = frame.ipa() {
             if kernel.unbind(ipa).is_err() {
                 continue;
             }
-            let _ = table.set_unbound(frame.phys());
+            let _ = table.set_unbound(phys);
         }
-        if kernel.frame_free(frame.phys()).is_ok() {
-            table.remove(frame.phys());
+        if kernel.frame_free(phys).is_ok() {
+            table.remove(phys);
             released += 1;
         }
     }
@@ -607,6 +670,7 @@ mod tests {
         bound: Vec<(Ipa, PhysAddr)>,
         freed: Vec<PhysAddr>,
         acks: u64,
+        releases: u64,
         during_free: Option<&'a dyn Fn(&mut Request)>,
     }
 
@@ -628,6 +692,7 @@ mod tests {
                 bound: (0..count).map(|n| (ipa(n), frame(n))).collect(),
                 freed: Vec::new(),
                 acks: 0,
+                releases: 0,
                 during_free: None,
             }
         }
@@ -657,8 +722,11 @@ mod tests {
     }
 
     impl Kernel for Fake<'_> {
-        fn revocation_page(&mut self, page: &mut [u8; SIZE]) -> bool {
-            write_request(page, &self.request, &[]);
+        fn revocation_page(&mut self, page: &mut [u8]) -> bool {
+            let mut whole = [0; SIZE];
+            write_request(&mut whole, &self.request, &[]);
+            let len = page.len();
+            page.copy_from_slice(&whole[..len]);
             true
         }
 
@@ -688,6 +756,35 @@ mod tests {
                 }
             }
             Ok(())
+        }
+
+        fn frame_release(&mut self, frames: &mut [u64]) -> Result<u64, Error> {
+            self.releases += 1;
+            for &phys in frames.iter() {
+                let phys = PhysAddr::new(phys);
+                if self.freed.contains(&phys) {
+                    return Err(Error::NotOwner);
+                }
+            }
+            for &phys in frames.iter() {
+                let phys = PhysAddr::new(phys);
+                self.bound.retain(|&(_, bound)| bound != phys);
+                self.freed.push(phys);
+                if let Some(during_free) = self.during_free {
+                    during_free(&mut self.request);
+                }
+                if self.request.state == RequestState::Pending {
+                    self.request.frames_owed -= 1;
+                    if self.request.frames_owed == 0 {
+                        self.request.state = RequestState::Met;
+                    }
+                }
+            }
+            Ok(if self.request.state == RequestState::Pending {
+                self.request.frames_owed
+            } else {
+                0
+            })
         }
 
         fn revoke_ack(&mut self) -> Result<u64, Error> {
@@ -766,7 +863,11 @@ mod tests {
         revoker.settle(&mut kernel);
         revoker.settle(&mut kernel);
         assert_eq!(kernel.freed.len(), 3);
-        assert_eq!(kernel.acks, 1);
+        assert_eq!(
+            (kernel.releases, kernel.acks),
+            (1, 0),
+            "one EXO_FRAME_RELEASE, which acknowledged"
+        );
         let stats = revoker.counters.snapshot();
         assert_eq!((stats.requests, stats.met, stats.released), (1, 1, 3));
         assert_eq!(stats.last_sequence, 1);
