@@ -189,9 +189,10 @@ pub struct RequestReader<'a> {
 }
 
 impl<'a> RequestReader<'a> {
-    /// Checks the magic number.
+    /// Checks the magic number. `page` may be the [`HEADER`] alone: then no frame is
+    /// named, whatever the count says.
     pub fn new(page: &'a [u8]) -> Option<Self> {
-        (page.len() >= SIZE && u64_at(page, 0) == Some(REVOCATION_MAGIC)).then_some(Self { page })
+        (page.len() >= HEADER && u64_at(page, 0) == Some(REVOCATION_MAGIC)).then_some(Self { page })
     }
 
     /// The request.
@@ -212,10 +213,16 @@ impl<'a> RequestReader<'a> {
         (u32_at(self.page, 20).unwrap_or(0) as usize).min(MAX_NAMED)
     }
 
+    /// How many named frames this copy of the page holds.
+    fn named_here(&self) -> usize {
+        self.named_count()
+            .min((self.page.len().saturating_sub(NAMED)) / 8)
+    }
+
     /// Frames the request names (empty: any will do).
     pub fn named(&self) -> impl Iterator<Item = PhysAddr> + 'a {
         let p = self.page;
-        let count = (u32_at(p, 20).unwrap_or(0) as usize).min(MAX_NAMED);
+        let count = self.named_here();
         (0..count).map(move |i| PhysAddr::new(u64_at(p, NAMED + i * 8).unwrap_or(0)))
     }
 }

@@ -301,7 +301,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             slots: [0; MAX_SLOTS],
             slot_count: 0,
             slot: 0,
-            revocations: revocation::Revocations::default(),
+            revocations: revocation::Revocations::new(),
         }
     }
 
@@ -906,6 +906,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             p.preempted = true;
         }
         self.check_deadlines();
+        self.flush_revocation_log();
         self.schedule()
     }
 
@@ -1038,6 +1039,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 break;
             }
         }
+        self.flush_revocation_log();
         match self.idle_wakeup() {
             (deadline, true) => Step::Idle(deadline),
             (_, false) => Step::PowerOff,

@@ -104,10 +104,11 @@ impl<P: Platform> Kernel<'_, P> {
             .map_err(|e| (e, 0))?;
         let me = self.owner_of(id);
         // Grants are checked per entry only if the caller granted anything at all.
-        let granted_any = self
-            .grants
-            .first(|g| Owner::Partition(g.owner) == me)
-            .is_some();
+        let granted_any = !self.grants.is_empty()
+            && self
+                .grants
+                .first(|g| Owner::Partition(g.owner) == me)
+                .is_some();
         // First pass: each frame moves to the kernel, so a frame named twice is refused the
         // second time and no other call can see a half-released batch.
         for i in 0..words.len() {
@@ -126,8 +127,10 @@ impl<P: Platform> Kernel<'_, P> {
                 return Err((e, i as u64));
             }
         }
+        let mut lowest = PhysAddr::new(u64::MAX);
         for i in 0..words.len() {
             let frame = PhysAddr::new(self.platform.read_u64(words.at(i)));
+            lowest = lowest.min(frame);
             if let Some(ipa) = self.bound.get(frame) {
                 if let Err(e) = self.unmap(id, ipa) {
                     log::error!("frame {frame} recorded at {ipa} but not mapped: {e:?}");
@@ -139,6 +142,8 @@ impl<P: Platform> Kernel<'_, P> {
                 log::error!("released frame {frame} could not be freed: {e:?}");
             }
         }
+        // Blocked claimants get these frames: found at once.
+        self.frames.search_from(lowest);
         self.frame_released(id, count);
         Ok([count, self.revoke_ack(id), 0, 0])
     }

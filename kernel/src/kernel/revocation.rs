@@ -11,20 +11,62 @@
 use super::Step;
 use super::{Kernel, Platform};
 use crate::mem::frame_table::Owner;
-use crate::partition::{Outcome, Revocation, State};
+use crate::partition::{Outcome, Partition, Revocation, State};
+use exo_abi::package::MAX_PARTITIONS;
 use exo_abi::revocation::{
     CAPACITY, Reason, Repossession, RequestState, TOTAL_OFFSET, encode_entry, entry_offset, field,
 };
-use exo_abi::{Ipa, PAGE_SIZE, PhysAddr};
+use exo_abi::{Ipa, Name, PAGE_SIZE, PhysAddr};
+
+/// A resolved request, for its log line (which `exo bench` reads).
+#[derive(Clone, Copy)]
+pub(super) struct Resolved {
+    name: Name,
+    sequence: u64,
+    asked: u64,
+    released: u64,
+    repossessed: u64,
+    ticks: u64,
+    met: bool,
+}
+
+impl Resolved {
+    fn log(&self) {
+        log::info!(
+            "revocation partition={} sequence={} asked={} released={} repossessed={} \
+             ticks={} outcome={}",
+            self.name,
+            self.sequence,
+            self.asked,
+            self.released,
+            self.repossessed,
+            self.ticks,
+            if self.met { "met" } else { "aborted" },
+        );
+    }
+}
 
 /// What the kernel keeps about revocation as a whole, so no hypercall scans every partition.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy)]
 pub(super) struct Revocations {
     /// The earliest deadline of any outstanding request (recomputed when a request starts
     /// or ends).
     pub(super) earliest: Option<u64>,
     /// The claimant blocked in `EXO_FRAME_ALLOC` whose time slot the running borrower uses.
     pub(super) lent_by: Option<usize>,
+    /// Each partition's last resolved request not logged yet.
+    unlogged: [Option<Resolved>; MAX_PARTITIONS],
+}
+
+impl Revocations {
+    /// No request outstanding, nothing lent, nothing to log.
+    pub(super) const fn new() -> Self {
+        Self {
+            earliest: None,
+            lent_by: None,
+            unlogged: [None; MAX_PARTITIONS],
+        }
+    }
 }
 
 impl<P: Platform> Kernel<'_, P> {
@@ -49,6 +91,10 @@ impl<P: Platform> Kernel<'_, P> {
         // no single borrower pays for everyone's borrowing.
         let shares: [u64; exo_abi::package::MAX_PARTITIONS] = core::array::from_fn(|id| {
             let can = revocable(self, id);
+            // (A 128-bit division is a library call: none for those that can give nothing.)
+            if can == 0 {
+                return 0;
+            }
             (u128::from(needed) * u128::from(can)).div_ceil(u128::from(total)) as u64
         });
         let mut remaining = needed;
@@ -122,7 +168,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// Recomputes the earliest deadline of the outstanding requests.
     fn recompute_earliest(&mut self) {
         self.revocations.earliest = self
-            .partitions
+            .loaded()
             .iter()
             .flatten()
             .filter_map(|p| p.revocation.map(|r| r.deadline))
@@ -154,29 +200,41 @@ impl<P: Platform> Kernel<'_, P> {
             .map_or(0, |r| r.owed)
     }
 
-    /// Ends partition `id`'s request and logs it.
+    /// Ends partition `id`'s request; its log line waits for [`Self::flush_revocation_log`].
     fn resolve(&mut self, id: usize, state: RequestState, repossessed: u64) {
         let now = self.platform.now();
         let Some(p) = self.partition_mut(id) else {
             return;
         };
         let Some(r) = p.revocation.take() else { return };
-        let name = p.name;
-        log::info!(
-            "revocation partition={name} sequence={} asked={} released={} repossessed={repossessed} \
-             ticks={} outcome={}",
-            r.sequence,
-            r.asked,
-            r.released,
-            now.saturating_sub(r.issued_at),
-            if state == RequestState::Met {
-                "met"
-            } else {
-                "aborted"
-            },
-        );
+        let resolved = Resolved {
+            name: p.name,
+            sequence: r.sequence,
+            asked: r.asked,
+            released: r.released,
+            repossessed,
+            ticks: now.saturating_sub(r.issued_at),
+            met: state == RequestState::Met,
+        };
         self.publish(id, &r, state);
         self.recompute_earliest();
+        if let Some(slot) = self.revocations.unlogged.get_mut(id)
+            && let Some(earlier) = slot.replace(resolved)
+        {
+            earlier.log();
+        }
+    }
+
+    /// Logs the requests resolved since the last call. Formatting and writing a line to the
+    /// console costs more than the whole cooperative revocation of a frame, so resolving
+    /// leaves it to the timer tick and to idling or powering off, off the path from the
+    /// claim to the claimant's resumption.
+    pub(super) fn flush_revocation_log(&mut self) {
+        for slot in self.revocations.unlogged.iter_mut() {
+            if let Some(resolved) = slot.take() {
+                resolved.log();
+            }
+        }
     }
 
     /// Aborts every request whose deadline has passed. Returns true if the running
@@ -357,7 +415,7 @@ impl<P: Platform> Kernel<'_, P> {
         let waiting: u64 = self.blocked().map(|(_, count)| count).sum();
         let coming = self.frames.count(Owner::Free) as u64
             + self
-                .partitions
+                .loaded()
                 .iter()
                 .flatten()
                 .filter_map(|p| p.revocation)
@@ -451,9 +509,16 @@ impl<P: Platform> Kernel<'_, P> {
         Some(Step::Switch(next))
     }
 
+    /// The partitions loaded (indices `0..count`; the rest of the array is empty).
+    pub(super) fn loaded(&self) -> &[Option<Partition<P::Format>>] {
+        self.partitions
+            .get(..self.count)
+            .unwrap_or(&self.partitions)
+    }
+
     /// Blocked claimants and how many frames each waits for.
     fn blocked(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.partitions.iter().enumerate().filter_map(|(id, p)| {
+        self.loaded().iter().enumerate().filter_map(|(id, p)| {
             let p = p.as_ref()?;
             (p.state == State::Blocked).then_some((id, p.pending_alloc?.count))
         })

@@ -53,13 +53,9 @@ pub fn frame_alloc(out: &mut [PhysAddr]) -> Result<usize, Error> {
     if count == 0 || count as u64 > FRAME_ALLOC_MAX {
         return Err(Error::InvalidParameter);
     }
-    let mut buffer = [0u64; FRAME_ALLOC_MAX as usize];
-    let words = &mut buffer[..count];
-    let ipa = arch::ipa_of_words(words);
+    // The kernel writes the names straight into `out`.
+    let ipa = arch::ipa_of_frames(out);
     call4(Call::FrameAlloc, &[count as u64, ipa.raw()])?;
-    for (slot, &word) in out.iter_mut().zip(words.iter()) {
-        *slot = PhysAddr::new(word);
-    }
     Ok(count)
 }
 

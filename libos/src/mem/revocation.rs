@@ -235,6 +235,8 @@ struct Revoker<'a, const N: usize, const H: usize> {
     policy: Mutex<Installed>,
     /// The policy's scratch selection (too large for the upcall stack).
     selection: Mutex<Selection>,
+    /// Addresses of one `EXO_FRAME_RELEASE` batch (kept here, not zeroed on every answer).
+    batch: Mutex<[u64; BATCH]>,
     counters: Counters,
     /// Repossession vector entries applied to the frame table.
     applied: AtomicU64,
@@ -250,6 +252,7 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
             table,
             policy: Mutex::new(Installed::Default(DefaultPolicy)),
             selection: Mutex::new(Selection::new()),
+            batch: Mutex::new([0; BATCH]),
             counters: Counters::new(),
             applied: AtomicU64::new(0),
             news: News::new(),
@@ -279,19 +282,12 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
     /// are unbound and freed, and the kernel is told (`EXO_REVOKE_ACK`) unless nothing was
     /// released. False, having changed nothing, if a lock it needs is held.
     fn answer_request(&self, kernel: &mut impl Kernel) -> bool {
-        // The header first; the named frames only if there are any.
-        let mut page = [0; SIZE];
-        if !kernel.revocation_page(&mut page[..HEADER]) {
+        // The header alone, unless the request names frames.
+        let mut header = [0; HEADER];
+        if !kernel.revocation_page(&mut header) {
             return true;
         }
-        let Some(reader) = RequestReader::new(&page) else {
-            return true;
-        };
-        let named_bytes = HEADER + reader.named_count() * 8;
-        if named_bytes > HEADER && !kernel.revocation_page(&mut page[..named_bytes]) {
-            return true;
-        }
-        let Some(reader) = RequestReader::new(&page) else {
+        let Some(reader) = RequestReader::new(&header) else {
             return true;
         };
         let request = reader.request();
@@ -299,16 +295,34 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
         if request.state != RequestState::Pending || request.frames_owed == 0 {
             return true;
         }
+        let named_count = reader.named_count();
+        if named_count == 0 {
+            return self.answer(kernel, &request, &[]);
+        }
+        let mut page = [0; SIZE];
+        let bytes = HEADER + named_count * 8;
+        if !kernel.revocation_page(&mut page[..bytes]) {
+            return true;
+        }
         let mut named = [PhysAddr::new(0); MAX_NAMED];
         let mut count = 0;
-        for (slot, frame) in named.iter_mut().zip(reader.named()) {
-            *slot = frame;
-            count += 1;
+        if let Some(reader) = RequestReader::new(&page[..bytes]) {
+            for (slot, frame) in named.iter_mut().zip(reader.named()) {
+                *slot = frame;
+                count += 1;
+            }
         }
-        let (Some(mut table), Some(mut choice), Some(mut policy)) = (
+        self.answer(kernel, &request, &named[..count])
+    }
+
+    /// Lets the policy choose for `request` (naming `named`), releases the choice and
+    /// counts the outcome. False, having changed nothing, if a lock it needs is held.
+    fn answer(&self, kernel: &mut impl Kernel, request: &Request, named: &[PhysAddr]) -> bool {
+        let (Some(mut table), Some(mut choice), Some(mut policy), Some(mut batch)) = (
             self.table.try_lock(),
             self.selection.try_lock(),
             self.policy.try_lock(),
+            self.batch.try_lock(),
         ) else {
             return false;
         };
@@ -318,7 +332,7 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
             requested: request.frames_requested,
             owed: request.frames_owed,
             deadline: request.deadline,
-            named: &named[..count],
+            named,
         };
         match &mut *policy {
             Installed::Default(policy) => policy.choose(&view, &table.holdings(), &mut choice),
@@ -330,7 +344,7 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
         drop(policy);
         // The kernel is called with the table locked: nothing else in the library OS runs
         // meanwhile but interrupt handlers, which only note news.
-        let (released, owed) = release_chosen(kernel, &mut table, &mut choice);
+        let (released, owed) = release_chosen(kernel, &mut table, &mut choice, &mut batch);
         drop(choice);
         drop(table);
         self.counters
@@ -386,10 +400,10 @@ fn release_chosen<const N: usize, const H: usize>(
     kernel: &mut impl Kernel,
     table: &mut FrameTable<N, H>,
     choice: &mut Selection,
+    batch: &mut [u64; BATCH],
 ) -> (u64, Option<u64>) {
     let mut released = 0;
     let mut owed = None;
-    let mut batch = [0u64; BATCH];
     let mut filled = 0;
     let mut chosen = choice.iter_descending().peekable();
     while chosen.peek().is_some() {
