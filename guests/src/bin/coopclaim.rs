@@ -4,7 +4,8 @@
 //! It waits (yielding) until the borrowers have taken every free frame, then claims with
 //! `EXO_FRAME_ALLOC` in calls of at most `FRAME_ALLOC_MAX` frames, and prints
 //! `bench coop_claim_ticks=<ticks> coop_claim_frames=<frames>` (counter ticks from the
-//! first call to the return of the last).
+//! first call to the return of the last), and with several calls the first's and the
+//! last's.
 
 #![no_std]
 #![no_main]
@@ -34,13 +35,26 @@ fn main(_info: &Info) -> Result<ExitCode, Error> {
     let mut batch = [PhysAddr::new(0); 512];
     let start = time::ticks();
     let mut claimed = 0;
+    let (mut calls, mut first_call, mut last_call) = (0, 0, 0);
     while claimed < want {
         let count = (want - claimed)
             .min(FRAME_ALLOC_MAX)
             .min(batch.len() as u64) as usize;
+        let call_start = time::ticks();
         claimed += call::frame_alloc(&mut batch[..count])? as u64;
+        last_call = time::ticks() - call_start;
+        if calls == 0 {
+            first_call = last_call;
+        }
+        calls += 1;
     }
     let ticks = time::ticks() - start;
     println!("bench coop_claim_ticks={ticks} coop_claim_frames={claimed}");
+    if calls > 1 {
+        println!(
+            "bench coop_claim_calls={calls} coop_first_call_ticks={first_call} \
+             coop_last_call_ticks={last_call}"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

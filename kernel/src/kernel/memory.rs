@@ -105,14 +105,17 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         let owner = self.owner_of(id);
         for i in 0..count {
-            let frame = match self.frames.alloc(owner) {
-                Ok(frame) => frame,
-                Err(e) => {
-                    log::error!("frame allocation failed after the count check: {e:?}");
-                    return Err(Error::OutOfMemory);
+            let frame = match self.take_clean(owner) {
+                Some(frame) => frame,
+                None => {
+                    let frame = self.frames.alloc(owner).map_err(|e| {
+                        log::error!("frame allocation failed after the count check: {e:?}");
+                        Error::OutOfMemory
+                    })?;
+                    self.platform.scrub_frame(frame);
+                    frame
                 }
             };
-            self.platform.scrub_frame(frame);
             match &words {
                 Some(words) => self.platform.write_u64(words.at(i as usize), frame.raw()),
                 None => self.write_guest(id, buffer.add(i * 8), &frame.raw().to_le_bytes())?,

@@ -19,6 +19,7 @@ const MAX_PAGES: usize = (GuestWords::MAX_WORDS * 8).div_ceil(PAGE_SIZE as usize
 
 /// An array of `u64`s in a partition's memory, translated once: each page it covers is
 /// bound with the rights asked for, as Normal memory over RAM.
+#[derive(Clone, Copy)]
 pub(super) struct GuestWords {
     /// Offset of word 0 in the first page.
     offset: u64,
@@ -142,10 +143,29 @@ impl<P: Platform> Kernel<'_, P> {
                 log::error!("released frame {frame} could not be freed: {e:?}");
             }
         }
-        // Blocked claimants get these frames: found at once.
+        // Blocked claimants get these frames first, and they are scrubbed already: for the
+        // rest of this call they are handed over without a second scrub (nothing else runs
+        // meanwhile), then forgotten.
         self.frames.search_from(lowest);
+        self.revocations.clean = Some((words, 0));
         self.frame_released(id, count);
+        self.revocations.clean = None;
         Ok([count, self.revoke_ack(id), 0, 0])
+    }
+
+    /// A frame released and scrubbed earlier in this call and still free, now `owner`'s.
+    pub(super) fn take_clean(&mut self, owner: Owner) -> Option<PhysAddr> {
+        let (words, mut next) = self.revocations.clean?;
+        let mut taken = None;
+        while next < words.len() && taken.is_none() {
+            let frame = PhysAddr::new(self.platform.read_u64(words.at(next)));
+            next += 1;
+            if self.frames.alloc_specific(frame, owner).is_ok() {
+                taken = Some(frame);
+            }
+        }
+        self.revocations.clean = Some((words, next));
+        taken
     }
 
     /// Gives the first `held` entries of a refused batch back to `me`.

@@ -56,6 +56,9 @@ pub(super) struct Revocations {
     pub(super) lent_by: Option<usize>,
     /// Each partition's last resolved request not logged yet.
     unlogged: [Option<Resolved>; MAX_PARTITIONS],
+    /// During an `EXO_FRAME_RELEASE`: the batch it freed, scrubbed, and how far blocked
+    /// claimants have taken from it.
+    pub(super) clean: Option<(super::release::GuestWords, usize)>,
 }
 
 impl Revocations {
@@ -65,6 +68,7 @@ impl Revocations {
             earliest: None,
             lent_by: None,
             unlogged: [None; MAX_PARTITIONS],
+            clean: None,
         }
     }
 }

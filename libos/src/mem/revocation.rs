@@ -34,8 +34,8 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use exo_abi::info::{REPOSSESSION_VECTOR_IPA, REVOCATION_PAGE_IPA};
 use exo_abi::revocation::{
-    HEADER, MAX_NAMED, Reason, Repossession, Request, RequestReader, RequestState, SIZE,
-    VECTOR_SIZE, VectorReader,
+    HEADER, LOSS_ORDER_MAX, MAX_NAMED, Reason, Repossession, Request, RequestReader, RequestState,
+    SIZE, VECTOR_SIZE, VectorReader,
 };
 use exo_abi::{Error, Ipa, PhysAddr};
 use spin::Mutex;
@@ -191,6 +191,8 @@ trait Kernel {
     fn revoke_ack(&mut self) -> Result<u64, Error>;
     /// `EXO_FRAME_RELEASE`: frames still owed.
     fn frame_release(&mut self, frames: &mut [u64]) -> Result<u64, Error>;
+    /// `EXO_SET_LOSS_ORDER`.
+    fn set_loss_order(&mut self, page: Ipa) -> Result<(), Error>;
 }
 
 /// The kernel itself.
@@ -220,6 +222,10 @@ impl Kernel for Machine {
     fn frame_release(&mut self, frames: &mut [u64]) -> Result<u64, Error> {
         call::frame_release(frames).map(|(_, owed)| owed)
     }
+
+    fn set_loss_order(&mut self, page: Ipa) -> Result<(), Error> {
+        call::set_loss_order(page)
+    }
 }
 
 /// Which policy answers requests.
@@ -237,6 +243,9 @@ struct Revoker<'a, const N: usize, const H: usize> {
     selection: Mutex<Selection>,
     /// Addresses of one `EXO_FRAME_RELEASE` batch (kept here, not zeroed on every answer).
     batch: Mutex<[u64; BATCH]>,
+    /// The loss-order page (`EXO_SET_LOSS_ORDER`), and whether the kernel has it.
+    loss_order: Mutex<LossPage>,
+    loss_registered: AtomicBool,
     counters: Counters,
     /// Repossession vector entries applied to the frame table.
     applied: AtomicU64,
@@ -253,6 +262,8 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
             policy: Mutex::new(Installed::Default(DefaultPolicy)),
             selection: Mutex::new(Selection::new()),
             batch: Mutex::new([0; BATCH]),
+            loss_order: Mutex::new(LossPage([0; 512])),
+            loss_registered: AtomicBool::new(false),
             counters: Counters::new(),
             applied: AtomicU64::new(0),
             news: News::new(),
@@ -346,6 +357,11 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
         // meanwhile but interrupt handlers, which only note news.
         let (released, owed) = release_chosen(kernel, &mut table, &mut choice, &mut batch);
         drop(choice);
+        // The loss order is written when first answering and whenever frames stay owed
+        // (the abort protocol may then read it), not on every answer that meets a request.
+        if owed != Some(0) || !self.loss_registered.load(Ordering::Relaxed) {
+            self.refresh_loss_order(kernel, &table);
+        }
         drop(table);
         self.counters
             .released
@@ -354,6 +370,33 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
             self.counters.met.fetch_add(1, Ordering::Relaxed);
         }
         true
+    }
+
+    /// Writes the frames the policy would release next, in order (up to a page's worth,
+    /// pinned ones never), to the loss-order page, and registers it the first time, so the
+    /// abort protocol takes frames in the library OS's order, not the kernel's.
+    fn refresh_loss_order(&self, kernel: &mut impl Kernel, table: &FrameTable<N, H>) {
+        let Some(mut page) = self.loss_order.try_lock() else {
+            return;
+        };
+        let holdings = table.holdings();
+        let mut count = 0;
+        for slot in holdings.in_release_order() {
+            if count == LOSS_ORDER_MAX {
+                break;
+            }
+            if holdings[slot].is_revocable() {
+                page.0[1 + count] = holdings[slot].phys().raw();
+                count += 1;
+            }
+        }
+        page.0[0] = count as u64;
+        if !self.loss_registered.load(Ordering::Relaxed) {
+            let ipa = Ipa::new(&page.0 as *const [u64; 512] as u64);
+            if ipa.is_page_aligned() && kernel.set_loss_order(ipa).is_ok() {
+                self.loss_registered.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Applies new repossession vector entries to the frame table: frames the kernel took
@@ -388,6 +431,11 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
         true
     }
 }
+
+/// A page of this program's memory (its `.bss`, bound read-write and held since boot):
+/// the loss order's layout, a count then frame addresses ([`exo_abi::revocation::LossOrder`]).
+#[repr(C, align(4096))]
+struct LossPage([u64; 512]);
 
 /// Frames per `EXO_FRAME_RELEASE`.
 const BATCH: usize = exo_abi::call::FRAME_RELEASE_MAX as usize;
@@ -685,6 +733,7 @@ mod tests {
         freed: Vec<PhysAddr>,
         acks: u64,
         releases: u64,
+        loss_order: Option<Ipa>,
         during_free: Option<&'a dyn Fn(&mut Request)>,
     }
 
@@ -707,6 +756,7 @@ mod tests {
                 freed: Vec::new(),
                 acks: 0,
                 releases: 0,
+                loss_order: None,
                 during_free: None,
             }
         }
@@ -801,6 +851,11 @@ mod tests {
             })
         }
 
+        fn set_loss_order(&mut self, page: Ipa) -> Result<(), Error> {
+            self.loss_order = Some(page);
+            Ok(())
+        }
+
         fn revoke_ack(&mut self) -> Result<u64, Error> {
             self.acks += 1;
             Ok(if self.request.state == RequestState::Pending {
@@ -885,6 +940,41 @@ mod tests {
         let stats = revoker.counters.snapshot();
         assert_eq!((stats.requests, stats.met, stats.released), (1, 1, 3));
         assert_eq!(stats.last_sequence, 1);
+    }
+
+    #[test]
+    fn the_loss_order_is_published_at_the_first_answer_and_when_frames_stay_owed() {
+        let revoker = Revoker::new(table(10));
+        {
+            let mut table = revoker.table.lock();
+            table.pin(frame(0)).unwrap();
+            table.set_unbound(frame(7)).unwrap();
+        }
+        let mut kernel = Fake::new(10);
+        kernel.ask(2);
+        revoker.news.note(REQUEST);
+        revoker.settle(&mut kernel);
+        let registered = kernel.loss_order.expect("registered at the first answer");
+        assert!(registered.is_page_aligned());
+        let listed = |revoker: &Revoker<'_, 64, 128>| {
+            let page = revoker.loss_order.lock();
+            page.0[1..=page.0[0] as usize].to_vec()
+        };
+        // Frame 7 (unbound) and frame 1 went back; the rest, least recently bound first,
+        // without the pinned frame 0.
+        let expected: Vec<u64> = (2..7).chain(8..10).map(|n| frame(n).raw()).collect();
+        assert_eq!(listed(&revoker), expected);
+        // A request met changes nothing; one left owed (a refusing policy) refreshes it.
+        kernel.ask(1);
+        revoker.news.note(REQUEST);
+        revoker.settle(&mut kernel);
+        assert_eq!(listed(&revoker), expected, "not refreshed when met");
+        static REFUSE: Mutex<RefusePolicy> = Mutex::new(RefusePolicy);
+        *revoker.policy.lock() = Installed::Custom(&REFUSE);
+        kernel.ask(1);
+        revoker.news.note(REQUEST);
+        revoker.settle(&mut kernel);
+        assert_eq!(listed(&revoker), expected[1..], "refreshed while owed");
     }
 
     #[test]

@@ -488,6 +488,71 @@ mod tests {
         );
     }
 
+    /// The release order after random inserts, binds, unbinds, pins and removes: unbound
+    /// frames in the order they became unbound, then bound ones by bind time; never a pinned
+    /// one.
+    #[test]
+    fn release_order_follows_the_model() {
+        let mut table = Box::new(Small::new());
+        let mut unbound: Vec<u64> = Vec::new();
+        let mut bound: Vec<u64> = Vec::new();
+        let mut pinned: Vec<u64> = Vec::new();
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for step in 0..5000u64 {
+            let phys = frame(next() % 200).raw();
+            let held = table.get(PhysAddr::new(phys)).is_some();
+            let forget = |list: &mut Vec<u64>| list.retain(|&f| f != phys);
+            match next() % 5 {
+                0 | 1 if !held && table.insert(PhysAddr::new(phys)).is_ok() => {
+                    unbound.push(phys);
+                }
+                0 if held && !pinned.contains(&phys) => {
+                    let ipa = Ipa::new(step * PAGE_SIZE);
+                    table
+                        .set_bound(PhysAddr::new(phys), ipa, BindAttributes::READ)
+                        .unwrap();
+                    forget(&mut unbound);
+                    forget(&mut bound);
+                    bound.push(phys);
+                }
+                1 if held && !pinned.contains(&phys) => {
+                    table.set_unbound(PhysAddr::new(phys)).unwrap();
+                    forget(&mut unbound);
+                    forget(&mut bound);
+                    unbound.push(phys);
+                }
+                2 if held => {
+                    table.remove(PhysAddr::new(phys)).unwrap();
+                    forget(&mut unbound);
+                    forget(&mut bound);
+                    forget(&mut pinned);
+                }
+                3 if held && next() % 8 == 0 => {
+                    table.pin(PhysAddr::new(phys)).unwrap();
+                    forget(&mut unbound);
+                    forget(&mut bound);
+                    if !pinned.contains(&phys) {
+                        pinned.push(phys);
+                    }
+                }
+                _ => {}
+            }
+            let holdings = table.holdings();
+            let order: Vec<u64> = holdings
+                .in_release_order()
+                .map(|slot| holdings[slot].phys().raw())
+                .collect();
+            let expected: Vec<u64> = unbound.iter().chain(&bound).copied().collect();
+            assert_eq!(order, expected, "step {step}");
+        }
+    }
+
     /// Random inserts and removes against a `HashMap` model, with addresses chosen to collide
     /// in the index.
     #[test]
