@@ -56,6 +56,8 @@ pub(super) struct Revocations {
     pub(super) lent_by: Option<usize>,
     /// Each partition's last resolved request not logged yet.
     unlogged: [Option<Resolved>; MAX_PARTITIONS],
+    /// Whether any of `unlogged` is set.
+    any_unlogged: bool,
     /// During an `EXO_FRAME_RELEASE`: the batch it freed, scrubbed, and how far blocked
     /// claimants have taken from it.
     pub(super) clean: Option<(super::release::GuestWords, usize)>,
@@ -68,6 +70,7 @@ impl Revocations {
             earliest: None,
             lent_by: None,
             unlogged: [None; MAX_PARTITIONS],
+            any_unlogged: false,
             clean: None,
         }
     }
@@ -227,6 +230,7 @@ impl<P: Platform> Kernel<'_, P> {
         {
             earlier.log();
         }
+        self.revocations.any_unlogged = true;
     }
 
     /// Logs the requests resolved since the last call. Formatting and writing a line to the
@@ -234,7 +238,11 @@ impl<P: Platform> Kernel<'_, P> {
     /// leaves it to the timer tick and to idling or powering off, off the path from the
     /// claim to the claimant's resumption.
     pub(super) fn flush_revocation_log(&mut self) {
-        for slot in self.revocations.unlogged.iter_mut() {
+        if !core::mem::take(&mut self.revocations.any_unlogged) {
+            return;
+        }
+        let count = self.count;
+        for slot in self.revocations.unlogged.iter_mut().take(count) {
             if let Some(resolved) = slot.take() {
                 resolved.log();
             }
