@@ -52,8 +52,9 @@ pub(super) struct Revocations {
     /// The earliest deadline of any outstanding request (recomputed when a request starts
     /// or ends).
     pub(super) earliest: Option<u64>,
-    /// The claimant blocked in `EXO_FRAME_ALLOC` whose time slot the running borrower uses.
-    pub(super) lent_by: Option<usize>,
+    /// The claimant blocked in `EXO_FRAME_ALLOC` whose time slot is lent, and the borrower
+    /// it is lent to.
+    pub(super) lent_by: Option<(usize, usize)>,
     /// Each partition's last resolved request not logged yet.
     unlogged: [Option<Resolved>; MAX_PARTITIONS],
     /// Whether any of `unlogged` is set.
@@ -479,7 +480,7 @@ impl<P: Platform> Kernel<'_, P> {
     pub(super) fn lend_to_borrower(&mut self, claimant: usize) -> Step {
         match self.neediest_borrower(claimant) {
             Some(borrower) => {
-                self.revocations.lent_by = Some(claimant);
+                self.revocations.lent_by = Some((claimant, borrower));
                 self.current = borrower;
                 Step::Switch(borrower)
             }
@@ -492,10 +493,14 @@ impl<P: Platform> Kernel<'_, P> {
     /// running borrower owes nothing more, the next borrower still owing gets the slot.
     /// `None`: the caller keeps the CPU.
     pub(super) fn return_lent_slot(&mut self) -> Option<Step> {
-        let claimant = self.revocations.lent_by?;
+        let (claimant, borrower) = self.revocations.lent_by?;
         let current = self.current;
+        if current != borrower {
+            // The slot went on by another way (a call, a donation): the loan is over.
+            self.revocations.lent_by = None;
+            return None;
+        }
         let next = match self.partition(claimant).map(|p| p.state) {
-            _ if claimant == current => None,
             Some(State::Runnable) => Some(claimant),
             Some(State::Blocked) => {
                 if self
@@ -504,12 +509,10 @@ impl<P: Platform> Kernel<'_, P> {
                 {
                     return None;
                 }
-                let next = self.neediest_borrower(current);
-                if next.is_some() {
-                    return next.map(|id| {
-                        self.current = id;
-                        Step::Switch(id)
-                    });
+                if let Some(id) = self.neediest_borrower(current) {
+                    self.revocations.lent_by = Some((claimant, id));
+                    self.current = id;
+                    return Some(Step::Switch(id));
                 }
                 None
             }

@@ -46,7 +46,7 @@ fn a_blocked_claimant_lends_its_slot_to_the_borrower_and_gets_it_back() {
     let (_, step) = call(&mut k, 1, EXO_FRAME_ALLOC, &[3, BUFFER]);
     assert_eq!(step, Step::Switch(0), "the borrower runs at once");
     assert_eq!(k.current(), 0);
-    assert_eq!(k.revocations.lent_by, Some(1));
+    assert_eq!(k.revocations.lent_by, Some((1, 0)));
     // Its revocation upcall is taken now.
     k.before_resume();
     assert_eq!(k.regs_mut(0).unwrap().x[0], upcall::REVOCATION);
@@ -95,7 +95,7 @@ fn the_slot_goes_on_to_the_next_borrower_still_owing() {
     let owed_first = owed(&k, first) as usize;
     let (_, step) = release(&mut k, first, &mine[..owed_first]);
     assert_eq!(step, Step::Switch(second), "then the next one still owing");
-    assert_eq!(k.revocations.lent_by, Some(1));
+    assert_eq!(k.revocations.lent_by, Some((1, second)));
     let theirs = surplus(&k, second);
     let owed_second = owed(&k, second) as usize;
     let (_, step) = release(&mut k, second, &theirs[..owed_second]);
@@ -328,5 +328,25 @@ fn a_garbage_count_is_capped_and_an_unbound_page_ignored() {
         taken[0].phys, list,
         "the fallback: the lowest unbound frame, the page itself"
     );
+    k.self_check().unwrap();
+}
+
+#[test]
+fn a_loan_passed_on_by_donation_ends() {
+    let mut k = three();
+    alloc_all(&mut k, 0);
+    let (_, step) = call(&mut k, 1, EXO_FRAME_ALLOC, &[3, BUFFER]);
+    assert_eq!(step, Step::Switch(0));
+    assert!(
+        k.partition(2).unwrap().revocation.is_none(),
+        "only a is asked"
+    );
+    // a gives the rest of the slot to c: the slot is no longer lent to a borrower, and
+    // c's next call does not send the CPU back to a.
+    let (_, step) = call(&mut k, 0, EXO_DONATE, &[2]);
+    assert_eq!(step, Step::Switch(2));
+    let (_, step) = call(&mut k, 2, EXO_MEM_INFO, &[]);
+    assert_eq!(step, Step::Resume);
+    assert_eq!(k.revocations.lent_by, None);
     k.self_check().unwrap();
 }
