@@ -155,17 +155,23 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// A frame released and scrubbed earlier in this call and still free, now `owner`'s.
     pub(super) fn take_clean(&mut self, owner: Owner) -> Option<PhysAddr> {
-        let (words, mut next) = self.revocations.clean?;
-        let mut taken = None;
-        while next < words.len() && taken.is_none() {
-            let frame = PhysAddr::new(self.platform.read_u64(words.at(next)));
-            next += 1;
-            if self.frames.alloc_specific(frame, owner).is_ok() {
-                taken = Some(frame);
+        // Borrowed in place: the batch's translation is a hundred bytes, not worth copying
+        // for every frame.
+        let Kernel {
+            revocations,
+            platform,
+            frames,
+            ..
+        } = self;
+        let (words, next) = revocations.clean.as_mut()?;
+        while *next < words.len() {
+            let frame = PhysAddr::new(platform.read_u64(words.at(*next)));
+            *next += 1;
+            if frames.alloc_specific(frame, owner).is_ok() {
+                return Some(frame);
             }
         }
-        self.revocations.clean = Some((words, next));
-        taken
+        None
     }
 
     /// Gives the first `held` entries of a refused batch back to `me`.
