@@ -28,6 +28,15 @@
 //! | 32 + 32 × slot | 32 | entry: physical address (8), IPA it was bound at or `u64::MAX` (8), [`Reason`] (4), request sequence (4), reserved (8) |
 //!
 //! Entries are 32 bytes so none straddles a page boundary.
+//!
+//! Loss-order page ([`LossOrder`]): a page of the partition's own RAM it registers with
+//! `EXO_SET_LOSS_ORDER`, written only by the library OS and read by the kernel only when
+//! it aborts a request, to take frames in the order the library OS would rather lose them.
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0 | 8 | number of frames listed (more than [`LOSS_ORDER_MAX`] reads as that many) |
+//! | 8 + 8 × i | 8 | frame `i`'s physical address, first to lose first |
 
 use crate::bytes::{put_u32, put_u64, u32_at, u64_at};
 use crate::{Ipa, PhysAddr};
@@ -43,6 +52,9 @@ pub const REVOCATION_MAGIC: u64 = u64::from_le_bytes(*b"EXOREVK\0");
 /// Magic of the repossession vector.
 pub const REPOSSESSION_MAGIC: u64 = u64::from_le_bytes(*b"EXOREPO\0");
 const NAMED: usize = 64;
+/// Bytes of the revocation page before the named frames: all a reader needs when none is
+/// named.
+pub const HEADER: usize = NAMED;
 /// Most frames a request can name.
 pub const MAX_NAMED: usize = (SIZE - NAMED) / 8;
 const ENTRIES: usize = 32;
@@ -58,6 +70,57 @@ pub const fn entry_offset(slot: usize) -> usize {
 
 /// Byte offset of the total counter in the vector.
 pub const TOTAL_OFFSET: usize = 8;
+
+/// Byte offsets of the revocation page's fields, for a writer that updates only what
+/// changed: the sequence number, the state (a `u32`, then the named count), frames
+/// requested, frames owed, the deadline and the issue time.
+pub mod field {
+    /// Sequence number.
+    pub const SEQUENCE: usize = 8;
+    /// [`super::RequestState`] (`u32`), then the number of named frames (`u32`).
+    pub const STATE: usize = 16;
+    /// Frames requested.
+    pub const REQUESTED: usize = 24;
+    /// Frames still owed.
+    pub const OWED: usize = 32;
+    /// Deadline.
+    pub const DEADLINE: usize = 40;
+    /// Issue time.
+    pub const ISSUED_AT: usize = 48;
+}
+
+/// Most frames a loss-order page lists.
+pub const LOSS_ORDER_MAX: usize = SIZE / 8 - 1;
+
+/// The loss-order page's layout: a count, then frame addresses.
+pub struct LossOrder;
+
+impl LossOrder {
+    /// Byte offset of the count.
+    pub const COUNT: usize = 0;
+
+    /// Byte offset of entry `i`.
+    pub const fn entry(i: usize) -> usize {
+        8 + i * 8
+    }
+
+    /// Writes `frames` (at most [`LOSS_ORDER_MAX`]; the rest are dropped) into `page`.
+    /// Returns how many were written.
+    pub fn write(page: &mut [u8; SIZE], frames: impl IntoIterator<Item = PhysAddr>) -> usize {
+        let mut count = 0;
+        for frame in frames.into_iter().take(LOSS_ORDER_MAX) {
+            put_u64(page, Self::entry(count), frame.raw());
+            count += 1;
+        }
+        put_u64(page, Self::COUNT, count as u64);
+        count
+    }
+
+    /// The number of entries a page claims, capped at [`LOSS_ORDER_MAX`].
+    pub fn count(raw: u64) -> usize {
+        usize::try_from(raw).map_or(LOSS_ORDER_MAX, |n| n.min(LOSS_ORDER_MAX))
+    }
+}
 
 /// Where a revocation request stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,9 +189,10 @@ pub struct RequestReader<'a> {
 }
 
 impl<'a> RequestReader<'a> {
-    /// Checks the magic number.
+    /// Checks the magic number. `page` may be the [`HEADER`] alone: then no frame is
+    /// named, whatever the count says.
     pub fn new(page: &'a [u8]) -> Option<Self> {
-        (page.len() >= SIZE && u64_at(page, 0) == Some(REVOCATION_MAGIC)).then_some(Self { page })
+        (page.len() >= HEADER && u64_at(page, 0) == Some(REVOCATION_MAGIC)).then_some(Self { page })
     }
 
     /// The request.
@@ -144,10 +208,21 @@ impl<'a> RequestReader<'a> {
         }
     }
 
+    /// How many frames the request names.
+    pub fn named_count(&self) -> usize {
+        (u32_at(self.page, 20).unwrap_or(0) as usize).min(MAX_NAMED)
+    }
+
+    /// How many named frames this copy of the page holds.
+    fn named_here(&self) -> usize {
+        self.named_count()
+            .min((self.page.len().saturating_sub(NAMED)) / 8)
+    }
+
     /// Frames the request names (empty: any will do).
     pub fn named(&self) -> impl Iterator<Item = PhysAddr> + 'a {
         let p = self.page;
-        let count = (u32_at(p, 20).unwrap_or(0) as usize).min(MAX_NAMED);
+        let count = self.named_here();
         (0..count).map(move |i| PhysAddr::new(u64_at(p, NAMED + i * 8).unwrap_or(0)))
     }
 }

@@ -267,6 +267,9 @@ pub struct Partition<F: DescriptorFormat> {
     pub last_sequence: u64,
     /// The outstanding revocation request, if any.
     pub revocation: Option<Revocation>,
+    /// Where it publishes the order in which it would rather lose frames to the abort
+    /// protocol (`EXO_SET_LOSS_ORDER`), an IPA translated again at each abort.
+    pub loss_order: Option<Ipa>,
     /// The allocation it waits in, when blocked.
     pub pending_alloc: Option<PendingAlloc>,
     /// Upcall state.

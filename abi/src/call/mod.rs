@@ -92,6 +92,10 @@ pub const EXO_PARTITION_LOOKUP: u32 = exo_call(0x1B);
 pub const EXO_SELF_CHECK: u32 = exo_call(0x1C);
 /// `EXO_GRANT_QUERY`: see [`Call::GrantQuery`].
 pub const EXO_GRANT_QUERY: u32 = exo_call(0x1D);
+/// `EXO_FRAME_RELEASE`: see [`Call::FrameRelease`].
+pub const EXO_FRAME_RELEASE: u32 = exo_call(0x1E);
+/// `EXO_SET_LOSS_ORDER`: see [`Call::SetLossOrder`].
+pub const EXO_SET_LOSS_ORDER: u32 = exo_call(0x1F);
 
 // Protected control transfer (ABI 1.2).
 /// `EXO_CALL`: see [`Call::Call`].
@@ -201,6 +205,10 @@ calls! {
     SelfCheck = EXO_SELF_CHECK,
     /// `EXO_GRANT_QUERY`.
     GrantQuery = EXO_GRANT_QUERY,
+    /// `EXO_FRAME_RELEASE`.
+    FrameRelease = EXO_FRAME_RELEASE,
+    /// `EXO_SET_LOSS_ORDER`.
+    SetLossOrder = EXO_SET_LOSS_ORDER,
     /// `EXO_CALL`.
     Call = EXO_CALL,
     /// `EXO_WAIT`.
@@ -276,6 +284,9 @@ pub const VIRTUAL_TIMER_INTID: u32 = 27;
 
 /// Most frames one [`EXO_FRAME_ALLOC`] call may ask for (one page of addresses).
 pub const FRAME_ALLOC_MAX: u64 = 512;
+
+/// Most frames one [`EXO_FRAME_RELEASE`] call may name (one page of addresses).
+pub const FRAME_RELEASE_MAX: u64 = 512;
 
 /// Upcalls: how the kernel tells a library OS something it must act on.
 ///

@@ -2,7 +2,7 @@
 //! conformance test checks every error it returns against these sets, and `docs/abi.md`'s
 //! call and error tables are rendered from them.
 
-use super::{CONSOLE_WRITE_MAX, Call, FRAME_ALLOC_MAX};
+use super::{CONSOLE_WRITE_MAX, Call, FRAME_ALLOC_MAX, FRAME_RELEASE_MAX};
 use crate::Error;
 
 /// The sections of the reference the calls are grouped in.
@@ -195,7 +195,8 @@ const fn when(error: Error, when: &'static str) -> ErrorCase {
 const ZERO: Results = Results::Values(&[value(x(0), "0")]);
 
 // The limits the descriptions quote, checked against the constants in the tests below.
-const _: () = assert!(CONSOLE_WRITE_MAX == 4096 && FRAME_ALLOC_MAX == 512);
+const _: () =
+    assert!(CONSOLE_WRITE_MAX == 4096 && FRAME_ALLOC_MAX == 512 && FRAME_RELEASE_MAX == 512);
 
 use ArgKind as K;
 use Error as E;
@@ -593,6 +594,80 @@ pub const CALLS: &[Description] = &[
             E::BadAddress,
             "index past the last grant to the caller",
         )],
+    },
+    Description {
+        call: Call::FrameRelease,
+        name: "EXO_FRAME_RELEASE",
+        group: Group::Memory,
+        args: &[
+            arg(
+                x(1),
+                "buffer",
+                K::Buffer,
+                "IPA of an array of frame addresses (`u64`) in the caller's RAM",
+            ),
+            arg(
+                x(2),
+                "count",
+                K::Count,
+                "entries, 1..=512 (`FRAME_RELEASE_MAX`)",
+            ),
+        ],
+        results: Results::Values(&[
+            value(x(0), "frames released (= count)"),
+            value(
+                x(1),
+                "frames still owed on the caller's revocation request (0: none, or met)",
+            ),
+        ]),
+        errors: &[
+            when(E::InvalidParameter, "count 0 or > 512, `FRAME_RELEASE_MAX`"),
+            when(
+                E::BadAddress,
+                "the buffer is not 8-byte aligned, or its `8 × count` bytes are not bound \
+                 readable",
+            ),
+            when(
+                E::Unaligned,
+                "an entry is not page aligned; x1 = the index of the first bad entry, \
+                 and nothing was released",
+            ),
+            when(E::NotRam, "an entry is outside managed RAM (x1 as above)"),
+            when(
+                E::KernelMemory,
+                "an entry is kernel-owned, or named twice (x1 as above)",
+            ),
+            when(
+                E::OtherPartition,
+                "an entry is held by another partition (x1 as above)",
+            ),
+            when(E::NotOwner, "an entry is free (x1 as above)"),
+            when(
+                E::Busy,
+                "an entry is granted to another partition, or holds the buffer itself (x1 as \
+                 above)",
+            ),
+        ],
+    },
+    Description {
+        call: Call::SetLossOrder,
+        name: "EXO_SET_LOSS_ORDER",
+        group: Group::Memory,
+        args: &[arg(
+            x(1),
+            "page",
+            K::Ipa,
+            "IPA of a page of the caller's RAM holding a `revocation::LossOrder`, 0 \
+             unregisters",
+        )],
+        results: ZERO,
+        errors: &[
+            when(E::Unaligned, "not page aligned"),
+            when(
+                E::BadAddress,
+                "not bound read-write as Normal memory over RAM held by the caller",
+            ),
+        ],
     },
     // --------------------------------------------------------------------------------
     // Protected control transfer (ABI 1.2).

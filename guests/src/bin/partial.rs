@@ -12,7 +12,8 @@
 use exo_guests::{grow_until_refused, verify_patterns};
 use exo_libos::abi::revocation::{Reason, RequestState};
 use exo_libos::mem::policy::choose_default;
-use exo_libos::mem::{self, Frame, RepossessionReader, RevocationPolicy, RevocationRequest};
+use exo_libos::mem::table::Holdings;
+use exo_libos::mem::{self, RepossessionReader, RevocationPolicy, RevocationRequest};
 use exo_libos::mem::{Selection, revocation};
 use exo_libos::spin::Mutex;
 use exo_libos::time::Deadline;
@@ -27,7 +28,7 @@ impl RevocationPolicy for Half {
     fn choose(
         &mut self,
         request: &RevocationRequest<'_>,
-        holdings: &[Frame],
+        holdings: &Holdings<'_>,
         choice: &mut Selection,
     ) {
         choose_default(holdings, request.named, (request.owed / 2) as usize, choice);

@@ -34,7 +34,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Free frames not promised to a partition blocked in `EXO_FRAME_ALLOC`.
     fn unreserved_free(&self) -> u64 {
         let reserved: u64 = self
-            .partitions
+            .loaded()
             .iter()
             .flatten()
             .filter_map(|p| p.pending_alloc.map(|a| a.count))
@@ -95,18 +95,31 @@ impl<'a, P: Platform> Kernel<'a, P> {
     pub(super) fn give_frames(&mut self, id: usize, count: u64, buffer: Ipa) -> Result<(), Error> {
         // Checked again here: a blocked claimant's buffer may have lost its binding since the
         // call was made, and nothing must be allocated unless every name can be delivered.
-        self.guest_access(id, buffer, count * 8, true)?;
+        // An aligned buffer is translated once; any other is checked, then written a name
+        // at a time.
+        let words = usize::try_from(count)
+            .ok()
+            .and_then(|count| self.guest_words(id, buffer, count, true).ok());
+        if words.is_none() {
+            self.guest_access(id, buffer, count * 8, true)?;
+        }
         let owner = self.owner_of(id);
         for i in 0..count {
-            let frame = match self.frames.alloc(owner) {
-                Ok(frame) => frame,
-                Err(e) => {
-                    log::error!("frame allocation failed after the count check: {e:?}");
-                    return Err(Error::OutOfMemory);
+            let frame = match self.take_clean(owner) {
+                Some(frame) => frame,
+                None => {
+                    let frame = self.frames.alloc(owner).map_err(|e| {
+                        log::error!("frame allocation failed after the count check: {e:?}");
+                        Error::OutOfMemory
+                    })?;
+                    self.platform.scrub_frame(frame);
+                    frame
                 }
             };
-            self.platform.scrub_frame(frame);
-            self.write_guest(id, buffer.add(i * 8), &frame.raw().to_le_bytes())?;
+            match &words {
+                Some(words) => self.platform.write_u64(words.at(i as usize), frame.raw()),
+                None => self.write_guest(id, buffer.add(i * 8), &frame.raw().to_le_bytes())?,
+            }
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ mod ipc;
 mod load_error;
 mod memory;
 mod poison;
+mod release;
 mod revocation;
 mod set_way;
 mod share;
@@ -279,6 +280,8 @@ pub struct Kernel<'a, P: Platform> {
     slice_ticks: u64,
     /// How a revocation request is shared among borrowers (`[system] revocation_share`).
     share: RevocationShare,
+    /// Earliest revocation deadline, and a claimant's slot lent to a borrower.
+    revocations: revocation::Revocations,
 }
 
 /// Microseconds, in ticks of a counter running at `frequency` Hz (at least one tick).
@@ -313,6 +316,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             slot: 0,
             slice_ticks: ticks_of_us(DEFAULT_SLICE_US, frequency),
             share: RevocationShare::default(),
+            revocations: revocation::Revocations::new(),
         }
     }
 
@@ -662,6 +666,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             aborts: 0,
             last_sequence: 0,
             revocation: None,
+            loss_order: None,
             pending_alloc: None,
             upcalls: Upcalls::default(),
             table_pool,
@@ -713,7 +718,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             Ok(Call::Exit) => return self.finish_current(Outcome::Exited(args[0])),
             Ok(Call::FrameAlloc) => match self.frame_alloc(caller, args[0], Ipa::new(args[1])) {
                 Ok(Some(count)) => value(count),
-                Ok(None) => return self.schedule(),
+                Ok(None) => return self.lend_to_borrower(caller),
                 Err(e) => Err(e),
             },
             Ok(Call::FrameAllocAt) => self
@@ -735,6 +740,16 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 .grant_revoke(caller, PhysAddr::new(args[0]), args[1])
                 .map(|()| [0; 4]),
             Ok(Call::GrantQuery) => self.grant_query(caller, args[0]),
+            // A refused batch names its first bad entry in x1.
+            Ok(Call::FrameRelease) => {
+                match self.frame_release(caller, Ipa::new(args[0]), args[1]) {
+                    Ok(registers) => Ok(registers),
+                    Err((error, index)) => Ok([error.to_register(), index, 0, 0]),
+                }
+            }
+            Ok(Call::SetLossOrder) => self
+                .set_loss_order(caller, Ipa::new(args[0]))
+                .map(|()| [0; 4]),
             Ok(Call::RevokeAck) => value(self.revoke_ack(caller)),
             Ok(Call::SetUpcall) => self
                 .set_upcall(caller, Ipa::new(args[0]), args[1])
@@ -789,8 +804,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
             Err(error) => [error.to_register(), 0, 0, 0],
         };
         self.current_regs_mut().set_results(registers);
-        // A call may have woken or finished partitions; the caller keeps the CPU.
-        Step::Resume
+        // A call may have woken or finished partitions; the caller keeps the CPU, unless it
+        // runs on a slot lent by a claimant its call just served.
+        self.return_lent_slot().unwrap_or(Step::Resume)
     }
 
     /// Checks that `len` bytes at `ipa` are bound in partition `id` with `write` (or read)
@@ -912,6 +928,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             p.preempted = true;
         }
         self.check_deadlines();
+        self.flush_revocation_log();
         self.schedule()
     }
 
@@ -1021,6 +1038,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// aborted at once: there is nobody left to comply. When nobody can run but partitions
     /// wait for events that can still come, the CPU idles.
     pub fn schedule(&mut self) -> Step {
+        self.revocations.lent_by = None;
         for attempt in 0..2 {
             for offset in 1..=self.slot_count {
                 let slot = (self.slot + offset) % self.slot_count;
@@ -1043,6 +1061,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 break;
             }
         }
+        self.flush_revocation_log();
         match self.idle_wakeup() {
             (deadline, true) => Step::Idle(deadline),
             (_, false) => Step::PowerOff,

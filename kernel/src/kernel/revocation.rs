@@ -8,14 +8,74 @@
 //! scrubs, frees, and writes each frame's name and IPA to the partition's repossession vector.
 //! A partition aborted more often than its configuration allows is terminated.
 
+use super::Step;
 use super::{Kernel, Platform};
 use crate::mem::frame_table::Owner;
-use crate::partition::{Outcome, Revocation, State};
+use crate::partition::{Outcome, Partition, Revocation, State};
+use exo_abi::package::MAX_PARTITIONS;
 use exo_abi::revocation::{
-    CAPACITY, Reason, Repossession, Request, RequestState, TOTAL_OFFSET, encode_entry,
-    entry_offset, write_request,
+    CAPACITY, Reason, Repossession, RequestState, TOTAL_OFFSET, encode_entry, entry_offset, field,
 };
-use exo_abi::{Ipa, PAGE_SIZE, PhysAddr};
+use exo_abi::{Ipa, Name, PAGE_SIZE, PhysAddr};
+
+/// A resolved request, for its log line (which `exo bench` reads).
+#[derive(Clone, Copy)]
+pub(super) struct Resolved {
+    name: Name,
+    sequence: u64,
+    asked: u64,
+    released: u64,
+    repossessed: u64,
+    ticks: u64,
+    met: bool,
+}
+
+impl Resolved {
+    fn log(&self) {
+        log::info!(
+            "revocation partition={} sequence={} asked={} released={} repossessed={} \
+             ticks={} outcome={}",
+            self.name,
+            self.sequence,
+            self.asked,
+            self.released,
+            self.repossessed,
+            self.ticks,
+            if self.met { "met" } else { "aborted" },
+        );
+    }
+}
+
+/// What the kernel keeps about revocation as a whole, so no hypercall scans every partition.
+#[derive(Clone, Copy)]
+pub(super) struct Revocations {
+    /// The earliest deadline of any outstanding request (recomputed when a request starts
+    /// or ends).
+    pub(super) earliest: Option<u64>,
+    /// The claimant blocked in `EXO_FRAME_ALLOC` whose time slot is lent, and the borrower
+    /// it is lent to.
+    pub(super) lent_by: Option<(usize, usize)>,
+    /// Each partition's last resolved request not logged yet.
+    unlogged: [Option<Resolved>; MAX_PARTITIONS],
+    /// Whether any of `unlogged` is set.
+    any_unlogged: bool,
+    /// During an `EXO_FRAME_RELEASE`: the batch it freed, scrubbed, and how far blocked
+    /// claimants have taken from it.
+    pub(super) clean: Option<(super::release::GuestWords, usize)>,
+}
+
+impl Revocations {
+    /// No request outstanding, nothing lent, nothing to log.
+    pub(super) const fn new() -> Self {
+        Self {
+            earliest: None,
+            lent_by: None,
+            unlogged: [None; MAX_PARTITIONS],
+            any_unlogged: false,
+            clean: None,
+        }
+    }
+}
 
 impl<P: Platform> Kernel<'_, P> {
     /// Asks borrowers to return `needed` frames for `claimant`. Returns false if the
@@ -78,25 +138,37 @@ impl<P: Platform> Kernel<'_, P> {
             p.name,
             frames
         );
+        let earliest = &mut self.revocations.earliest;
+        *earliest = Some(earliest.map_or(request.deadline, |e| e.min(request.deadline)));
         self.publish(id, &request, RequestState::Pending);
     }
 
-    /// Writes partition `id`'s revocation page.
+    /// Writes partition `id`'s revocation page: every field of the request (the magic and
+    /// the empty list of named frames were written at load and never change).
     fn publish(&mut self, id: usize, r: &Revocation, state: RequestState) {
-        let Some(frame) = self.partition(id).map(|p| p.kernel_pages.revocation) else {
+        let Some(page) = self.partition(id).map(|p| p.kernel_pages.revocation) else {
             return;
         };
-        let mut page = [0u8; exo_abi::revocation::SIZE];
-        let request = Request {
-            sequence: r.sequence,
-            state,
-            frames_requested: r.asked,
-            frames_owed: r.owed,
-            deadline: r.deadline,
-            issued_at: r.issued_at,
-        };
-        write_request(&mut page, &request, &[]);
-        self.platform.copy_to_phys(frame, &page);
+        for (offset, value) in [
+            (field::SEQUENCE, r.sequence),
+            (field::STATE, state as u64),
+            (field::REQUESTED, r.asked),
+            (field::OWED, r.owed),
+            (field::DEADLINE, r.deadline),
+            (field::ISSUED_AT, r.issued_at),
+        ] {
+            self.platform.write_u64(page.add(offset as u64), value);
+        }
+    }
+
+    /// Recomputes the earliest deadline of the outstanding requests.
+    fn recompute_earliest(&mut self) {
+        self.revocations.earliest = self
+            .loaded()
+            .iter()
+            .flatten()
+            .filter_map(|p| p.revocation.map(|r| r.deadline))
+            .min();
     }
 
     /// Partition `id` gave back `frames` frames: they count toward its request.
@@ -106,11 +178,12 @@ impl<P: Platform> Kernel<'_, P> {
         {
             r.released += frames;
             r.owed = r.owed.saturating_sub(frames);
-            let r = *r;
-            if r.owed == 0 {
+            let (owed, page) = (r.owed, p.kernel_pages.revocation);
+            if owed == 0 {
                 self.resolve(id, RequestState::Met, 0);
             } else {
-                self.publish(id, &r, RequestState::Pending);
+                // Only the count changes.
+                self.platform.write_u64(page.add(field::OWED as u64), owed);
             }
         }
         self.complete_blocked();
@@ -123,34 +196,59 @@ impl<P: Platform> Kernel<'_, P> {
             .map_or(0, |r| r.owed)
     }
 
-    /// Ends partition `id`'s request and logs it.
+    /// Ends partition `id`'s request; its log line waits for [`Self::flush_revocation_log`].
     fn resolve(&mut self, id: usize, state: RequestState, repossessed: u64) {
         let now = self.platform.now();
         let Some(p) = self.partition_mut(id) else {
             return;
         };
         let Some(r) = p.revocation.take() else { return };
-        let name = p.name;
-        log::info!(
-            "revocation partition={name} sequence={} asked={} released={} repossessed={repossessed} \
-             ticks={} outcome={}",
-            r.sequence,
-            r.asked,
-            r.released,
-            now.saturating_sub(r.issued_at),
-            if state == RequestState::Met {
-                "met"
-            } else {
-                "aborted"
-            },
-        );
+        let resolved = Resolved {
+            name: p.name,
+            sequence: r.sequence,
+            asked: r.asked,
+            released: r.released,
+            repossessed,
+            ticks: now.saturating_sub(r.issued_at),
+            met: state == RequestState::Met,
+        };
         self.publish(id, &r, state);
+        self.recompute_earliest();
+        if let Some(slot) = self.revocations.unlogged.get_mut(id)
+            && let Some(earlier) = slot.replace(resolved)
+        {
+            earlier.log();
+        }
+        self.revocations.any_unlogged = true;
+    }
+
+    /// Logs the requests resolved since the last call. Formatting and writing a line to the
+    /// console costs more than the whole cooperative revocation of a frame, so resolving
+    /// leaves it to the timer tick and to idling or powering off, off the path from the
+    /// claim to the claimant's resumption.
+    pub(super) fn flush_revocation_log(&mut self) {
+        if !core::mem::take(&mut self.revocations.any_unlogged) {
+            return;
+        }
+        let count = self.count;
+        for slot in self.revocations.unlogged.iter_mut().take(count) {
+            if let Some(resolved) = slot.take() {
+                resolved.log();
+            }
+        }
     }
 
     /// Aborts every request whose deadline has passed. Returns true if the running
     /// partition was terminated by it.
     pub(super) fn check_deadlines(&mut self) -> bool {
         let now = self.platform.now();
+        if self
+            .revocations
+            .earliest
+            .is_none_or(|earliest| now < earliest)
+        {
+            return false;
+        }
         let mut current_terminated = false;
         for id in 0..self.count {
             let due = self
@@ -185,8 +283,8 @@ impl<P: Platform> Kernel<'_, P> {
         let Some(r) = p.revocation else { return false };
         let owner = Owner::Partition(p.id);
         let sequence = r.sequence as u32;
-        let mut owed = r.owed;
-        let mut taken = 0;
+        let mut taken = self.take_listed(id, r.owed, sequence);
+        let mut owed = r.owed - taken;
         // Unbound frames first (nothing breaks), then frames bound outside the memory the
         // partition booted with, then, only if it rearranged that memory, anything. Each
         // class is one walk of the frame table from a cursor, never restarted: taking a
@@ -234,7 +332,7 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// Takes one frame from partition `id` by force: unbind (TLB invalidated), withdraw
     /// grants, scrub, free, report.
-    fn take_frame(&mut self, id: usize, frame: PhysAddr, sequence: u32) {
+    pub(super) fn take_frame(&mut self, id: usize, frame: PhysAddr, sequence: u32) {
         let owner = self.owner_of(id);
         let ipa = self.bound.get(frame);
         if let Some(ipa) = ipa {
@@ -318,7 +416,7 @@ impl<P: Platform> Kernel<'_, P> {
         let waiting: u64 = self.blocked().map(|(_, count)| count).sum();
         let coming = self.frames.count(Owner::Free) as u64
             + self
-                .partitions
+                .loaded()
                 .iter()
                 .flatten()
                 .filter_map(|p| p.revocation)
@@ -344,9 +442,86 @@ impl<P: Platform> Kernel<'_, P> {
         }
     }
 
+    /// The borrower owing the most that can run now, other than `except`.
+    fn neediest_borrower(&mut self, except: usize) -> Option<usize> {
+        let mut best: Option<(usize, u64)> = None;
+        for id in 0..self.count {
+            let Some(owed) = self
+                .partition(id)
+                .and_then(|p| p.revocation)
+                .map(|r| r.owed)
+            else {
+                continue;
+            };
+            if id != except && owed > 0 && best.is_none_or(|(_, most)| owed > most) {
+                best = Some((id, owed));
+            }
+        }
+        let (id, _) = best?;
+        self.ready(id).then_some(id)
+    }
+
+    /// `claimant` just blocked in `EXO_FRAME_ALLOC`: the borrower asked for the most runs
+    /// now on the claimant's time slot (as with `EXO_DONATE`), so its revocation upcall or
+    /// signal is taken at once rather than at its next slot. Nobody to lend to: the next
+    /// slot runs.
+    pub(super) fn lend_to_borrower(&mut self, claimant: usize) -> Step {
+        match self.neediest_borrower(claimant) {
+            Some(borrower) => {
+                self.revocations.lent_by = Some((claimant, borrower));
+                self.current = borrower;
+                Step::Switch(borrower)
+            }
+            None => self.schedule(),
+        }
+    }
+
+    /// After a hypercall of a partition running on a claimant's lent slot: once the
+    /// claimant has its frames it gets the CPU straight back; while it still waits and the
+    /// running borrower owes nothing more, the next borrower still owing gets the slot.
+    /// `None`: the caller keeps the CPU.
+    pub(super) fn return_lent_slot(&mut self) -> Option<Step> {
+        let (claimant, borrower) = self.revocations.lent_by?;
+        let current = self.current;
+        if current != borrower {
+            // The slot went on by another way (a call, a donation): the loan is over.
+            self.revocations.lent_by = None;
+            return None;
+        }
+        let next = match self.partition(claimant).map(|p| p.state) {
+            Some(State::Runnable) => Some(claimant),
+            Some(State::Blocked) => {
+                if self
+                    .partition(current)
+                    .is_some_and(|p| p.revocation.is_some())
+                {
+                    return None;
+                }
+                if let Some(id) = self.neediest_borrower(current) {
+                    self.revocations.lent_by = Some((claimant, id));
+                    self.current = id;
+                    return Some(Step::Switch(id));
+                }
+                None
+            }
+            _ => None,
+        };
+        self.revocations.lent_by = None;
+        let next = next?;
+        self.current = next;
+        Some(Step::Switch(next))
+    }
+
+    /// The partitions loaded (indices `0..count`; the rest of the array is empty).
+    pub(super) fn loaded(&self) -> &[Option<Partition<P::Format>>] {
+        self.partitions
+            .get(..self.count)
+            .unwrap_or(&self.partitions)
+    }
+
     /// Blocked claimants and how many frames each waits for.
     fn blocked(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.partitions.iter().enumerate().filter_map(|(id, p)| {
+        self.loaded().iter().enumerate().filter_map(|(id, p)| {
             let p = p.as_ref()?;
             (p.state == State::Blocked).then_some((id, p.pending_alloc?.count))
         })

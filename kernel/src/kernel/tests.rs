@@ -25,6 +25,7 @@ use std::vec::Vec;
 
 mod conformance;
 mod isolation;
+mod revocation;
 
 /// Register images of [`BindAttributes`] (and of the rights of `EXO_GRANT`) for raw calls.
 mod bind {
@@ -494,6 +495,23 @@ fn read_words(k: &mut K, p: usize, ipa: u64, n: usize) -> Vec<u64> {
             k.platform.read_u64(pa)
         })
         .collect()
+}
+
+/// Writes little-endian words into partition `p`'s memory at `ipa` through its stage 2.
+fn write_words(k: &mut K, p: usize, ipa: u64, words: &[u64]) {
+    assert!(try_write_words(k, p, ipa, words), "buffer bound");
+}
+
+/// [`write_words`], as far as `ipa` is bound; false where it stopped.
+fn try_write_words(k: &mut K, p: usize, ipa: u64, words: &[u64]) -> bool {
+    for (i, &word) in words.iter().enumerate() {
+        let at = Ipa::new(ipa + i as u64 * 8);
+        let Some((pa, _)) = k.translate(p, at) else {
+            return false;
+        };
+        k.platform.write_u64(pa, word);
+    }
+    true
 }
 
 /// Allocates `count` frames for `p` through the buffer page; returns their addresses.
@@ -2161,11 +2179,52 @@ mod model {
                         f => (f, vec![intid, op.c.raw % 300]),
                     }
                 }
-                _ => {
-                    if !op.a.kind.is_multiple_of(8) {
-                        return Ok(true);
+                _ if op.a.kind.is_multiple_of(8) => (EXO_EXIT, vec![op.a.raw % 2]),
+                _ if op.c.kind.is_multiple_of(3) => {
+                    // A loss order: the page (its own boot RAM, a page it may have bound,
+                    // or anything), listing its frames, others' and garbage.
+                    let page = match op.b.kind % 4 {
+                        0 | 1 => BUFFER2,
+                        2 => resolve_ipa(k, p, op.b) & !0xFFF,
+                        _ => 0,
+                    };
+                    if page == BUFFER2 {
+                        let count =
+                            [op.a.raw % 12, op.a.raw][usize::from(op.c.kind.is_multiple_of(5))];
+                        let mut words = vec![count];
+                        for i in 0..12 {
+                            let v = Pick {
+                                kind: op.a.kind.wrapping_add(i as u8 * 3),
+                                raw: op.c.raw.rotate_left(i * 5),
+                            };
+                            words.push(resolve_pa(k, p, v));
+                        }
+                        try_write_words(k, p, BUFFER2, &words);
                     }
-                    (EXO_EXIT, vec![op.a.raw % 2])
+                    (EXO_SET_LOSS_ORDER, vec![page])
+                }
+                _ => {
+                    // A batch release: its frames, bound or not, with now and then a bad
+                    // entry (another's, free, twice, unaligned, granted).
+                    let count = match op.b.kind % 8 {
+                        0 => [0, 513, op.b.raw][(op.b.raw % 3) as usize],
+                        _ => 1 + op.b.raw % 8,
+                    };
+                    let mut words = Vec::new();
+                    for i in 0..count.min(8) {
+                        let kind = if op.c.kind.is_multiple_of(4) {
+                            op.a.kind
+                        } else {
+                            2
+                        };
+                        let v = Pick {
+                            kind: kind.wrapping_add(i as u8),
+                            raw: op.a.raw.wrapping_add(i * 7919),
+                        };
+                        words.push(resolve_pa(k, p, v));
+                    }
+                    try_write_words(k, p, BUFFER, &words);
+                    (EXO_FRAME_RELEASE, vec![BUFFER, count])
                 }
             };
             self.hypercall(p, function, &args)?;
@@ -2193,7 +2252,7 @@ mod model {
                 Ok(_) => "ok".into(),
                 Err(e) => std::format!("{e:?}"),
             };
-            let name = if (EXO_FRAME_ALLOC..=EXO_GRANT_QUERY).contains(&function) {
+            let name = if (EXO_FRAME_ALLOC..=EXO_SET_LOSS_ORDER).contains(&function) {
                 std::format!("{function:#x}")
             } else {
                 "other".into()
@@ -2316,6 +2375,26 @@ mod model {
                         EXO_REVOKE_ACK => {
                             let owed = k.partition(p).unwrap().revocation.map_or(0, |r| r.owed);
                             prop_assert_eq!(x0, owed);
+                        }
+                        EXO_FRAME_RELEASE => {
+                            prop_assert_eq!(x0, args[1]);
+                            let owed = k.partition(p).unwrap().revocation.map_or(0, |r| r.owed);
+                            prop_assert_eq!(regs[1], owed);
+                            let named = read_words(k, p, args[0], args[1] as usize);
+                            let distinct: BTreeSet<u64> = named.iter().copied().collect();
+                            prop_assert_eq!(distinct.len(), named.len(), "a frame named twice");
+                            prop_assert_eq!(held(k, p), held_before - named.len());
+                            for w in named {
+                                let i = ((w - RAM_BASE) / PAGE_SIZE) as usize;
+                                prop_assert_eq!(before.owners[i], Some(owner));
+                                prop_assert_ne!(k.frames.owner(PhysAddr::new(w)), Some(owner));
+                                prop_assert_eq!(k.bound.get(PhysAddr::new(w)), None);
+                                prop_assert!(is_zero(k, PhysAddr::new(w)));
+                                prop_assert!(
+                                    !grants_before.iter().any(|g| g.frame.raw() == w),
+                                    "released a frame granted out"
+                                );
+                            }
                         }
                         _ => {}
                     }

@@ -285,6 +285,15 @@ impl<'a> FrameTable<'a> {
         self.transfer(pa, from, Owner::Free)
     }
 
+    /// Makes the next allocation search from `pa` (ignored unless it is RAM): a caller that
+    /// just freed frames it knows will be handed over (a revocation's) points here at the
+    /// lowest of them, so they are found without a search of the whole table.
+    pub fn search_from(&mut self, pa: PhysAddr) {
+        if let Ok(i) = self.index(pa.page_base()) {
+            self.cursor = i;
+        }
+    }
+
     /// Index of the frame at `pa`, checking it is aligned RAM.
     fn index(&self, pa: PhysAddr) -> Result<usize, FrameError> {
         if !self.contains(pa) {

@@ -25,12 +25,15 @@ pub struct Grant {
 /// The grant table.
 pub struct Grants {
     slots: [Option<Grant>; MAX_GRANTS],
+    /// Grants in `slots`.
+    len: usize,
 }
 
 impl Default for Grants {
     fn default() -> Self {
         Self {
             slots: [None; MAX_GRANTS],
+            len: 0,
         }
     }
 }
@@ -43,10 +46,16 @@ impl Grants {
             .position(|g| g.is_some_and(|g| g.frame == frame && g.grantee == grantee))
     }
 
+    /// Whether there is no grant at all.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Adds a grant; `None` if the table is full.
     pub fn insert(&mut self, grant: Grant) -> Option<usize> {
         let slot = self.slots.iter().position(Option::is_none)?;
         self.slots[slot] = Some(grant);
+        self.len += 1;
         Some(slot)
     }
 
@@ -62,7 +71,9 @@ impl Grants {
 
     /// Removes and returns the grant in `slot`.
     pub fn remove(&mut self, slot: usize) -> Option<Grant> {
-        self.slots.get_mut(slot)?.take()
+        let grant = self.slots.get_mut(slot)?.take()?;
+        self.len -= 1;
+        Some(grant)
     }
 
     /// The first grant matching `predicate`, by slot.

@@ -11,7 +11,7 @@
 use core::arch::global_asm;
 
 use aarch64_cpu::registers::{ELR_EL1, ESR_EL1, FAR_EL1, Readable, SPSR_EL1};
-use exo_abi::Ipa;
+use exo_abi::{Ipa, PhysAddr};
 
 use super::{Syndrome, VectorSlot};
 
@@ -286,6 +286,12 @@ pub(crate) fn hvc8(function: u32, args: [u64; 8]) -> [u64; 8] {
 /// The IPA of a buffer of words the kernel is to fill (identity: the stage-1 MMU is off).
 pub(crate) fn ipa_of_words(words: &mut [u64]) -> Ipa {
     Ipa::new(words.as_mut_ptr() as u64)
+}
+
+/// The IPA of an array of frame addresses in our own memory (identity: the stage-1 MMU is
+/// off); the kernel writes `u64`s there, which `PhysAddr` is (`repr(transparent)`).
+pub(crate) fn ipa_of_frames(frames: &mut [PhysAddr]) -> Ipa {
+    Ipa::new(frames.as_mut_ptr() as u64)
 }
 
 /// The IPA of a byte buffer in our own memory (identity: the stage-1 MMU is off).

@@ -2,7 +2,7 @@
 //! `cargo test -p exo-libos`. It owns no guest memory and every hypercall fails with
 //! `NOT_SUPPORTED`.
 
-use exo_abi::{Error, Ipa};
+use exo_abi::{Error, Ipa, PhysAddr};
 
 /// Issues a hypercall: on the host, always `NOT_SUPPORTED`.
 pub(crate) fn hvc(_function: u32, _args: [u64; 6]) -> u64 {
@@ -25,6 +25,11 @@ pub(crate) fn hvc8(_function: u32, _args: [u64; 8]) -> [u64; 8] {
 /// The IPA of a word buffer: on the host, its address.
 pub(crate) fn ipa_of_words(words: &mut [u64]) -> Ipa {
     Ipa::new(words.as_mut_ptr() as u64)
+}
+
+/// The IPA of an array of frame addresses (its address, on the host).
+pub(crate) fn ipa_of_frames(frames: &mut [PhysAddr]) -> Ipa {
+    Ipa::new(frames.as_mut_ptr() as u64)
 }
 
 /// Writing an arbitrary address is not something the host stand-in can do: host tests must

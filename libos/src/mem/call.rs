@@ -2,7 +2,7 @@
 //! call, with the ABI's argument order. They touch no library OS bookkeeping: use the
 //! functions of [`crate::mem`] to keep the frame table in step.
 
-use exo_abi::call::{Call, FRAME_ALLOC_MAX};
+use exo_abi::call::{Call, FRAME_ALLOC_MAX, FRAME_RELEASE_MAX};
 use exo_abi::{BindAttributes, Error, Ipa, PhysAddr, Rights, UpcallFlags};
 
 use crate::arch;
@@ -53,13 +53,9 @@ pub fn frame_alloc(out: &mut [PhysAddr]) -> Result<usize, Error> {
     if count == 0 || count as u64 > FRAME_ALLOC_MAX {
         return Err(Error::InvalidParameter);
     }
-    let mut buffer = [0u64; FRAME_ALLOC_MAX as usize];
-    let words = &mut buffer[..count];
-    let ipa = arch::ipa_of_words(words);
+    // The kernel writes the names straight into `out`.
+    let ipa = arch::ipa_of_frames(out);
     call4(Call::FrameAlloc, &[count as u64, ipa.raw()])?;
-    for (slot, &word) in out.iter_mut().zip(words.iter()) {
-        *slot = PhysAddr::new(word);
-    }
     Ok(count)
 }
 
@@ -111,6 +107,26 @@ pub fn grant_query(index: u64) -> Result<Grant, Error> {
 /// revocation request; returns the frames still owed (0: the request is met).
 pub fn revoke_ack() -> Result<u64, Error> {
     call4(Call::RevokeAck, &[]).map(|r| r[0])
+}
+
+/// `EXO_FRAME_RELEASE`: unbinds, scrubs and frees the held frames whose addresses are in
+/// `frames` (1..=[`FRAME_RELEASE_MAX`] of them, none granted out), all or nothing; counts
+/// as the acknowledgement of a revocation request. Returns the frames released and the
+/// frames still owed. A refused batch changed nothing: the error is that of the first bad
+/// entry.
+pub fn frame_release(frames: &mut [u64]) -> Result<(u64, u64), Error> {
+    let count = frames.len();
+    if count == 0 || count as u64 > FRAME_RELEASE_MAX {
+        return Err(Error::InvalidParameter);
+    }
+    let ipa = arch::ipa_of_words(frames);
+    call4(Call::FrameRelease, &[ipa.raw(), count as u64]).map(|r| (r[0], r[1]))
+}
+
+/// `EXO_SET_LOSS_ORDER`: registers the page of the caller's RAM bound read-write at `page`
+/// as its loss order (`Ipa(0)` unregisters).
+pub fn set_loss_order(page: Ipa) -> Result<(), Error> {
+    call4(Call::SetLossOrder, &[page.raw()]).map(drop)
 }
 
 /// `EXO_SET_UPCALL`: registers the upcall entry (`Ipa(0)` disables upcalls).

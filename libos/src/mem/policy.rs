@@ -1,14 +1,16 @@
 //! Revocation policies: which frames to give back when the kernel asks.
 //!
 //! The kernel only says how many frames it wants (and sometimes which); the library OS
-//! decides which of its frames go. A [`RevocationPolicy`] sees the request and every frame
-//! the library OS holds and marks its choice in a [`Selection`]; the revocation handler then
-//! unbinds and frees the chosen frames and acknowledges. Policies run inside an upcall: they
-//! must not allocate, block or print much.
+//! decides which of its frames go. A [`RevocationPolicy`] sees the request and the frames
+//! the library OS holds ([`Holdings`]: every frame, and the revocable ones in release order)
+//! and marks its choice in a [`Selection`]; the revocation handler then releases the chosen
+//! frames with `EXO_FRAME_RELEASE`, which also acknowledges. Policies run inside an upcall:
+//! they must not allocate, block or print much, and should cost what they choose, not what
+//! is held (walk [`Holdings::in_release_order`] rather than every frame).
 
 use exo_abi::PhysAddr;
 
-use super::table::Frame;
+use super::table::Holdings;
 
 /// Most frames a selection can name: the frame table's capacity.
 pub const SELECTION_CAPACITY: usize = super::TABLE_CAPACITY;
@@ -28,11 +30,17 @@ pub struct RevocationRequest<'a> {
     pub named: &'a [PhysAddr],
 }
 
-/// A set of frames chosen for release, by slot number (position in the holdings slice).
+/// A set of frames chosen for release, by slot number (position in the holdings slice):
+/// a bit per slot, so a slot is chosen once, and the list of chosen slots, so clearing and
+/// walking the choice cost what was chosen, not the capacity.
 pub struct Selection {
     bits: [u64; SELECTION_CAPACITY / 64],
+    slots: [u16; SELECTION_CAPACITY],
     count: usize,
 }
+
+// Slot numbers fit the list's `u16`s.
+const _: () = assert!(SELECTION_CAPACITY <= 1 << 16);
 
 impl Default for Selection {
     fn default() -> Self {
@@ -45,6 +53,7 @@ impl Selection {
     pub const fn new() -> Self {
         Self {
             bits: [0; SELECTION_CAPACITY / 64],
+            slots: [0; SELECTION_CAPACITY],
             count: 0,
         }
     }
@@ -56,6 +65,7 @@ impl Selection {
             return false;
         }
         self.bits[slot / 64] |= 1 << (slot % 64);
+        self.slots[self.count] = slot as u16;
         self.count += 1;
         true
     }
@@ -77,20 +87,18 @@ impl Selection {
 
     /// Chooses nothing.
     pub fn clear(&mut self) {
-        self.bits.fill(0);
+        for &slot in &self.slots[..self.count] {
+            self.bits[usize::from(slot) / 64] = 0;
+        }
         self.count = 0;
     }
 
     /// The chosen slots, highest first (the order in which removing them from a
     /// [`super::table::FrameTable`] leaves the remaining slot numbers valid).
-    pub fn iter_descending(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.bits.len()).rev().flat_map(move |word| {
-            let bits = self.bits[word];
-            (0..64)
-                .rev()
-                .filter(move |bit| bits & (1 << bit) != 0)
-                .map(move |bit| word * 64 + bit)
-        })
+    pub fn iter_descending(&mut self) -> impl Iterator<Item = usize> + '_ {
+        let chosen = &mut self.slots[..self.count];
+        chosen.sort_unstable_by(|a, b| b.cmp(a));
+        chosen.iter().map(|&slot| usize::from(slot))
     }
 }
 
@@ -103,7 +111,7 @@ pub trait RevocationPolicy {
     fn choose(
         &mut self,
         request: &RevocationRequest<'_>,
-        holdings: &[Frame],
+        holdings: &Holdings<'_>,
         choice: &mut Selection,
     );
 }
@@ -117,7 +125,7 @@ impl RevocationPolicy for DefaultPolicy {
     fn choose(
         &mut self,
         request: &RevocationRequest<'_>,
-        holdings: &[Frame],
+        holdings: &Holdings<'_>,
         choice: &mut Selection,
     ) {
         choose_default(holdings, request.named, request.owed as usize, choice);
@@ -129,77 +137,37 @@ impl RevocationPolicy for DefaultPolicy {
 pub struct RefusePolicy;
 
 impl RevocationPolicy for RefusePolicy {
-    fn choose(&mut self, _: &RevocationRequest<'_>, _: &[Frame], _: &mut Selection) {}
+    fn choose(&mut self, _: &RevocationRequest<'_>, _: &Holdings<'_>, _: &mut Selection) {}
 }
 
 /// Adds up to `count` revocable frames to `choice` in the default order: frames in `named`,
 /// then unbound frames, then bound frames from the least recently bound. Returns how many
 /// it added. Custom policies can use it to release a different amount in the same order.
+/// Costs a walk of the holdings only if `named` is not empty; otherwise one step per frame
+/// taken (and per busy frame skipped).
 pub fn choose_default(
-    holdings: &[Frame],
+    holdings: &Holdings<'_>,
     named: &[PhysAddr],
     count: usize,
     choice: &mut Selection,
 ) -> usize {
     let mut added = 0;
-    let take = |slot: usize, choice: &mut Selection, added: &mut usize| {
-        if *added < count && holdings[slot].is_revocable() && choice.select(slot) {
-            *added += 1;
-        }
-    };
     if !named.is_empty() {
         for (slot, frame) in holdings.iter().enumerate() {
-            if named.contains(&frame.phys()) {
-                take(slot, choice, &mut added);
+            if added < count
+                && named.contains(&frame.phys())
+                && frame.is_revocable()
+                && choice.select(slot)
+            {
+                added += 1;
             }
         }
     }
-    for (slot, frame) in holdings.iter().enumerate() {
-        if frame.ipa().is_none() {
-            take(slot, choice, &mut added);
-        }
-    }
-    if added < count {
-        added += choose_least_recently_bound(holdings, count - added, choice);
-    }
-    added
-}
-
-/// Adds the `count` least recently bound revocable, bound, unchosen frames to `choice`.
-///
-/// Bind stamps are distinct, so the smallest stamp `t` with `count` candidates stamped at or
-/// before it picks exactly them; `t` is found by binary search over the stamps, one pass over
-/// the holdings per step (no sorting, no allocation).
-fn choose_least_recently_bound(holdings: &[Frame], count: usize, choice: &mut Selection) -> usize {
-    let candidate = |slot: usize| {
-        let frame = &holdings[slot];
-        frame.is_revocable() && frame.ipa().is_some() && !choice.contains(slot)
-    };
-    let stamped_by = |limit: u32| {
-        (0..holdings.len())
-            .filter(|&slot| candidate(slot) && holdings[slot].bound_at() <= limit)
-            .count()
-    };
-    let (mut low, mut high) = (0u32, u32::MAX);
-    while low < high {
-        let middle = low + (high - low) / 2;
-        if stamped_by(middle) >= count {
-            high = middle;
-        } else {
-            low = middle + 1;
-        }
-    }
-    let mut added = 0;
-    for (slot, frame) in holdings.iter().enumerate() {
-        if added == count {
+    for slot in holdings.in_release_order() {
+        if added >= count {
             break;
         }
-        // `select` refuses frames chosen before, which `candidate` excluded from the count.
-        if frame.is_revocable()
-            && frame.ipa().is_some()
-            && frame.bound_at() <= low
-            && choice.select(slot)
-        {
+        if holdings[slot].is_revocable() && choice.select(slot) {
             added += 1;
         }
     }
@@ -226,7 +194,7 @@ mod tests {
         }
     }
 
-    fn chosen(table: &FrameTable<64, 128>, choice: &Selection) -> Vec<PhysAddr> {
+    fn chosen(table: &FrameTable<64, 128>, choice: &mut Selection) -> Vec<PhysAddr> {
         let mut frames: Vec<_> = choice
             .iter_descending()
             .map(|slot| table.frames()[slot].phys())
@@ -257,20 +225,20 @@ mod tests {
     fn unbound_frames_go_first() {
         let table = table();
         let mut choice = Selection::new();
-        DefaultPolicy.choose(&request(3, &[]), table.frames(), &mut choice);
-        assert_eq!(chosen(&table, &choice).len(), 3);
-        assert!(chosen(&table, &choice).iter().all(|f| *f < frame(4)));
+        DefaultPolicy.choose(&request(3, &[]), &table.holdings(), &mut choice);
+        assert_eq!(chosen(&table, &mut choice).len(), 3);
+        assert!(chosen(&table, &mut choice).iter().all(|f| *f < frame(4)));
     }
 
     #[test]
     fn then_the_least_recently_bound() {
         let table = table();
         let mut choice = Selection::new();
-        DefaultPolicy.choose(&request(7, &[]), table.frames(), &mut choice);
+        DefaultPolicy.choose(&request(7, &[]), &table.holdings(), &mut choice);
         let mut expected: Vec<_> = (0..4).map(frame).collect();
         expected.extend([frame(7), frame(8), frame(9)]);
         expected.sort();
-        assert_eq!(chosen(&table, &choice), expected);
+        assert_eq!(chosen(&table, &mut choice), expected);
     }
 
     #[test]
@@ -280,10 +248,10 @@ mod tests {
         table.pin(frame(5)).unwrap();
         let mut choice = Selection::new();
         let named = [frame(5), frame(6)];
-        DefaultPolicy.choose(&request(2, &named), table.frames(), &mut choice);
-        assert_eq!(chosen(&table, &choice), vec![frame(1), frame(6)]);
+        DefaultPolicy.choose(&request(2, &named), &table.holdings(), &mut choice);
+        assert_eq!(chosen(&table, &mut choice), vec![frame(1), frame(6)]);
         choice.clear();
-        DefaultPolicy.choose(&request(100, &[]), table.frames(), &mut choice);
+        DefaultPolicy.choose(&request(100, &[]), &table.holdings(), &mut choice);
         assert_eq!(choice.len(), 8, "all but the two pinned frames");
     }
 
@@ -291,7 +259,7 @@ mod tests {
     fn refuse_policy_chooses_nothing() {
         let table = table();
         let mut choice = Selection::new();
-        RefusePolicy.choose(&request(5, &[]), table.frames(), &mut choice);
+        RefusePolicy.choose(&request(5, &[]), &table.holdings(), &mut choice);
         assert!(choice.is_empty());
     }
 
@@ -326,10 +294,10 @@ mod tests {
         }
         for count in 0..=order.len() {
             let mut choice = Selection::new();
-            DefaultPolicy.choose(&request(count as u64, &[]), table.frames(), &mut choice);
+            DefaultPolicy.choose(&request(count as u64, &[]), &table.holdings(), &mut choice);
             let mut expected: Vec<_> = order[..count].iter().map(|&n| frame(n)).collect();
             expected.sort();
-            assert_eq!(chosen(&table, &choice), expected, "count {count}");
+            assert_eq!(chosen(&table, &mut choice), expected, "count {count}");
         }
     }
 }

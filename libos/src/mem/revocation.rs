@@ -34,8 +34,8 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use exo_abi::info::{REPOSSESSION_VECTOR_IPA, REVOCATION_PAGE_IPA};
 use exo_abi::revocation::{
-    MAX_NAMED, Reason, Repossession, Request, RequestReader, RequestState, SIZE, VECTOR_SIZE,
-    VectorReader,
+    HEADER, LOSS_ORDER_MAX, MAX_NAMED, Reason, Repossession, Request, RequestReader, RequestState,
+    SIZE, VECTOR_SIZE, VectorReader,
 };
 use exo_abi::{Error, Ipa, PhysAddr};
 use spin::Mutex;
@@ -179,8 +179,8 @@ impl News {
 /// What the work needs of the kernel: the real calls and pages ([`Machine`]), or a fake in
 /// host tests.
 trait Kernel {
-    /// Copies the revocation page; false if there is none.
-    fn revocation_page(&mut self, page: &mut [u8; SIZE]) -> bool;
+    /// Copies the first `page.len()` bytes of the revocation page; false if there is none.
+    fn revocation_page(&mut self, page: &mut [u8]) -> bool;
     /// Copies the repossession vector; false if there is none.
     fn repossession_vector(&mut self, vector: &mut [u8; VECTOR_SIZE]) -> bool;
     /// `EXO_UNBIND`.
@@ -189,13 +189,17 @@ trait Kernel {
     fn frame_free(&mut self, phys: PhysAddr) -> Result<(), Error>;
     /// `EXO_REVOKE_ACK`: frames still owed.
     fn revoke_ack(&mut self) -> Result<u64, Error>;
+    /// `EXO_FRAME_RELEASE`: frames still owed.
+    fn frame_release(&mut self, frames: &mut [u64]) -> Result<u64, Error>;
+    /// `EXO_SET_LOSS_ORDER`.
+    fn set_loss_order(&mut self, page: Ipa) -> Result<(), Error>;
 }
 
 /// The kernel itself.
 struct Machine;
 
 impl Kernel for Machine {
-    fn revocation_page(&mut self, page: &mut [u8; SIZE]) -> bool {
+    fn revocation_page(&mut self, page: &mut [u8]) -> bool {
         arch::copy_kernel_pages(REVOCATION_PAGE_IPA, page)
     }
 
@@ -214,6 +218,14 @@ impl Kernel for Machine {
     fn revoke_ack(&mut self) -> Result<u64, Error> {
         call::revoke_ack()
     }
+
+    fn frame_release(&mut self, frames: &mut [u64]) -> Result<u64, Error> {
+        call::frame_release(frames).map(|(_, owed)| owed)
+    }
+
+    fn set_loss_order(&mut self, page: Ipa) -> Result<(), Error> {
+        call::set_loss_order(page)
+    }
 }
 
 /// Which policy answers requests.
@@ -229,6 +241,11 @@ struct Revoker<'a, const N: usize, const H: usize> {
     policy: Mutex<Installed>,
     /// The policy's scratch selection (too large for the upcall stack).
     selection: Mutex<Selection>,
+    /// Addresses of one `EXO_FRAME_RELEASE` batch (kept here, not zeroed on every answer).
+    batch: Mutex<[u64; BATCH]>,
+    /// The loss-order page (`EXO_SET_LOSS_ORDER`), and whether the kernel has it.
+    loss_order: Mutex<LossPage>,
+    loss_registered: AtomicBool,
     counters: Counters,
     /// Repossession vector entries applied to the frame table.
     applied: AtomicU64,
@@ -244,6 +261,9 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
             table,
             policy: Mutex::new(Installed::Default(DefaultPolicy)),
             selection: Mutex::new(Selection::new()),
+            batch: Mutex::new([0; BATCH]),
+            loss_order: Mutex::new(LossPage([0; 512])),
+            loss_registered: AtomicBool::new(false),
             counters: Counters::new(),
             applied: AtomicU64::new(0),
             news: News::new(),
@@ -273,11 +293,12 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
     /// are unbound and freed, and the kernel is told (`EXO_REVOKE_ACK`) unless nothing was
     /// released. False, having changed nothing, if a lock it needs is held.
     fn answer_request(&self, kernel: &mut impl Kernel) -> bool {
-        let mut page = [0; SIZE];
-        if !kernel.revocation_page(&mut page) {
+        // The header alone, unless the request names frames.
+        let mut header = [0; HEADER];
+        if !kernel.revocation_page(&mut header) {
             return true;
         }
-        let Some(reader) = RequestReader::new(&page) else {
+        let Some(reader) = RequestReader::new(&header) else {
             return true;
         };
         let request = reader.request();
@@ -285,16 +306,34 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
         if request.state != RequestState::Pending || request.frames_owed == 0 {
             return true;
         }
+        let named_count = reader.named_count();
+        if named_count == 0 {
+            return self.answer(kernel, &request, &[]);
+        }
+        let mut page = [0; SIZE];
+        let bytes = HEADER + named_count * 8;
+        if !kernel.revocation_page(&mut page[..bytes]) {
+            return true;
+        }
         let mut named = [PhysAddr::new(0); MAX_NAMED];
         let mut count = 0;
-        for (slot, frame) in named.iter_mut().zip(reader.named()) {
-            *slot = frame;
-            count += 1;
+        if let Some(reader) = RequestReader::new(&page[..bytes]) {
+            for (slot, frame) in named.iter_mut().zip(reader.named()) {
+                *slot = frame;
+                count += 1;
+            }
         }
-        let (Some(mut table), Some(mut choice), Some(mut policy)) = (
+        self.answer(kernel, &request, &named[..count])
+    }
+
+    /// Lets the policy choose for `request` (naming `named`), releases the choice and
+    /// counts the outcome. False, having changed nothing, if a lock it needs is held.
+    fn answer(&self, kernel: &mut impl Kernel, request: &Request, named: &[PhysAddr]) -> bool {
+        let (Some(mut table), Some(mut choice), Some(mut policy), Some(mut batch)) = (
             self.table.try_lock(),
             self.selection.try_lock(),
             self.policy.try_lock(),
+            self.batch.try_lock(),
         ) else {
             return false;
         };
@@ -304,28 +343,60 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
             requested: request.frames_requested,
             owed: request.frames_owed,
             deadline: request.deadline,
-            named: &named[..count],
+            named,
         };
         match &mut *policy {
-            Installed::Default(policy) => policy.choose(&view, table.frames(), &mut choice),
+            Installed::Default(policy) => policy.choose(&view, &table.holdings(), &mut choice),
             Installed::Custom(policy) => match policy.try_lock() {
-                Some(mut policy) => policy.choose(&view, table.frames(), &mut choice),
+                Some(mut policy) => policy.choose(&view, &table.holdings(), &mut choice),
                 None => return false,
             },
         }
         drop(policy);
         // The kernel is called with the table locked: nothing else in the library OS runs
         // meanwhile but interrupt handlers, which only note news.
-        let released = release_chosen(kernel, &mut table, &choice);
+        let (released, owed) = release_chosen(kernel, &mut table, &mut choice, &mut batch);
         drop(choice);
+        // The loss order is written when first answering and whenever frames stay owed
+        // (the abort protocol may then read it), not on every answer that meets a request.
+        if owed != Some(0) || !self.loss_registered.load(Ordering::Relaxed) {
+            self.refresh_loss_order(kernel, &table);
+        }
         drop(table);
         self.counters
             .released
             .fetch_add(released, Ordering::Relaxed);
-        if released > 0 && kernel.revoke_ack() == Ok(0) {
+        if released > 0 && owed == Some(0) {
             self.counters.met.fetch_add(1, Ordering::Relaxed);
         }
         true
+    }
+
+    /// Writes the frames the policy would release next, in order (up to a page's worth,
+    /// pinned ones never), to the loss-order page, and registers it the first time, so the
+    /// abort protocol takes frames in the library OS's order, not the kernel's.
+    fn refresh_loss_order(&self, kernel: &mut impl Kernel, table: &FrameTable<N, H>) {
+        let Some(mut page) = self.loss_order.try_lock() else {
+            return;
+        };
+        let holdings = table.holdings();
+        let mut count = 0;
+        for slot in holdings.in_release_order() {
+            if count == LOSS_ORDER_MAX {
+                break;
+            }
+            if holdings[slot].is_revocable() {
+                page.0[1 + count] = holdings[slot].phys().raw();
+                count += 1;
+            }
+        }
+        page.0[0] = count as u64;
+        if !self.loss_registered.load(Ordering::Relaxed) {
+            let ipa = Ipa::new(&page.0 as *const [u64; 512] as u64);
+            if ipa.is_page_aligned() && kernel.set_loss_order(ipa).is_ok() {
+                self.loss_registered.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Applies new repossession vector entries to the frame table: frames the kernel took
@@ -361,29 +432,83 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
     }
 }
 
-/// Unbinds and frees the chosen, revocable frames, highest slot first; returns how many
-/// went back to the kernel.
+/// A page of this program's memory (its `.bss`, bound read-write and held since boot):
+/// the loss order's layout, a count then frame addresses ([`exo_abi::revocation::LossOrder`]).
+#[repr(C, align(4096))]
+struct LossPage([u64; 512]);
+
+/// Frames per `EXO_FRAME_RELEASE`.
+const BATCH: usize = exo_abi::call::FRAME_RELEASE_MAX as usize;
+
+/// Releases the chosen, revocable frames, highest slot first, in batches of `EXO_FRAME_RELEASE`
+/// (each also an acknowledgement); a batch the kernel refuses is released a frame at a time
+/// (unbind, free, then `EXO_REVOKE_ACK`). Returns how many went back to the kernel and
+/// what the kernel said was still owed after the last (`None`: nothing was released).
 fn release_chosen<const N: usize, const H: usize>(
     kernel: &mut impl Kernel,
     table: &mut FrameTable<N, H>,
-    choice: &Selection,
+    choice: &mut Selection,
+    batch: &mut [u64; BATCH],
+) -> (u64, Option<u64>) {
+    let mut released = 0;
+    let mut owed = None;
+    let mut filled = 0;
+    let mut chosen = choice.iter_descending().peekable();
+    while chosen.peek().is_some() {
+        // Slots below those gathered stay valid while the gathered frames are removed.
+        for slot in chosen.by_ref() {
+            if let Some(frame) = table.frames().get(slot).filter(|f| f.is_revocable()) {
+                batch[filled] = frame.phys().raw();
+                filled += 1;
+                if filled == BATCH {
+                    break;
+                }
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        match kernel.frame_release(&mut batch[..filled]) {
+            Ok(left) => {
+                for &phys in &batch[..filled] {
+                    table.remove(PhysAddr::new(phys));
+                }
+                released += filled as u64;
+                owed = Some(left);
+            }
+            Err(_) => {
+                let one_by_one = release_one_by_one(kernel, table, &batch[..filled]);
+                released += one_by_one;
+                if one_by_one > 0 {
+                    owed = kernel.revoke_ack().ok();
+                }
+            }
+        }
+        filled = 0;
+    }
+    (released, owed)
+}
+
+/// Unbinds and frees each of `frames`; returns how many went back to the kernel.
+fn release_one_by_one<const N: usize, const H: usize>(
+    kernel: &mut impl Kernel,
+    table: &mut FrameTable<N, H>,
+    frames: &[u64],
 ) -> u64 {
     let mut released = 0;
-    for slot in choice.iter_descending() {
-        let Some(&frame) = table.frames().get(slot) else {
+    for &phys in frames {
+        let phys = PhysAddr::new(phys);
+        let Some(&frame) = table.get(phys) else {
             continue;
         };
-        if !frame.is_revocable() {
-            continue;
-        }
         if let Some(ipa) = frame.ipa() {
             if kernel.unbind(ipa).is_err() {
                 continue;
             }
-            let _ = table.set_unbound(frame.phys());
+            let _ = table.set_unbound(phys);
         }
-        if kernel.frame_free(frame.phys()).is_ok() {
-            table.remove(frame.phys());
+        if kernel.frame_free(phys).is_ok() {
+            table.remove(phys);
             released += 1;
         }
     }
@@ -607,6 +732,8 @@ mod tests {
         bound: Vec<(Ipa, PhysAddr)>,
         freed: Vec<PhysAddr>,
         acks: u64,
+        releases: u64,
+        loss_order: Option<Ipa>,
         during_free: Option<&'a dyn Fn(&mut Request)>,
     }
 
@@ -628,6 +755,8 @@ mod tests {
                 bound: (0..count).map(|n| (ipa(n), frame(n))).collect(),
                 freed: Vec::new(),
                 acks: 0,
+                releases: 0,
+                loss_order: None,
                 during_free: None,
             }
         }
@@ -657,8 +786,11 @@ mod tests {
     }
 
     impl Kernel for Fake<'_> {
-        fn revocation_page(&mut self, page: &mut [u8; SIZE]) -> bool {
-            write_request(page, &self.request, &[]);
+        fn revocation_page(&mut self, page: &mut [u8]) -> bool {
+            let mut whole = [0; SIZE];
+            write_request(&mut whole, &self.request, &[]);
+            let len = page.len();
+            page.copy_from_slice(&whole[..len]);
             true
         }
 
@@ -687,6 +819,40 @@ mod tests {
                     self.request.state = RequestState::Met;
                 }
             }
+            Ok(())
+        }
+
+        fn frame_release(&mut self, frames: &mut [u64]) -> Result<u64, Error> {
+            self.releases += 1;
+            for &phys in frames.iter() {
+                let phys = PhysAddr::new(phys);
+                if self.freed.contains(&phys) {
+                    return Err(Error::NotOwner);
+                }
+            }
+            for &phys in frames.iter() {
+                let phys = PhysAddr::new(phys);
+                self.bound.retain(|&(_, bound)| bound != phys);
+                self.freed.push(phys);
+                if let Some(during_free) = self.during_free {
+                    during_free(&mut self.request);
+                }
+                if self.request.state == RequestState::Pending {
+                    self.request.frames_owed -= 1;
+                    if self.request.frames_owed == 0 {
+                        self.request.state = RequestState::Met;
+                    }
+                }
+            }
+            Ok(if self.request.state == RequestState::Pending {
+                self.request.frames_owed
+            } else {
+                0
+            })
+        }
+
+        fn set_loss_order(&mut self, page: Ipa) -> Result<(), Error> {
+            self.loss_order = Some(page);
             Ok(())
         }
 
@@ -766,10 +932,49 @@ mod tests {
         revoker.settle(&mut kernel);
         revoker.settle(&mut kernel);
         assert_eq!(kernel.freed.len(), 3);
-        assert_eq!(kernel.acks, 1);
+        assert_eq!(
+            (kernel.releases, kernel.acks),
+            (1, 0),
+            "one EXO_FRAME_RELEASE, which acknowledged"
+        );
         let stats = revoker.counters.snapshot();
         assert_eq!((stats.requests, stats.met, stats.released), (1, 1, 3));
         assert_eq!(stats.last_sequence, 1);
+    }
+
+    #[test]
+    fn the_loss_order_is_published_at_the_first_answer_and_when_frames_stay_owed() {
+        let revoker = Revoker::new(table(10));
+        {
+            let mut table = revoker.table.lock();
+            table.pin(frame(0)).unwrap();
+            table.set_unbound(frame(7)).unwrap();
+        }
+        let mut kernel = Fake::new(10);
+        kernel.ask(2);
+        revoker.news.note(REQUEST);
+        revoker.settle(&mut kernel);
+        let registered = kernel.loss_order.expect("registered at the first answer");
+        assert!(registered.is_page_aligned());
+        let listed = |revoker: &Revoker<'_, 64, 128>| {
+            let page = revoker.loss_order.lock();
+            page.0[1..=page.0[0] as usize].to_vec()
+        };
+        // Frame 7 (unbound) and frame 1 went back; the rest, least recently bound first,
+        // without the pinned frame 0.
+        let expected: Vec<u64> = (2..7).chain(8..10).map(|n| frame(n).raw()).collect();
+        assert_eq!(listed(&revoker), expected);
+        // A request met changes nothing; one left owed (a refusing policy) refreshes it.
+        kernel.ask(1);
+        revoker.news.note(REQUEST);
+        revoker.settle(&mut kernel);
+        assert_eq!(listed(&revoker), expected, "not refreshed when met");
+        static REFUSE: Mutex<RefusePolicy> = Mutex::new(RefusePolicy);
+        *revoker.policy.lock() = Installed::Custom(&REFUSE);
+        kernel.ask(1);
+        revoker.news.note(REQUEST);
+        revoker.settle(&mut kernel);
+        assert_eq!(listed(&revoker), expected[1..], "refreshed while owed");
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! A fixed-capacity array of [`Frame`]s (no allocation: the revocation handler uses it from
 //! an upcall) with an open-addressing index by physical address (linear probing, deletion
 //! by backward shift), so lookups stay cheap with tens of thousands of frames.
+//!
+//! Two lists run through the array, kept as frames change: unbound frames (in the order
+//! they became unbound) and bound frames (least recently bound first). Pinned frames are on
+//! neither. A policy walks them ([`Holdings::in_release_order`]) and so chooses in time
+//! proportional to what it takes, not to what is held.
 
 use exo_abi::{BindAttributes, Error, Ipa, PAGE_SIZE, PhysAddr};
 
@@ -14,6 +19,13 @@ const BUSY: u8 = 2;
 /// Flag: the frame is bound (at `ipa`). A flag, not a sentinel IPA, so an empty table is all
 /// zeroes and lives in `.bss`.
 const BOUND: u8 = 4;
+/// Flag: the frame is on one of the two release-order lists.
+const LINKED: u8 = 8;
+
+/// The list of unbound frames.
+const UNBOUND: usize = 0;
+/// The list of bound frames, least recently bound first.
+const BOUND_LIST: usize = 1;
 
 /// One held frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +35,9 @@ pub struct Frame {
     stamp: u32,
     rights: u8,
     flags: u8,
+    /// Neighbours on its release-order list: slot plus one, 0 for none.
+    prev: u32,
+    next: u32,
 }
 
 impl Frame {
@@ -32,6 +47,8 @@ impl Frame {
         stamp: 0,
         rights: 0,
         flags: 0,
+        prev: 0,
+        next: 0,
     };
 
     /// The frame's physical address.
@@ -78,6 +95,46 @@ pub struct FrameTable<const N: usize, const H: usize> {
     /// 0: empty; otherwise the slot in `frames` plus one.
     index: [u32; H],
     clock: u32,
+    /// First and last slot plus one of the unbound and bound lists (0: empty).
+    heads: [u32; 2],
+    tails: [u32; 2],
+}
+
+/// What a revocation policy sees of the frames held: every frame, and the two lists in
+/// release order.
+#[derive(Clone, Copy)]
+pub struct Holdings<'a> {
+    frames: &'a [Frame],
+    heads: [u32; 2],
+}
+
+impl<'a> Holdings<'a> {
+    /// Every held frame, by slot.
+    pub fn frames(&self) -> &'a [Frame] {
+        self.frames
+    }
+
+    /// Slots of the frames a policy may release, in the default order: unbound frames
+    /// first, then bound frames from the least recently bound. Pinned frames are not
+    /// listed; busy ones are (skip them). Costs one step per slot visited.
+    pub fn in_release_order(&self) -> impl Iterator<Item = usize> + 'a {
+        let frames = self.frames;
+        let heads = self.heads;
+        heads.into_iter().flat_map(move |head| {
+            core::iter::successors((head != 0).then(|| head as usize - 1), move |&slot| {
+                let next = frames.get(slot)?.next;
+                (next != 0).then(|| next as usize - 1)
+            })
+        })
+    }
+}
+
+impl core::ops::Deref for Holdings<'_> {
+    type Target = [Frame];
+
+    fn deref(&self) -> &[Frame] {
+        self.frames
+    }
 }
 
 impl<const N: usize, const H: usize> Default for FrameTable<N, H> {
@@ -97,7 +154,65 @@ impl<const N: usize, const H: usize> FrameTable<N, H> {
             len: 0,
             index: [0; H],
             clock: 0,
+            heads: [0; 2],
+            tails: [0; 2],
         }
+    }
+
+    /// The frames held, with the release-order lists, for a policy.
+    pub fn holdings(&self) -> Holdings<'_> {
+        Holdings {
+            frames: self.frames(),
+            heads: self.heads,
+        }
+    }
+
+    /// Appends slot `slot` to the list its binding puts it on (unless it is pinned).
+    fn link(&mut self, slot: usize) {
+        let frame = self.frames[slot];
+        if frame.flags & (PINNED | LINKED) != 0 {
+            return;
+        }
+        let list = if frame.flags & BOUND != 0 {
+            BOUND_LIST
+        } else {
+            UNBOUND
+        };
+        let me = slot as u32 + 1;
+        let tail = self.tails[list];
+        self.frames[slot].prev = tail;
+        self.frames[slot].next = 0;
+        self.frames[slot].flags |= LINKED;
+        match tail {
+            0 => self.heads[list] = me,
+            tail => self.frames[tail as usize - 1].next = me,
+        }
+        self.tails[list] = me;
+    }
+
+    /// Takes slot `slot` off its list.
+    fn unlink(&mut self, slot: usize) {
+        let frame = self.frames[slot];
+        if frame.flags & LINKED == 0 {
+            return;
+        }
+        let list = if frame.flags & BOUND != 0 {
+            BOUND_LIST
+        } else {
+            UNBOUND
+        };
+        match frame.prev {
+            0 => self.heads[list] = frame.next,
+            prev => self.frames[prev as usize - 1].next = frame.next,
+        }
+        match frame.next {
+            0 => self.tails[list] = frame.prev,
+            next => self.frames[next as usize - 1].prev = frame.prev,
+        }
+        let frame = &mut self.frames[slot];
+        frame.prev = 0;
+        frame.next = 0;
+        frame.flags &= !LINKED;
     }
 
     /// How many frames it holds.
@@ -153,6 +268,7 @@ impl<const N: usize, const H: usize> FrameTable<N, H> {
         };
         self.index[position] = (self.len + 1) as u32;
         self.len += 1;
+        self.link(self.len - 1);
         Ok(())
     }
 
@@ -160,11 +276,30 @@ impl<const N: usize, const H: usize> FrameTable<N, H> {
     pub fn remove(&mut self, phys: PhysAddr) -> Option<Frame> {
         let position = self.position_of(phys.raw()).ok()?;
         let slot = self.index[position] as usize - 1;
+        self.unlink(slot);
         let removed = self.frames[slot];
         self.delete_position(position);
         let last = self.len - 1;
         if slot != last {
-            self.frames[slot] = self.frames[last];
+            // The last frame moves into the hole: off its list and back in the same place.
+            let moved = self.frames[last];
+            self.frames[slot] = moved;
+            let me = slot as u32 + 1;
+            if moved.flags & LINKED != 0 {
+                let list = if moved.flags & BOUND != 0 {
+                    BOUND_LIST
+                } else {
+                    UNBOUND
+                };
+                match moved.prev {
+                    0 => self.heads[list] = me,
+                    prev => self.frames[prev as usize - 1].next = me,
+                }
+                match moved.next {
+                    0 => self.tails[list] = me,
+                    next => self.frames[next as usize - 1].prev = me,
+                }
+            }
             let moved = self
                 .position_of(self.frames[slot].phys)
                 .expect("every recorded frame is indexed");
@@ -185,21 +320,26 @@ impl<const N: usize, const H: usize> FrameTable<N, H> {
     ) -> Result<(), Error> {
         let slot = self.slot_of(phys.raw()).ok_or(Error::NotOwner)?;
         self.clock = self.clock.wrapping_add(1).max(1);
+        self.unlink(slot);
         let frame = &mut self.frames[slot];
         frame.ipa = ipa.raw();
         // Every defined attribute fits in the low byte.
         frame.rights = rights.bits() as u8;
         frame.stamp = self.clock;
         frame.flags = (frame.flags & !BUSY) | BOUND;
+        self.link(slot);
         Ok(())
     }
 
     /// Records that `phys` is no longer bound. Clears its busy flag.
     pub fn set_unbound(&mut self, phys: PhysAddr) -> Result<(), Error> {
-        let frame = self.get_mut(phys)?;
+        let slot = self.slot_of(phys.raw()).ok_or(Error::NotOwner)?;
+        self.unlink(slot);
+        let frame = &mut self.frames[slot];
         frame.ipa = 0;
         frame.rights = 0;
         frame.flags &= !(BUSY | BOUND);
+        self.link(slot);
         Ok(())
     }
 
@@ -216,7 +356,9 @@ impl<const N: usize, const H: usize> FrameTable<N, H> {
 
     /// Pins a frame: no policy will release it.
     pub fn pin(&mut self, phys: PhysAddr) -> Result<(), Error> {
-        self.get_mut(phys)?.flags |= PINNED;
+        let slot = self.slot_of(phys.raw()).ok_or(Error::NotOwner)?;
+        self.unlink(slot);
+        self.frames[slot].flags |= PINNED;
         Ok(())
     }
 
@@ -344,6 +486,71 @@ mod tests {
             table.get(frame(2)).unwrap().is_revocable(),
             "binding ends busy"
         );
+    }
+
+    /// The release order after random inserts, binds, unbinds, pins and removes: unbound
+    /// frames in the order they became unbound, then bound ones by bind time; never a pinned
+    /// one.
+    #[test]
+    fn release_order_follows_the_model() {
+        let mut table = Box::new(Small::new());
+        let mut unbound: Vec<u64> = Vec::new();
+        let mut bound: Vec<u64> = Vec::new();
+        let mut pinned: Vec<u64> = Vec::new();
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for step in 0..5000u64 {
+            let phys = frame(next() % 200).raw();
+            let held = table.get(PhysAddr::new(phys)).is_some();
+            let forget = |list: &mut Vec<u64>| list.retain(|&f| f != phys);
+            match next() % 5 {
+                0 | 1 if !held && table.insert(PhysAddr::new(phys)).is_ok() => {
+                    unbound.push(phys);
+                }
+                0 if held && !pinned.contains(&phys) => {
+                    let ipa = Ipa::new(step * PAGE_SIZE);
+                    table
+                        .set_bound(PhysAddr::new(phys), ipa, BindAttributes::READ)
+                        .unwrap();
+                    forget(&mut unbound);
+                    forget(&mut bound);
+                    bound.push(phys);
+                }
+                1 if held && !pinned.contains(&phys) => {
+                    table.set_unbound(PhysAddr::new(phys)).unwrap();
+                    forget(&mut unbound);
+                    forget(&mut bound);
+                    unbound.push(phys);
+                }
+                2 if held => {
+                    table.remove(PhysAddr::new(phys)).unwrap();
+                    forget(&mut unbound);
+                    forget(&mut bound);
+                    forget(&mut pinned);
+                }
+                3 if held && next() % 8 == 0 => {
+                    table.pin(PhysAddr::new(phys)).unwrap();
+                    forget(&mut unbound);
+                    forget(&mut bound);
+                    if !pinned.contains(&phys) {
+                        pinned.push(phys);
+                    }
+                }
+                _ => {}
+            }
+            let holdings = table.holdings();
+            let order: Vec<u64> = holdings
+                .in_release_order()
+                .map(|slot| holdings[slot].phys().raw())
+                .collect();
+            let expected: Vec<u64> = unbound.iter().chain(&bound).copied().collect();
+            assert_eq!(order, expected, "step {step}");
+        }
     }
 
     /// Random inserts and removes against a `HashMap` model, with addresses chosen to collide

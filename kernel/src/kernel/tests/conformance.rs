@@ -310,8 +310,15 @@ fn drive(world: u64, seen: &mut Seen) {
         }
         let call = choose_call(&mut rng);
         let args = arguments(&mut k, &mut rng, p, call);
+        // A successful EXO_UPCALL_RETURN restores the interrupted context's x0, which is
+        // no result of its own.
+        let restores =
+            call == Call::UpcallReturn && k.partition(p).is_some_and(|q| q.upcalls.saved.is_some());
         let ([x0, ..], step) = super::call(&mut k, p, call.id(), &args);
         let returned = step == Step::Resume && k.current == p && state(&k, p) == State::Runnable;
+        if restores {
+            continue;
+        }
         if returned {
             seen.result(call, x0, &args, world);
         } else {
@@ -390,6 +397,37 @@ fn directed_scenarios(seen: &mut Seen) {
     assert_eq!(
         directed(&mut k, seen, 2, Call::FrameAllocAt, &[named]),
         Err(Error::QuotaExhausted)
+    );
+    // Batched release: each kind of bad entry, behind a good one.
+    let mut k = system(600);
+    let mine = take_frames(&mut k, seen, 0, 8);
+    let theirs = take_frames(&mut k, seen, 1, 1);
+    let buffer_frame = k.translate(0, Ipa::new(BUFFER2)).unwrap().0;
+    let info_frame = k.partition(0).unwrap().kernel_pages.info;
+    assert_eq!(
+        directed(&mut k, seen, 0, Call::Grant, &[mine[2].raw(), 1, read]),
+        Ok(0)
+    );
+    for (bad, error) in [
+        (mine[1].raw() + 8, Error::Unaligned),
+        (mine[0].raw(), Error::KernelMemory),
+        (info_frame.raw(), Error::KernelMemory),
+        (theirs[0].raw(), Error::OtherPartition),
+        (some_free(&k).raw(), Error::NotOwner),
+        (mine[2].raw(), Error::Busy),
+        (buffer_frame.raw(), Error::Busy),
+    ] {
+        super::write_words(&mut k, 0, BUFFER2, &[mine[0].raw(), bad]);
+        assert_eq!(
+            directed(&mut k, seen, 0, Call::FrameRelease, &[BUFFER2, 2]),
+            Err(error)
+        );
+        assert_eq!(k.regs_mut(0).unwrap().x[1], 1, "the bad entry's index");
+    }
+    super::write_words(&mut k, 0, BUFFER2, &[mine[0].raw(), mine[1].raw()]);
+    assert_eq!(
+        directed(&mut k, seen, 0, Call::FrameRelease, &[BUFFER2, 2]),
+        Ok(2)
     );
     // Every free frame promised: one borrows all it can, zero claims its guarantee and
     // blocks, and two asks for a free frame by name.
