@@ -118,6 +118,30 @@ fn worst_case_kernel_times_repeat_to_the_tick() {
     );
 }
 
+/// Distributions of the null hypercall and of a stage-2 fault reflected to the library OS:
+/// ordered statistics, and a fault costs more than a hypercall (it is one, and more).
+#[test]
+fn primitive_distributions_repeat_to_the_tick() {
+    let report = bench_twice("bench-primitives.toml");
+    for name in [
+        "null_hypercall",
+        "stage2_fault_to_handler",
+        "stage2_fault_round_trip",
+    ] {
+        let stat = |s: &str| metric(&report, &format!("{name}_{s}_ticks"));
+        let (min, median, p99, max) = (stat("min"), stat("median"), stat("p99"), stat("max"));
+        assert!(
+            0 < min && min <= median && median <= p99 && p99 <= max,
+            "{name}: statistics out of order:\n{report}"
+        );
+    }
+    assert!(
+        metric(&report, "stage2_fault_round_trip_median_ticks")
+            > metric(&report, "null_hypercall_median_ticks"),
+        "implausible numbers:\n{report}"
+    );
+}
+
 /// The revocation sweep of `name` (quick form): every point of the sweep measured, with
 /// large holdings larger than small ones; returns the points as the suite reports them.
 fn revocation_sweep(name: &str) -> Vec<bench::samples::Point> {
@@ -242,6 +266,7 @@ fn every_benchmark_configuration_is_tested() {
         "bench-interrupts.toml",
         "bench-ipc.toml",
         "bench-latency.toml",
+        "bench-primitives.toml",
         "bench-revocation.toml",
         "bench-revoke-2.toml",
         "bench-revoke-4.toml",

@@ -12,10 +12,10 @@ use super::markdown::grouped;
 use super::samples::PHASES;
 use super::suite::Results;
 
-const WIDTH: i64 = 900;
+const WIDTH: i64 = 1000;
 const HEIGHT: i64 = 520;
 const LEFT: i64 = 110;
-const RIGHT: i64 = 250;
+const RIGHT: i64 = 290;
 const TOP: i64 = 40;
 const BOTTOM: i64 = 60;
 const COLOURS: [&str; 8] = [
@@ -124,9 +124,13 @@ pub fn latency(results: &Results) -> String {
     }
     let _ = writeln!(
         svg,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">frames claimed</text>",
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">frames claimed</text>\
+         <text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">\
+         instructions</text>",
         (x0 + x1) / 2,
-        HEIGHT - 15
+        HEIGHT - 15,
+        (y0 + y1) / 2,
+        (y0 + y1) / 2
     );
     for (i, (label, solid, points)) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];

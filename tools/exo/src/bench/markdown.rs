@@ -18,7 +18,113 @@ pub fn grouped(n: u64) -> String {
     out
 }
 
-/// The Markdown of `results`: the primitives' figures, then one table per revocation sweep.
+/// Where a target's figure comes from.
+enum Source {
+    /// The median total of a revocation point: configuration, holdings, frames.
+    Total(&'static str, &'static str, u64),
+    /// The median total per frame of a revocation point.
+    PerFrame(&'static str, &'static str, u64),
+    /// A `bench` metric in ticks, as instructions.
+    Metric(&'static str),
+}
+
+/// The targets of issue 10: what, the figure when the issue was filed, the target, and
+/// where the figure comes from.
+const TARGETS: [(&str, &str, u64, Source); 7] = [
+    (
+        "cooperative revocation of 1 frame, end to end (borrower holding ~14,600 frames)",
+        "~13.9 M",
+        3_000,
+        Source::Total("bench-revoke.toml", "large", 1),
+    ),
+    (
+        "cooperative, per frame at 256 frames (end to end / 256)",
+        "~10,700",
+        300,
+        Source::PerFrame("bench-revoke.toml", "large", 256),
+    ),
+    (
+        "abort, per frame at 4,096 frames (end to end / 4,096: deadlines, scrub and hand-over)",
+        "not measured",
+        600,
+        Source::PerFrame("bench-revoke-abort.toml", "large", 4096),
+    ),
+    (
+        "null hypercall round trip",
+        "511",
+        150,
+        Source::Metric("null_hypercall_ticks"),
+    ),
+    (
+        "yield round trip (two world switches)",
+        "~2,000",
+        600,
+        Source::Metric("yield_round_trip_ticks"),
+    ),
+    (
+        "protected control transfer round trip, 7 words each way",
+        "~3,160",
+        800,
+        Source::Metric("ipc_round_trip_ticks"),
+    ),
+    (
+        "virtual timer: a sleep returns after its deadline by (the suite's nearest figure to \
+         timer interrupt to handler)",
+        "~770",
+        300,
+        Source::Metric("sleep_wake_late_ticks"),
+    ),
+];
+
+/// The figure of `source` in `results`, in instructions.
+fn figure(results: &Results, source: &Source) -> Option<u64> {
+    let point = |config: &str, holdings: &str, frames: u64| {
+        results
+            .configs
+            .iter()
+            .filter(|c| c.config.ends_with(&format!("/{config}")))
+            .flat_map(|c| &c.points)
+            .find(|p| p.holdings == holdings && p.frames == frames)
+    };
+    match *source {
+        Source::Total(c, h, f) => point(c, h, f).map(|p| p.total.instructions.median),
+        Source::PerFrame(c, h, f) => point(c, h, f).map(|p| p.per_frame.instructions.median),
+        Source::Metric(name) => results
+            .configs
+            .iter()
+            .flat_map(|c| &c.metrics)
+            .find(|m| m.name == name)
+            .and_then(|m| m.instructions),
+    }
+}
+
+/// The table of issue 10's targets, each met or missed by how much.
+fn targets(md: &mut String, results: &Results) {
+    let _ = writeln!(
+        md,
+        "### Targets (issue 10; instructions, medians)\n\n\
+         | path | when filed | now | target | |\n|---|---:|---:|---:|---|"
+    );
+    for (what, filed, target, source) in &TARGETS {
+        let (now, verdict) = match figure(results, source) {
+            Some(now) if now <= *target => (grouped(now), "met".to_owned()),
+            Some(now) => (
+                grouped(now),
+                format!("missed: {:.1}x the target", now as f64 / *target as f64),
+            ),
+            None => ("-".to_owned(), "not measured in this run".to_owned()),
+        };
+        let _ = writeln!(
+            md,
+            "| {what} | {filed} | {now} | <= {} | {verdict} |",
+            grouped(*target)
+        );
+    }
+    md.push('\n');
+}
+
+/// The Markdown of `results`: the targets, the primitives' figures, then one table per
+/// revocation sweep.
 pub fn render(results: &Results) -> String {
     let mut md = String::new();
     let _ = writeln!(
@@ -36,6 +142,7 @@ pub fn render(results: &Results) -> String {
             ""
         }
     );
+    targets(&mut md, results);
     primitives(&mut md, results);
     for config in results.configs.iter().filter(|c| !c.points.is_empty()) {
         let _ = writeln!(

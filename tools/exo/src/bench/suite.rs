@@ -340,6 +340,16 @@ mod tests {
             md.contains("| large | 0 | 16 | 2 | 12,800 | 12,800 | 14,400 | 14,400 |"),
             "{md}"
         );
+        assert!(
+            md.contains(
+                "| null hypercall round trip | 511 | 512 | <= 150 | missed: 3.4x the target |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| ~10,700 | - | <= 300 | not measured in this run |"),
+            "{md}"
+        );
         let svg = std::fs::read_to_string(out.join("latency.svg")).unwrap();
         assert!(
             svg.starts_with("<svg ") && svg.contains("<polyline"),
