@@ -18,8 +18,9 @@ const LEFT: i64 = 110;
 const RIGHT: i64 = 290;
 const TOP: i64 = 40;
 const BOTTOM: i64 = 60;
-const COLOURS: [&str; 8] = [
+const COLOURS: [&str; 12] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+    "#bcbd22", "#7f7f7f", "#000000", "#aec7e8",
 ];
 
 fn header(svg: &mut String, width: i64, height: i64, title: &str) {
