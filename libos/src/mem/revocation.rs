@@ -587,6 +587,132 @@ fn total() -> u64 {
     VectorReader::new(&page).map_or(0, |vector| vector.total())
 }
 
+/// Counter stamps of the requests the library OS answered, for benchmarks: the guest reads
+/// them after its timed section ([`timeline`], [`last_timeline`]) and prints them.
+mod timeline {
+    use spin::Mutex;
+
+    /// What happened to one revocation request, in counter ticks (the kernel's `issued_at`
+    /// and the library OS's stamps read the same counter: `CNTVOFF_EL2` is 0). A request
+    /// answered in several passes keeps its first `entered`, its last other stamps, and the
+    /// sum of the frames released.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Timeline {
+        /// The request's sequence number.
+        pub sequence: u64,
+        /// When the kernel issued it (from the revocation page).
+        pub issued_at: u64,
+        /// Its deadline (from the revocation page).
+        pub deadline: u64,
+        /// When the library OS's handler began to answer it.
+        pub entered: u64,
+        /// When the policy had chosen.
+        pub chosen: u64,
+        /// When the chosen frames were unbound and freed.
+        pub released: u64,
+        /// When the acknowledgement returned; 0 if nothing was released (no acknowledgement).
+        pub acknowledged: u64,
+        /// Frames owed when the handler read the page.
+        pub owed: u64,
+        /// Frames released.
+        pub frames: u64,
+        /// Frames the library OS held when the policy chose.
+        pub held: u64,
+    }
+
+    /// Requests remembered (the latest ones, by sequence number).
+    const KEPT: usize = 16;
+
+    static KEPT_TIMELINES: Mutex<[Timeline; KEPT]> = Mutex::new(
+        [Timeline {
+            sequence: 0,
+            issued_at: 0,
+            deadline: 0,
+            entered: 0,
+            chosen: 0,
+            released: 0,
+            acknowledged: 0,
+            owed: 0,
+            frames: 0,
+            held: 0,
+        }; KEPT],
+    );
+
+    /// Records `new` (dropped if a reader holds the lock: stamps never make the work wait).
+    pub(super) fn record(new: Timeline) {
+        if let Some(mut kept) = KEPT_TIMELINES.try_lock() {
+            merge(&mut kept, new);
+        }
+    }
+
+    /// Puts `new` in its slot of `kept`, or merges it with an earlier pass at the same request.
+    fn merge(kept: &mut [Timeline; KEPT], new: Timeline) {
+        let slot = &mut kept[(new.sequence % KEPT as u64) as usize];
+        if slot.sequence == new.sequence {
+            slot.chosen = new.chosen;
+            slot.released = new.released;
+            slot.acknowledged = new.acknowledged.max(slot.acknowledged);
+            slot.frames += new.frames;
+            slot.held = new.held;
+        } else {
+            *slot = new;
+        }
+    }
+
+    /// The stamps of request `sequence`, if it is among the last 16 answered.
+    pub fn timeline(sequence: u64) -> Option<Timeline> {
+        let kept = KEPT_TIMELINES.lock();
+        let found = kept[(sequence % KEPT as u64) as usize];
+        (sequence != 0 && found.sequence == sequence).then_some(found)
+    }
+
+    /// The stamps of the last request answered.
+    pub fn last_timeline() -> Option<Timeline> {
+        let kept = KEPT_TIMELINES.lock();
+        kept.iter()
+            .filter(|t| t.sequence != 0)
+            .max_by_key(|t| t.sequence)
+            .copied()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn stamps(sequence: u64, entered: u64, frames: u64) -> Timeline {
+            Timeline {
+                sequence,
+                entered,
+                chosen: entered + 1,
+                released: entered + 2,
+                acknowledged: entered + 3,
+                frames,
+                ..Timeline::default()
+            }
+        }
+
+        #[test]
+        fn a_second_pass_keeps_the_first_entry_and_adds_the_frames() {
+            let mut kept = [Timeline::default(); KEPT];
+            merge(&mut kept, stamps(5, 100, 3));
+            merge(&mut kept, stamps(5, 200, 2));
+            let t = kept[5];
+            assert_eq!(
+                (t.entered, t.chosen, t.acknowledged, t.frames),
+                (100, 201, 203, 5)
+            );
+        }
+
+        #[test]
+        fn a_newer_request_replaces_the_one_sixteen_before() {
+            let mut kept = [Timeline::default(); KEPT];
+            merge(&mut kept, stamps(3, 100, 3));
+            merge(&mut kept, stamps(3 + KEPT as u64, 500, 1));
+            assert_eq!(kept[3], stamps(3 + KEPT as u64, 500, 1));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -940,131 +1066,5 @@ mod tests {
             Poll::default()
         );
         *REVOKER.policy.lock() = Installed::Default(DefaultPolicy);
-    }
-}
-
-/// Counter stamps of the requests the library OS answered, for benchmarks: the guest reads
-/// them after its timed section ([`timeline`], [`last_timeline`]) and prints them.
-mod timeline {
-    use spin::Mutex;
-
-    /// What happened to one revocation request, in counter ticks (the kernel's `issued_at`
-    /// and the library OS's stamps read the same counter: `CNTVOFF_EL2` is 0). A request
-    /// answered in several passes keeps its first `entered`, its last other stamps, and the
-    /// sum of the frames released.
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub struct Timeline {
-        /// The request's sequence number.
-        pub sequence: u64,
-        /// When the kernel issued it (from the revocation page).
-        pub issued_at: u64,
-        /// Its deadline (from the revocation page).
-        pub deadline: u64,
-        /// When the library OS's handler began to answer it.
-        pub entered: u64,
-        /// When the policy had chosen.
-        pub chosen: u64,
-        /// When the chosen frames were unbound and freed.
-        pub released: u64,
-        /// When the acknowledgement returned; 0 if nothing was released (no acknowledgement).
-        pub acknowledged: u64,
-        /// Frames owed when the handler read the page.
-        pub owed: u64,
-        /// Frames released.
-        pub frames: u64,
-        /// Frames the library OS held when the policy chose.
-        pub held: u64,
-    }
-
-    /// Requests remembered (the latest ones, by sequence number).
-    const KEPT: usize = 16;
-
-    static KEPT_TIMELINES: Mutex<[Timeline; KEPT]> = Mutex::new(
-        [Timeline {
-            sequence: 0,
-            issued_at: 0,
-            deadline: 0,
-            entered: 0,
-            chosen: 0,
-            released: 0,
-            acknowledged: 0,
-            owed: 0,
-            frames: 0,
-            held: 0,
-        }; KEPT],
-    );
-
-    /// Records `new` (dropped if a reader holds the lock: stamps never make the work wait).
-    pub(super) fn record(new: Timeline) {
-        if let Some(mut kept) = KEPT_TIMELINES.try_lock() {
-            merge(&mut kept, new);
-        }
-    }
-
-    /// Puts `new` in its slot of `kept`, or merges it with an earlier pass at the same request.
-    fn merge(kept: &mut [Timeline; KEPT], new: Timeline) {
-        let slot = &mut kept[(new.sequence % KEPT as u64) as usize];
-        if slot.sequence == new.sequence {
-            slot.chosen = new.chosen;
-            slot.released = new.released;
-            slot.acknowledged = new.acknowledged.max(slot.acknowledged);
-            slot.frames += new.frames;
-            slot.held = new.held;
-        } else {
-            *slot = new;
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        fn stamps(sequence: u64, entered: u64, frames: u64) -> Timeline {
-            Timeline {
-                sequence,
-                entered,
-                chosen: entered + 1,
-                released: entered + 2,
-                acknowledged: entered + 3,
-                frames,
-                ..Timeline::default()
-            }
-        }
-
-        #[test]
-        fn a_second_pass_keeps_the_first_entry_and_adds_the_frames() {
-            let mut kept = [Timeline::default(); KEPT];
-            merge(&mut kept, stamps(5, 100, 3));
-            merge(&mut kept, stamps(5, 200, 2));
-            let t = kept[5];
-            assert_eq!(
-                (t.entered, t.chosen, t.acknowledged, t.frames),
-                (100, 201, 203, 5)
-            );
-        }
-
-        #[test]
-        fn a_newer_request_replaces_the_one_sixteen_before() {
-            let mut kept = [Timeline::default(); KEPT];
-            merge(&mut kept, stamps(3, 100, 3));
-            merge(&mut kept, stamps(3 + KEPT as u64, 500, 1));
-            assert_eq!(kept[3], stamps(3 + KEPT as u64, 500, 1));
-        }
-    }
-
-    /// The stamps of request `sequence`, if it is among the last 16 answered.
-    pub fn timeline(sequence: u64) -> Option<Timeline> {
-        let kept = KEPT_TIMELINES.lock();
-        let found = kept[(sequence % KEPT as u64) as usize];
-        (sequence != 0 && found.sequence == sequence).then_some(found)
-    }
-
-    /// The stamps of the last request answered.
-    pub fn last_timeline() -> Option<Timeline> {
-        let kept = KEPT_TIMELINES.lock();
-        kept.iter()
-            .filter(|t| t.sequence != 0)
-            .max_by_key(|t| t.sequence)
-            .copied()
     }
 }
