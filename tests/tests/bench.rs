@@ -233,6 +233,20 @@ fn four_borrower_revocation_sweep_repeats_to_the_tick() {
     );
 }
 
+/// Frames shared by grant: the borrower gives back the frames it granted first, so the
+/// kernel withdraws grants (and the grantee's bindings, which `revgrantee` checks it lost)
+/// on every claim; nothing waits for a deadline.
+#[test]
+fn granted_frame_revocation_sweep_repeats_to_the_tick() {
+    let points = revocation_sweep("bench-revoke-grant.toml");
+    for p in &points {
+        assert!(
+            phase(p, "deadline") == 0 && phase(p, "release") > 0,
+            "{p:#?}"
+        );
+    }
+}
+
 /// A borrower that releases half: every claim but the 1-frame ones (half of one frame is
 /// none) releases something and waits for the 1 ms deadline for the rest.
 #[test]
@@ -271,6 +285,7 @@ fn every_benchmark_configuration_is_tested() {
         "bench-revoke-2.toml",
         "bench-revoke-4.toml",
         "bench-revoke-abort.toml",
+        "bench-revoke-grant.toml",
         "bench-revoke-partial.toml",
         "bench-revoke.toml",
         "bench-worstcase.toml",

@@ -6,7 +6,10 @@
 //! - `coop`: the library OS's default policy gives back what is owed;
 //! - `partial`: gives back half of what is owed, and the abort protocol takes the rest at
 //!   the deadline;
-//! - `refuse`: gives back nothing, and the abort protocol takes it all.
+//! - `refuse`: gives back nothing, and the abort protocol takes it all;
+//! - `grant`: cooperative, but it keeps [`SHARED`] of its bound frames granted to the
+//!   partition named `grantee` (which binds them), and its policy gives those back first,
+//!   so each request withdraws grants and breaks the grantee's bindings.
 //!
 //! The library OS stamps every request it answers ([`revocation::timeline`]); the borrower
 //! copies the stamps between requests and prints them at the end, never while a claim is
@@ -17,9 +20,10 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_libos::abi::BindAttributes;
 use exo_libos::abi::call::FRAME_ALLOC_MAX;
+use exo_libos::abi::{BindAttributes, Rights};
 use exo_libos::ipc;
+use exo_libos::mem::call::{PartitionId, partition_lookup};
 use exo_libos::mem::policy::choose_default;
 use exo_libos::mem::revocation::{self, Timeline};
 use exo_libos::mem::{self, Frame, RefusePolicy, RevocationPolicy, RevocationRequest, Selection};
@@ -44,6 +48,68 @@ impl RevocationPolicy for Half {
 }
 
 static HALF: Mutex<Half> = Mutex::new(Half);
+
+/// Frames kept granted to `grantee` in `grant` mode.
+const SHARED: usize = 64;
+
+/// The frames granted to `grantee` (the first `.1`).
+static GRANTED: Mutex<([PhysAddr; SHARED], usize)> = Mutex::new(([PhysAddr::new(0); SHARED], 0));
+
+/// Gives back the granted frames first, then in the default order.
+struct GrantedFirst;
+
+impl RevocationPolicy for GrantedFirst {
+    fn choose(
+        &mut self,
+        request: &RevocationRequest<'_>,
+        holdings: &[Frame],
+        choice: &mut Selection,
+    ) {
+        let owed = request.owed as usize;
+        match GRANTED.try_lock() {
+            Some(granted) => choose_default(holdings, &granted.0[..granted.1], owed, choice),
+            None => choose_default(holdings, request.named, owed, choice),
+        };
+    }
+}
+
+static GRANTED_FIRST: Mutex<GrantedFirst> = Mutex::new(GrantedFirst);
+
+/// Keeps [`SHARED`] bound frames granted to `grantee`: forgets grants of frames no longer
+/// held, and grants more.
+fn share(grantee: PartitionId) -> Result<(), Error> {
+    let mut granted = GRANTED.lock();
+    let (frames, count) = &mut *granted;
+    let mut kept = 0;
+    for i in 0..*count {
+        if mem::frame(frames[i]).is_some() {
+            frames[kept] = frames[i];
+            kept += 1;
+        }
+    }
+    *count = kept;
+    if *count == SHARED {
+        return Ok(());
+    }
+    let mut candidates = [PhysAddr::new(0); SHARED];
+    let mut found = 0;
+    mem::for_each_frame(|frame| {
+        if found < SHARED && frame.ipa().is_some() && !frames[..kept].contains(&frame.phys()) {
+            candidates[found] = frame.phys();
+            found += 1;
+        }
+    });
+    for &phys in &candidates[..found] {
+        if *count == SHARED {
+            break;
+        }
+        if mem::call::grant(phys, grantee, Rights::READ).is_ok() {
+            frames[*count] = phys;
+            *count += 1;
+        }
+    }
+    Ok(())
+}
 static REFUSE: Mutex<RefusePolicy> = Mutex::new(RefusePolicy);
 
 /// Most requests whose stamps are kept.
@@ -75,13 +141,23 @@ fn main(info: &Info) -> Result<ExitCode, Error> {
         mem::set_revocation_policy(&HALF);
     } else if name.ends_with("refuse") {
         mem::set_revocation_policy(&REFUSE);
+    } else if name.ends_with("grant") {
+        mem::set_revocation_policy(&GRANTED_FIRST);
     }
+    let grantee = if name.ends_with("grant") {
+        Some(partition_lookup("grantee")?)
+    } else {
+        None
+    };
     upcall::register()?;
     let deadline = Deadline::after_millis(WAIT_MS);
     let mut kept = 0;
     let mut next = 1;
     loop {
         grow()?;
+        if let Some(grantee) = grantee {
+            share(grantee)?;
+        }
         mem::yield_now()?;
         let last = revocation::stats().last_sequence;
         while next <= last {

@@ -4,8 +4,9 @@
 //! return, gives them back, waits for the borrowers to grow back, and repeats.
 //!
 //! Two phases: borrowers holding all they can (`holdings=large`), then, after the driver
-//! takes a ballast of frames it keeps, borrowers holding a little more than the largest
-//! claim (`holdings=small`), so a policy whose cost scales with holdings shows.
+//! takes a ballast of frames it keeps (all its guarantee allows but room for the largest
+//! claim), borrowers holding less (`holdings=small`), so a policy whose cost scales with
+//! holdings shows.
 //!
 //! Claims go through [`mem::alloc`] in calls of at most [`exo_libos::abi::call::FRAME_ALLOC_MAX`]
 //! frames, so a 4,096-frame claim is several calls (and several requests) on a kernel that
@@ -39,8 +40,6 @@ const REPEATS: [usize; 4] = [11, 11, 11, 5];
 const QUICK_REPEATS: [usize; 4] = [3, 3, 3, 1];
 /// Most samples of one boot.
 const MOST_SAMPLES: usize = 2 * (11 + 11 + 11 + 5);
-/// Frames the borrowers keep beyond the largest claim in the `small` phase.
-const SMALL_SURPLUS: u64 = 1024;
 /// How long to wait for the borrowers to take every free frame.
 const WAIT_MS: u64 = 2_000;
 /// The word sent to the borrowers when the sweep is over.
@@ -150,8 +149,8 @@ fn timed_claim(frames: usize) -> Result<(u64, u64), Error> {
     Ok((start, end))
 }
 
-/// Takes and keeps frames (through revocation) until the borrowers hold only
-/// [`SMALL_SURPLUS`] frames more than the largest claim, or the guarantee is used up.
+/// Takes and keeps frames (through revocation): all the guarantee allows but room for the
+/// largest claim (and a little slack).
 fn take_ballast() -> Result<(), Error> {
     if !wait_until_all_borrowed()? {
         return Err(Error::Busy);
@@ -166,6 +165,6 @@ fn take_ballast() -> Result<(), Error> {
         let chunk = (ballast - taken).min(FRAME_ALLOC_MAX) as usize;
         taken += mem::alloc(&mut batch[..chunk])? as u64;
     }
-    println!("took a ballast of {taken} frames (borrowers keep about {SMALL_SURPLUS} + claim)");
+    println!("took a ballast of {taken} frames");
     Ok(())
 }
