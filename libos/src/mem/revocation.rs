@@ -45,6 +45,8 @@ use super::policy::{DefaultPolicy, RevocationPolicy, RevocationRequest, Selectio
 use super::table::FrameTable;
 use crate::{Info, arch, hypercall, irq};
 
+pub use timeline::{Timeline, last_timeline, timeline};
+
 /// What the library OS has done about revocation so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RevocationStats {
@@ -293,6 +295,7 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
     /// are unbound and freed, and the kernel is told (`EXO_REVOKE_ACK`) unless nothing was
     /// released. False, having changed nothing, if a lock it needs is held.
     fn answer_request(&self, kernel: &mut impl Kernel) -> bool {
+        let entered = crate::time::ticks();
         // The header alone, unless the request names frames.
         let mut header = [0; HEADER];
         if !kernel.revocation_page(&mut header) {
@@ -308,7 +311,7 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
         }
         let named_count = reader.named_count();
         if named_count == 0 {
-            return self.answer(kernel, &request, &[]);
+            return self.answer(kernel, &request, &[], entered);
         }
         let mut page = [0; SIZE];
         let bytes = HEADER + named_count * 8;
@@ -323,12 +326,19 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
                 count += 1;
             }
         }
-        self.answer(kernel, &request, &named[..count])
+        self.answer(kernel, &request, &named[..count], entered)
     }
 
     /// Lets the policy choose for `request` (naming `named`), releases the choice and
-    /// counts the outcome. False, having changed nothing, if a lock it needs is held.
-    fn answer(&self, kernel: &mut impl Kernel, request: &Request, named: &[PhysAddr]) -> bool {
+    /// counts the outcome; `entered` is when the handler started, for the [`Timeline`].
+    /// False, having changed nothing, if a lock it needs is held.
+    fn answer(
+        &self,
+        kernel: &mut impl Kernel,
+        request: &Request,
+        named: &[PhysAddr],
+        entered: u64,
+    ) -> bool {
         let (Some(mut table), Some(mut choice), Some(mut policy), Some(mut batch)) = (
             self.table.try_lock(),
             self.selection.try_lock(),
@@ -353,9 +363,13 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
             },
         }
         drop(policy);
+        let held = table.len() as u64;
+        let chosen = crate::time::ticks();
         // The kernel is called with the table locked: nothing else in the library OS runs
         // meanwhile but interrupt handlers, which only note news.
         let (released, owed) = release_chosen(kernel, &mut table, &mut choice, &mut batch);
+        // EXO_FRAME_RELEASE both releases and acknowledges: one stamp for both.
+        let freed = crate::time::ticks();
         drop(choice);
         // The loss order is written when first answering and whenever frames stay owed
         // (the abort protocol may then read it), not on every answer that meets a request.
@@ -369,6 +383,18 @@ impl<'a, const N: usize, const H: usize> Revoker<'a, N, H> {
         if released > 0 && owed == Some(0) {
             self.counters.met.fetch_add(1, Ordering::Relaxed);
         }
+        timeline::record(Timeline {
+            sequence: request.sequence,
+            issued_at: request.issued_at,
+            deadline: request.deadline,
+            entered,
+            chosen,
+            released: freed,
+            acknowledged: if released > 0 { freed } else { 0 },
+            owed: request.frames_owed,
+            frames: released,
+            held,
+        });
         true
     }
 
@@ -688,6 +714,132 @@ fn total() -> u64 {
         return 0;
     }
     VectorReader::new(&page).map_or(0, |vector| vector.total())
+}
+
+/// Counter stamps of the requests the library OS answered, for benchmarks: the guest reads
+/// them after its timed section ([`timeline`], [`last_timeline`]) and prints them.
+mod timeline {
+    use spin::Mutex;
+
+    /// What happened to one revocation request, in counter ticks (the kernel's `issued_at`
+    /// and the library OS's stamps read the same counter: `CNTVOFF_EL2` is 0). A request
+    /// answered in several passes keeps its first `entered`, its last other stamps, and the
+    /// sum of the frames released.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Timeline {
+        /// The request's sequence number.
+        pub sequence: u64,
+        /// When the kernel issued it (from the revocation page).
+        pub issued_at: u64,
+        /// Its deadline (from the revocation page).
+        pub deadline: u64,
+        /// When the library OS's handler began to answer it.
+        pub entered: u64,
+        /// When the policy had chosen.
+        pub chosen: u64,
+        /// When the chosen frames were unbound and freed.
+        pub released: u64,
+        /// When the acknowledgement returned; 0 if nothing was released (no acknowledgement).
+        pub acknowledged: u64,
+        /// Frames owed when the handler read the page.
+        pub owed: u64,
+        /// Frames released.
+        pub frames: u64,
+        /// Frames the library OS held when the policy chose.
+        pub held: u64,
+    }
+
+    /// Requests remembered (the latest ones, by sequence number).
+    const KEPT: usize = 16;
+
+    static KEPT_TIMELINES: Mutex<[Timeline; KEPT]> = Mutex::new(
+        [Timeline {
+            sequence: 0,
+            issued_at: 0,
+            deadline: 0,
+            entered: 0,
+            chosen: 0,
+            released: 0,
+            acknowledged: 0,
+            owed: 0,
+            frames: 0,
+            held: 0,
+        }; KEPT],
+    );
+
+    /// Records `new` (dropped if a reader holds the lock: stamps never make the work wait).
+    pub(super) fn record(new: Timeline) {
+        if let Some(mut kept) = KEPT_TIMELINES.try_lock() {
+            merge(&mut kept, new);
+        }
+    }
+
+    /// Puts `new` in its slot of `kept`, or merges it with an earlier pass at the same request.
+    fn merge(kept: &mut [Timeline; KEPT], new: Timeline) {
+        let slot = &mut kept[(new.sequence % KEPT as u64) as usize];
+        if slot.sequence == new.sequence {
+            slot.chosen = new.chosen;
+            slot.released = new.released;
+            slot.acknowledged = new.acknowledged.max(slot.acknowledged);
+            slot.frames += new.frames;
+            slot.held = new.held;
+        } else {
+            *slot = new;
+        }
+    }
+
+    /// The stamps of request `sequence`, if it is among the last 16 answered.
+    pub fn timeline(sequence: u64) -> Option<Timeline> {
+        let kept = KEPT_TIMELINES.lock();
+        let found = kept[(sequence % KEPT as u64) as usize];
+        (sequence != 0 && found.sequence == sequence).then_some(found)
+    }
+
+    /// The stamps of the last request answered.
+    pub fn last_timeline() -> Option<Timeline> {
+        let kept = KEPT_TIMELINES.lock();
+        kept.iter()
+            .filter(|t| t.sequence != 0)
+            .max_by_key(|t| t.sequence)
+            .copied()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn stamps(sequence: u64, entered: u64, frames: u64) -> Timeline {
+            Timeline {
+                sequence,
+                entered,
+                chosen: entered + 1,
+                released: entered + 2,
+                acknowledged: entered + 3,
+                frames,
+                ..Timeline::default()
+            }
+        }
+
+        #[test]
+        fn a_second_pass_keeps_the_first_entry_and_adds_the_frames() {
+            let mut kept = [Timeline::default(); KEPT];
+            merge(&mut kept, stamps(5, 100, 3));
+            merge(&mut kept, stamps(5, 200, 2));
+            let t = kept[5];
+            assert_eq!(
+                (t.entered, t.chosen, t.acknowledged, t.frames),
+                (100, 201, 203, 5)
+            );
+        }
+
+        #[test]
+        fn a_newer_request_replaces_the_one_sixteen_before() {
+            let mut kept = [Timeline::default(); KEPT];
+            merge(&mut kept, stamps(3, 100, 3));
+            merge(&mut kept, stamps(3 + KEPT as u64, 500, 1));
+            assert_eq!(kept[3], stamps(3 + KEPT as u64, 500, 1));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,14 @@ use std::path::Path;
 
 use crate::{Revocation, RevocationOutcome, RunOptions};
 
+pub mod chart;
+pub mod markdown;
+pub mod samples;
+pub mod stats;
+pub mod suite;
+
+pub use samples::Sample;
+
 /// QEMU arguments for deterministic virtual time.
 pub const QEMU_ARGS: [&str; 2] = ["-icount", "shift=0,sleep=off"];
 
@@ -29,6 +37,10 @@ pub struct Report {
     pub revocations: Vec<Revocation>,
     /// Metrics partitions reported in the first run.
     pub metrics: Vec<Metric>,
+    /// Sample lines partitions printed in the first run (see [`samples`]).
+    pub samples: Vec<Sample>,
+    /// The configured partitions.
+    pub partitions: Vec<String>,
     /// Runs made.
     pub runs: u32,
     /// Whether every run logged exactly the same revocations.
@@ -78,7 +90,9 @@ impl Report {
     /// Numbers worth reporting: every run succeeded, measured something and agreed.
     pub fn is_sound(&self) -> bool {
         self.problems.is_empty()
-            && (!self.revocations.is_empty() || !self.metrics.is_empty())
+            && (!self.revocations.is_empty()
+                || !self.metrics.is_empty()
+                || !self.samples.is_empty())
             && self.deterministic
     }
 
@@ -105,6 +119,8 @@ pub fn run(config: &Path, options: &RunOptions, runs: u32) -> anyhow::Result<Rep
         frequency: None,
         revocations: Vec::new(),
         metrics: Vec::new(),
+        samples: Vec::new(),
+        partitions: Vec::new(),
         runs: runs.max(1),
         deterministic: true,
         problems: Vec::new(),
@@ -114,11 +130,17 @@ pub fn run(config: &Path, options: &RunOptions, runs: u32) -> anyhow::Result<Rep
         report.problems.extend(problems_of_run(run, &outcome));
         let revocations = outcome.revocations();
         let measured = metrics(&outcome.lines);
+        let sampled = samples::parse(&outcome.lines);
         if run == 0 {
             report.frequency = frequency(&outcome.lines);
             report.revocations = revocations;
             report.metrics = measured;
-        } else if revocations != report.revocations || measured != report.metrics {
+            report.samples = sampled;
+            report.partitions = outcome.partitions.clone();
+        } else if revocations != report.revocations
+            || measured != report.metrics
+            || sampled != report.samples
+        {
             report.deterministic = false;
         }
     }
@@ -269,6 +291,8 @@ mod tests {
             frequency: None,
             revocations: Vec::new(),
             metrics: Vec::new(),
+            samples: Vec::new(),
+            partitions: Vec::new(),
             runs: 1,
             deterministic: true,
             problems: problems_of_run(0, &outcome),

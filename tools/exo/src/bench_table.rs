@@ -229,6 +229,8 @@ mod tests {
                     value,
                 })
                 .collect(),
+            samples: Vec::new(),
+            partitions: Vec::new(),
             runs: 2,
             deterministic: true,
             problems: vec![],

@@ -84,18 +84,32 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 600)]
         timeout: u64,
     },
-    /// Boot a configuration under QEMU `-icount` (virtual time counted in instructions, so
-    /// results repeat exactly) and report every revocation's latency and what partitions
-    /// measured (`bench name=value` lines).
+    /// Boot benchmarks under QEMU `-icount` (virtual time counted in instructions, so
+    /// results repeat exactly). With a configuration: report every revocation's latency and
+    /// what partitions measured (`bench name=value` lines). Without one: the suite, every
+    /// `guests/configs/bench-*.toml`, written to `--out` as results.json, results.md and SVG
+    /// charts (docs/benchmarks.md).
     Bench {
-        #[command(flatten)]
-        target: Target,
+        /// One configuration to run instead of the suite.
+        config: Option<PathBuf>,
+        /// Board (a directory under platform/), overriding the configurations'.
+        #[arg(long, value_name = "NAME")]
+        board: Option<String>,
         /// Boots to run; the results must be identical across them.
         #[arg(long, default_value_t = 2)]
         runs: u32,
-        /// Kill QEMU and fail after this many seconds.
-        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        /// Kill QEMU and fail after this many seconds, per boot.
+        #[arg(long, value_name = "SECS", default_value_t = 1800)]
         timeout: u64,
+        /// Where the suite writes its results [default: build/bench in the workspace].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// The reduced sweep (fewer repeats per revocation point), as the tests run it.
+        #[arg(long)]
+        quick: bool,
+        /// Also write the suite's tables into docs/benchmarks.md and its charts to docs/bench/.
+        #[arg(long)]
+        docs: bool,
     },
     /// Run every benchmark README's table of numbers needs, on every board, and write the
     /// table into README.md (between its markers).
@@ -202,11 +216,47 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Bench {
-            target,
+            config: None,
+            board,
             runs,
             timeout,
+            out,
+            quick,
+            docs,
         } => {
-            let (_, path) = locate(&target)?;
+            let workspace = Workspace::locate_for(None)?;
+            let options = exo_tool::bench::suite::SuiteOptions {
+                root: workspace.root().to_path_buf(),
+                out: out.unwrap_or_else(|| workspace.root().join("build/bench")),
+                quick,
+                runs,
+                timeout: Duration::from_secs(timeout),
+                board,
+            };
+            let results = exo_tool::bench::suite::run(&options)?;
+            if docs {
+                exo_tool::bench::suite::update_docs(workspace.root(), &results)?;
+                eprintln!("bench: updated docs/benchmarks.md and docs/bench/*.svg");
+            }
+            eprintln!(
+                "bench: wrote results.json, results.md, latency.svg and phases.svg to {}",
+                options.out.display()
+            );
+        }
+        Command::Bench {
+            config: Some(config),
+            board,
+            runs,
+            timeout,
+            quick,
+            ..
+        } => {
+            let target = Target {
+                config: Some(config),
+                board,
+            };
+            let (workspace, path) = locate(&target)?;
+            let path = exo_tool::bench::suite::config_to_boot(workspace.root(), &path, quick)?;
             let options = RunOptions {
                 extra_qemu_args: exo_tool::bench::QEMU_ARGS
                     .iter()
