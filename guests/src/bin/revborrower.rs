@@ -26,7 +26,8 @@ use exo_libos::ipc;
 use exo_libos::mem::call::{PartitionId, partition_lookup};
 use exo_libos::mem::policy::choose_default;
 use exo_libos::mem::revocation::{self, Timeline};
-use exo_libos::mem::{self, Frame, RefusePolicy, RevocationPolicy, RevocationRequest, Selection};
+use exo_libos::mem::table::Holdings;
+use exo_libos::mem::{self, RefusePolicy, RevocationPolicy, RevocationRequest, Selection};
 use exo_libos::spin::Mutex;
 use exo_libos::time::Deadline;
 use exo_libos::{Error, ExitCode, Info, PhysAddr, println, upcall};
@@ -40,7 +41,7 @@ impl RevocationPolicy for Half {
     fn choose(
         &mut self,
         request: &RevocationRequest<'_>,
-        holdings: &[Frame],
+        holdings: &Holdings<'_>,
         choice: &mut Selection,
     ) {
         choose_default(holdings, request.named, (request.owed / 2) as usize, choice);
@@ -62,7 +63,7 @@ impl RevocationPolicy for GrantedFirst {
     fn choose(
         &mut self,
         request: &RevocationRequest<'_>,
-        holdings: &[Frame],
+        holdings: &Holdings<'_>,
         choice: &mut Selection,
     ) {
         let owed = request.owed as usize;
