@@ -24,6 +24,7 @@ use std::vec;
 use std::vec::Vec;
 
 mod conformance;
+mod fast_path;
 mod isolation;
 
 /// Register images of [`BindAttributes`] (and of the rights of `EXO_GRANT`) for raw calls.
