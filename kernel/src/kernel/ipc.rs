@@ -10,6 +10,7 @@ use exo_abi::Error;
 /// Argument and reply registers of a call: x1..x7 at the callee and the caller, x2..x8 at
 /// the caller when calling.
 const WORDS: usize = 7;
+const _: () = assert!(WORDS == 7, "the copies below move seven registers");
 
 impl<P: Platform> Kernel<'_, P> {
     /// Checks that `caller` may talk to partition `raw` and returns its index.
@@ -67,7 +68,7 @@ impl<P: Platform> Kernel<'_, P> {
         };
         let mut words = [0; WORDS];
         if let Some(c) = self.partition_mut(caller) {
-            words.copy_from_slice(&c.regs.x[2..2 + WORDS]);
+            words = c.regs.seven(2);
             c.state = State::Calling {
                 callee,
                 accepted: true,
@@ -75,7 +76,7 @@ impl<P: Platform> Kernel<'_, P> {
         }
         if let Some(p) = self.partition_mut(callee) {
             p.regs.x[0] = caller as u64;
-            p.regs.x[1..1 + WORDS].copy_from_slice(&words);
+            p.regs.set_seven(1, words);
             p.serving = Some(caller);
             p.state = State::Runnable;
         }
@@ -102,8 +103,7 @@ impl<P: Platform> Kernel<'_, P> {
             return Err(Error::UnknownPartition);
         };
         let caller = p.serving.take().ok_or(Error::Denied)?;
-        let mut reply = [0; WORDS];
-        reply.copy_from_slice(&p.regs.x[1..1 + WORDS]);
+        let reply = p.regs.seven(1);
         let caller_waits = self.partition(caller).is_some_and(|c| {
             c.state
                 == State::Calling {
@@ -113,7 +113,7 @@ impl<P: Platform> Kernel<'_, P> {
         });
         if caller_waits && let Some(c) = self.partition_mut(caller) {
             c.regs.x[0] = 0;
-            c.regs.x[1..1 + WORDS].copy_from_slice(&reply);
+            c.regs.set_seven(1, reply);
             c.state = State::Runnable;
         }
         // The callee waits again: it takes the next queued call now (and runs at its turn),

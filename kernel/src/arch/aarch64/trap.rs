@@ -176,8 +176,7 @@ fn interrupt(kernel: &mut Kernel<'static, Aarch64Platform>) -> Step {
 fn hypercall(kernel: &mut Kernel<'static, Aarch64Platform>) -> Step {
     let regs = kernel.current_regs_mut();
     let function = regs.x[0] as u32;
-    let mut args = [0; 7];
-    args.copy_from_slice(&regs.x[1..8]);
+    let args = regs.seven(1);
     kernel.hypercall(function, args)
 }
 
