@@ -197,9 +197,16 @@ pub fn init(info: GicInfo) -> Result<Version, &'static str> {
             // 1, 2 or 4 for 5, 6 or 7 preemption bits (ICH_VTR_EL2.PREbits + 1).
             let preemption_bits = ((ICH_VTR_EL2.get() >> 26) & 0b111) as usize + 1;
             APRS.store(1 << preemption_bits.clamp(5, 7).saturating_sub(5), Relaxed);
-            // List registers reset to UNKNOWN values: start from empty ones.
+            // List and active-priority registers reset to UNKNOWN values: start from empty
+            // ones (a restore writes only what its vCPU had in use).
             for n in 0..lrs.min(16) {
                 write_lr(n, 0);
+            }
+            // (Only the implemented ones: the others are UNDEFINED to access.)
+            for base in [0, 4] {
+                for n in base..base + active_priority_registers() {
+                    write_apr(n, 0);
+                }
             }
             let gicd = Frame(gicd_base);
             LINES.store(lines(gicd), Relaxed);
@@ -485,7 +492,11 @@ pub struct VcpuGic {
     /// Active priorities: `ICH_AP0R<n>_EL2` then `ICH_AP1R<n>_EL2` on GICv3 (as many as the
     /// implemented preemption bits need), `GICH_APR` in `[0]` on GICv2.
     apr: [u64; 8],
+    /// GICv3: bit `n` set when `apr[n]` is non-zero (only those are written back).
+    live_aprs: u8,
     lrs: [u64; 16],
+    /// Bit `n` set when `lrs[n]` holds an interrupt (only those are written back).
+    live_lrs: u16,
     /// The virtual timer's physical PPI was active (in service by this partition).
     vtimer_active: bool,
 }
@@ -495,7 +506,9 @@ impl VcpuGic {
     pub const EMPTY: Self = Self {
         vmcr: 0,
         apr: [0; 8],
+        live_aprs: 0,
         lrs: [0; 16],
+        live_lrs: 0,
         vtimer_active: false,
     };
 
@@ -506,21 +519,28 @@ impl VcpuGic {
         match guard.as_ref() {
             Some(Gic::V3 { sgi, .. }) if lrs > 0 => {
                 self.vmcr = ICH_VMCR_EL2.get();
-                for n in 0..active_priority_registers() {
-                    self.apr[n] = read_apr(n);
-                    self.apr[4 + n] = read_apr(4 + n);
-                    write_apr(n, 0);
-                    write_apr(4 + n, 0);
-                }
-                // Only list registers holding something are read and cleared (the rest are
-                // empty already, and `restore` writes only non-empty ones).
-                let empty = read_elrsr();
-                for n in 0..lrs {
-                    self.lrs[n] = 0;
-                    if empty & (1 << n) == 0 {
-                        self.lrs[n] = read_lr(n);
-                        write_lr(n, 0);
+                // Only non-zero active-priority registers are cleared and written back:
+                // between a save and the next restore every live one is zero.
+                self.live_aprs = 0;
+                for base in [0, 4] {
+                    for n in base..base + active_priority_registers() {
+                        let apr = read_apr(n);
+                        if apr != 0 {
+                            self.apr[n] = apr;
+                            self.live_aprs |= 1 << n;
+                            write_apr(n, 0);
+                        }
                     }
+                }
+                // Only list registers holding something (ICH_ELRSR_EL2 clear) are read and
+                // cleared; the rest are empty already.
+                let mut live = !read_elrsr() & ((1 << lrs) - 1);
+                self.live_lrs = live as u16;
+                while live != 0 {
+                    let n = live.trailing_zeros() as usize;
+                    live &= live - 1;
+                    self.lrs[n] = read_lr(n);
+                    write_lr(n, 0);
                 }
                 self.vtimer_active = take_vtimer_active(*sgi);
             }
@@ -532,10 +552,11 @@ impl VcpuGic {
                 self.vmcr = u64::from(gich.read(gich::VMCR));
                 self.apr[0] = u64::from(gich.read(gich::APR));
                 let empty = gich.read(gich::ELSR0);
+                self.live_lrs = 0;
                 for n in 0..lrs {
-                    self.lrs[n] = 0;
                     if empty & (1 << n) == 0 {
                         self.lrs[n] = u64::from(gich.read(gich::LR + 4 * n));
+                        self.live_lrs |= 1 << n;
                         gich.write(gich::LR + 4 * n, 0);
                     }
                 }
@@ -563,16 +584,19 @@ impl VcpuGic {
                     sgi.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
                 }
                 ICH_VMCR_EL2.set(self.vmcr);
-                for n in 0..active_priority_registers() {
+                // The live interface is empty (saved or discarded before, zeroed at boot):
+                // write only what this vCPU had in use.
+                let mut live = self.live_aprs;
+                while live != 0 {
+                    let n = live.trailing_zeros() as usize;
+                    live &= live - 1;
                     write_apr(n, self.apr[n]);
-                    write_apr(4 + n, self.apr[4 + n]);
                 }
-                // The live list registers are empty (saved or discarded before): write only
-                // those this vCPU had in use.
-                for (n, &lr) in self.lrs.iter().enumerate().take(lrs) {
-                    if lr != 0 {
-                        write_lr(n, lr);
-                    }
+                let mut live = self.live_lrs;
+                while live != 0 {
+                    let n = live.trailing_zeros() as usize;
+                    live &= live - 1;
+                    write_lr(n, self.lrs[n]);
                 }
             }
             Some(Gic::V2 {
@@ -585,10 +609,8 @@ impl VcpuGic {
                 }
                 gich.write(gich::VMCR, self.vmcr as u32);
                 gich.write(gich::APR, self.apr[0] as u32);
-                for (n, &lr) in self.lrs.iter().enumerate().take(lrs) {
-                    if lr != 0 {
-                        gich.write(gich::LR + 4 * n, lr as u32);
-                    }
+                for n in (0..lrs).filter(|n| self.live_lrs & (1 << n) != 0) {
+                    gich.write(gich::LR + 4 * n, self.lrs[n] as u32);
                 }
             }
             _ => {}
