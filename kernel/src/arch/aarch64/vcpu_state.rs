@@ -1,17 +1,31 @@
 //! The parts of a vCPU that the trap path does not save: EL1 system registers, the EL1
 //! virtual timer and FP/SIMD registers. They change only while the partition runs, so they
 //! are switched when the CPU passes from one partition to another, not on every trap.
+//!
+//! FP/SIMD registers are switched lazily: they stay in the CPU, owned by the last partition
+//! that used them, and every other partition runs with FP/SIMD trapped (`CPTR_EL2.TFP`,
+//! Arm ARM D24.2.37). A partition's first FP/SIMD instruction after it was switched in
+//! traps to [`take_fp`], which saves the owner's registers and loads its own before the
+//! instruction runs again. No partition can read another's: until its own are loaded,
+//! every access traps.
 
 use aarch64_cpu::registers::*;
 use exo_abi::package::MAX_PARTITIONS;
+
+/// Saved FP/SIMD state of one vCPU: `Q0`..`Q31`, `FPCR`, `FPSR`.
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+struct FpState {
+    q: [u128; 32],
+    fpcr: u64,
+    fpsr: u64,
+}
 
 /// Saved EL1 state of one vCPU.
 #[derive(Clone, Copy)]
 #[repr(C, align(16))]
 pub struct El1State {
-    fp: [u128; 32],
-    fpcr: u64,
-    fpsr: u64,
+    fp: FpState,
     sctlr: u64,
     cpacr: u64,
     ttbr0: u64,
@@ -50,9 +64,11 @@ impl El1State {
     /// enabled (`CPACR_EL1.FPEN` = 0b11, D24.2.35), everything else zero.
     pub const fn reset() -> Self {
         Self {
-            fp: [0; 32],
-            fpcr: 0,
-            fpsr: 0,
+            fp: FpState {
+                q: [0; 32],
+                fpcr: 0,
+                fpsr: 0,
+            },
             // SCTLR_EL1 RES1 bits (D24.2.157) with M, C, I clear.
             sctlr: 0x30D0_0800,
             cpacr: 0b11 << 20,
@@ -117,28 +133,6 @@ impl El1State {
         self.csselr = CSSELR_EL1.get();
         self.mdscr = MDSCR_EL1.get();
         self.save_rest();
-        let fp = self.fp.as_mut_ptr();
-        // SAFETY: `fp` points at 32 16-byte-aligned u128 slots (512 bytes) we own; the
-        // kernel is built without FP/SIMD so these registers hold only partition state.
-        unsafe {
-            core::arch::asm!(
-                ".arch_extension fp",
-                ".arch_extension simd",
-                "stp q0, q1, [{p}, #0]",     "stp q2, q3, [{p}, #32]",
-                "stp q4, q5, [{p}, #64]",    "stp q6, q7, [{p}, #96]",
-                "stp q8, q9, [{p}, #128]",   "stp q10, q11, [{p}, #160]",
-                "stp q12, q13, [{p}, #192]", "stp q14, q15, [{p}, #224]",
-                "stp q16, q17, [{p}, #256]", "stp q18, q19, [{p}, #288]",
-                "stp q20, q21, [{p}, #320]", "stp q22, q23, [{p}, #352]",
-                "stp q24, q25, [{p}, #384]", "stp q26, q27, [{p}, #416]",
-                "stp q28, q29, [{p}, #448]", "stp q30, q31, [{p}, #480]",
-                "mrs {t}, fpcr", "str {t}, [{p}, #512]",
-                "mrs {t}, fpsr", "str {t}, [{p}, #520]",
-                p = in(reg) fp,
-                t = out(reg) _,
-                options(nostack),
-            );
-        }
     }
 
     /// Loads `self` into the EL1 registers.
@@ -171,9 +165,42 @@ impl El1State {
         self.gic.restore();
         CNTV_CVAL_EL0.set(self.cntv_cval);
         CNTV_CTL_EL0.set(self.cntv_ctl);
-        let fp = self.fp.as_ptr();
-        // SAFETY: reads the 528 bytes of `self.fp`, `fpcr`, `fpsr` (repr(C), contiguous);
-        // writes only FP/SIMD registers, which the kernel never uses.
+    }
+}
+
+impl FpState {
+    /// Saves the live FP/SIMD registers into `self`. FP/SIMD must not be trapped.
+    fn save(&mut self) {
+        let q = self.q.as_mut_ptr();
+        // SAFETY: `q` points at 32 16-byte-aligned u128 slots (512 bytes) followed by
+        // `fpcr` and `fpsr` (repr(C)), all ours; the kernel is built without FP/SIMD, so
+        // these registers hold only partition state; the caller lifted CPTR_EL2.TFP.
+        unsafe {
+            core::arch::asm!(
+                ".arch_extension fp",
+                ".arch_extension simd",
+                "stp q0, q1, [{p}, #0]",     "stp q2, q3, [{p}, #32]",
+                "stp q4, q5, [{p}, #64]",    "stp q6, q7, [{p}, #96]",
+                "stp q8, q9, [{p}, #128]",   "stp q10, q11, [{p}, #160]",
+                "stp q12, q13, [{p}, #192]", "stp q14, q15, [{p}, #224]",
+                "stp q16, q17, [{p}, #256]", "stp q18, q19, [{p}, #288]",
+                "stp q20, q21, [{p}, #320]", "stp q22, q23, [{p}, #352]",
+                "stp q24, q25, [{p}, #384]", "stp q26, q27, [{p}, #416]",
+                "stp q28, q29, [{p}, #448]", "stp q30, q31, [{p}, #480]",
+                "mrs {t}, fpcr", "str {t}, [{p}, #512]",
+                "mrs {t}, fpsr", "str {t}, [{p}, #520]",
+                p = in(reg) q,
+                t = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// Loads `self` into the FP/SIMD registers. FP/SIMD must not be trapped.
+    fn restore(&self) {
+        let q = self.q.as_ptr();
+        // SAFETY: reads the 528 bytes of `q`, `fpcr`, `fpsr` (repr(C), contiguous); writes
+        // only FP/SIMD registers, which the kernel never uses; CPTR_EL2.TFP is lifted.
         unsafe {
             core::arch::asm!(
                 ".arch_extension fp",
@@ -188,7 +215,7 @@ impl El1State {
                 "ldp q28, q29, [{p}, #448]", "ldp q30, q31, [{p}, #480]",
                 "ldr {t}, [{p}, #512]", "msr fpcr, {t}",
                 "ldr {t}, [{p}, #520]", "msr fpsr, {t}",
-                p = in(reg) fp,
+                p = in(reg) q,
                 t = out(reg) _,
                 options(nostack, readonly),
             );
@@ -216,8 +243,8 @@ impl El1State {
 }
 
 const _: () = {
-    assert!(core::mem::offset_of!(El1State, fpcr) == 512);
-    assert!(core::mem::offset_of!(El1State, fpsr) == 520);
+    assert!(core::mem::offset_of!(FpState, fpcr) == 512);
+    assert!(core::mem::offset_of!(FpState, fpsr) == 520);
 };
 
 /// EL1 state of every partition, indexed by partition id.
@@ -226,6 +253,10 @@ pub static STATES: spin::Mutex<[El1State; MAX_PARTITIONS]> =
 
 /// The partition whose EL1 state is live in the registers.
 static LOADED: spin::Mutex<Option<usize>> = spin::Mutex::new(None);
+
+/// The partition whose FP/SIMD registers are live in the CPU (they stay there while other
+/// partitions run, with FP/SIMD trapped).
+static FP_OWNER: spin::Mutex<Option<usize>> = spin::Mutex::new(None);
 
 /// Switches the live EL1 state from partition `from` (if it is still to be kept) to `to`.
 /// A partition that has ended leaves nothing behind: its virtual interface is emptied and
@@ -241,6 +272,30 @@ pub fn switch(from: Option<usize>, to: usize) {
     }
     states[to].restore();
     *LOADED.lock() = Some(to);
+    // FP/SIMD untrapped only for the partition whose registers are in the CPU.
+    super::el2::trap_fp(*FP_OWNER.lock() != Some(to));
+}
+
+/// The loaded partition used FP/SIMD while trapped (ESR_EL2.EC = 0x07): its registers
+/// replace the owner's (saved first), and it runs on untrapped. The trapped instruction
+/// runs again when the partition resumes (ELR_EL2 points at it).
+pub fn take_fp() {
+    super::el2::trap_fp(false);
+    // The CPTR_EL2 write must take effect before the save and restore below touch FP/SIMD.
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    let Some(current) = *LOADED.lock() else {
+        return;
+    };
+    let mut owner = FP_OWNER.lock();
+    if *owner == Some(current) {
+        return;
+    }
+    let mut states = STATES.lock();
+    if let Some(previous) = *owner {
+        states[previous].fp.save();
+    }
+    states[current].fp.restore();
+    *owner = Some(current);
 }
 
 /// Partition `id` has ended. If its state is live, its timer stops and its virtual interface
@@ -256,6 +311,12 @@ pub fn ended(id: usize) {
     }
     if let Some(state) = states.get_mut(id) {
         *state = El1State::reset();
+    }
+    // Its FP/SIMD registers may stay in the CPU: the next partition to use FP/SIMD traps
+    // and loads all of its own over them.
+    let mut owner = FP_OWNER.lock();
+    if *owner == Some(id) {
+        *owner = None;
     }
 }
 
