@@ -426,8 +426,21 @@ pub fn inject(irq: VirtualIrq) -> bool {
         ),
         Gic::V2 { gich: None, .. } => {}
     };
+    // Empty list registers (ICH_ELRSR_EL2 / GICH_ELSR0 bit set: no interrupt, nothing to
+    // signal on EOI) are not read: they are free.
+    let empty = match gic {
+        Gic::V3 { .. } => read_elrsr(),
+        Gic::V2 {
+            gich: Some(gich), ..
+        } => u64::from(gich.read(gich::ELSR0)),
+        Gic::V2 { gich: None, .. } => 0,
+    };
     let mut free = None;
     for n in 0..count {
+        if empty & (1 << n) != 0 {
+            free = free.or(Some(n));
+            continue;
+        }
         let Some(entry) = gic.entry(n) else {
             return false;
         };

@@ -81,3 +81,32 @@ fn the_fast_exit_ends_at_the_earliest_revocation_deadline() {
     assert_ne!(revocation_page(&k, 0).state, RequestState::Pending);
     assert_eq!(resume(&mut k, 2), u64::MAX);
 }
+
+#[test]
+fn an_interrupt_for_the_running_partition_goes_straight_to_a_list_register() {
+    let mut k = interrupt_kernel();
+    k.current = 0;
+    k.interrupt(40);
+    // In a list register at once, with the hardware bit; nothing left for the return path.
+    let injected = k.platform.guest_handles_all();
+    assert_eq!(injected.iter().map(|i| i.intid).collect::<Vec<_>>(), [40]);
+    assert!(injected[0].hardware);
+    assert!(k.partition(0).unwrap().virq.queued.is_empty());
+    // For a partition that does not run, it waits in the queue.
+    k.current = 1;
+    k.interrupt(41);
+    assert!(k.partition(0).unwrap().virq.queued.contains(41));
+    assert!(k.platform.guest_handles_all().is_empty());
+    // And while something waits, the next one queues behind it (lowest INTID first).
+    k.current = 0;
+    k.interrupt(40);
+    assert!(k.partition(0).unwrap().virq.queued.contains(40));
+    k.before_resume();
+    let order: Vec<u32> = k
+        .platform
+        .guest_handles_all()
+        .iter()
+        .map(|i| i.intid)
+        .collect();
+    assert_eq!(order, [40, 41]);
+}
