@@ -59,7 +59,10 @@ impl Trap {
 }
 
 /// Handles a trap from the running partition; returns the registers to resume.
-pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
+pub fn handle(saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
+    // SAFETY: `saved` is the running partition's register file (TPIDR_EL2), which the
+    // vector has just written; no reference to it exists before the kernel lock is taken.
+    let x0 = unsafe { (*saved).x[0] };
     let mut guard = KERNEL.lock();
     let Some(kernel) = guard.as_mut() else {
         panic!(
@@ -72,7 +75,7 @@ pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
     // every other trap closes it, so that the scan the horizon needs is not on their path.
     let null_call = trap.kind == ExceptionKind::Synchronous
         && trap.esr.class() == class::HVC64
-        && kernel.current_regs_mut().x[0] as u32 == exo_abi::call::EXO_ABI_VERSION;
+        && x0 as u32 == exo_abi::call::EXO_ABI_VERSION;
     let step = match (trap.kind, trap.esr.class()) {
         (ExceptionKind::Synchronous, class::HVC64) => hypercall(kernel),
         (ExceptionKind::Synchronous, class::SMC64) => {

@@ -247,33 +247,40 @@ const _: () = {
     assert!(core::mem::offset_of!(FpState, fpsr) == 520);
 };
 
-/// EL1 state of every partition, indexed by partition id.
-pub static STATES: spin::Mutex<[El1State; MAX_PARTITIONS]> =
-    spin::Mutex::new([El1State::reset(); MAX_PARTITIONS]);
+/// The saved vCPU state of every partition and what is live in the CPU, behind one lock
+/// (the world switch takes it once).
+struct Vcpus {
+    /// EL1 state of every partition, indexed by partition id.
+    states: [El1State; MAX_PARTITIONS],
+    /// The partition whose EL1 state is live in the registers.
+    loaded: Option<usize>,
+    /// The partition whose FP/SIMD registers are live in the CPU (they stay there while
+    /// other partitions run, with FP/SIMD trapped).
+    fp_owner: Option<usize>,
+}
 
-/// The partition whose EL1 state is live in the registers.
-static LOADED: spin::Mutex<Option<usize>> = spin::Mutex::new(None);
-
-/// The partition whose FP/SIMD registers are live in the CPU (they stay there while other
-/// partitions run, with FP/SIMD trapped).
-static FP_OWNER: spin::Mutex<Option<usize>> = spin::Mutex::new(None);
+static VCPUS: spin::Mutex<Vcpus> = spin::Mutex::new(Vcpus {
+    states: [El1State::reset(); MAX_PARTITIONS],
+    loaded: None,
+    fp_owner: None,
+});
 
 /// Switches the live EL1 state from partition `from` (if it is still to be kept) to `to`.
 /// A partition that has ended leaves nothing behind: its virtual interface is emptied and
 /// its timer stopped before the next one's state is loaded.
 pub fn switch(from: Option<usize>, to: usize) {
-    let mut states = STATES.lock();
+    let mut vcpus = VCPUS.lock();
     match from {
-        Some(from) => states[from].save(),
+        Some(from) => vcpus.states[from].save(),
         None => {
             CNTV_CTL_EL0.set(0);
             super::gic::VcpuGic::discard();
         }
     }
-    states[to].restore();
-    *LOADED.lock() = Some(to);
+    vcpus.states[to].restore();
+    vcpus.loaded = Some(to);
     // FP/SIMD untrapped only for the partition whose registers are in the CPU.
-    super::el2::trap_fp(*FP_OWNER.lock() != Some(to));
+    super::el2::trap_fp(vcpus.fp_owner != Some(to));
 }
 
 /// The loaded partition used FP/SIMD while trapped (ESR_EL2.EC = 0x07): its registers
@@ -283,40 +290,37 @@ pub fn take_fp() {
     super::el2::trap_fp(false);
     // The CPTR_EL2 write must take effect before the save and restore below touch FP/SIMD.
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
-    let Some(current) = *LOADED.lock() else {
+    let mut vcpus = VCPUS.lock();
+    let Some(current) = vcpus.loaded else {
         return;
     };
-    let mut owner = FP_OWNER.lock();
-    if *owner == Some(current) {
+    if vcpus.fp_owner == Some(current) {
         return;
     }
-    let mut states = STATES.lock();
-    if let Some(previous) = *owner {
-        states[previous].fp.save();
+    if let Some(previous) = vcpus.fp_owner {
+        vcpus.states[previous].fp.save();
     }
-    states[current].fp.restore();
-    *owner = Some(current);
+    vcpus.states[current].fp.restore();
+    vcpus.fp_owner = Some(current);
 }
 
 /// Partition `id` has ended. If its state is live, its timer stops and its virtual interface
 /// is emptied at once: the CPU may idle before another partition is loaded, and a timer
 /// left running would fire into nobody. Its saved state is reset either way.
 pub fn ended(id: usize) {
-    let mut states = STATES.lock();
-    let mut loaded = LOADED.lock();
-    if *loaded == Some(id) {
+    let mut vcpus = VCPUS.lock();
+    if vcpus.loaded == Some(id) {
         CNTV_CTL_EL0.set(0);
         super::gic::VcpuGic::discard();
-        *loaded = None;
+        vcpus.loaded = None;
     }
-    if let Some(state) = states.get_mut(id) {
+    if let Some(state) = vcpus.states.get_mut(id) {
         *state = El1State::reset();
     }
     // Its FP/SIMD registers may stay in the CPU: the next partition to use FP/SIMD traps
     // and loads all of its own over them.
-    let mut owner = FP_OWNER.lock();
-    if *owner == Some(id) {
-        *owner = None;
+    if vcpus.fp_owner == Some(id) {
+        vcpus.fp_owner = None;
     }
 }
 
@@ -324,11 +328,11 @@ pub fn ended(id: usize) {
 /// (`CNTV_CTL_EL0` ENABLE = 1, IMASK = 0; D24.x), from the live registers if its state is
 /// loaded, else from its saved state.
 pub fn virtual_timer_deadline(id: usize) -> Option<u64> {
-    let (ctl, cval) = if *LOADED.lock() == Some(id) {
+    let vcpus = VCPUS.lock();
+    let (ctl, cval) = if vcpus.loaded == Some(id) {
         (CNTV_CTL_EL0.get(), CNTV_CVAL_EL0.get())
     } else {
-        let states = STATES.lock();
-        let state = states.get(id)?;
+        let state = vcpus.states.get(id)?;
         (state.cntv_ctl, state.cntv_cval)
     };
     (ctl & 0b11 == 0b01).then_some(cval)
