@@ -535,13 +535,29 @@ impl VcpuGic {
                 // Only non-zero active-priority registers are cleared and written back:
                 // between a save and the next restore every live one is zero.
                 self.live_aprs = 0;
-                for base in [0, 4] {
-                    for n in base..base + active_priority_registers() {
-                        let apr = read_apr(n);
-                        if apr != 0 {
-                            self.apr[n] = apr;
-                            self.live_aprs |= 1 << n;
-                            write_apr(n, 0);
+                if active_priority_registers() == 1 {
+                    // Five preemption bits (the common case, QEMU's and the A72's): one
+                    // register per group, read without the generic dispatch.
+                    let (ap0, ap1) = (ICH_AP0R0_EL2.get(), ICH_AP1R0_EL2.get());
+                    if ap0 != 0 {
+                        self.apr[0] = ap0;
+                        self.live_aprs |= 1;
+                        ICH_AP0R0_EL2.set(0);
+                    }
+                    if ap1 != 0 {
+                        self.apr[4] = ap1;
+                        self.live_aprs |= 1 << 4;
+                        ICH_AP1R0_EL2.set(0);
+                    }
+                } else {
+                    for base in [0, 4] {
+                        for n in base..base + active_priority_registers() {
+                            let apr = read_apr(n);
+                            if apr != 0 {
+                                self.apr[n] = apr;
+                                self.live_aprs |= 1 << n;
+                                write_apr(n, 0);
+                            }
                         }
                     }
                 }
