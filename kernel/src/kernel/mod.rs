@@ -1044,6 +1044,16 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// pending upcall if it can take one.
     pub fn before_resume(&mut self) {
         let current = self.current;
+        // Most returns have nothing to tell and nothing queued: then raising signals and
+        // delivering an upcall do nothing, and filling list registers only cancels the
+        // maintenance interrupt.
+        if self
+            .partition(current)
+            .is_some_and(|p| !p.any_news() && p.virq.queued.is_empty())
+        {
+            self.platform.notify_on_underflow(false);
+            return;
+        }
         self.raise_signals(current);
         self.deliver_upcall(current);
         self.fill_list_registers(current);
