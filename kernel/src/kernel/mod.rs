@@ -1059,46 +1059,6 @@ impl<'a, P: Platform> Kernel<'a, P> {
         self.fill_list_registers(current);
     }
 
-    /// Until which counter value (exclusive) the trap path may answer `EXO_ABI_VERSION` from
-    /// the running partition without entering the kernel (a fast exit that writes the
-    /// result registers and returns, nothing else); 0 if not at all. Computed right before
-    /// the partition resumes (after its return path ran), it stays true until the next
-    /// kernel entry, which closes the fast exit again: news, a queued
-    /// virtual interrupt, an expired time slice or an upcall can only appear through a trap,
-    /// which takes the full path. What a full `EXO_ABI_VERSION` would still do is ruled out
-    /// here:
-    /// - clear `preempted` (so that news arriving later is told by upcall on the next call):
-    ///   no fast exit while it is set;
-    /// - tell news (signal or upcall) or move queued interrupts into list registers: none
-    ///   may be held;
-    /// - abort revocation requests whose deadline passed: the fast exit ends at the earliest
-    ///   deadline outstanding.
-    pub fn null_call_horizon(&self) -> u64 {
-        let Some(p) = self.partition(self.current) else {
-            return 0;
-        };
-        if !matches!(p.state, State::Runnable)
-            || p.preempted
-            || p.any_news()
-            || !p.virq.queued.is_empty()
-        {
-            return 0;
-        }
-        self.earliest_revocation_deadline().unwrap_or(u64::MAX)
-    }
-
-    /// The earliest deadline of any outstanding revocation request (the same walk as
-    /// `check_deadlines`: loaded partitions only).
-    fn earliest_revocation_deadline(&self) -> Option<u64> {
-        let mut earliest = None;
-        for id in 0..self.count {
-            if let Some(r) = self.partition(id).and_then(|p| p.revocation.as_ref()) {
-                earliest = Some(earliest.map_or(r.deadline, |e: u64| e.min(r.deadline)));
-            }
-        }
-        earliest
-    }
-
     /// Logs one machine-readable result line per partition. Returns whether every
     /// partition succeeded.
     pub fn report(&self) -> bool {

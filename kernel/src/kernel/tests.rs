@@ -24,7 +24,6 @@ use std::vec;
 use std::vec::Vec;
 
 mod conformance;
-mod fast_path;
 mod isolation;
 
 /// Register images of [`BindAttributes`] (and of the rights of `EXO_GRANT`) for raw calls.

@@ -6,18 +6,12 @@
 use super::esr::Esr;
 use crate::vcpu::VcpuRegs;
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, Readable};
-use core::sync::atomic::AtomicU64;
 
 core::arch::global_asm!(
     r#"
 /* Save x0..x30, ELR_EL2 and SPSR_EL2 of the running guest into *TPIDR_EL2. */
 .macro SAVE_GUEST
     stp     x0, x1, [sp, #-16]!
-    SAVE_GUEST_REST
-.endm
-
-/* The rest of SAVE_GUEST, once the guest's x0 and x1 are pushed on the EL2 stack. */
-.macro SAVE_GUEST_REST
     mrs     x0, tpidr_el2
     stp     x2, x3, [x0, #16]
     stp     x4, x5, [x0, #32]
@@ -94,33 +88,7 @@ el2_fiq:    SAVE_EL2 2
 el2_serror: SAVE_EL2 3
 
 guest_sync:
-    /* The null-call fast exit: EXO_ABI_VERSION by HVC (ESR_EL2.EC, Arm ARM D24.2.40) while
-     * the counter (CNTPCT_EL0) is below the horizon the kernel published on its way out
-     * (`Kernel::null_call_horizon`: nothing pending for this partition, no revocation
-     * deadline passed). The result registers are written as the full call writes them and
-     * nothing else changes; ELR_EL2 already points past the HVC. */
-    stp     x0, x1, [sp, #-16]!
-    mrs     x1, esr_el2
-    lsr     x1, x1, #26
-    cmp     x1, #{hvc64}
-    b.ne    1f
-    movz    w1, #{call_lo}
-    movk    w1, #{call_hi}, lsl #16
-    cmp     w0, w1
-    b.ne    1f
-    adrp    x1, {horizon}
-    ldr     x1, [x1, :lo12:{horizon}]
-    mrs     x0, cntpct_el0
-    cmp     x0, x1
-    b.hs    1f
-    movz    x0, #{version_lo}
-    movk    x0, #{version_hi}, lsl #16
-    mov     x1, xzr
-    mov     x2, xzr
-    mov     x3, xzr
-    add     sp, sp, #16
-    eret
-1:  SAVE_GUEST_REST
+    SAVE_GUEST
     mov     x1, #0
     bl      exo_guest_trap
     b       exo_resume_vcpu
@@ -170,20 +138,9 @@ exo_resume_vcpu:
 exo_enter_first_vcpu:
     mov     sp, x1
     b       exo_resume_vcpu
-"#,
-    hvc64 = const super::esr::class::HVC64,
-    call_lo = const exo_abi::call::EXO_ABI_VERSION & 0xFFFF,
-    call_hi = const exo_abi::call::EXO_ABI_VERSION >> 16,
-    version_lo = const exo_abi::ABI_VERSION & 0xFFFF,
-    version_hi = const exo_abi::ABI_VERSION >> 16,
-    horizon = sym NULL_CALL_HORIZON,
+"#
 );
 
-/// The counter value below which `guest_sync` answers `EXO_ABI_VERSION` itself: what
-/// [`crate::kernel::Kernel::null_call_horizon`] said for the partition last resumed (0 until
-/// the kernel first returns to a partition). Written only by the trap path with the kernel
-/// lock held; read by the vector with interrupts masked on this (the only) core.
-pub static NULL_CALL_HORIZON: AtomicU64 = AtomicU64::new(0);
 
 // The assembly above hard-codes these offsets.
 const _: () = {

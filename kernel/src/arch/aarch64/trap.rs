@@ -8,7 +8,6 @@ use crate::kernel::{Kernel, Stage2Abort, Step};
 use crate::partition::{Access, FaultKind};
 use crate::vcpu::VcpuRegs;
 use aarch64_cpu::registers::{FAR_EL2, HPFAR_EL2, Readable};
-use core::sync::atomic::Ordering::Relaxed;
 use exo_abi::Ipa;
 
 /// The running kernel, set up once by `start`.
@@ -59,10 +58,7 @@ impl Trap {
 }
 
 /// Handles a trap from the running partition; returns the registers to resume.
-pub fn handle(saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
-    // SAFETY: `saved` is the running partition's register file (TPIDR_EL2), which the
-    // vector has just written; no reference to it exists before the kernel lock is taken.
-    let x0 = unsafe { (*saved).x[0] };
+pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
     let mut guard = KERNEL.lock();
     let Some(kernel) = guard.as_mut() else {
         panic!(
@@ -71,11 +67,6 @@ pub fn handle(saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
         );
     };
     let before = kernel.current();
-    // Only a null call that missed the fast exit opens it again (for the calls after it):
-    // every other trap closes it, so that the scan the horizon needs is not on their path.
-    let null_call = trap.kind == ExceptionKind::Synchronous
-        && trap.esr.class() == class::HVC64
-        && x0 as u32 == exo_abi::call::EXO_ABI_VERSION;
     let step = match (trap.kind, trap.esr.class()) {
         (ExceptionKind::Synchronous, class::HVC64) => hypercall(kernel),
         (ExceptionKind::Synchronous, class::SMC64) => {
@@ -102,13 +93,13 @@ pub fn handle(saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
     loop {
         match step {
             Step::Resume => {
-                return_path(kernel, null_call);
+                kernel.before_resume();
                 return kernel.current_regs_mut() as *const VcpuRegs;
             }
             Step::Switch(next) => {
                 let keep_previous = kernel.partition(before).is_some_and(|p| p.stage2.is_some());
                 let regs = switch_to(kernel, keep_previous.then_some(before), next);
-                return_path(kernel, false);
+                kernel.before_resume();
                 return regs;
             }
             Step::Idle(deadline) => {
@@ -136,19 +127,6 @@ pub fn handle(saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
             }
         }
     }
-}
-
-/// The kernel's last work before a partition resumes, then the horizon of the null-call
-/// fast exit for it (`exceptions::NULL_CALL_HORIZON`): computed after a null call the
-/// fast exit did not take, closed (0) after anything else.
-fn return_path(kernel: &mut Kernel<'static, Aarch64Platform>, null_call: bool) {
-    kernel.before_resume();
-    let horizon = if null_call {
-        kernel.null_call_horizon()
-    } else {
-        0
-    };
-    super::exceptions::NULL_CALL_HORIZON.store(horizon, Relaxed);
 }
 
 /// Takes a physical interrupt: the time-slice timer and the maintenance interrupt are the
