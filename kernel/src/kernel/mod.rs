@@ -330,14 +330,16 @@ impl<'a, P: Platform> Kernel<'a, P> {
         Some(&mut self.partition_mut(index)?.regs)
     }
 
-    /// The saved registers of the running partition.
+    /// The saved registers of the running partition. Inlined: every hypercall reads its
+    /// arguments and writes its results through it.
+    #[inline]
     pub fn current_regs_mut(&mut self) -> &mut VcpuRegs {
         let current = self.current;
         // `current` always names a loaded partition once `load` succeeded.
-        &mut self.partitions[current]
-            .as_mut()
-            .expect("current partition exists")
-            .regs
+        match self.partitions.get_mut(current).and_then(Option::as_mut) {
+            Some(p) => &mut p.regs,
+            None => no_partition(current),
+        }
     }
 
     /// Runs `f` with partition `id`'s stage-2 tables and the table memory charged to it.
@@ -1040,20 +1042,29 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
     }
 
-    /// Called by the trap path right before the current partition resumes: delivers a
-    /// pending upcall if it can take one.
+    /// Called by the trap path right before the current partition resumes: raises its
+    /// signals, delivers a pending upcall if it can take one and moves queued interrupts
+    /// into list registers. Inlined into the trap path, which mostly takes the first
+    /// branch.
+    #[inline]
     pub fn before_resume(&mut self) {
-        let current = self.current;
         // Most returns have nothing to tell and nothing queued: then raising signals and
         // delivering an upcall do nothing, and filling list registers only cancels the
         // maintenance interrupt.
         if self
-            .partition(current)
+            .partition(self.current)
             .is_some_and(|p| !p.any_news() && p.virq.queued.is_empty())
         {
             self.platform.notify_on_underflow(false);
-            return;
+        } else {
+            self.tell_and_fill();
         }
+    }
+
+    /// The return path with news held or interrupts queued (see `before_resume`).
+    #[inline(never)]
+    fn tell_and_fill(&mut self) {
+        let current = self.current;
         self.raise_signals(current);
         self.deliver_upcall(current);
         self.fill_list_registers(current);
@@ -1090,4 +1101,11 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         all_ok
     }
+}
+
+/// `current` named no loaded partition: a kernel bug (kept out of line, off the trap path).
+#[cold]
+#[inline(never)]
+fn no_partition(current: usize) -> ! {
+    panic!("the current partition {current} does not exist")
 }

@@ -25,6 +25,7 @@ use std::vec::Vec;
 
 mod conformance;
 mod isolation;
+mod return_path;
 
 /// Register images of [`BindAttributes`] (and of the rights of `EXO_GRANT`) for raw calls.
 mod bind {

@@ -141,7 +141,6 @@ exo_enter_first_vcpu:
 "#
 );
 
-
 // The assembly above hard-codes these offsets.
 const _: () = {
     assert!(core::mem::offset_of!(VcpuRegs, x) == 0);

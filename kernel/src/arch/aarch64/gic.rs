@@ -468,10 +468,13 @@ pub fn inject(irq: VirtualIrq) -> bool {
 /// Asks for the maintenance interrupt when at most one list register holds an interrupt
 /// (`UIE`), or stops asking.
 pub fn notify_on_underflow(on: bool) {
-    // Most returns to a partition change nothing here: skip the register access then.
-    if UNDERFLOW_NOTIFY.swap(on, Relaxed) == on {
+    // Most returns to a partition change nothing here: skip the register access then (a
+    // plain load, not a read-modify-write: only the trap path, under the kernel lock,
+    // writes it).
+    if UNDERFLOW_NOTIFY.load(Relaxed) == on {
         return;
     }
+    UNDERFLOW_NOTIFY.store(on, Relaxed);
     let guard = GIC.lock();
     match guard.as_ref() {
         Some(Gic::V3 { .. }) if LIST_REGISTERS.load(Relaxed) > 0 => {
