@@ -132,23 +132,7 @@ fn finish(
                 kernel.before_resume();
                 return regs;
             }
-            Step::Idle(deadline) => {
-                // Nobody can run: sleep until an interrupt (a partition's SPI, the loaded
-                // vCPU's timer) or the earliest virtual-timer deadline of a waiting
-                // partition, then decide again. The next slice starts afresh.
-                let slice = super::start::slice_ticks();
-                let now = super::el2::counter();
-                let ticks = deadline.map_or(slice, |d| d.saturating_sub(now).clamp(1, slice));
-                super::el2::arm_hyp_timer(ticks);
-                super::el2::wait_for_interrupt();
-                step = match interrupt(kernel) {
-                    Step::Resume => kernel.schedule(),
-                    other => other,
-                };
-                if !matches!(step, Step::Idle(_)) {
-                    super::el2::arm_hyp_timer(slice);
-                }
-            }
+            Step::Idle(deadline) => step = idle(kernel, deadline),
             Step::PowerOff => {
                 kernel.report();
                 log::info!("all partitions finished, powering off");
@@ -157,6 +141,26 @@ fn finish(
             }
         }
     }
+}
+
+/// Nobody can run: sleeps until an interrupt (a partition's SPI, the loaded vCPU's timer)
+/// or the earliest virtual-timer deadline of a waiting partition, then decides again. The
+/// next slice starts afresh. Out of line: its constants stay off the switch path.
+#[inline(never)]
+fn idle(kernel: &mut Kernel<'static, Aarch64Platform>, deadline: Option<u64>) -> Step {
+    let slice = super::start::slice_ticks();
+    let now = super::el2::counter();
+    let ticks = deadline.map_or(slice, |d| d.saturating_sub(now).clamp(1, slice));
+    super::el2::arm_hyp_timer(ticks);
+    super::el2::wait_for_interrupt();
+    let step = match interrupt(kernel) {
+        Step::Resume => kernel.schedule(),
+        other => other,
+    };
+    if !matches!(step, Step::Idle(_)) {
+        super::el2::arm_hyp_timer(slice);
+    }
+    step
 }
 
 /// Takes a physical interrupt: the time-slice timer and the maintenance interrupt are the
