@@ -142,6 +142,14 @@ static APRS: AtomicUsize = AtomicUsize::new(0);
 /// Whether `UIE` is set in `ICH_HCR_EL2` / `GICH_HCR` (the kernel is its only writer).
 static UNDERFLOW_NOTIFY: core::sync::atomic::AtomicBool =
     core::sync::atomic::AtomicBool::new(false);
+/// Whether the virtual timer's physical PPI may be active: only the kernel makes it so, by
+/// acknowledging it or by restoring a vCPU's saved active state, and this is set at both;
+/// it is cleared when a world switch takes the active state along (reading it only while
+/// set). True at boot, so the first switch reads it. Written only under the kernel lock,
+/// like the rest of the per-core interface state here (one core: issue 9 makes it per
+/// core).
+static VTIMER_MAY_BE_ACTIVE: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(true);
 /// Number of list registers (0: no virtual interface).
 static LIST_REGISTERS: AtomicUsize = AtomicUsize::new(0);
 /// INTIDs the distributor implements.
@@ -298,10 +306,14 @@ pub fn facts() -> GicFacts {
 
 /// Acknowledges the highest-priority pending interrupt, if any.
 pub fn acknowledge() -> Option<IntId> {
-    match GIC.lock().as_mut()? {
+    let intid = match GIC.lock().as_mut()? {
         Gic::V3 { .. } => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1),
         Gic::V2 { gic, group, .. } => gic.get_and_acknowledge_interrupt(*group),
+    };
+    if intid == Some(VTIMER) {
+        VTIMER_MAY_BE_ACTIVE.store(true, Relaxed);
     }
+    intid
 }
 
 /// Drops the running priority of an acknowledged interrupt without deactivating it: it is
@@ -613,6 +625,7 @@ impl VcpuGic {
         match guard.as_ref() {
             Some(Gic::V3 { sgi, .. }) if lrs > 0 => {
                 if self.vtimer_active {
+                    VTIMER_MAY_BE_ACTIVE.store(true, Relaxed);
                     sgi.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
                 }
                 ICH_VMCR_EL2.set(self.vmcr);
@@ -637,6 +650,7 @@ impl VcpuGic {
                 ..
             }) => {
                 if self.vtimer_active {
+                    VTIMER_MAY_BE_ACTIVE.store(true, Relaxed);
                     gicd.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
                 }
                 gich.write(gich::VMCR, self.vmcr as u32);
@@ -654,7 +668,15 @@ impl VcpuGic {
 /// (KVM does the same), or the next partition's timer could not fire until this one's EOI.
 /// `frame` holds the banked PPI registers: the GICv3 redistributor's SGI frame, or the
 /// GICv2 distributor.
+///
+/// The read is skipped while [`VTIMER_MAY_BE_ACTIVE`] is clear: a switch with the timer
+/// quiet costs no redistributor access.
 fn take_vtimer_active(frame: Frame) -> bool {
+    if !VTIMER_MAY_BE_ACTIVE.load(Relaxed) {
+        return false;
+    }
+    // Inactive from here on, whatever it was (cleared below if active).
+    VTIMER_MAY_BE_ACTIVE.store(false, Relaxed);
     let active = frame.read_bit(gicd::ISACTIVER, VTIMER.raw_value());
     if active {
         frame.write_bit(gicd::ICACTIVER, VTIMER.raw_value());
