@@ -108,60 +108,12 @@ impl El1State {
         self.cntv_cval = CNTV_CVAL_EL0.get();
         CNTV_CTL_EL0.set(0);
         self.gic.save();
-        self.sctlr = SCTLR_EL1.get();
-        self.cpacr = CPACR_EL1.get();
-        self.ttbr0 = TTBR0_EL1.get();
-        self.ttbr1 = TTBR1_EL1.get();
-        self.tcr = TCR_EL1.get();
-        self.mair = MAIR_EL1.get();
-        self.amair = AMAIR_EL1.get();
-        self.vbar = VBAR_EL1.get();
-        self.contextidr = CONTEXTIDR_EL1.get();
-        self.tpidr_el1 = TPIDR_EL1.get();
-        self.tpidr_el0 = TPIDR_EL0.get();
-        self.tpidrro_el0 = TPIDRRO_EL0.get();
-        self.sp_el0 = SP_EL0.get();
-        self.sp_el1 = SP_EL1.get();
-        self.elr_el1 = ELR_EL1.get();
-        self.spsr_el1 = SPSR_EL1.get();
-        self.esr_el1 = ESR_EL1.get();
-        self.far_el1 = FAR_EL1.get();
-        self.afsr0 = AFSR0_EL1.get();
-        self.afsr1 = AFSR1_EL1.get();
-        self.par = PAR_EL1.get();
-        self.cntkctl = CNTKCTL_EL1.get();
-        self.csselr = CSSELR_EL1.get();
-        self.mdscr = MDSCR_EL1.get();
-        self.save_rest();
+        self.save_sysregs();
     }
 
     /// Loads `self` into the EL1 registers.
     pub fn restore(&self) {
-        SCTLR_EL1.set(self.sctlr);
-        CPACR_EL1.set(self.cpacr);
-        TTBR0_EL1.set(self.ttbr0);
-        TTBR1_EL1.set(self.ttbr1);
-        TCR_EL1.set(self.tcr);
-        MAIR_EL1.set(self.mair);
-        AMAIR_EL1.set(self.amair);
-        VBAR_EL1.set(self.vbar);
-        CONTEXTIDR_EL1.set(self.contextidr);
-        TPIDR_EL1.set(self.tpidr_el1);
-        TPIDR_EL0.set(self.tpidr_el0);
-        TPIDRRO_EL0.set(self.tpidrro_el0);
-        SP_EL0.set(self.sp_el0);
-        SP_EL1.set(self.sp_el1);
-        ELR_EL1.set(self.elr_el1);
-        SPSR_EL1.set(self.spsr_el1);
-        ESR_EL1.set(self.esr_el1);
-        FAR_EL1.set(self.far_el1);
-        AFSR0_EL1.set(self.afsr0);
-        AFSR1_EL1.set(self.afsr1);
-        PAR_EL1.set(self.par);
-        CNTKCTL_EL1.set(self.cntkctl);
-        CSSELR_EL1.set(self.csselr);
-        MDSCR_EL1.set(self.mdscr);
-        self.restore_rest();
+        self.restore_sysregs();
         self.gic.restore();
         CNTV_CVAL_EL0.set(self.cntv_cval);
         CNTV_CTL_EL0.set(self.cntv_ctl);
@@ -224,25 +176,96 @@ impl FpState {
 }
 
 impl El1State {
-    /// Saves `ACTLR_EL1`, which `aarch64-cpu` does not name.
-    fn save_rest(&mut self) {
-        let actlr: u64;
-        // SAFETY: reads an EL1 system register at EL2; no memory or other effect.
-        unsafe { core::arch::asm!("mrs {}, actlr_el1", out(reg) actlr, options(nomem, nostack)) };
-        self.actlr = actlr;
+    /// Saves the 25 EL1 registers from `SCTLR_EL1` to `ACTLR_EL1` into the fields `sctlr`
+    /// to `actlr` (in that order, contiguous: `repr(C)`, checked below), two per store.
+    fn save_sysregs(&mut self) {
+        let p = (self as *mut Self)
+            .cast::<u8>()
+            .wrapping_add(core::mem::offset_of!(El1State, sctlr));
+        // SAFETY: `p` points at the 200 bytes of `sctlr`..`actlr` of `self`, ours to write;
+        // reading EL1 system registers at EL2 has no other effect.
+        unsafe {
+            core::arch::asm!(
+                "mrs {a}, sctlr_el1", "mrs {b}, cpacr_el1", "stp {a}, {b}, [{p}, #0]",
+                "mrs {a}, ttbr0_el1", "mrs {b}, ttbr1_el1", "stp {a}, {b}, [{p}, #16]",
+                "mrs {a}, tcr_el1", "mrs {b}, mair_el1", "stp {a}, {b}, [{p}, #32]",
+                "mrs {a}, amair_el1", "mrs {b}, vbar_el1", "stp {a}, {b}, [{p}, #48]",
+                "mrs {a}, contextidr_el1", "mrs {b}, tpidr_el1", "stp {a}, {b}, [{p}, #64]",
+                "mrs {a}, tpidr_el0", "mrs {b}, tpidrro_el0", "stp {a}, {b}, [{p}, #80]",
+                "mrs {a}, sp_el0", "mrs {b}, sp_el1", "stp {a}, {b}, [{p}, #96]",
+                "mrs {a}, elr_el1", "mrs {b}, spsr_el1", "stp {a}, {b}, [{p}, #112]",
+                "mrs {a}, esr_el1", "mrs {b}, far_el1", "stp {a}, {b}, [{p}, #128]",
+                "mrs {a}, afsr0_el1", "mrs {b}, afsr1_el1", "stp {a}, {b}, [{p}, #144]",
+                "mrs {a}, par_el1", "mrs {b}, cntkctl_el1", "stp {a}, {b}, [{p}, #160]",
+                "mrs {a}, csselr_el1", "mrs {b}, mdscr_el1", "stp {a}, {b}, [{p}, #176]",
+                "mrs {a}, actlr_el1", "str {a}, [{p}, #192]",
+                p = in(reg) p,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack),
+            );
+        }
     }
 
-    /// Restores what [`El1State::save_rest`] saved.
-    fn restore_rest(&self) {
-        // SAFETY: writes the EL1 register of the partition about to run with a value it had
-        // (or 0 before its first run); no memory effect.
+    /// Restores what [`El1State::save_sysregs`] saved.
+    fn restore_sysregs(&self) {
+        let p = (self as *const Self)
+            .cast::<u8>()
+            .wrapping_add(core::mem::offset_of!(El1State, sctlr));
+        // SAFETY: reads the 200 bytes of `sctlr`..`actlr` of `self`; writes the EL1 registers
+        // of the partition about to run with values it had (or its reset values).
         unsafe {
-            core::arch::asm!("msr actlr_el1, {}", in(reg) self.actlr, options(nomem, nostack))
-        };
+            core::arch::asm!(
+                "ldp {a}, {b}, [{p}, #0]", "msr sctlr_el1, {a}", "msr cpacr_el1, {b}",
+                "ldp {a}, {b}, [{p}, #16]", "msr ttbr0_el1, {a}", "msr ttbr1_el1, {b}",
+                "ldp {a}, {b}, [{p}, #32]", "msr tcr_el1, {a}", "msr mair_el1, {b}",
+                "ldp {a}, {b}, [{p}, #48]", "msr amair_el1, {a}", "msr vbar_el1, {b}",
+                "ldp {a}, {b}, [{p}, #64]", "msr contextidr_el1, {a}", "msr tpidr_el1, {b}",
+                "ldp {a}, {b}, [{p}, #80]", "msr tpidr_el0, {a}", "msr tpidrro_el0, {b}",
+                "ldp {a}, {b}, [{p}, #96]", "msr sp_el0, {a}", "msr sp_el1, {b}",
+                "ldp {a}, {b}, [{p}, #112]", "msr elr_el1, {a}", "msr spsr_el1, {b}",
+                "ldp {a}, {b}, [{p}, #128]", "msr esr_el1, {a}", "msr far_el1, {b}",
+                "ldp {a}, {b}, [{p}, #144]", "msr afsr0_el1, {a}", "msr afsr1_el1, {b}",
+                "ldp {a}, {b}, [{p}, #160]", "msr par_el1, {a}", "msr cntkctl_el1, {b}",
+                "ldp {a}, {b}, [{p}, #176]", "msr csselr_el1, {a}", "msr mdscr_el1, {b}",
+                "ldr {a}, [{p}, #192]", "msr actlr_el1, {a}",
+                p = in(reg) p,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
     }
 }
 
 const _: () = {
+    use core::mem::offset_of;
+    // The order `save_sysregs` and `restore_sysregs` assume.
+    let base = offset_of!(El1State, sctlr);
+    assert!(offset_of!(El1State, cpacr) == base + 8);
+    assert!(offset_of!(El1State, ttbr0) == base + 16);
+    assert!(offset_of!(El1State, ttbr1) == base + 24);
+    assert!(offset_of!(El1State, tcr) == base + 32);
+    assert!(offset_of!(El1State, mair) == base + 40);
+    assert!(offset_of!(El1State, amair) == base + 48);
+    assert!(offset_of!(El1State, vbar) == base + 56);
+    assert!(offset_of!(El1State, contextidr) == base + 64);
+    assert!(offset_of!(El1State, tpidr_el1) == base + 72);
+    assert!(offset_of!(El1State, tpidr_el0) == base + 80);
+    assert!(offset_of!(El1State, tpidrro_el0) == base + 88);
+    assert!(offset_of!(El1State, sp_el0) == base + 96);
+    assert!(offset_of!(El1State, sp_el1) == base + 104);
+    assert!(offset_of!(El1State, elr_el1) == base + 112);
+    assert!(offset_of!(El1State, spsr_el1) == base + 120);
+    assert!(offset_of!(El1State, esr_el1) == base + 128);
+    assert!(offset_of!(El1State, far_el1) == base + 136);
+    assert!(offset_of!(El1State, afsr0) == base + 144);
+    assert!(offset_of!(El1State, afsr1) == base + 152);
+    assert!(offset_of!(El1State, par) == base + 160);
+    assert!(offset_of!(El1State, cntkctl) == base + 168);
+    assert!(offset_of!(El1State, csselr) == base + 176);
+    assert!(offset_of!(El1State, mdscr) == base + 184);
+    assert!(offset_of!(El1State, actlr) == base + 192);
     assert!(core::mem::offset_of!(FpState, fpcr) == 512);
     assert!(core::mem::offset_of!(FpState, fpsr) == 520);
 };
