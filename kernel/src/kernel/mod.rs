@@ -1002,8 +1002,15 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// wait for events that can still come, the CPU idles.
     pub fn schedule(&mut self) -> Step {
         for attempt in 0..2 {
-            for offset in 1..=self.slot_count {
-                let slot = (self.slot + offset) % self.slot_count;
+            // Round robin from the slot after the current one (stepped and wrapped without
+            // a division: this runs on every world switch).
+            let mut slot = self.slot;
+            for _ in 0..self.slot_count {
+                slot = if slot + 1 >= self.slot_count {
+                    0
+                } else {
+                    slot + 1
+                };
                 let candidate = usize::from(self.slots[slot]);
                 if self.ready(candidate) {
                     if let Some(p) = self.partition_mut(candidate) {
@@ -1031,14 +1038,24 @@ impl<'a, P: Platform> Kernel<'a, P> {
 
     /// Whether partition `id` can run now; one waiting for an event that has one is made
     /// runnable.
+    #[inline]
     fn ready(&mut self, id: usize) -> bool {
         match self.partition(id).map(|p| p.state) {
             Some(State::Runnable) => true,
-            Some(State::WaitingEvent) if self.has_event(id) => {
-                self.wake_on_event(id);
-                true
-            }
+            Some(State::WaitingEvent) => self.ready_on_event(id),
             _ => false,
+        }
+    }
+
+    /// [`Kernel::ready`] for a partition waiting for an event (out of line: the scheduler's
+    /// common case is a runnable one).
+    #[inline(never)]
+    fn ready_on_event(&mut self, id: usize) -> bool {
+        if self.has_event(id) {
+            self.wake_on_event(id);
+            true
+        } else {
+            false
         }
     }
 
