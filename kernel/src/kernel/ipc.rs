@@ -42,7 +42,7 @@ impl<P: Platform> Kernel<'_, P> {
         }
         if self
             .partition(callee)
-            .is_some_and(|p| p.state == State::Waiting)
+            .is_some_and(|p| matches!(p.state, State::Waiting))
             && self.accept(callee)
         {
             // Direct transfer: the callee runs now, on the caller's time slice.
@@ -56,13 +56,9 @@ impl<P: Platform> Kernel<'_, P> {
     /// and arguments. Returns whether there was one.
     fn accept(&mut self, callee: usize) -> bool {
         let Some(caller) = (0..self.count).find(|&id| {
-            self.partition(id).is_some_and(|p| {
-                p.state
-                    == State::Calling {
-                        callee,
-                        accepted: false,
-                    }
-            })
+            self.partition(id).is_some_and(
+                |p| matches!(p.state, State::Calling { callee: c, accepted: false } if c == callee),
+            )
         }) else {
             return false;
         };
@@ -104,13 +100,9 @@ impl<P: Platform> Kernel<'_, P> {
         };
         let caller = p.serving.take().ok_or(Error::Denied)?;
         let reply = p.regs.seven(1);
-        let caller_waits = self.partition(caller).is_some_and(|c| {
-            c.state
-                == State::Calling {
-                    callee,
-                    accepted: true,
-                }
-        });
+        let caller_waits = self.partition(caller).is_some_and(
+            |c| matches!(c.state, State::Calling { callee: to, accepted: true } if to == callee),
+        );
         if caller_waits && let Some(c) = self.partition_mut(caller) {
             c.regs.x[0] = 0;
             c.regs.set_seven(1, reply);
