@@ -150,6 +150,10 @@ static UNDERFLOW_NOTIFY: core::sync::atomic::AtomicBool =
 /// core).
 static VTIMER_MAY_BE_ACTIVE: core::sync::atomic::AtomicBool =
     core::sync::atomic::AtomicBool::new(true);
+/// Whether the virtual CPU interface is GICv3's system registers (`ICH_*_EL2`, per core,
+/// touched only by the trap path under the kernel lock): then a world switch with the
+/// timer PPI inactive needs no access through the `GIC` driver and not its lock.
+static V3_INTERFACE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// Number of list registers (0: no virtual interface).
 static LIST_REGISTERS: AtomicUsize = AtomicUsize::new(0);
 /// INTIDs the distributor implements.
@@ -202,6 +206,7 @@ pub fn init(info: GicInfo) -> Result<Version, &'static str> {
             ICH_HCR_EL2.set(HCR_EN);
             let lrs = (ICH_VTR_EL2.get() & 0x1F) as usize + 1;
             LIST_REGISTERS.store(lrs.min(16), Relaxed);
+            V3_INTERFACE.store(true, Relaxed);
             // 1, 2 or 4 for 5, 6 or 7 preemption bits (ICH_VTR_EL2.PREbits + 1).
             let preemption_bits = ((ICH_VTR_EL2.get() >> 26) & 0b111) as usize + 1;
             APRS.store(1 << preemption_bits.clamp(5, 7).saturating_sub(5), Relaxed);
@@ -542,50 +547,17 @@ impl VcpuGic {
 
     /// Saves the live state into `self` and leaves the interface empty for the next vCPU.
     pub fn save(&mut self) {
+        if V3_INTERFACE.load(Relaxed) && !VTIMER_MAY_BE_ACTIVE.load(Relaxed) {
+            // Nothing to read through the redistributor: no driver access, no lock.
+            self.save_v3();
+            self.vtimer_active = false;
+            return;
+        }
         let lrs = LIST_REGISTERS.load(Relaxed);
         let guard = GIC.lock();
         match guard.as_ref() {
             Some(Gic::V3 { sgi, .. }) if lrs > 0 => {
-                self.vmcr = ICH_VMCR_EL2.get();
-                // Only non-zero active-priority registers are cleared and written back:
-                // between a save and the next restore every live one is zero.
-                self.live_aprs = 0;
-                if active_priority_registers() == 1 {
-                    // Five preemption bits (the common case, QEMU's and the A72's): one
-                    // register per group, read without the generic dispatch.
-                    let (ap0, ap1) = (ICH_AP0R0_EL2.get(), ICH_AP1R0_EL2.get());
-                    if ap0 != 0 {
-                        self.apr[0] = ap0;
-                        self.live_aprs |= 1;
-                        ICH_AP0R0_EL2.set(0);
-                    }
-                    if ap1 != 0 {
-                        self.apr[4] = ap1;
-                        self.live_aprs |= 1 << 4;
-                        ICH_AP1R0_EL2.set(0);
-                    }
-                } else {
-                    for base in [0, 4] {
-                        for n in base..base + active_priority_registers() {
-                            let apr = read_apr(n);
-                            if apr != 0 {
-                                self.apr[n] = apr;
-                                self.live_aprs |= 1 << n;
-                                write_apr(n, 0);
-                            }
-                        }
-                    }
-                }
-                // Only list registers holding something (ICH_ELRSR_EL2 clear) are read and
-                // cleared; the rest are empty already.
-                let mut live = !read_elrsr() & ((1 << lrs) - 1);
-                self.live_lrs = live as u16;
-                while live != 0 {
-                    let n = live.trailing_zeros() as usize;
-                    live &= live - 1;
-                    self.lrs[n] = read_lr(n);
-                    write_lr(n, 0);
-                }
+                self.save_v3();
                 self.vtimer_active = take_vtimer_active(*sgi);
             }
             Some(Gic::V2 {
@@ -612,6 +584,70 @@ impl VcpuGic {
         }
     }
 
+    /// GICv3: saves and empties `ICH_VMCR_EL2`, the active-priority and the list registers.
+    fn save_v3(&mut self) {
+        let lrs = LIST_REGISTERS.load(Relaxed);
+        self.vmcr = ICH_VMCR_EL2.get();
+        // Only non-zero active-priority registers are cleared and written back:
+        // between a save and the next restore every live one is zero.
+        self.live_aprs = 0;
+        if active_priority_registers() == 1 {
+            // Five preemption bits (the common case, QEMU's and the A72's): one
+            // register per group, read without the generic dispatch.
+            let (ap0, ap1) = (ICH_AP0R0_EL2.get(), ICH_AP1R0_EL2.get());
+            if ap0 != 0 {
+                self.apr[0] = ap0;
+                self.live_aprs |= 1;
+                ICH_AP0R0_EL2.set(0);
+            }
+            if ap1 != 0 {
+                self.apr[4] = ap1;
+                self.live_aprs |= 1 << 4;
+                ICH_AP1R0_EL2.set(0);
+            }
+        } else {
+            for base in [0, 4] {
+                for n in base..base + active_priority_registers() {
+                    let apr = read_apr(n);
+                    if apr != 0 {
+                        self.apr[n] = apr;
+                        self.live_aprs |= 1 << n;
+                        write_apr(n, 0);
+                    }
+                }
+            }
+        }
+        // Only list registers holding something (ICH_ELRSR_EL2 clear) are read and
+        // cleared; the rest are empty already.
+        let mut live = !read_elrsr() & ((1 << lrs) - 1);
+        self.live_lrs = live as u16;
+        while live != 0 {
+            let n = live.trailing_zeros() as usize;
+            live &= live - 1;
+            self.lrs[n] = read_lr(n);
+            write_lr(n, 0);
+        }
+    }
+
+    /// GICv3: loads what [`VcpuGic::save_v3`] saved into the (empty) live interface.
+    fn restore_v3(&self) {
+        ICH_VMCR_EL2.set(self.vmcr);
+        // The live interface is empty (saved or discarded before, zeroed at boot): write
+        // only what this vCPU had in use.
+        let mut live = self.live_aprs;
+        while live != 0 {
+            let n = live.trailing_zeros() as usize;
+            live &= live - 1;
+            write_apr(n, self.apr[n]);
+        }
+        let mut live = self.live_lrs;
+        while live != 0 {
+            let n = live.trailing_zeros() as usize;
+            live &= live - 1;
+            write_lr(n, self.lrs[n]);
+        }
+    }
+
     /// Empties the live interface without keeping anything: its partition has ended.
     pub fn discard() {
         let mut scratch = Self::EMPTY;
@@ -620,6 +656,11 @@ impl VcpuGic {
 
     /// Loads `self` into the virtual CPU interface.
     pub fn restore(&self) {
+        if V3_INTERFACE.load(Relaxed) && !self.vtimer_active {
+            // No active state to write through the redistributor: no driver access.
+            self.restore_v3();
+            return;
+        }
         let lrs = LIST_REGISTERS.load(Relaxed);
         let guard = GIC.lock();
         match guard.as_ref() {
@@ -628,21 +669,7 @@ impl VcpuGic {
                     VTIMER_MAY_BE_ACTIVE.store(true, Relaxed);
                     sgi.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
                 }
-                ICH_VMCR_EL2.set(self.vmcr);
-                // The live interface is empty (saved or discarded before, zeroed at boot):
-                // write only what this vCPU had in use.
-                let mut live = self.live_aprs;
-                while live != 0 {
-                    let n = live.trailing_zeros() as usize;
-                    live &= live - 1;
-                    write_apr(n, self.apr[n]);
-                }
-                let mut live = self.live_lrs;
-                while live != 0 {
-                    let n = live.trailing_zeros() as usize;
-                    live &= live - 1;
-                    write_lr(n, self.lrs[n]);
-                }
+                self.restore_v3();
             }
             Some(Gic::V2 {
                 gich: Some(gich),
