@@ -253,26 +253,21 @@ pub mod ping_pong {
 
     /// The arguments of call number `n`: distinct for every call and every word.
     pub fn arguments(n: u64) -> Words {
-        let mut args = [0; WORDS];
-        for (i, arg) in args.iter_mut().enumerate() {
-            *arg = n
-                .wrapping_add(1)
+        core::array::from_fn(|i| {
+            n.wrapping_add(1)
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15)
                 .rotate_left(9 * i as u32)
-                ^ (i as u64) << 56;
-        }
-        args
+                ^ (i as u64) << 56
+        })
     }
 
     /// `pong`'s answer to `args`, the `count`-th call it serves (from 1): each of the first six
     /// words times three, exclusive-or its index; the last word is the count.
     pub fn reply(args: &Words, count: u64) -> Words {
-        let mut reply = [0; WORDS];
-        for (i, word) in reply.iter_mut().enumerate().take(WORDS - 1) {
-            *word = args[i].wrapping_mul(3) ^ i as u64;
-        }
-        reply[WORDS - 1] = count;
-        reply
+        core::array::from_fn(|i| match i {
+            _ if i == WORDS - 1 => count,
+            _ => args[i].wrapping_mul(3) ^ i as u64,
+        })
     }
 }
 

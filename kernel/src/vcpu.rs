@@ -30,6 +30,31 @@ impl VcpuRegs {
 
     /// Places an SMCCC result: `x0`..`x3`.
     pub fn set_results(&mut self, results: [u64; 4]) {
-        self.x[..4].copy_from_slice(&results);
+        let [r0, r1, r2, r3] = results;
+        (self.x[0], self.x[1], self.x[2], self.x[3]) = (r0, r1, r2, r3);
+    }
+
+    /// Seven consecutive registers from `x<first>` (the arguments of a call, the words of
+    /// a message); `first` must be at most 24.
+    ///
+    /// Copied word by word with constant indices: a slice copy of seven words becomes a
+    /// call to the `memcpy` the kernel links (50 instructions here, more for other sizes).
+    #[inline(always)]
+    pub fn seven(&self, first: usize) -> [u64; 7] {
+        let Some(&[a, b, c, d, e, f, g]) = self.x.get(first..first + 7) else {
+            panic!("registers x{first}..x{} do not exist", first + 7);
+        };
+        [a, b, c, d, e, f, g]
+    }
+
+    /// Writes `words` into seven consecutive registers from `x<first>`, word by word (see
+    /// [`VcpuRegs::seven`]).
+    #[inline(always)]
+    pub fn set_seven(&mut self, first: usize, words: [u64; 7]) {
+        let Some([a, b, c, d, e, f, g]) = self.x.get_mut(first..first + 7) else {
+            panic!("registers x{first}..x{} do not exist", first + 7);
+        };
+        let [wa, wb, wc, wd, we, wf, wg] = words;
+        (*a, *b, *c, *d, *e, *f, *g) = (wa, wb, wc, wd, we, wf, wg);
     }
 }

@@ -36,10 +36,9 @@ pub fn invoke(call: Call, args: &[u64]) -> Result<u64, Error> {
 ///
 /// This is the raw interface; prefer [`invoke`] or the named wrappers below.
 pub fn call(function: u32, args: &[u64]) -> Result<u64, Error> {
-    let mut registers = [0; 6];
-    let count = args.len().min(registers.len());
-    registers[..count].copy_from_slice(&args[..count]);
-    let x0 = arch::hvc(function, registers);
+    // Register by register (a slice copy would zero and fill an array in memory).
+    let arg = |i: usize| args.get(i).copied().unwrap_or(0);
+    let x0 = arch::hvc(function, [arg(0), arg(1), arg(2), arg(3), arg(4), arg(5)]);
     let x0 = if function & call::SMC64 == 0 {
         // SMC32: only w0 is defined.
         x0 as u32 as i32 as i64 as u64

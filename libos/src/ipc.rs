@@ -54,10 +54,13 @@ static MESSAGES: AtomicU64 = AtomicU64::new(0);
 /// Errors: `UnknownPartition` (no such partition, this one, or it ended before replying),
 /// `Denied` (not in this partition's `talks_to`).
 pub fn call(callee: PartitionId, args: Words) -> Result<Words, Error> {
-    let mut registers = [0; 8];
-    registers[0] = u64::from(callee.0);
-    registers[1..].copy_from_slice(&args);
-    decode_reply(arch::hvc8(EXO_CALL, registers))
+    // Word by word: array copies into a zeroed array are SIMD stores in the compiled code,
+    // and a partition's first FP/SIMD use after a world switch traps (lazy switching).
+    let [a, b, c, d, e, f, g] = args;
+    decode_reply(arch::hvc8(
+        EXO_CALL,
+        [u64::from(callee.0), a, b, c, d, e, f, g],
+    ))
 }
 
 /// `EXO_WAIT`: waits for a call; returns the caller and its arguments. Answer it with
@@ -69,9 +72,8 @@ pub fn wait() -> Result<(PartitionId, Words), Error> {
 /// `EXO_REPLY_WAIT`: answers the call being served with `reply` and waits for the next call,
 /// like [`wait`]. Errors: `Denied` when no call is being served.
 pub fn reply_wait(reply: Words) -> Result<(PartitionId, Words), Error> {
-    let mut registers = [0; 8];
-    registers[..WORDS].copy_from_slice(&reply);
-    decode_call(arch::hvc8(EXO_REPLY_WAIT, registers))
+    let [a, b, c, d, e, f, g] = reply;
+    decode_call(arch::hvc8(EXO_REPLY_WAIT, [a, b, c, d, e, f, g, 0]))
 }
 
 /// Serves calls forever: waits for one, answers it with `handler(caller, args)`, and so on.
@@ -175,9 +177,8 @@ fn decode_call(results: [u64; 8]) -> Result<(PartitionId, Words), Error> {
 
 /// `x1`..`x7` of a result.
 fn words(results: &[u64; 8]) -> Words {
-    let mut words = [0; WORDS];
-    words.copy_from_slice(&results[1..]);
-    words
+    let [_, a, b, c, d, e, f, g] = *results;
+    [a, b, c, d, e, f, g]
 }
 
 #[cfg(test)]

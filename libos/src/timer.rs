@@ -88,6 +88,8 @@ static STATE: Mutex<State> = Mutex::new(State {
 static INTERRUPTS: AtomicU64 = AtomicU64::new(0);
 static MISSED: AtomicU64 = AtomicU64::new(0);
 static WAKE_UPS: AtomicU64 = AtomicU64::new(0);
+/// Counter ticks from the end of the last period served to its handler's first reading.
+static LATENESS: AtomicU64 = AtomicU64::new(0);
 
 /// Arms the hardware for `state` (or disables it). Call with IRQs masked.
 fn program(state: &State) {
@@ -215,6 +217,13 @@ pub fn wake_ups() -> u64 {
     WAKE_UPS.load(Ordering::Relaxed)
 }
 
+/// How late the last periodic interrupt was: counter ticks from the end of its period (the
+/// deadline the hardware had) to the moment the library OS's timer handler read the
+/// counter. Read it from the `on_tick` handler for the period just served.
+pub fn last_lateness() -> u64 {
+    LATENESS.load(Ordering::Relaxed)
+}
+
 /// The virtual timer's interrupt handler.
 fn on_interrupt(_intid: u32) {
     let now = time::ticks();
@@ -222,6 +231,7 @@ fn on_interrupt(_intid: u32) {
         let mut state = STATE.lock();
         let on_tick = match &mut state.periodic {
             Some(periodic) if now >= periodic.next => {
+                LATENESS.store(now - periodic.next, Ordering::Relaxed);
                 let (next, ended) = next_deadline(periodic.next, periodic.period, now);
                 periodic.next = next;
                 INTERRUPTS.fetch_add(1, Ordering::Relaxed);

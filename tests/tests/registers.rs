@@ -1,6 +1,10 @@
 //! Register state never leaks from one partition to the next, on either GIC version: the
 //! world switch saves and restores general, FP/SIMD and EL0/EL1 thread registers; what the
 //! core shares and the kernel does not switch (the performance monitors) is out of reach.
+//! FP/SIMD registers are switched lazily (loaded on a partition's first use after a switch,
+//! with `CPTR_EL2.TFP` trapping until then): the checker reads every `q` register right
+//! after switches from the leaker, so a partition running untrapped on another's registers,
+//! or a first-use trap that loaded the wrong ones, fails here.
 
 use exo_system_tests::{boot_on, test_config};
 

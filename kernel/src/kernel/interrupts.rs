@@ -4,7 +4,7 @@
 //! queue behind the list registers, waiting for events, and donation of a time slice.
 
 use super::{CallResult, Kernel, Platform, SpiOp, Step};
-use crate::irq::{INTID_LIMIT, Ownership};
+use crate::irq::{INTID_LIMIT, Ownership, VirtualIrq};
 use crate::partition::State;
 use exo_abi::Error;
 use exo_abi::call::*;
@@ -91,7 +91,9 @@ impl<P: Platform> Kernel<'_, P> {
         });
         match live {
             Some(id) => {
-                if let Some(p) = self.partition_mut(id) {
+                if !self.inject_directly(id, intid)
+                    && let Some(p) = self.partition_mut(id)
+                {
                     p.virq.queue(intid, true);
                 }
                 self.wake_on_event(id);
@@ -103,6 +105,38 @@ impl<P: Platform> Kernel<'_, P> {
             }
         }
         Step::Resume
+    }
+
+    /// A physical interrupt for the running partition (whose virtual interface is loaded)
+    /// with nothing queued before it goes straight into a list register, as the return
+    /// path's [`Kernel::fill_list_registers`] would put it there (it would be first in the
+    /// queue), without the queue. Returns whether it did.
+    fn inject_directly(&mut self, id: usize, intid: u32) -> bool {
+        let Kernel {
+            platform,
+            partitions,
+            irqs,
+            current,
+            ..
+        } = self;
+        if id != *current {
+            return false;
+        }
+        let Some(p) = partitions.get_mut(id).and_then(Option::as_mut) else {
+            return false;
+        };
+        if !p.virq.queued.is_empty() {
+            return false;
+        }
+        let priority = match intid {
+            0..32 => p.virq.local_priority[intid as usize],
+            _ => irqs.priority(intid),
+        };
+        platform.inject(VirtualIrq {
+            intid,
+            priority,
+            hardware: true,
+        })
     }
 
     /// Makes partition `id` runnable if it waits for an event.

@@ -10,6 +10,7 @@ use exo_abi::Error;
 /// Argument and reply registers of a call: x1..x7 at the callee and the caller, x2..x8 at
 /// the caller when calling.
 const WORDS: usize = 7;
+const _: () = assert!(WORDS == 7, "the copies below move seven registers");
 
 impl<P: Platform> Kernel<'_, P> {
     /// Checks that `caller` may talk to partition `raw` and returns its index.
@@ -41,7 +42,7 @@ impl<P: Platform> Kernel<'_, P> {
         }
         if self
             .partition(callee)
-            .is_some_and(|p| p.state == State::Waiting)
+            .is_some_and(|p| matches!(p.state, State::Waiting))
             && self.accept(callee)
         {
             // Direct transfer: the callee runs now, on the caller's time slice.
@@ -55,19 +56,15 @@ impl<P: Platform> Kernel<'_, P> {
     /// and arguments. Returns whether there was one.
     fn accept(&mut self, callee: usize) -> bool {
         let Some(caller) = (0..self.count).find(|&id| {
-            self.partition(id).is_some_and(|p| {
-                p.state
-                    == State::Calling {
-                        callee,
-                        accepted: false,
-                    }
-            })
+            self.partition(id).is_some_and(
+                |p| matches!(p.state, State::Calling { callee: c, accepted: false } if c == callee),
+            )
         }) else {
             return false;
         };
         let mut words = [0; WORDS];
         if let Some(c) = self.partition_mut(caller) {
-            words.copy_from_slice(&c.regs.x[2..2 + WORDS]);
+            words = c.regs.seven(2);
             c.state = State::Calling {
                 callee,
                 accepted: true,
@@ -75,7 +72,7 @@ impl<P: Platform> Kernel<'_, P> {
         }
         if let Some(p) = self.partition_mut(callee) {
             p.regs.x[0] = caller as u64;
-            p.regs.x[1..1 + WORDS].copy_from_slice(&words);
+            p.regs.set_seven(1, words);
             p.serving = Some(caller);
             p.state = State::Runnable;
         }
@@ -102,18 +99,13 @@ impl<P: Platform> Kernel<'_, P> {
             return Err(Error::UnknownPartition);
         };
         let caller = p.serving.take().ok_or(Error::Denied)?;
-        let mut reply = [0; WORDS];
-        reply.copy_from_slice(&p.regs.x[1..1 + WORDS]);
-        let caller_waits = self.partition(caller).is_some_and(|c| {
-            c.state
-                == State::Calling {
-                    callee,
-                    accepted: true,
-                }
-        });
+        let reply = p.regs.seven(1);
+        let caller_waits = self.partition(caller).is_some_and(
+            |c| matches!(c.state, State::Calling { callee: to, accepted: true } if to == callee),
+        );
         if caller_waits && let Some(c) = self.partition_mut(caller) {
             c.regs.x[0] = 0;
-            c.regs.x[1..1 + WORDS].copy_from_slice(&reply);
+            c.regs.set_seven(1, reply);
             c.state = State::Runnable;
         }
         // The callee waits again: it takes the next queued call now (and runs at its turn),

@@ -354,14 +354,16 @@ impl<'a, P: Platform> Kernel<'a, P> {
         Some(&mut self.partition_mut(index)?.regs)
     }
 
-    /// The saved registers of the running partition.
+    /// The saved registers of the running partition. Inlined: every hypercall reads its
+    /// arguments and writes its results through it.
+    #[inline]
     pub fn current_regs_mut(&mut self) -> &mut VcpuRegs {
         let current = self.current;
         // `current` always names a loaded partition once `load` succeeded.
-        &mut self.partitions[current]
-            .as_mut()
-            .expect("current partition exists")
-            .regs
+        match self.partitions.get_mut(current).and_then(Option::as_mut) {
+            Some(p) => &mut p.regs,
+            None => no_partition(current),
+        }
     }
 
     /// Runs `f` with partition `id`'s stage-2 tables and the table memory charged to it.
@@ -1040,8 +1042,15 @@ impl<'a, P: Platform> Kernel<'a, P> {
     pub fn schedule(&mut self) -> Step {
         self.revocations.lent_by = None;
         for attempt in 0..2 {
-            for offset in 1..=self.slot_count {
-                let slot = (self.slot + offset) % self.slot_count;
+            // Round robin from the slot after the current one (stepped and wrapped without
+            // a division: this runs on every world switch).
+            let mut slot = self.slot;
+            for _ in 0..self.slot_count {
+                slot = if slot + 1 >= self.slot_count {
+                    0
+                } else {
+                    slot + 1
+                };
                 let candidate = usize::from(self.slots[slot]);
                 if self.ready(candidate) {
                     if let Some(p) = self.partition_mut(candidate) {
@@ -1070,20 +1079,49 @@ impl<'a, P: Platform> Kernel<'a, P> {
 
     /// Whether partition `id` can run now; one waiting for an event that has one is made
     /// runnable.
+    #[inline]
     fn ready(&mut self, id: usize) -> bool {
         match self.partition(id).map(|p| p.state) {
             Some(State::Runnable) => true,
-            Some(State::WaitingEvent) if self.has_event(id) => {
-                self.wake_on_event(id);
-                true
-            }
+            Some(State::WaitingEvent) => self.ready_on_event(id),
             _ => false,
         }
     }
 
-    /// Called by the trap path right before the current partition resumes: delivers a
-    /// pending upcall if it can take one.
+    /// [`Kernel::ready`] for a partition waiting for an event (out of line: the scheduler's
+    /// common case is a runnable one).
+    #[inline(never)]
+    fn ready_on_event(&mut self, id: usize) -> bool {
+        if self.has_event(id) {
+            self.wake_on_event(id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Called by the trap path right before the current partition resumes: raises its
+    /// signals, delivers a pending upcall if it can take one and moves queued interrupts
+    /// into list registers. Inlined into the trap path, which mostly takes the first
+    /// branch.
+    #[inline]
     pub fn before_resume(&mut self) {
+        // Most returns have nothing to tell and nothing queued: then raising signals and
+        // delivering an upcall do nothing, and filling list registers only cancels the
+        // maintenance interrupt.
+        if self
+            .partition(self.current)
+            .is_some_and(|p| !p.any_news() && p.virq.queued.is_empty())
+        {
+            self.platform.notify_on_underflow(false);
+        } else {
+            self.tell_and_fill();
+        }
+    }
+
+    /// The return path with news held or interrupts queued (see `before_resume`).
+    #[inline(never)]
+    fn tell_and_fill(&mut self) {
         let current = self.current;
         self.raise_signals(current);
         self.deliver_upcall(current);
@@ -1121,4 +1159,11 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         all_ok
     }
+}
+
+/// `current` named no loaded partition: a kernel bug (kept out of line, off the trap path).
+#[cold]
+#[inline(never)]
+fn no_partition(current: usize) -> ! {
+    panic!("the current partition {current} does not exist")
 }

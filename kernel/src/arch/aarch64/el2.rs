@@ -36,9 +36,8 @@ pub fn init() {
         | (pa_range_encoding() << 16)
         | (1 << 31);
     VTCR_EL2.set(vtcr);
-    // CPTR_EL2 (non-VHE, D24.2.37): RES1 bits 13:12 and 9:0; TFP = 0 so EL1 FP/SIMD runs
-    // untrapped (the kernel never uses FP registers; it switches them with partitions).
-    CPTR_EL2.set(0x33FF);
+    // FP/SIMD trapped until a partition first uses it (`vcpu_state::take_fp`).
+    trap_fp(true);
     // CNTHCTL_EL2 (D24.2.27): EL1 may read the physical counter (EL1PCTEN) but not program
     // the EL1 physical timer (EL1PCEN = 0); the virtual timer is the partition's own.
     CNTHCTL_EL2.set(0b01);
@@ -125,4 +124,12 @@ pub fn system_off() -> ! {
     loop {
         aarch64_cpu::asm::wfe();
     }
+}
+
+/// `CPTR_EL2` (non-VHE, Arm ARM D24.2.37): RES1 bits 13:12 and 9:0, and TFP (bit 10) when
+/// `trap`: then every FP/SIMD instruction and FPCR/FPSR access at EL1, EL0 and EL2 traps
+/// to EL2 with ESR_EL2.EC = 0x07. The kernel is built without FP/SIMD, so only
+/// `vcpu_state`'s save and restore touch those registers, after lifting the trap.
+pub fn trap_fp(trap: bool) {
+    CPTR_EL2.set(0x33FF | (u64::from(trap) << 10));
 }

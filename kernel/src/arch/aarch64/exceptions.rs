@@ -195,6 +195,13 @@ pub unsafe fn enter_first_vcpu(regs: *const VcpuRegs, stack_top: u64) -> ! {
 #[unsafe(no_mangle)]
 extern "C" fn exo_guest_trap(regs: *mut VcpuRegs, kind: u64) -> *const VcpuRegs {
     let esr = Esr::new(ESR_EL2.get());
+    if kind == 0 && esr.class() == super::esr::class::FP {
+        // The first FP/SIMD use since the partition was switched in: nothing for the
+        // kernel to decide (and nothing pending is skipped: the partition resumes at the
+        // same instruction, and any interrupt is taken as it resumes).
+        super::vcpu_state::take_fp();
+        return regs;
+    }
     let trap = super::trap::Trap::capture(ExceptionKind::from_index(kind), esr);
     super::trap::handle(regs, trap)
 }

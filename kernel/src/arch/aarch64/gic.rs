@@ -142,6 +142,18 @@ static APRS: AtomicUsize = AtomicUsize::new(0);
 /// Whether `UIE` is set in `ICH_HCR_EL2` / `GICH_HCR` (the kernel is its only writer).
 static UNDERFLOW_NOTIFY: core::sync::atomic::AtomicBool =
     core::sync::atomic::AtomicBool::new(false);
+/// Whether the virtual timer's physical PPI may be active: only the kernel makes it so, by
+/// acknowledging it or by restoring a vCPU's saved active state, and this is set at both;
+/// it is cleared when a world switch takes the active state along (reading it only while
+/// set). True at boot, so the first switch reads it. Written only under the kernel lock,
+/// like the rest of the per-core interface state here (one core: issue 9 makes it per
+/// core).
+static VTIMER_MAY_BE_ACTIVE: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(true);
+/// Whether the virtual CPU interface is GICv3's system registers (`ICH_*_EL2`, per core,
+/// touched only by the trap path under the kernel lock): then a world switch with the
+/// timer PPI inactive needs no access through the `GIC` driver and not its lock.
+static V3_INTERFACE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// Number of list registers (0: no virtual interface).
 static LIST_REGISTERS: AtomicUsize = AtomicUsize::new(0);
 /// INTIDs the distributor implements.
@@ -194,12 +206,20 @@ pub fn init(info: GicInfo) -> Result<Version, &'static str> {
             ICH_HCR_EL2.set(HCR_EN);
             let lrs = (ICH_VTR_EL2.get() & 0x1F) as usize + 1;
             LIST_REGISTERS.store(lrs.min(16), Relaxed);
+            V3_INTERFACE.store(true, Relaxed);
             // 1, 2 or 4 for 5, 6 or 7 preemption bits (ICH_VTR_EL2.PREbits + 1).
             let preemption_bits = ((ICH_VTR_EL2.get() >> 26) & 0b111) as usize + 1;
             APRS.store(1 << preemption_bits.clamp(5, 7).saturating_sub(5), Relaxed);
-            // List registers reset to UNKNOWN values: start from empty ones.
+            // List and active-priority registers reset to UNKNOWN values: start from empty
+            // ones (a restore writes only what its vCPU had in use).
             for n in 0..lrs.min(16) {
                 write_lr(n, 0);
+            }
+            // (Only the implemented ones: the others are UNDEFINED to access.)
+            for base in [0, 4] {
+                for n in base..base + active_priority_registers() {
+                    write_apr(n, 0);
+                }
             }
             let gicd = Frame(gicd_base);
             LINES.store(lines(gicd), Relaxed);
@@ -291,10 +311,14 @@ pub fn facts() -> GicFacts {
 
 /// Acknowledges the highest-priority pending interrupt, if any.
 pub fn acknowledge() -> Option<IntId> {
-    match GIC.lock().as_mut()? {
+    let intid = match GIC.lock().as_mut()? {
         Gic::V3 { .. } => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1),
         Gic::V2 { gic, group, .. } => gic.get_and_acknowledge_interrupt(*group),
+    };
+    if intid == Some(VTIMER) {
+        VTIMER_MAY_BE_ACTIVE.store(true, Relaxed);
     }
+    intid
 }
 
 /// Drops the running priority of an acknowledged interrupt without deactivating it: it is
@@ -419,8 +443,21 @@ pub fn inject(irq: VirtualIrq) -> bool {
         ),
         Gic::V2 { gich: None, .. } => {}
     };
+    // Empty list registers (ICH_ELRSR_EL2 / GICH_ELSR0 bit set: no interrupt, nothing to
+    // signal on EOI) are not read: they are free.
+    let empty = match gic {
+        Gic::V3 { .. } => read_elrsr(),
+        Gic::V2 {
+            gich: Some(gich), ..
+        } => u64::from(gich.read(gich::ELSR0)),
+        Gic::V2 { gich: None, .. } => 0,
+    };
     let mut free = None;
     for n in 0..count {
+        if empty & (1 << n) != 0 {
+            free = free.or(Some(n));
+            continue;
+        }
         let Some(entry) = gic.entry(n) else {
             return false;
         };
@@ -448,10 +485,13 @@ pub fn inject(irq: VirtualIrq) -> bool {
 /// Asks for the maintenance interrupt when at most one list register holds an interrupt
 /// (`UIE`), or stops asking.
 pub fn notify_on_underflow(on: bool) {
-    // Most returns to a partition change nothing here: skip the register access then.
-    if UNDERFLOW_NOTIFY.swap(on, Relaxed) == on {
+    // Most returns to a partition change nothing here: skip the register access then (a
+    // plain load, not a read-modify-write: only the trap path, under the kernel lock,
+    // writes it).
+    if UNDERFLOW_NOTIFY.load(Relaxed) == on {
         return;
     }
+    UNDERFLOW_NOTIFY.store(on, Relaxed);
     let guard = GIC.lock();
     match guard.as_ref() {
         Some(Gic::V3 { .. }) if LIST_REGISTERS.load(Relaxed) > 0 => {
@@ -485,7 +525,11 @@ pub struct VcpuGic {
     /// Active priorities: `ICH_AP0R<n>_EL2` then `ICH_AP1R<n>_EL2` on GICv3 (as many as the
     /// implemented preemption bits need), `GICH_APR` in `[0]` on GICv2.
     apr: [u64; 8],
+    /// GICv3: bit `n` set when `apr[n]` is non-zero (only those are written back).
+    live_aprs: u8,
     lrs: [u64; 16],
+    /// Bit `n` set when `lrs[n]` holds an interrupt (only those are written back).
+    live_lrs: u16,
     /// The virtual timer's physical PPI was active (in service by this partition).
     vtimer_active: bool,
 }
@@ -495,33 +539,25 @@ impl VcpuGic {
     pub const EMPTY: Self = Self {
         vmcr: 0,
         apr: [0; 8],
+        live_aprs: 0,
         lrs: [0; 16],
+        live_lrs: 0,
         vtimer_active: false,
     };
 
     /// Saves the live state into `self` and leaves the interface empty for the next vCPU.
     pub fn save(&mut self) {
+        if V3_INTERFACE.load(Relaxed) && !VTIMER_MAY_BE_ACTIVE.load(Relaxed) {
+            // Nothing to read through the redistributor: no driver access, no lock.
+            self.save_v3();
+            self.vtimer_active = false;
+            return;
+        }
         let lrs = LIST_REGISTERS.load(Relaxed);
         let guard = GIC.lock();
         match guard.as_ref() {
             Some(Gic::V3 { sgi, .. }) if lrs > 0 => {
-                self.vmcr = ICH_VMCR_EL2.get();
-                for n in 0..active_priority_registers() {
-                    self.apr[n] = read_apr(n);
-                    self.apr[4 + n] = read_apr(4 + n);
-                    write_apr(n, 0);
-                    write_apr(4 + n, 0);
-                }
-                // Only list registers holding something are read and cleared (the rest are
-                // empty already, and `restore` writes only non-empty ones).
-                let empty = read_elrsr();
-                for n in 0..lrs {
-                    self.lrs[n] = 0;
-                    if empty & (1 << n) == 0 {
-                        self.lrs[n] = read_lr(n);
-                        write_lr(n, 0);
-                    }
-                }
+                self.save_v3();
                 self.vtimer_active = take_vtimer_active(*sgi);
             }
             Some(Gic::V2 {
@@ -532,10 +568,11 @@ impl VcpuGic {
                 self.vmcr = u64::from(gich.read(gich::VMCR));
                 self.apr[0] = u64::from(gich.read(gich::APR));
                 let empty = gich.read(gich::ELSR0);
+                self.live_lrs = 0;
                 for n in 0..lrs {
-                    self.lrs[n] = 0;
                     if empty & (1 << n) == 0 {
                         self.lrs[n] = u64::from(gich.read(gich::LR + 4 * n));
+                        self.live_lrs |= 1 << n;
                         gich.write(gich::LR + 4 * n, 0);
                     }
                 }
@@ -547,6 +584,70 @@ impl VcpuGic {
         }
     }
 
+    /// GICv3: saves and empties `ICH_VMCR_EL2`, the active-priority and the list registers.
+    fn save_v3(&mut self) {
+        let lrs = LIST_REGISTERS.load(Relaxed);
+        self.vmcr = ICH_VMCR_EL2.get();
+        // Only non-zero active-priority registers are cleared and written back:
+        // between a save and the next restore every live one is zero.
+        self.live_aprs = 0;
+        if active_priority_registers() == 1 {
+            // Five preemption bits (the common case, QEMU's and the A72's): one
+            // register per group, read without the generic dispatch.
+            let (ap0, ap1) = (ICH_AP0R0_EL2.get(), ICH_AP1R0_EL2.get());
+            if ap0 != 0 {
+                self.apr[0] = ap0;
+                self.live_aprs |= 1;
+                ICH_AP0R0_EL2.set(0);
+            }
+            if ap1 != 0 {
+                self.apr[4] = ap1;
+                self.live_aprs |= 1 << 4;
+                ICH_AP1R0_EL2.set(0);
+            }
+        } else {
+            for base in [0, 4] {
+                for n in base..base + active_priority_registers() {
+                    let apr = read_apr(n);
+                    if apr != 0 {
+                        self.apr[n] = apr;
+                        self.live_aprs |= 1 << n;
+                        write_apr(n, 0);
+                    }
+                }
+            }
+        }
+        // Only list registers holding something (ICH_ELRSR_EL2 clear) are read and
+        // cleared; the rest are empty already.
+        let mut live = !read_elrsr() & ((1 << lrs) - 1);
+        self.live_lrs = live as u16;
+        while live != 0 {
+            let n = live.trailing_zeros() as usize;
+            live &= live - 1;
+            self.lrs[n] = read_lr(n);
+            write_lr(n, 0);
+        }
+    }
+
+    /// GICv3: loads what [`VcpuGic::save_v3`] saved into the (empty) live interface.
+    fn restore_v3(&self) {
+        ICH_VMCR_EL2.set(self.vmcr);
+        // The live interface is empty (saved or discarded before, zeroed at boot): write
+        // only what this vCPU had in use.
+        let mut live = self.live_aprs;
+        while live != 0 {
+            let n = live.trailing_zeros() as usize;
+            live &= live - 1;
+            write_apr(n, self.apr[n]);
+        }
+        let mut live = self.live_lrs;
+        while live != 0 {
+            let n = live.trailing_zeros() as usize;
+            live &= live - 1;
+            write_lr(n, self.lrs[n]);
+        }
+    }
+
     /// Empties the live interface without keeping anything: its partition has ended.
     pub fn discard() {
         let mut scratch = Self::EMPTY;
@@ -555,25 +656,20 @@ impl VcpuGic {
 
     /// Loads `self` into the virtual CPU interface.
     pub fn restore(&self) {
+        if V3_INTERFACE.load(Relaxed) && !self.vtimer_active {
+            // No active state to write through the redistributor: no driver access.
+            self.restore_v3();
+            return;
+        }
         let lrs = LIST_REGISTERS.load(Relaxed);
         let guard = GIC.lock();
         match guard.as_ref() {
             Some(Gic::V3 { sgi, .. }) if lrs > 0 => {
                 if self.vtimer_active {
+                    VTIMER_MAY_BE_ACTIVE.store(true, Relaxed);
                     sgi.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
                 }
-                ICH_VMCR_EL2.set(self.vmcr);
-                for n in 0..active_priority_registers() {
-                    write_apr(n, self.apr[n]);
-                    write_apr(4 + n, self.apr[4 + n]);
-                }
-                // The live list registers are empty (saved or discarded before): write only
-                // those this vCPU had in use.
-                for (n, &lr) in self.lrs.iter().enumerate().take(lrs) {
-                    if lr != 0 {
-                        write_lr(n, lr);
-                    }
-                }
+                self.restore_v3();
             }
             Some(Gic::V2 {
                 gich: Some(gich),
@@ -581,14 +677,13 @@ impl VcpuGic {
                 ..
             }) => {
                 if self.vtimer_active {
+                    VTIMER_MAY_BE_ACTIVE.store(true, Relaxed);
                     gicd.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
                 }
                 gich.write(gich::VMCR, self.vmcr as u32);
                 gich.write(gich::APR, self.apr[0] as u32);
-                for (n, &lr) in self.lrs.iter().enumerate().take(lrs) {
-                    if lr != 0 {
-                        gich.write(gich::LR + 4 * n, lr as u32);
-                    }
+                for n in (0..lrs).filter(|n| self.live_lrs & (1 << n) != 0) {
+                    gich.write(gich::LR + 4 * n, self.lrs[n] as u32);
                 }
             }
             _ => {}
@@ -600,7 +695,15 @@ impl VcpuGic {
 /// (KVM does the same), or the next partition's timer could not fire until this one's EOI.
 /// `frame` holds the banked PPI registers: the GICv3 redistributor's SGI frame, or the
 /// GICv2 distributor.
+///
+/// The read is skipped while [`VTIMER_MAY_BE_ACTIVE`] is clear: a switch with the timer
+/// quiet costs no redistributor access.
 fn take_vtimer_active(frame: Frame) -> bool {
+    if !VTIMER_MAY_BE_ACTIVE.load(Relaxed) {
+        return false;
+    }
+    // Inactive from here on, whatever it was (cleared below if active).
+    VTIMER_MAY_BE_ACTIVE.store(false, Relaxed);
     let active = frame.read_bit(gicd::ISACTIVER, VTIMER.raw_value());
     if active {
         frame.write_bit(gicd::ICACTIVER, VTIMER.raw_value());

@@ -13,29 +13,23 @@ use exo_abi::Ipa;
 /// The running kernel, set up once by `start`.
 pub static KERNEL: spin::Mutex<Option<Kernel<'static, Aarch64Platform>>> = spin::Mutex::new(None);
 
-/// A trap as the hardware reported it.
+/// A trap as the hardware reported it. The fault address registers are read only when a
+/// stage-2 abort needs them (nothing between the vector and the kernel can overwrite them).
 pub struct Trap {
     kind: ExceptionKind,
     esr: Esr,
-    far: u64,
-    hpfar: u64,
 }
 
 impl Trap {
-    /// Reads the fault address registers that go with `esr`.
+    /// The trap with syndrome `esr`, taken through vector `kind`.
     pub fn capture(kind: ExceptionKind, esr: Esr) -> Self {
-        Self {
-            kind,
-            esr,
-            far: FAR_EL2.get(),
-            hpfar: HPFAR_EL2.get(),
-        }
+        Self { kind, esr }
     }
 
     /// For a stage-2 abort: the faulting IPA. HPFAR_EL2.FIPA (bits [43:4], D24.2.53) holds
     /// IPA[51:12]; the page offset comes from FAR_EL2.
     fn faulting_ipa(&self) -> Ipa {
-        Ipa::new(((self.hpfar >> 4) << 12) | (self.far & 0xFFF))
+        Ipa::new(((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xFFF))
     }
 
     fn stage2_abort(&self) -> Stage2Abort {
@@ -55,10 +49,20 @@ impl Trap {
             kind,
         }
     }
+
+    /// Whether this is an `HVC` from the partition: the trap most worth deciding first.
+    fn is_hvc(&self) -> bool {
+        self.kind == ExceptionKind::Synchronous && self.esr.class() == class::HVC64
+    }
 }
 
 /// Handles a trap from the running partition; returns the registers to resume.
-pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
+///
+/// The common case, a hypercall or interrupt after which the same partition resumes, stays
+/// short: `HVC` is decided first, and the registers to resume are `saved` itself (the
+/// running partition's `VcpuRegs` in the kernel, which `TPIDR_EL2` points to), not looked
+/// up again. Switching, idling and powering off are in [`finish`].
+pub fn handle(saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
     let mut guard = KERNEL.lock();
     let Some(kernel) = guard.as_mut() else {
         panic!(
@@ -67,7 +71,21 @@ pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
         );
     };
     let before = kernel.current();
-    let step = match (trap.kind, trap.esr.class()) {
+    let step = if trap.is_hvc() {
+        hypercall(kernel)
+    } else {
+        decide(kernel, &trap)
+    };
+    if step == Step::Resume && kernel.current() == before {
+        kernel.before_resume();
+        return saved;
+    }
+    finish(guard, before, step)
+}
+
+/// Every trap but `HVC`: what the kernel decides for it.
+fn decide(kernel: &mut Kernel<'static, Aarch64Platform>, trap: &Trap) -> Step {
+    match (trap.kind, trap.esr.class()) {
         (ExceptionKind::Synchronous, class::HVC64) => hypercall(kernel),
         (ExceptionKind::Synchronous, class::SMC64) => {
             // A trapped SMC reports the SMC itself in ELR_EL2 (D1.11.x): step over it.
@@ -88,8 +106,20 @@ pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
             kernel.unexpected_trap("SError or AArch32 exception", trap.esr.raw())
         }
         _ => kernel.unexpected_trap(trap.esr.class_name(), trap.esr.raw()),
+    }
+}
+
+/// Carries out `step` (decided while partition `before` ran) until a partition can resume;
+/// returns its registers.
+#[inline(never)]
+fn finish(
+    mut guard: spin::MutexGuard<'_, Option<Kernel<'static, Aarch64Platform>>>,
+    before: usize,
+    mut step: Step,
+) -> *const VcpuRegs {
+    let Some(kernel) = guard.as_mut() else {
+        unreachable!("the kernel was initialised before the trap");
     };
-    let mut step = step;
     loop {
         match step {
             Step::Resume => {
@@ -102,23 +132,7 @@ pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
                 kernel.before_resume();
                 return regs;
             }
-            Step::Idle(deadline) => {
-                // Nobody can run: sleep until an interrupt (a partition's SPI, the loaded
-                // vCPU's timer) or the earliest virtual-timer deadline of a waiting
-                // partition, then decide again. The next slice starts afresh.
-                let slice = kernel.slice_ticks();
-                let now = super::el2::counter();
-                let ticks = deadline.map_or(slice, |d| d.saturating_sub(now).clamp(1, slice));
-                super::el2::arm_hyp_timer(ticks);
-                super::el2::wait_for_interrupt();
-                step = match interrupt(kernel) {
-                    Step::Resume => kernel.schedule(),
-                    other => other,
-                };
-                if !matches!(step, Step::Idle(_)) {
-                    super::el2::arm_hyp_timer(slice);
-                }
-            }
+            Step::Idle(deadline) => step = idle(kernel, deadline),
             Step::PowerOff => {
                 kernel.report();
                 log::info!("all partitions finished, powering off");
@@ -127,6 +141,26 @@ pub fn handle(_saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
             }
         }
     }
+}
+
+/// Nobody can run: sleeps until an interrupt (a partition's SPI, the loaded vCPU's timer)
+/// or the earliest virtual-timer deadline of a waiting partition, then decides again. The
+/// next slice starts afresh. Out of line: its constants stay off the switch path.
+#[inline(never)]
+fn idle(kernel: &mut Kernel<'static, Aarch64Platform>, deadline: Option<u64>) -> Step {
+    let slice = kernel.slice_ticks();
+    let now = super::el2::counter();
+    let ticks = deadline.map_or(slice, |d| d.saturating_sub(now).clamp(1, slice));
+    super::el2::arm_hyp_timer(ticks);
+    super::el2::wait_for_interrupt();
+    let step = match interrupt(kernel) {
+        Step::Resume => kernel.schedule(),
+        other => other,
+    };
+    if !matches!(step, Step::Idle(_)) {
+        super::el2::arm_hyp_timer(slice);
+    }
+    step
 }
 
 /// Takes a physical interrupt: the time-slice timer and the maintenance interrupt are the
@@ -157,8 +191,7 @@ fn interrupt(kernel: &mut Kernel<'static, Aarch64Platform>) -> Step {
 fn hypercall(kernel: &mut Kernel<'static, Aarch64Platform>) -> Step {
     let regs = kernel.current_regs_mut();
     let function = regs.x[0] as u32;
-    let mut args = [0; 7];
-    args.copy_from_slice(&regs.x[1..8]);
+    let args = regs.seven(1);
     kernel.hypercall(function, args)
 }
 

@@ -1,17 +1,31 @@
 //! The parts of a vCPU that the trap path does not save: EL1 system registers, the EL1
 //! virtual timer and FP/SIMD registers. They change only while the partition runs, so they
 //! are switched when the CPU passes from one partition to another, not on every trap.
+//!
+//! FP/SIMD registers are switched lazily: they stay in the CPU, owned by the last partition
+//! that used them, and every other partition runs with FP/SIMD trapped (`CPTR_EL2.TFP`,
+//! Arm ARM D24.2.37). A partition's first FP/SIMD instruction after it was switched in
+//! traps to [`take_fp`], which saves the owner's registers and loads its own before the
+//! instruction runs again. No partition can read another's: until its own are loaded,
+//! every access traps.
 
 use aarch64_cpu::registers::*;
 use exo_abi::package::MAX_PARTITIONS;
+
+/// Saved FP/SIMD state of one vCPU: `Q0`..`Q31`, `FPCR`, `FPSR`.
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+struct FpState {
+    q: [u128; 32],
+    fpcr: u64,
+    fpsr: u64,
+}
 
 /// Saved EL1 state of one vCPU.
 #[derive(Clone, Copy)]
 #[repr(C, align(16))]
 pub struct El1State {
-    fp: [u128; 32],
-    fpcr: u64,
-    fpsr: u64,
+    fp: FpState,
     sctlr: u64,
     cpacr: u64,
     ttbr0: u64,
@@ -50,9 +64,11 @@ impl El1State {
     /// enabled (`CPACR_EL1.FPEN` = 0b11, D24.2.35), everything else zero.
     pub const fn reset() -> Self {
         Self {
-            fp: [0; 32],
-            fpcr: 0,
-            fpsr: 0,
+            fp: FpState {
+                q: [0; 32],
+                fpcr: 0,
+                fpsr: 0,
+            },
             // SCTLR_EL1 RES1 bits (D24.2.157) with M, C, I clear.
             sctlr: 0x30D0_0800,
             cpacr: 0b11 << 20,
@@ -92,34 +108,25 @@ impl El1State {
         self.cntv_cval = CNTV_CVAL_EL0.get();
         CNTV_CTL_EL0.set(0);
         self.gic.save();
-        self.sctlr = SCTLR_EL1.get();
-        self.cpacr = CPACR_EL1.get();
-        self.ttbr0 = TTBR0_EL1.get();
-        self.ttbr1 = TTBR1_EL1.get();
-        self.tcr = TCR_EL1.get();
-        self.mair = MAIR_EL1.get();
-        self.amair = AMAIR_EL1.get();
-        self.vbar = VBAR_EL1.get();
-        self.contextidr = CONTEXTIDR_EL1.get();
-        self.tpidr_el1 = TPIDR_EL1.get();
-        self.tpidr_el0 = TPIDR_EL0.get();
-        self.tpidrro_el0 = TPIDRRO_EL0.get();
-        self.sp_el0 = SP_EL0.get();
-        self.sp_el1 = SP_EL1.get();
-        self.elr_el1 = ELR_EL1.get();
-        self.spsr_el1 = SPSR_EL1.get();
-        self.esr_el1 = ESR_EL1.get();
-        self.far_el1 = FAR_EL1.get();
-        self.afsr0 = AFSR0_EL1.get();
-        self.afsr1 = AFSR1_EL1.get();
-        self.par = PAR_EL1.get();
-        self.cntkctl = CNTKCTL_EL1.get();
-        self.csselr = CSSELR_EL1.get();
-        self.mdscr = MDSCR_EL1.get();
-        self.save_rest();
-        let fp = self.fp.as_mut_ptr();
-        // SAFETY: `fp` points at 32 16-byte-aligned u128 slots (512 bytes) we own; the
-        // kernel is built without FP/SIMD so these registers hold only partition state.
+        self.save_sysregs();
+    }
+
+    /// Loads `self` into the EL1 registers.
+    pub fn restore(&self) {
+        self.restore_sysregs();
+        self.gic.restore();
+        CNTV_CVAL_EL0.set(self.cntv_cval);
+        CNTV_CTL_EL0.set(self.cntv_ctl);
+    }
+}
+
+impl FpState {
+    /// Saves the live FP/SIMD registers into `self`. FP/SIMD must not be trapped.
+    fn save(&mut self) {
+        let q = self.q.as_mut_ptr();
+        // SAFETY: `q` points at 32 16-byte-aligned u128 slots (512 bytes) followed by
+        // `fpcr` and `fpsr` (repr(C)), all ours; the kernel is built without FP/SIMD, so
+        // these registers hold only partition state; the caller lifted CPTR_EL2.TFP.
         unsafe {
             core::arch::asm!(
                 ".arch_extension fp",
@@ -134,46 +141,18 @@ impl El1State {
                 "stp q28, q29, [{p}, #448]", "stp q30, q31, [{p}, #480]",
                 "mrs {t}, fpcr", "str {t}, [{p}, #512]",
                 "mrs {t}, fpsr", "str {t}, [{p}, #520]",
-                p = in(reg) fp,
+                p = in(reg) q,
                 t = out(reg) _,
                 options(nostack),
             );
         }
     }
 
-    /// Loads `self` into the EL1 registers.
-    pub fn restore(&self) {
-        SCTLR_EL1.set(self.sctlr);
-        CPACR_EL1.set(self.cpacr);
-        TTBR0_EL1.set(self.ttbr0);
-        TTBR1_EL1.set(self.ttbr1);
-        TCR_EL1.set(self.tcr);
-        MAIR_EL1.set(self.mair);
-        AMAIR_EL1.set(self.amair);
-        VBAR_EL1.set(self.vbar);
-        CONTEXTIDR_EL1.set(self.contextidr);
-        TPIDR_EL1.set(self.tpidr_el1);
-        TPIDR_EL0.set(self.tpidr_el0);
-        TPIDRRO_EL0.set(self.tpidrro_el0);
-        SP_EL0.set(self.sp_el0);
-        SP_EL1.set(self.sp_el1);
-        ELR_EL1.set(self.elr_el1);
-        SPSR_EL1.set(self.spsr_el1);
-        ESR_EL1.set(self.esr_el1);
-        FAR_EL1.set(self.far_el1);
-        AFSR0_EL1.set(self.afsr0);
-        AFSR1_EL1.set(self.afsr1);
-        PAR_EL1.set(self.par);
-        CNTKCTL_EL1.set(self.cntkctl);
-        CSSELR_EL1.set(self.csselr);
-        MDSCR_EL1.set(self.mdscr);
-        self.restore_rest();
-        self.gic.restore();
-        CNTV_CVAL_EL0.set(self.cntv_cval);
-        CNTV_CTL_EL0.set(self.cntv_ctl);
-        let fp = self.fp.as_ptr();
-        // SAFETY: reads the 528 bytes of `self.fp`, `fpcr`, `fpsr` (repr(C), contiguous);
-        // writes only FP/SIMD registers, which the kernel never uses.
+    /// Loads `self` into the FP/SIMD registers. FP/SIMD must not be trapped.
+    fn restore(&self) {
+        let q = self.q.as_ptr();
+        // SAFETY: reads the 528 bytes of `q`, `fpcr`, `fpsr` (repr(C), contiguous); writes
+        // only FP/SIMD registers, which the kernel never uses; CPTR_EL2.TFP is lifted.
         unsafe {
             core::arch::asm!(
                 ".arch_extension fp",
@@ -188,7 +167,7 @@ impl El1State {
                 "ldp q28, q29, [{p}, #448]", "ldp q30, q31, [{p}, #480]",
                 "ldr {t}, [{p}, #512]", "msr fpcr, {t}",
                 "ldr {t}, [{p}, #520]", "msr fpsr, {t}",
-                p = in(reg) fp,
+                p = in(reg) q,
                 t = out(reg) _,
                 options(nostack, readonly),
             );
@@ -197,65 +176,174 @@ impl El1State {
 }
 
 impl El1State {
-    /// Saves `ACTLR_EL1`, which `aarch64-cpu` does not name.
-    fn save_rest(&mut self) {
-        let actlr: u64;
-        // SAFETY: reads an EL1 system register at EL2; no memory or other effect.
-        unsafe { core::arch::asm!("mrs {}, actlr_el1", out(reg) actlr, options(nomem, nostack)) };
-        self.actlr = actlr;
+    /// Saves the 25 EL1 registers from `SCTLR_EL1` to `ACTLR_EL1` into the fields `sctlr`
+    /// to `actlr` (in that order, contiguous: `repr(C)`, checked below), two per store.
+    fn save_sysregs(&mut self) {
+        let p = (self as *mut Self)
+            .cast::<u8>()
+            .wrapping_add(core::mem::offset_of!(El1State, sctlr));
+        // SAFETY: `p` points at the 200 bytes of `sctlr`..`actlr` of `self`, ours to write;
+        // reading EL1 system registers at EL2 has no other effect.
+        unsafe {
+            core::arch::asm!(
+                "mrs {a}, sctlr_el1", "mrs {b}, cpacr_el1", "stp {a}, {b}, [{p}, #0]",
+                "mrs {a}, ttbr0_el1", "mrs {b}, ttbr1_el1", "stp {a}, {b}, [{p}, #16]",
+                "mrs {a}, tcr_el1", "mrs {b}, mair_el1", "stp {a}, {b}, [{p}, #32]",
+                "mrs {a}, amair_el1", "mrs {b}, vbar_el1", "stp {a}, {b}, [{p}, #48]",
+                "mrs {a}, contextidr_el1", "mrs {b}, tpidr_el1", "stp {a}, {b}, [{p}, #64]",
+                "mrs {a}, tpidr_el0", "mrs {b}, tpidrro_el0", "stp {a}, {b}, [{p}, #80]",
+                "mrs {a}, sp_el0", "mrs {b}, sp_el1", "stp {a}, {b}, [{p}, #96]",
+                "mrs {a}, elr_el1", "mrs {b}, spsr_el1", "stp {a}, {b}, [{p}, #112]",
+                "mrs {a}, esr_el1", "mrs {b}, far_el1", "stp {a}, {b}, [{p}, #128]",
+                "mrs {a}, afsr0_el1", "mrs {b}, afsr1_el1", "stp {a}, {b}, [{p}, #144]",
+                "mrs {a}, par_el1", "mrs {b}, cntkctl_el1", "stp {a}, {b}, [{p}, #160]",
+                "mrs {a}, csselr_el1", "mrs {b}, mdscr_el1", "stp {a}, {b}, [{p}, #176]",
+                "mrs {a}, actlr_el1", "str {a}, [{p}, #192]",
+                p = in(reg) p,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack),
+            );
+        }
     }
 
-    /// Restores what [`El1State::save_rest`] saved.
-    fn restore_rest(&self) {
-        // SAFETY: writes the EL1 register of the partition about to run with a value it had
-        // (or 0 before its first run); no memory effect.
+    /// Restores what [`El1State::save_sysregs`] saved.
+    fn restore_sysregs(&self) {
+        let p = (self as *const Self)
+            .cast::<u8>()
+            .wrapping_add(core::mem::offset_of!(El1State, sctlr));
+        // SAFETY: reads the 200 bytes of `sctlr`..`actlr` of `self`; writes the EL1 registers
+        // of the partition about to run with values it had (or its reset values).
         unsafe {
-            core::arch::asm!("msr actlr_el1, {}", in(reg) self.actlr, options(nomem, nostack))
-        };
+            core::arch::asm!(
+                "ldp {a}, {b}, [{p}, #0]", "msr sctlr_el1, {a}", "msr cpacr_el1, {b}",
+                "ldp {a}, {b}, [{p}, #16]", "msr ttbr0_el1, {a}", "msr ttbr1_el1, {b}",
+                "ldp {a}, {b}, [{p}, #32]", "msr tcr_el1, {a}", "msr mair_el1, {b}",
+                "ldp {a}, {b}, [{p}, #48]", "msr amair_el1, {a}", "msr vbar_el1, {b}",
+                "ldp {a}, {b}, [{p}, #64]", "msr contextidr_el1, {a}", "msr tpidr_el1, {b}",
+                "ldp {a}, {b}, [{p}, #80]", "msr tpidr_el0, {a}", "msr tpidrro_el0, {b}",
+                "ldp {a}, {b}, [{p}, #96]", "msr sp_el0, {a}", "msr sp_el1, {b}",
+                "ldp {a}, {b}, [{p}, #112]", "msr elr_el1, {a}", "msr spsr_el1, {b}",
+                "ldp {a}, {b}, [{p}, #128]", "msr esr_el1, {a}", "msr far_el1, {b}",
+                "ldp {a}, {b}, [{p}, #144]", "msr afsr0_el1, {a}", "msr afsr1_el1, {b}",
+                "ldp {a}, {b}, [{p}, #160]", "msr par_el1, {a}", "msr cntkctl_el1, {b}",
+                "ldp {a}, {b}, [{p}, #176]", "msr csselr_el1, {a}", "msr mdscr_el1, {b}",
+                "ldr {a}, [{p}, #192]", "msr actlr_el1, {a}",
+                p = in(reg) p,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
     }
 }
 
 const _: () = {
-    assert!(core::mem::offset_of!(El1State, fpcr) == 512);
-    assert!(core::mem::offset_of!(El1State, fpsr) == 520);
+    use core::mem::offset_of;
+    // The order `save_sysregs` and `restore_sysregs` assume.
+    let base = offset_of!(El1State, sctlr);
+    assert!(offset_of!(El1State, cpacr) == base + 8);
+    assert!(offset_of!(El1State, ttbr0) == base + 16);
+    assert!(offset_of!(El1State, ttbr1) == base + 24);
+    assert!(offset_of!(El1State, tcr) == base + 32);
+    assert!(offset_of!(El1State, mair) == base + 40);
+    assert!(offset_of!(El1State, amair) == base + 48);
+    assert!(offset_of!(El1State, vbar) == base + 56);
+    assert!(offset_of!(El1State, contextidr) == base + 64);
+    assert!(offset_of!(El1State, tpidr_el1) == base + 72);
+    assert!(offset_of!(El1State, tpidr_el0) == base + 80);
+    assert!(offset_of!(El1State, tpidrro_el0) == base + 88);
+    assert!(offset_of!(El1State, sp_el0) == base + 96);
+    assert!(offset_of!(El1State, sp_el1) == base + 104);
+    assert!(offset_of!(El1State, elr_el1) == base + 112);
+    assert!(offset_of!(El1State, spsr_el1) == base + 120);
+    assert!(offset_of!(El1State, esr_el1) == base + 128);
+    assert!(offset_of!(El1State, far_el1) == base + 136);
+    assert!(offset_of!(El1State, afsr0) == base + 144);
+    assert!(offset_of!(El1State, afsr1) == base + 152);
+    assert!(offset_of!(El1State, par) == base + 160);
+    assert!(offset_of!(El1State, cntkctl) == base + 168);
+    assert!(offset_of!(El1State, csselr) == base + 176);
+    assert!(offset_of!(El1State, mdscr) == base + 184);
+    assert!(offset_of!(El1State, actlr) == base + 192);
+    assert!(core::mem::offset_of!(FpState, fpcr) == 512);
+    assert!(core::mem::offset_of!(FpState, fpsr) == 520);
 };
 
-/// EL1 state of every partition, indexed by partition id.
-pub static STATES: spin::Mutex<[El1State; MAX_PARTITIONS]> =
-    spin::Mutex::new([El1State::reset(); MAX_PARTITIONS]);
+/// The saved vCPU state of every partition and what is live in the CPU, behind one lock
+/// (the world switch takes it once).
+struct Vcpus {
+    /// EL1 state of every partition, indexed by partition id.
+    states: [El1State; MAX_PARTITIONS],
+    /// The partition whose EL1 state is live in the registers.
+    loaded: Option<usize>,
+    /// The partition whose FP/SIMD registers are live in the CPU (they stay there while
+    /// other partitions run, with FP/SIMD trapped).
+    fp_owner: Option<usize>,
+}
 
-/// The partition whose EL1 state is live in the registers.
-static LOADED: spin::Mutex<Option<usize>> = spin::Mutex::new(None);
+static VCPUS: spin::Mutex<Vcpus> = spin::Mutex::new(Vcpus {
+    states: [El1State::reset(); MAX_PARTITIONS],
+    loaded: None,
+    fp_owner: None,
+});
 
 /// Switches the live EL1 state from partition `from` (if it is still to be kept) to `to`.
 /// A partition that has ended leaves nothing behind: its virtual interface is emptied and
 /// its timer stopped before the next one's state is loaded.
 pub fn switch(from: Option<usize>, to: usize) {
-    let mut states = STATES.lock();
+    let mut vcpus = VCPUS.lock();
     match from {
-        Some(from) => states[from].save(),
+        Some(from) => vcpus.states[from].save(),
         None => {
             CNTV_CTL_EL0.set(0);
             super::gic::VcpuGic::discard();
         }
     }
-    states[to].restore();
-    *LOADED.lock() = Some(to);
+    vcpus.states[to].restore();
+    vcpus.loaded = Some(to);
+    // FP/SIMD untrapped only for the partition whose registers are in the CPU.
+    super::el2::trap_fp(vcpus.fp_owner != Some(to));
+}
+
+/// The loaded partition used FP/SIMD while trapped (ESR_EL2.EC = 0x07): its registers
+/// replace the owner's (saved first), and it runs on untrapped. The trapped instruction
+/// runs again when the partition resumes (ELR_EL2 points at it).
+pub fn take_fp() {
+    super::el2::trap_fp(false);
+    // The CPTR_EL2 write must take effect before the save and restore below touch FP/SIMD.
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    let mut vcpus = VCPUS.lock();
+    let Some(current) = vcpus.loaded else {
+        return;
+    };
+    if vcpus.fp_owner == Some(current) {
+        return;
+    }
+    if let Some(previous) = vcpus.fp_owner {
+        vcpus.states[previous].fp.save();
+    }
+    vcpus.states[current].fp.restore();
+    vcpus.fp_owner = Some(current);
 }
 
 /// Partition `id` has ended. If its state is live, its timer stops and its virtual interface
 /// is emptied at once: the CPU may idle before another partition is loaded, and a timer
 /// left running would fire into nobody. Its saved state is reset either way.
 pub fn ended(id: usize) {
-    let mut states = STATES.lock();
-    let mut loaded = LOADED.lock();
-    if *loaded == Some(id) {
+    let mut vcpus = VCPUS.lock();
+    if vcpus.loaded == Some(id) {
         CNTV_CTL_EL0.set(0);
         super::gic::VcpuGic::discard();
-        *loaded = None;
+        vcpus.loaded = None;
     }
-    if let Some(state) = states.get_mut(id) {
+    if let Some(state) = vcpus.states.get_mut(id) {
         *state = El1State::reset();
+    }
+    // Its FP/SIMD registers may stay in the CPU: the next partition to use FP/SIMD traps
+    // and loads all of its own over them.
+    if vcpus.fp_owner == Some(id) {
+        vcpus.fp_owner = None;
     }
 }
 
@@ -263,11 +351,11 @@ pub fn ended(id: usize) {
 /// (`CNTV_CTL_EL0` ENABLE = 1, IMASK = 0; D24.x), from the live registers if its state is
 /// loaded, else from its saved state.
 pub fn virtual_timer_deadline(id: usize) -> Option<u64> {
-    let (ctl, cval) = if *LOADED.lock() == Some(id) {
+    let vcpus = VCPUS.lock();
+    let (ctl, cval) = if vcpus.loaded == Some(id) {
         (CNTV_CTL_EL0.get(), CNTV_CVAL_EL0.get())
     } else {
-        let states = STATES.lock();
-        let state = states.get(id)?;
+        let state = vcpus.states.get(id)?;
         (state.cntv_ctl, state.cntv_cval)
     };
     (ctl & 0b11 == 0b01).then_some(cval)
