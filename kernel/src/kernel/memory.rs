@@ -386,6 +386,11 @@ impl<'a, P: Platform> Kernel<'a, P> {
 
     /// Withdraws every grant of `frame`.
     pub(super) fn withdraw_grants_of_frame(&mut self, frame: PhysAddr, reason: Reason) {
+        // Every grant slot is looked at otherwise: a few hundred instructions per frame
+        // repossessed when nobody granted anything.
+        if self.grants.is_empty() {
+            return;
+        }
         while let Some(slot) = self.grants.first(|g| g.frame == frame) {
             self.withdraw_grant(slot, reason);
         }

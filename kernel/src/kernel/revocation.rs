@@ -32,6 +32,13 @@ pub(super) struct Resolved {
 
 impl Resolved {
     fn log(&self) {
+        if !self.met {
+            log::warn!(
+                "partition {} missed a revocation deadline: {} frames repossessed",
+                self.name,
+                self.repossessed
+            );
+        }
         log::info!(
             "revocation partition={} sequence={} asked={} released={} repossessed={} \
              ticks={} outcome={}",
@@ -285,23 +292,24 @@ impl<P: Platform> Kernel<'_, P> {
         let sequence = r.sequence as u32;
         let mut taken = self.take_listed(id, r.owed, sequence);
         let mut owed = r.owed - taken;
-        // Unbound frames first (nothing breaks), then frames bound outside the memory the
-        // partition booted with, then, only if it rearranged that memory, anything. Each
-        // class is one walk of the frame table from a cursor, never restarted: taking a
-        // frame frees it, and the walk goes on after it.
-        for class in 0..3 {
+        // Without a loss order (or when it ran short): frames that do not hold the memory
+        // the partition booted with (unbound, or bound elsewhere), then, only if it
+        // rearranged that memory, anything. Each pass is one walk of the frame table from a
+        // cursor that stops as soon as nothing is owed: taking a frame frees it, and the
+        // walk goes on after it. Which of its frames go first is the library OS's to say,
+        // through its loss order, not the kernel's.
+        for pass in 0..2 {
             let mut cursor = self.frames.base();
             while owed > 0 {
                 let Some(frame) = self.frames.next_owned(owner, cursor) else {
                     break;
                 };
                 cursor = frame.add(PAGE_SIZE);
-                let eligible = match (class, self.bound.get(frame)) {
-                    (0, binding) => binding.is_none(),
-                    (1, Some(ipa)) => self.partition(id).is_some_and(|p| !p.in_boot_ram(ipa)),
-                    (1, None) => false,
-                    _ => true,
-                };
+                let eligible = pass == 1
+                    || self
+                        .bound
+                        .get(frame)
+                        .is_none_or(|ipa| self.partition(id).is_some_and(|p| !p.in_boot_ram(ipa)));
                 if eligible {
                     self.take_frame(id, frame, sequence);
                     owed -= 1;
@@ -317,10 +325,7 @@ impl<P: Platform> Kernel<'_, P> {
         }
         p.aborts += 1;
         let (aborts, max) = (p.aborts, p.terms.max_aborts);
-        log::warn!(
-            "partition {} missed a revocation deadline: {taken} frames repossessed",
-            p.name
-        );
+        // The warning is logged with the request's line, off the path to the claimant.
         self.resolve(id, RequestState::Aborted, taken);
         let terminated = aborts > max;
         if terminated {

@@ -1262,8 +1262,8 @@ fn abort_takes_what_is_owed() {
     assert_eq!(entries.len(), 10);
     let tlb = k.platform.tlb.borrow().clone();
     for (e, (i, &f)) in entries.iter().zip(bound.iter().enumerate()) {
-        // Unbound frames first: there are none; then the lowest frames bound outside boot
-        // RAM, in address order. `bound` came from one allocation, in address order.
+        // No loss order: the lowest frames holding none of its boot RAM (all bound
+        // outside it here), in address order. `bound` came from one allocation, in address order.
         let ipa = Ipa::new(HEAP + i as u64 * PAGE_SIZE);
         assert_eq!(e.phys, f);
         assert_eq!(e.ipa, Some(ipa));

@@ -81,7 +81,7 @@ pub const ROWS: [Row; 7] = [
         boards: 3,
     },
     Row {
-        what: "cooperative revocation, per frame (waiting for the borrower's turn included)",
+        what: "cooperative revocation, per frame (request issued to met, ~270 frames)",
         config: "bench-revocation.toml",
         number: Number::TicksPerRevokedFrame,
         boards: 1,
@@ -256,7 +256,7 @@ mod tests {
             table.contains("| yield to another partition and back (two world switches) | 123 |")
         );
         assert!(
-            table.contains("(waiting for the borrower's turn included) | ? | | |"),
+            table.contains("(request issued to met, ~270 frames) | ? | | |"),
             "{table}"
         );
         assert_eq!(table.lines().count(), 2 + ROWS.len());
