@@ -24,6 +24,8 @@ enum Source {
     Total(&'static str, &'static str, u64),
     /// The median total per frame of a revocation point.
     PerFrame(&'static str, &'static str, u64),
+    /// The median of one phase of a revocation point, divided by its frames.
+    PhasePerFrame(&'static str, &'static str, u64, &'static str),
     /// A `bench` metric in ticks, as instructions.
     Metric(&'static str),
 }
@@ -44,10 +46,11 @@ const TARGETS: [(&str, &str, u64, Source); 7] = [
         Source::PerFrame("bench-revoke.toml", "large", 256),
     ),
     (
-        "abort, per frame at 4,096 frames (end to end / 4,096: deadlines, scrub and hand-over)",
+        "abort, per frame at 4,096 frames (deadline expiry to claimant resumed, the `resume` \
+         phase / 4,096: repossession, scrub, clean and hand-over)",
         "not measured",
         600,
-        Source::PerFrame("bench-revoke-abort.toml", "large", 4096),
+        Source::PhasePerFrame("bench-revoke-abort.toml", "large", 4096, "resume"),
     ),
     (
         "null hypercall round trip",
@@ -89,6 +92,10 @@ fn figure(results: &Results, source: &Source) -> Option<u64> {
     match *source {
         Source::Total(c, h, f) => point(c, h, f).map(|p| p.total.instructions.median),
         Source::PerFrame(c, h, f) => point(c, h, f).map(|p| p.per_frame.instructions.median),
+        Source::PhasePerFrame(c, h, f, phase) => point(c, h, f).and_then(|p| {
+            let stats = &p.phases.iter().find(|n| n.name == phase)?.stats;
+            Some(stats.instructions.median / f)
+        }),
         Source::Metric(name) => results
             .configs
             .iter()
