@@ -76,7 +76,11 @@ enum Command {
         dtb: Option<PathBuf>,
         /// Run on a board instead of QEMU: send the image over this serial line to the
         /// chain loader on its card (`exo image --chain-loader`) and read its console.
-        #[arg(long, value_name = "DEV")]
+        #[arg(
+            long,
+            value_name = "DEV",
+            conflicts_with_all = ["qemu", "qemu_args", "serial1_input", "serial1_output", "dtb"]
+        )]
         serial: Option<PathBuf>,
         /// The serial line's speed, with --serial.
         #[arg(long, value_name = "BAUD", default_value_t = exo_tool::deploy::serial::DEFAULT_BAUD)]

@@ -133,6 +133,11 @@ impl Link for Tty {
     }
 }
 
+/// Time one byte takes on the line at `baud` (10 bits: start, 8 data, stop).
+fn byte_time(baud: u32) -> Duration {
+    Duration::from_nanos(10_000_000_000 / u64::from(baud.max(1)))
+}
+
 /// The loader's answer to a frame.
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
@@ -151,6 +156,7 @@ pub struct Sender<'a, L: Link> {
     log: &'a mut dyn FnMut(&str),
     answer_timeout: Duration,
     quiet: Duration,
+    byte_time: Duration,
 }
 
 impl<'a, L: Link> Sender<'a, L> {
@@ -163,7 +169,14 @@ impl<'a, L: Link> Sender<'a, L> {
             log,
             answer_timeout: Duration::from_millis(HOST_ANSWER_TIMEOUT_MS),
             quiet: Duration::from_millis(2 * QUIET_MS),
+            byte_time: byte_time(DEFAULT_BAUD),
         }
+    }
+
+    /// The line's speed, for the pause before a frame is sent again.
+    pub fn baud(mut self, baud: u32) -> Self {
+        self.byte_time = byte_time(baud);
+        self
     }
 
     /// Text from the line, split into lines (`\r` dropped).
@@ -237,7 +250,9 @@ impl<'a, L: Link> Sender<'a, L> {
             self.link.send(frame)?;
             match self.answer()? {
                 Answer::Ack => return Ok(()),
-                Answer::Nak => thread::sleep(self.quiet),
+                // The loader answers as soon as it sees the damage; the rest of the frame
+                // is still on the line, and it waits for the line to go quiet.
+                Answer::Nak => thread::sleep(self.quiet + self.byte_time * frame.len() as u32),
                 Answer::Silence => (self.log)(&format!(
                     "exo run: no answer to {what} within {} ms: sending it again",
                     self.answer_timeout.as_millis()
@@ -299,7 +314,7 @@ pub fn run(system: &System, image: &Path, options: &SerialOptions) -> anyhow::Re
             eprintln!("{line}");
         }
     };
-    let mut sender = Sender::new(&mut tty, &mut log);
+    let mut sender = Sender::new(&mut tty, &mut log).baud(options.baud);
     let left = options.timeout.min(READY_TIMEOUT);
     sender.wait_ready(left)?;
     if echo {

@@ -95,6 +95,7 @@ fn transfer(loader: &mut FakeLoader, image: &[u8]) -> (anyhow::Result<()>, Vec<S
     let mut record = |line: &str| log.push(line.to_owned());
     let mut sender = Sender::new(loader, &mut record);
     sender.quiet = Duration::ZERO;
+    sender.byte_time = Duration::ZERO;
     let result = sender
         .wait_ready(Duration::from_secs(1))
         .and_then(|()| sender.send(image));
