@@ -4,6 +4,9 @@
 //! a pseudo-terminal; `exo run --serial` (here `exo_tool::run_serial`) sends the default
 //! system over it, and that system runs on the same line and powers off.
 //!
+//! A second boot checks the loader's refusals on the line: an image too large, a damaged
+//! chunk (asked for again), an image whose CRC-32 is not its header's.
+//!
 //! The firmware packages come from build/cache/firmware/ (downloaded once, as for
 //! rpi4_image.rs). The transfer takes about 45 s: QEMU feeds the mini UART's 8-byte FIFO
 //! from a pseudo-terminal at about 5 KB/s.
@@ -14,9 +17,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use exo_loader::Header;
 use exo_system_tests::{announce, boot_lock, workspace_root};
 use exo_tool::Workspace;
-use exo_tool::deploy::serial::{DEFAULT_BAUD, SerialOptions};
+use exo_tool::deploy::serial::{DEFAULT_BAUD, Link, Sender, SerialOptions, Tty};
 use exo_tool::deploy::{Console, ImageOptions, chain_loader};
 
 /// Limit for the whole run: transfer, boot and power-off.
@@ -131,4 +135,94 @@ fn the_chain_loader_receives_the_default_system_over_the_mini_uart_and_it_runs()
         "{starting}"
     );
     assert!(outcome.powered_off, "no power-off line:\n{console}");
+}
+
+/// Sends `bytes` to the loader and reads until its answer byte; returns it with the lines
+/// it printed before.
+fn exchange(tty: &mut Tty, bytes: &[u8]) -> (u8, Vec<String>) {
+    tty.send(bytes).unwrap();
+    let (mut lines, mut line) = (Vec::new(), Vec::new());
+    loop {
+        let byte = tty
+            .recv(Duration::from_secs(10))
+            .unwrap()
+            .unwrap_or_else(|| panic!("no answer from the loader; it said {lines:#?}"));
+        match byte {
+            exo_loader::ACK | exo_loader::NAK | exo_loader::CANCEL => return (byte, lines),
+            b'\n' => lines.push(String::from_utf8_lossy(&std::mem::take(&mut line)).into()),
+            b'\r' => {}
+            other => line.push(other),
+        }
+    }
+}
+
+/// A chunk frame of `data`, index 0.
+fn chunk0(data: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0; exo_loader::CHUNK + exo_loader::CHUNK_OVERHEAD];
+    let length = exo_loader::encode_chunk(0, data, &mut frame);
+    frame.truncate(length);
+    frame
+}
+
+#[test]
+fn the_chain_loader_refuses_damaged_and_corrupt_transfers_in_words() {
+    let root = workspace_root();
+    let workspace = Workspace::locate_for(Some(&root.join("guests/configs/default.toml"))).unwrap();
+    let dir = root.join("build/test-chain-loader-refusals");
+    std::fs::create_dir_all(&dir).unwrap();
+    let kernel = dir.join("kernel8.img");
+    std::fs::write(
+        &kernel,
+        chain_loader::build(&workspace, Console::MiniUart).unwrap(),
+    )
+    .unwrap();
+
+    let _guard = boot_lock();
+    let (_qemu, pty) = start_qemu(&kernel);
+    let mut tty = Tty::open(&pty, DEFAULT_BAUD).unwrap();
+    let mut log = |_: &str| {};
+    Sender::new(&mut tty, &mut log)
+        .wait_ready(Duration::from_secs(20))
+        .expect("the loader did not say it was ready");
+
+    // An image larger than the room below the loader is refused at the header.
+    let huge = Header {
+        length: 1 << 30,
+        crc: 0,
+    };
+    let (answer, lines) = exchange(&mut tty, &huge.encode());
+    assert_eq!(answer, exo_loader::CANCEL, "{lines:#?}");
+    let room = 0x2000_0000 - 0x8_0000;
+    let refusal = format!(
+        "exo-loader: error: the image of 1073741824 bytes is larger than the {room} bytes \
+         below the loader; waiting for an image again"
+    );
+    assert!(lines.contains(&refusal), "no {refusal:?} in {lines:#?}");
+
+    // A chunk damaged on the line is asked for again.
+    let image: Vec<u8> = (0..100u8).collect();
+    let mut header = Header::of(&image);
+    header.crc ^= 1; // and the image will not match its header
+    let (answer, lines) = exchange(&mut tty, &header.encode());
+    assert_eq!(answer, exo_loader::ACK, "header refused: {lines:#?}");
+    let mut damaged = chunk0(&image);
+    damaged[50] ^= 0x10;
+    let (answer, lines) = exchange(&mut tty, &damaged);
+    assert_eq!(answer, exo_loader::NAK, "{lines:#?}");
+    assert_eq!(
+        lines,
+        ["exo-loader: chunk 0 arrived damaged (checksum mismatch): send it again"]
+    );
+    std::thread::sleep(Duration::from_millis(300)); // the loader waits for a quiet line
+
+    // The whole image, every chunk good, does not match the header: refused, not started.
+    let (answer, lines) = exchange(&mut tty, &chunk0(&image));
+    assert_eq!(answer, exo_loader::CANCEL, "{lines:#?}");
+    let refusal = format!(
+        "exo-loader: error: the image's CRC-32 is {:#010x} but the header says {:#010x}: the \
+         transfer is corrupt; waiting for an image again",
+        exo_loader::crc32(&image),
+        header.crc
+    );
+    assert!(lines.contains(&refusal), "no {refusal:?} in {lines:#?}");
 }
