@@ -706,7 +706,9 @@ mod tests {
         // Every device a partition may own on the Pi masters the bus; the consoles do not.
         assert_eq!(
             pi.ownable_devices(),
-            ["dma", "emmc2", "usb", "pcie", "genet", "v3d"]
+            [
+                "dma", "dma15", "emmc2", "emmc", "usb", "pcie", "genet", "hvs", "v3d"
+            ]
         );
         assert!(pi.devices.iter().all(|d| d.dma == d.reserved.is_none()));
         let emmc2 = pi.device("emmc2").unwrap();
