@@ -92,6 +92,28 @@ fn unknown_device() {
 }
 
 #[test]
+fn dma_device_without_trust() {
+    refused(
+        "bad-dma-device.toml",
+        11,
+        "device `emmc2` of partition `storage` can master DMA (board `raspi4b` marks `emmc2` \
+         at 0xfe340000..0xfe341000 `dma = true`): its own memory accesses bypass stage 2 and no \
+         IOMMU confines them, so the partition could read and write all RAM, the kernel's \
+         included; give the partition `trusted_dma = true` if you trust it that far",
+    );
+}
+
+#[test]
+fn region_over_a_dma_device_without_trust() {
+    refused(
+        "bad-dma-region.toml",
+        12,
+        "region 0xfe007000..0xfe008000, which overlaps device `dma`, of partition `mover` can \
+         master DMA",
+    );
+}
+
+#[test]
 fn unknown_capability() {
     refused(
         "bad-capability.toml",

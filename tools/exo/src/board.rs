@@ -30,7 +30,19 @@
 //! size = "4KiB"
 //! interrupts = [40]
 //! qemu_serial = 1              # optional: it is QEMU's serial port 1 (`exo run` wires it)
+//!
+//! [devices.dma]
+//! base = 0x0A00_0000
+//! size = "4KiB"
+//! dma = true                   # optional (default false): it masters the bus (DMA)
 //! ```
+//!
+//! **DMA.** A device marked `dma = true` reads and writes physical memory itself. Without
+//! an IOMMU (the BCM2711 has none) nothing translates or checks its accesses: stage 2 binds
+//! the CPU, not the device, so a partition that programs it can read and write all RAM, the
+//! kernel's and every other partition's. `exo check` refuses a partition owning such a
+//! device (by name or by a region overlapping it) unless the partition says
+//! `trusted_dma = true` (see [`crate::config`]).
 //!
 //! A partition owns a device with `devices = ["uart1"]` in its configuration; reserved
 //! devices (the console UART, the GIC frames) are never a partition's, and neither are
@@ -120,6 +132,9 @@ pub struct Device {
     /// What the kernel keeps the device for, when it is the kernel's (no partition may own
     /// it, its region or its interrupts).
     pub reserved: Option<String>,
+    /// It masters the bus (DMA), past stage 2: only a partition trusted with all RAM may
+    /// own it.
+    pub dma: bool,
     /// Line of its table header in the board file.
     pub line: usize,
 }
@@ -204,6 +219,8 @@ struct RawDevice {
     interrupts: Vec<Spanned<i64>>,
     qemu_serial: Option<Spanned<i64>>,
     reserved: Option<String>,
+    #[serde(default)]
+    dma: bool,
 }
 
 /// Why a board could not be loaded.
@@ -336,6 +353,13 @@ impl Board {
     /// Devices the kernel keeps ([`Device::reserved`]).
     pub fn reserved_devices(&self) -> impl Iterator<Item = &Device> {
         self.devices.iter().filter(|d| d.reserved.is_some())
+    }
+
+    /// The first DMA-capable device ([`Device::dma`]) whose region overlaps `region`.
+    pub fn dma_device_in(&self, region: Range) -> Option<&Device> {
+        self.devices
+            .iter()
+            .find(|d| d.dma && region.overlaps(&Range::at(d.base, d.size)))
     }
 
     /// Names of the devices a partition may own, in file order.
@@ -508,6 +532,7 @@ fn parse_device(name: &str, raw: &RawDevice, gic: &Gic) -> Result<Device, (usize
         interrupts,
         qemu_serial,
         reserved: raw.reserved.clone(),
+        dma: raw.dma,
         line: 0,
     })
 }
@@ -678,13 +703,31 @@ mod tests {
             (2, Some(0xFF84_2000))
         );
         assert_eq!(pi.device("uart0").unwrap().interrupts, [153]);
-        assert!(pi.ownable_devices().is_empty());
+        // Every device a partition may own on the Pi masters the bus; the consoles do not.
+        assert_eq!(
+            pi.ownable_devices(),
+            [
+                "dma", "dma15", "emmc2", "emmc", "usb", "pcie", "genet", "hvs", "v3d"
+            ]
+        );
+        assert!(pi.devices.iter().all(|d| d.dma == d.reserved.is_none()));
+        let emmc2 = pi.device("emmc2").unwrap();
+        assert_eq!(
+            (emmc2.base, emmc2.interrupts.as_slice()),
+            (0xFE34_0000, &[158][..])
+        );
+        assert_eq!(
+            pi.dma_device_in(Range::at(0xFE00_7000, 0x1000))
+                .map(|d| d.name.as_str()),
+            Some("dma")
+        );
+        assert!(pi.dma_device_in(Range::at(0xFE20_1000, 0x1000)).is_none());
     }
 
     #[test]
     fn devices_parse_in_file_order() {
         let text = format!(
-            "{BOARD}[devices.zeta]\nbase = 0x1000\nsize = 4096\n\
+            "{BOARD}[devices.zeta]\nbase = 0x1000\nsize = 4096\ndma = true\n\
              [devices.alpha]\nbase = 0x2000\nsize = \"8KiB\"\ninterrupts = [32, 287]\n\
              reserved = \"a test\"\n"
         );
@@ -693,6 +736,7 @@ mod tests {
         assert_eq!(names, ["zeta", "alpha"]);
         assert_eq!(board.devices[0].line, 10);
         assert_eq!(board.devices[1].interrupts, [32, 287]);
+        assert_eq!((board.devices[0].dma, board.devices[1].dma), (true, false));
         assert_eq!(board.ownable_devices(), ["zeta"]);
         assert_eq!(board.reserved_devices().count(), 1);
     }

@@ -27,6 +27,8 @@
 //! devices = ["uart1"]   # optional (default []); board devices it owns, with their
 //!                       # interrupts, or regions: { base = 0x0904_0000, size = "4KiB",
 //!                       # ipa = 0x0904_0000 } (ipa optional, default base)
+//! trusted_dma = true    # optional (default false); it may own DMA-capable devices,
+//!                       # and so read and write all RAM (see below)
 //! ```
 //!
 //! A program containing `/` or ending in `.elf` is a path relative to the configuration
@@ -41,6 +43,12 @@
 //! IPA window (`0x3FFF_0000`), apart from each other and, on GICv2, from the GIC CPU
 //! interface the partition sees at the board's `cpu_interface`. At most 64 interrupts and
 //! 16 regions per partition.
+//!
+//! **DMA.** A board device marked `dma = true` reads and writes physical memory itself,
+//! and without an IOMMU (the Raspberry Pi 4 has none) stage 2 does not stand in its way: a
+//! partition programming it can read and write all RAM, the kernel's included. A partition
+//! owning one, by name or by a region overlapping it, is refused unless it says
+//! `trusted_dma = true`, which puts it inside the trusted computing base.
 //!
 //! **Time slices.** `schedule` lists partition names, one per slot (at most 256), and every
 //! partition needs at least one slot. Left out, each partition gets one slot, in order.
@@ -193,6 +201,8 @@ pub struct Partition {
     pub interrupts: Vec<u32>,
     /// Device regions it owns, in order.
     pub devices: Vec<OwnedDevice>,
+    /// It may own DMA-capable devices (`trusted_dma`): it can read and write all RAM.
+    pub trusted_dma: bool,
     /// Line of its `[[partition]]` header.
     pub line: usize,
     /// Line of its `memory` key.
@@ -232,6 +242,9 @@ impl System {
                     Bytes(d.region.size),
                     d.region.ipa.raw()
                 );
+            }
+            if p.trusted_dma {
+                line += ", trusted with DMA (can reach all RAM)";
             }
             let peers: Vec<&str> = (0..names.len())
                 .filter(|&i| p.talks_to & (1 << i) != 0)
@@ -406,6 +419,7 @@ struct RawPartition {
     capabilities: Option<Vec<Spanned<String>>>,
     interrupts: Option<IntidList>,
     devices: Option<DeviceList>,
+    trusted_dma: Option<bool>,
 }
 
 /// The names `capabilities` accepts, with the flag each grants and what it allows.
@@ -742,10 +756,12 @@ pub fn parse(
         fit.add(&board, &giver, name, guarantee_bytes, borrow_bytes)
             .map_err(|m| error(guarantee_at, m))?;
 
+        let trusted_dma = raw.trusted_dma.unwrap_or(false);
         let claimant = Claimant {
             name,
             board: &board,
             text,
+            trusted_dma,
         };
         let resources = resources::claim(
             &mut claims,
@@ -767,6 +783,7 @@ pub fn parse(
             flags: capabilities(raw.capabilities.as_deref()).map_err(|(at, m)| error(at, m))?,
             interrupts: resources.interrupts,
             devices: resources.devices,
+            trusted_dma,
             line,
             memory_line: line_of(text, memory_at),
         });
@@ -890,7 +907,8 @@ pub(crate) mod testing {
     }
 
     /// Devices of the made-up boards: the console (reserved), a UART a partition may own
-    /// (QEMU serial 1), a device with three interrupts, and a reserved GIC distributor.
+    /// (QEMU serial 1), a device with three interrupts, a reserved GIC distributor and a
+    /// DMA controller.
     const DEVICES: &str = "
 [devices.uart0]
 base = 0x0900_0000
@@ -913,6 +931,12 @@ interrupts = [34, 35, 36]
 base = 0x0800_0000
 size = \"64KiB\"
 reserved = \"the GIC distributor (GICD)\"
+
+[devices.dma]
+base = 0x0A10_0000
+size = \"8KiB\"
+interrupts = [70]
+dma = true
 ";
 
     /// A made-up workspace: boards `qemu-virt` (GICv3) and `qemu-virt-gicv2` (GICC at
@@ -1825,12 +1849,66 @@ mod tests {
     }
 
     #[test]
+    fn dma_devices_need_a_trusted_partition() {
+        // By name: refused on the entry's line, saying why.
+        let e = refused(
+            &partition(0, "4096", &["devices = [\"uart1\", \"dma\"]"]),
+            5,
+            "device `dma` of partition `p0` can master DMA",
+        );
+        assert!(e.message.contains("bypass stage 2"), "{e}");
+        assert!(e.message.contains("all RAM"), "{e}");
+        assert!(e.message.contains("trusted_dma = true"), "{e}");
+        // By a region overlapping its second page.
+        let e = refused(
+            &partition(
+                0,
+                "4096",
+                &["devices = [{ base = 0x0A10_1000, size = \"4KiB\" }]"],
+            ),
+            5,
+            "region 0xa101000..0xa102000, which overlaps device `dma`, of partition `p0` can \
+             master DMA",
+        );
+        assert!(e.message.contains("0xa100000..0xa102000"), "{e}");
+        // A region next to it is no DMA device.
+        accepted(&partition(
+            0,
+            "4096",
+            &["devices = [{ base = 0x0A10_2000, size = \"4KiB\" }]"],
+        ));
+        // Trusted, it may own it (with its interrupt), and `exo check` says so.
+        let system = accepted(&partition(
+            0,
+            "4096",
+            &["devices = [\"dma\"]", "trusted_dma = true"],
+        ));
+        let p0 = &system.partitions[0];
+        assert!(p0.trusted_dma);
+        assert_eq!(p0.interrupts, [70]);
+        assert!(
+            system
+                .summary()
+                .contains("trusted with DMA (can reach all RAM)"),
+            "{}",
+            system.summary()
+        );
+        // `trusted_dma = false` is the default, said out loud.
+        refused(
+            &partition(0, "4096", &["trusted_dma = false", "devices = [\"dma\"]"]),
+            6,
+            "can master DMA",
+        );
+        assert!(!accepted(HELLO).partitions[0].trusted_dma);
+    }
+
+    #[test]
     fn unknown_device_lists_the_boards() {
         let e = refused(
             &partition(0, "4096", &["devices = [\"uart1\", \"uart9\"]"]),
             5,
             "unknown device `uart9`: devices of board `qemu-virt` a partition may own are \
-             `uart1`, `rtc`",
+             `uart1`, `rtc`, `dma`",
         );
         assert!(e.message.contains("or give a region"), "{e}");
     }

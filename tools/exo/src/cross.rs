@@ -4,6 +4,8 @@
 //!   `EXO_LINKER_SCRIPT` set to the board's linker script (the kernel's `build.rs` reads it);
 //!   the ELF is then copied to `build/<board>/exo-kernel.elf`, because boards share
 //!   `target/`;
+//! - the chain loader (only for `exo image --chain-loader`): package `exo-loader`, for
+//!   [`KERNEL_TARGET`], linked by its own `loader/loader.ld`;
 //! - guests: every binary of package `exo-guests`, for [`GUEST_TARGET`], found at
 //!   `target/aarch64-unknown-none/release/<name>`.
 
@@ -17,6 +19,8 @@ use crate::workspace::Workspace;
 
 /// Package and binary name of the kernel.
 pub const KERNEL_PACKAGE: &str = "exo-kernel";
+/// Package and binary name of the serial chain loader.
+pub const LOADER_PACKAGE: &str = "exo-loader";
 /// Package holding the guest programs.
 pub const GUEST_PACKAGE: &str = "exo-guests";
 
@@ -75,6 +79,18 @@ pub fn build(
         kernel: copy,
         guest_dir: workspace.target_dir().join(GUEST_TARGET).join("release"),
     })
+}
+
+/// Builds the serial chain loader; returns its ELF.
+pub fn build_loader(workspace: &Workspace, toolchain: &Toolchain) -> anyhow::Result<PathBuf> {
+    let mut command = toolchain.cargo_build(workspace, KERNEL_TARGET);
+    command.args(["-p", LOADER_PACKAGE, "--bin", LOADER_PACKAGE]);
+    run(command, "the chain loader")?;
+    Ok(workspace
+        .target_dir()
+        .join(KERNEL_TARGET)
+        .join("release")
+        .join(LOADER_PACKAGE))
 }
 
 fn run(mut command: std::process::Command, what: &str) -> anyhow::Result<()> {

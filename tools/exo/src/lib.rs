@@ -74,6 +74,22 @@ pub fn image(
     out: &Path,
     options: &deploy::ImageOptions,
 ) -> anyhow::Result<deploy::BootFolder> {
+    if options.chain_loader {
+        let system = config::load(workspace, config, board)?;
+        if system.board.name != deploy::BOARD {
+            anyhow::bail!(
+                "the chain loader is for the Raspberry Pi 4 (--board {}), not board `{}`",
+                deploy::BOARD,
+                system.board.name
+            );
+        }
+        let loader = deploy::chain_loader::build(workspace, options.console)?;
+        let dir = workspace.build_dir(&system.board.name);
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("exo-loader.img");
+        std::fs::write(&path, loader)?;
+        return deploy::write_boot_folder(workspace, &system, &path, out, options);
+    }
     let (system, image) = build(workspace, config, board)?;
     deploy::write_boot_folder(workspace, &system, &image, out, options)
 }
@@ -88,4 +104,25 @@ pub fn run_system(config: &Path, options: &RunOptions) -> anyhow::Result<RunOutc
     let workspace = Workspace::locate_for(Some(config))?;
     let (system, image) = build(&workspace, config, options.board.as_deref())?;
     qemu::run(&system, &image, options)
+}
+
+/// Checks and builds a configuration for `board` and sends it over a serial line to the
+/// chain loader on a board's card, then reads its console: `exo run --serial`.
+pub fn run_serial(
+    config: &Path,
+    board: Option<&str>,
+    options: &deploy::serial::SerialOptions,
+) -> anyhow::Result<RunOutcome> {
+    let workspace = Workspace::locate_for(Some(config))?;
+    let system = config::load(&workspace, config, board)?;
+    if system.board.name != deploy::BOARD {
+        anyhow::bail!(
+            "exo run --serial sends the image to the chain loader on a Raspberry Pi 4: give \
+             --board {} (the configuration's board is `{}`)",
+            deploy::BOARD,
+            system.board.name
+        );
+    }
+    let (system, image) = build(&workspace, config, board)?;
+    deploy::serial::run(&system, &image, options)
 }

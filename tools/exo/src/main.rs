@@ -44,6 +44,10 @@ enum Command {
         /// The Raspberry Pi firmware's disable-bt.dtbo, for the PL011 console.
         #[arg(long, value_name = "FILE")]
         disable_bt_overlay: Option<PathBuf>,
+        /// Write the serial chain loader as kernel8.img instead of the system: the card
+        /// then boots whatever `exo run --board raspi4b --serial DEV` sends it.
+        #[arg(long)]
+        chain_loader: bool,
     },
     /// Build, boot under QEMU and report each partition's result.
     Run {
@@ -70,6 +74,17 @@ enum Command {
         /// (compiled with dtc), e.g. the Raspberry Pi's own on raspi4b.
         #[arg(long, value_name = "FILE")]
         dtb: Option<PathBuf>,
+        /// Run on a board instead of QEMU: send the image over this serial line to the
+        /// chain loader on its card (`exo image --chain-loader`) and read its console.
+        #[arg(
+            long,
+            value_name = "DEV",
+            conflicts_with_all = ["qemu", "qemu_args", "serial1_input", "serial1_output", "dtb"]
+        )]
+        serial: Option<PathBuf>,
+        /// The serial line's speed, with --serial.
+        #[arg(long, value_name = "BAUD", default_value_t = exo_tool::deploy::serial::DEFAULT_BAUD)]
+        baud: u32,
     },
     /// Boot a configuration with every kernel instruction logged (QEMU `-icount`, one
     /// instruction per block) and report which kernel functions executed how many. Slow,
@@ -195,6 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sd_image,
             console,
             disable_bt_overlay,
+            chain_loader,
         } => {
             let (workspace, path) = locate(&target)?;
             let board = target.board.as_deref().or(Some(exo_tool::deploy::BOARD));
@@ -206,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 disable_bt_overlay,
                 sd_image: sd_image.clone(),
+                chain_loader,
             };
             let folder = exo_tool::image(&workspace, &path, board, &out, &options)?;
             for file in &folder.files {
@@ -314,9 +331,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serial1_input,
             serial1_output,
             dtb,
+            serial,
+            baud,
         } => {
             let (workspace, path) = locate(&target)?;
             announce_build(&workspace, &path, target.board.as_deref())?;
+            if let Some(device) = serial {
+                let options = exo_tool::deploy::serial::SerialOptions {
+                    device,
+                    baud,
+                    timeout: Duration::from_secs(timeout),
+                    echo: true,
+                };
+                let outcome = exo_tool::run_serial(&path, target.board.as_deref(), &options)?;
+                eprintln!("{outcome}");
+                return Ok(ExitCode::from(if outcome.success() { 0 } else { 1 }));
+            }
             let options = RunOptions {
                 timeout: Duration::from_secs(timeout),
                 board: target.board,

@@ -198,6 +198,8 @@ pub(super) struct Claimant<'a> {
     pub board: &'a Board,
     /// The whole configuration text, to turn offsets into lines.
     pub text: &'a str,
+    /// Its `trusted_dma`: it may own DMA-capable devices.
+    pub trusted_dma: bool,
 }
 
 /// Checks partition `who`'s `devices` and `interrupts` against the board and what earlier
@@ -228,6 +230,7 @@ pub(super) fn claim(
             DeviceEntry::Named(name) => named_device(claims, who, name, at)?,
             DeviceEntry::Region(raw) => explicit_region(who, raw, at)?,
         };
+        check_dma(who, &device, at)?;
         check_region(claims, who, &taken.devices, &device, at)?;
         let owner = Owner {
             partition: who.name.to_owned(),
@@ -506,6 +509,35 @@ fn explicit_region(who: &Claimant<'_>, raw: &RawRegion, at: usize) -> Result<Own
         qemu_serial: None,
         line: line_of(who.text, at),
     })
+}
+
+/// Refuses a DMA-capable device (named, or overlapped by a region) to a partition that
+/// does not say `trusted_dma = true`.
+fn check_dma(who: &Claimant<'_>, device: &OwnedDevice, at: usize) -> Result<(), Refusal> {
+    if who.trusted_dma {
+        return Ok(());
+    }
+    let region = Range::at(device.region.phys.raw(), device.region.size);
+    let Some(dma) = who.board.dma_device_in(region) else {
+        return Ok(());
+    };
+    let what = match &device.name {
+        Some(name) => format!("device `{name}`"),
+        None => format!("region {region}, which overlaps device `{}`,", dma.name),
+    };
+    Err((
+        at,
+        format!(
+            "{what} of partition `{}` can master DMA (board `{}` marks `{}` at {} `dma = \
+             true`): its own memory accesses bypass stage 2 and no IOMMU confines them, so \
+             the partition could read and write all RAM, the kernel's \
+             included; give the partition `trusted_dma = true` if you trust it that far",
+            who.name,
+            who.board.name,
+            dma.name,
+            Range::at(dma.base, dma.size)
+        ),
+    ))
 }
 
 /// Checks a device region against other partitions' regions (physical addresses) and the

@@ -1,10 +1,14 @@
 //! Deploying to real hardware: `exo image` writes a Raspberry Pi 4 boot folder (the image
 //! as `kernel8.img`, the firmware, its device tree and a generated `config.txt`) and,
-//! optionally, an SD card image holding it.
+//! optionally, an SD card image holding it. With `--chain-loader`, `kernel8.img` is the
+//! serial chain loader ([`chain_loader`]) and `exo run --serial` ([`serial`]) sends the
+//! system over the console line.
 
+pub mod chain_loader;
 pub mod config_txt;
 pub mod firmware;
 pub mod sd_image;
+pub mod serial;
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +32,9 @@ pub struct ImageOptions {
     pub disable_bt_overlay: Option<PathBuf>,
     /// Also write an SD card image here.
     pub sd_image: Option<PathBuf>,
+    /// Write the serial chain loader as `kernel8.img` instead of the system's image
+    /// (`exo run --serial` then sends the system).
+    pub chain_loader: bool,
 }
 
 impl Default for ImageOptions {
@@ -36,6 +43,7 @@ impl Default for ImageOptions {
             console: Console::MiniUart,
             disable_bt_overlay: None,
             sd_image: None,
+            chain_loader: false,
         }
     }
 }
