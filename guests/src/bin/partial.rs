@@ -11,31 +11,14 @@
 
 use exo_guests::{grow_until_refused, verify_patterns};
 use exo_libos::abi::revocation::{Reason, RequestState};
-use exo_libos::mem::policy::choose_default;
-use exo_libos::mem::table::Holdings;
-use exo_libos::mem::{self, RepossessionReader, RevocationPolicy, RevocationRequest};
-use exo_libos::mem::{Selection, revocation};
+use exo_libos::mem::{self, HalfPolicy, RepossessionReader, revocation};
 use exo_libos::spin::Mutex;
 use exo_libos::time::Deadline;
 use exo_libos::{Error, ExitCode, Info, println, upcall};
 
 exo_libos::entry!(main);
 
-/// Gives back half of what is owed, in the default order.
-struct Half;
-
-impl RevocationPolicy for Half {
-    fn choose(
-        &mut self,
-        request: &RevocationRequest<'_>,
-        holdings: &Holdings<'_>,
-        choice: &mut Selection,
-    ) {
-        choose_default(holdings, request.named, (request.owed / 2) as usize, choice);
-    }
-}
-
-static HALF: Mutex<Half> = Mutex::new(Half);
+static HALF: Mutex<HalfPolicy> = Mutex::new(HalfPolicy);
 
 /// How long to wait for the request and then for the abort.
 const WAIT_MS: u64 = 40_000;

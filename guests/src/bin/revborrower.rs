@@ -27,28 +27,16 @@ use exo_libos::mem::call::{PartitionId, partition_lookup};
 use exo_libos::mem::policy::choose_default;
 use exo_libos::mem::revocation::{self, Timeline};
 use exo_libos::mem::table::Holdings;
-use exo_libos::mem::{self, RefusePolicy, RevocationPolicy, RevocationRequest, Selection};
+use exo_libos::mem::{
+    self, HalfPolicy, RefusePolicy, RevocationPolicy, RevocationRequest, Selection,
+};
 use exo_libos::spin::Mutex;
 use exo_libos::time::Deadline;
 use exo_libos::{Error, ExitCode, Info, PhysAddr, println, upcall};
 
 exo_libos::entry!(main);
 
-/// Gives back half of what is owed, in the default order.
-struct Half;
-
-impl RevocationPolicy for Half {
-    fn choose(
-        &mut self,
-        request: &RevocationRequest<'_>,
-        holdings: &Holdings<'_>,
-        choice: &mut Selection,
-    ) {
-        choose_default(holdings, request.named, (request.owed / 2) as usize, choice);
-    }
-}
-
-static HALF: Mutex<Half> = Mutex::new(Half);
+static HALF: Mutex<HalfPolicy> = Mutex::new(HalfPolicy);
 
 /// Frames kept granted to `grantee` in `grant` mode.
 const SHARED: usize = 64;
@@ -116,20 +104,7 @@ static REFUSE: Mutex<RefusePolicy> = Mutex::new(RefusePolicy);
 /// Most requests whose stamps are kept.
 const KEPT: usize = 1024;
 /// The stamps copied so far.
-static TIMELINES: Mutex<[Timeline; KEPT]> = Mutex::new(
-    [Timeline {
-        sequence: 0,
-        issued_at: 0,
-        deadline: 0,
-        entered: 0,
-        chosen: 0,
-        released: 0,
-        acknowledged: 0,
-        owed: 0,
-        frames: 0,
-        held: 0,
-    }; KEPT],
-);
+static TIMELINES: Mutex<[Timeline; KEPT]> = Mutex::new([Timeline::EMPTY; KEPT]);
 
 /// The word `revdriver` sends when it is done.
 const DONE: u64 = 0xD0E;

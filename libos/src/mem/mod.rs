@@ -34,7 +34,9 @@ use exo_abi::{BindAttributes, Error, Ipa, PAGE_SIZE, PhysAddr};
 use spin::{Mutex, MutexGuard};
 
 pub use call::{Grant, MemInfo, PartitionId};
-pub use policy::{DefaultPolicy, RefusePolicy, RevocationPolicy, RevocationRequest, Selection};
+pub use policy::{
+    DefaultPolicy, HalfPolicy, RefusePolicy, RevocationPolicy, RevocationRequest, Selection,
+};
 pub use revocation::{RepossessionReader, RevocationStats, set_revocation_policy};
 pub use table::Frame;
 

@@ -140,6 +140,22 @@ impl RevocationPolicy for RefusePolicy {
     fn choose(&mut self, _: &RevocationRequest<'_>, _: &Holdings<'_>, _: &mut Selection) {}
 }
 
+/// A policy that gives back half of what is owed, in the default order, so the abort
+/// protocol takes the rest at the deadline: partial compliance, for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HalfPolicy;
+
+impl RevocationPolicy for HalfPolicy {
+    fn choose(
+        &mut self,
+        request: &RevocationRequest<'_>,
+        holdings: &Holdings<'_>,
+        choice: &mut Selection,
+    ) {
+        choose_default(holdings, request.named, (request.owed / 2) as usize, choice);
+    }
+}
+
 /// Adds up to `count` revocable frames to `choice` in the default order: frames in `named`,
 /// then unbound frames, then bound frames from the least recently bound. Returns how many
 /// it added. Custom policies can use it to release a different amount in the same order.

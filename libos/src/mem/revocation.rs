@@ -749,11 +749,9 @@ mod timeline {
         pub held: u64,
     }
 
-    /// Requests remembered (the latest ones, by sequence number).
-    const KEPT: usize = 16;
-
-    static KEPT_TIMELINES: Mutex<[Timeline; KEPT]> = Mutex::new(
-        [Timeline {
+    impl Timeline {
+        /// No request: every stamp zero (for arrays of timelines).
+        pub const EMPTY: Timeline = Timeline {
             sequence: 0,
             issued_at: 0,
             deadline: 0,
@@ -764,8 +762,13 @@ mod timeline {
             owed: 0,
             frames: 0,
             held: 0,
-        }; KEPT],
-    );
+        };
+    }
+
+    /// Requests remembered (the latest ones, by sequence number).
+    const KEPT: usize = 16;
+
+    static KEPT_TIMELINES: Mutex<[Timeline; KEPT]> = Mutex::new([Timeline::EMPTY; KEPT]);
 
     /// Records `new` (dropped if a reader holds the lock: stamps never make the work wait).
     pub(super) fn record(new: Timeline) {
