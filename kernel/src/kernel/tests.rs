@@ -1815,6 +1815,10 @@ mod model {
         blocked: [Option<(usize, u64, u64)>; 3],
         /// Issues found by checks that are reported rather than asserted.
         log: Vec<String>,
+        /// Every partition's stage-2 mappings at the last check, and how long the TLB log
+        /// was then: a mapping gone or changed since must have been invalidated since.
+        mapped: [Vec<Mapping>; 3],
+        tlb_seen: usize,
     }
 
     std::thread_local! {
@@ -1966,12 +1970,49 @@ mod model {
 
     impl World {
         fn new() -> Self {
+            let mut k = build(FRAMES, &configs());
+            let mapped = core::array::from_fn(|p| mappings(&mut k, p));
+            let tlb_seen = k.platform.tlb.borrow().len();
             Self {
-                k: build(FRAMES, &configs()),
+                k,
                 dirty: BTreeMap::new(),
                 blocked: [None; 3],
                 log: Vec::new(),
+                mapped,
+                tlb_seen,
             }
+        }
+
+        /// No stale translation survives a step: every stage-2 mapping removed or changed
+        /// since the last check was invalidated in the TLB (by IPA, or the whole VMID)
+        /// before the kernel returned. Without it a partition could keep reaching a frame
+        /// that has gone to another owner, through its TLB.
+        fn check_tlb(&mut self) -> Result<(), TestCaseError> {
+            let k = &mut self.k;
+            let log = k.platform.tlb.borrow().clone();
+            let since = &log[self.tlb_seen.min(log.len())..];
+            for p in 0..3 {
+                let now = mappings(k, p);
+                let vmid = k.partition(p).unwrap().vmid;
+                for old in &self.mapped[p] {
+                    if now.contains(old) {
+                        continue;
+                    }
+                    let invalidated = since
+                        .iter()
+                        .any(|e| *e == TlbEvent::Vmid(vmid) || *e == TlbEvent::Ipa(vmid, old.ipa));
+                    prop_assert!(
+                        invalidated,
+                        "p{}'s mapping of {} at {} went without a TLB invalidation",
+                        p,
+                        old.phys,
+                        old.ipa
+                    );
+                }
+                self.mapped[p] = now;
+            }
+            self.tlb_seen = log.len();
+            Ok(())
         }
 
         /// One step. Returns false when nobody can run any more.
@@ -2438,6 +2479,7 @@ mod model {
 
         /// Invariants after every step.
         fn after_step(&mut self, _caller: Option<usize>) -> Result<(), TestCaseError> {
+            self.check_tlb()?;
             let k = &mut self.k;
             if let Err(e) = k.self_check() {
                 prop_assert!(false, "self_check: {}", e);
