@@ -106,12 +106,21 @@ pub struct FrameTable<const N: usize, const H: usize> {
 pub struct Holdings<'a> {
     frames: &'a [Frame],
     heads: [u32; 2],
+    /// The table's hash index (slot + 1 per position, 0 empty; its length a power of two).
+    index: &'a [u32],
 }
 
 impl<'a> Holdings<'a> {
     /// Every held frame, by slot.
     pub fn frames(&self) -> &'a [Frame] {
         self.frames
+    }
+
+    /// The slot of the frame named `phys`, if it is held: a hash lookup, not a walk.
+    pub fn slot_of(&self, phys: PhysAddr) -> Option<usize> {
+        position_in(self.frames, self.index, phys.raw())
+            .ok()
+            .map(|position| self.index[position] as usize - 1)
     }
 
     /// Slots of the frames a policy may release, in the default order: unbound frames
@@ -164,6 +173,7 @@ impl<const N: usize, const H: usize> FrameTable<N, H> {
         Holdings {
             frames: self.frames(),
             heads: self.heads,
+            index: &self.index,
         }
     }
 
@@ -375,21 +385,12 @@ impl<const N: usize, const H: usize> FrameTable<N, H> {
 
     /// The index position holding `phys`, or the empty position where it would go.
     fn position_of(&self, phys: u64) -> Result<usize, usize> {
-        let mut position = Self::home(phys);
-        loop {
-            match self.index[position] {
-                0 => return Err(position),
-                entry if self.frames[entry as usize - 1].phys == phys => return Ok(position),
-                _ => position = (position + 1) & (H - 1),
-            }
-        }
+        position_in(&self.frames, &self.index, phys)
     }
 
-    /// Where `phys` would sit in the index without collisions (Fibonacci hashing of the
-    /// frame number).
+    /// Where `phys` would sit in the index without collisions.
     fn home(phys: u64) -> usize {
-        let hash = (phys / PAGE_SIZE).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (hash >> 32) as usize & (H - 1)
+        home_in(phys, H)
     }
 
     /// Empties index `position`, shifting later entries of the same probe run back so every
@@ -419,6 +420,28 @@ impl<const N: usize, const H: usize> FrameTable<N, H> {
     }
 }
 
+/// Where `phys` would sit in an index of `len` positions (a power of two) without
+/// collisions: Fibonacci hashing of the frame number.
+fn home_in(phys: u64, len: usize) -> usize {
+    let hash = (phys / PAGE_SIZE).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (hash >> 32) as usize & (len - 1)
+}
+
+/// The position of `index` (a hash index of `frames`, its length a power of two) holding
+/// `phys`, or the empty position where it would go: linear probing from the frame number's
+/// Fibonacci hash.
+fn position_in(frames: &[Frame], index: &[u32], phys: u64) -> Result<usize, usize> {
+    let mask = index.len() - 1;
+    let mut position = home_in(phys, index.len());
+    loop {
+        match index[position] {
+            0 => return Err(position),
+            entry if frames[entry as usize - 1].phys == phys => return Ok(position),
+            _ => position = (position + 1) & mask,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,6 +451,26 @@ mod tests {
 
     fn frame(n: u64) -> PhysAddr {
         PhysAddr::new(0x4000_0000 + n * PAGE_SIZE)
+    }
+
+    /// A policy finds a named frame by hash, in holdings of any size, after removals shift
+    /// the probe runs.
+    #[test]
+    fn holdings_find_each_held_frame_by_name() {
+        let mut table = Box::new(Small::new());
+        for n in 0..300 {
+            table.insert(frame(n)).unwrap();
+        }
+        for n in (0..300).step_by(3) {
+            table.remove(frame(n));
+        }
+        let holdings = table.holdings();
+        for n in 0..300 {
+            let found = holdings.slot_of(frame(n)).map(|slot| holdings[slot].phys());
+            let expected = (n % 3 != 0).then(|| frame(n));
+            assert_eq!(found, expected, "frame {n}");
+        }
+        assert_eq!(holdings.slot_of(frame(1000)), None);
     }
 
     #[test]
