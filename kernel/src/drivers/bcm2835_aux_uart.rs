@@ -105,10 +105,6 @@ pub fn init_sequence(clock_hz: u32) -> [Step; 8] {
     ]
 }
 
-/// Polls of AUX_MU_LSR_REG before a wait is given up (as for the PL011): the console then
-/// drops bytes instead of hanging the kernel.
-const MAX_POLLS: u32 = 1 << 22;
-
 /// The mini UART.
 pub struct MiniUart {
     registers: &'static Registers,
@@ -165,16 +161,11 @@ impl MiniUart {
         }
     }
 
-    /// Waits until `flag` is set in LSR, at most [`MAX_POLLS`] polls; false (and the UART
-    /// marked stuck) if it never was.
+    /// Waits until `flag` is set in LSR, within [`super::bounded_wait`]'s bound; false (and
+    /// the UART marked stuck) if it never was.
     fn wait_for(&mut self, flag: tock_registers::fields::Field<u32, LSR::Register>) -> bool {
-        let mut polls = 0;
-        while !self.stuck && !self.registers.lsr.is_set(flag) {
-            polls += 1;
-            self.stuck = polls >= MAX_POLLS;
-            core::hint::spin_loop();
-        }
-        !self.stuck
+        let lsr = &self.registers.lsr;
+        super::bounded_wait(&mut self.stuck, || !lsr.is_set(flag))
     }
 
     /// Sends one byte once the FIFO has room; dropped if the UART is stuck.

@@ -5,6 +5,24 @@ pub mod bcm2835_watchdog;
 pub mod pl011;
 
 use crate::boot_info::{ConsoleUart, UartKind};
+
+/// Polls of a UART's status register before a wait is given up: far longer than a full
+/// FIFO takes to drain at any usable baud rate (each poll is a device read), yet finite
+/// when the UART is not clocked or not enabled. The console then drops bytes instead of
+/// hanging the kernel.
+const MAX_POLLS: u32 = 1 << 22;
+
+/// Polls `busy` until it is false, at most [`MAX_POLLS`] times. A UART that stays busy is
+/// marked `stuck`, and every later wait gives up at once. Returns whether it became ready.
+fn bounded_wait(stuck: &mut bool, mut busy: impl FnMut() -> bool) -> bool {
+    let mut polls = 0;
+    while !*stuck && busy() {
+        polls += 1;
+        *stuck = polls >= MAX_POLLS;
+        core::hint::spin_loop();
+    }
+    !*stuck
+}
 use bcm2835_aux_uart::MiniUart;
 use pl011::Pl011;
 

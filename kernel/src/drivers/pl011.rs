@@ -91,11 +91,6 @@ pub fn init_sequence(clock_hz: u32) -> [(Register, u32); 8] {
     ]
 }
 
-/// Polls of UARTFR before a wait is given up: far longer than a full FIFO takes to drain
-/// at any usable baud rate (each poll is a device read), yet finite when the UART is not
-/// clocked or not enabled. Then the console goes silent instead of hanging the kernel.
-const MAX_POLLS: u32 = 1 << 22;
-
 /// A PL011 at a fixed physical address (identity mapped as Device memory at EL2).
 pub struct Pl011 {
     registers: &'static Registers,
@@ -140,16 +135,11 @@ impl Pl011 {
         }
     }
 
-    /// Waits while `flag` is set in UARTFR, at most [`MAX_POLLS`] polls; false (and the
-    /// UART marked stuck) if it stayed set.
+    /// Waits while `flag` is set in UARTFR, within [`super::bounded_wait`]'s bound; false
+    /// (and the UART marked stuck) if it stayed set.
     fn wait_while(&mut self, flag: tock_registers::fields::Field<u32, FR::Register>) -> bool {
-        let mut polls = 0;
-        while !self.stuck && self.registers.fr.is_set(flag) {
-            polls += 1;
-            self.stuck = polls >= MAX_POLLS;
-            core::hint::spin_loop();
-        }
-        !self.stuck
+        let fr = &self.registers.fr;
+        super::bounded_wait(&mut self.stuck, || fr.is_set(flag))
     }
 
     /// Sends one byte, waiting while the transmit FIFO is full; dropped if the UART is
