@@ -110,8 +110,11 @@ impl<P: Platform> Kernel<'_, P> {
                 .grants
                 .first(|g| Owner::Partition(g.owner) == me)
                 .is_some();
-        // First pass: each frame moves to the kernel, so a frame named twice is refused the
-        // second time and no other call can see a half-released batch.
+        // First pass: each name is read from guest memory once, into the kernel's own copy,
+        // and its frame moves to the kernel, so a frame named twice is refused the second
+        // time and no other call can see a half-released batch. Nothing after this reads
+        // the guest's array again: what it holds later (another vCPU, a device, a grantee
+        // writing the page) changes nothing.
         for i in 0..words.len() {
             let frame = PhysAddr::new(self.platform.read_u64(words.at(i)));
             let busy = words.holds(frame)
@@ -124,13 +127,14 @@ impl<P: Platform> Kernel<'_, P> {
                     .map_err(|e| e.to_abi())
             };
             if let Err(e) = held {
-                self.hand_back(&words, i, me);
+                self.hand_back(i, me);
                 return Err((e, i as u64));
             }
+            self.revocations.batch[i] = frame;
         }
         let mut lowest = PhysAddr::new(u64::MAX);
         for i in 0..words.len() {
-            let frame = PhysAddr::new(self.platform.read_u64(words.at(i)));
+            let frame = self.revocations.batch[i];
             lowest = lowest.min(frame);
             if let Some(ipa) = self.bound.get(frame) {
                 if let Err(e) = self.unmap(id, ipa) {
@@ -147,7 +151,7 @@ impl<P: Platform> Kernel<'_, P> {
         // rest of this call they are handed over without a second scrub (nothing else runs
         // meanwhile), then forgotten.
         self.frames.search_from(lowest);
-        self.revocations.clean = Some((words, 0));
+        self.revocations.clean = Some((words.len(), 0));
         self.frame_released(id, count);
         self.revocations.clean = None;
         Ok([count, self.revoke_ack(id), 0, 0])
@@ -155,29 +159,21 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// A frame released and scrubbed earlier in this call and still free, now `owner`'s.
     pub(super) fn take_clean(&mut self, owner: Owner) -> Option<PhysAddr> {
-        // Borrowed in place: the batch's translation is a hundred bytes, not worth copying
-        // for every frame.
-        let Kernel {
-            revocations,
-            platform,
-            frames,
-            ..
-        } = self;
-        let (words, next) = revocations.clean.as_mut()?;
-        while *next < words.len() {
-            let frame = PhysAddr::new(platform.read_u64(words.at(*next)));
+        let (len, next) = self.revocations.clean.as_mut()?;
+        while *next < *len {
+            let frame = self.revocations.batch[*next];
             *next += 1;
-            if frames.alloc_specific(frame, owner).is_ok() {
+            if self.frames.alloc_specific(frame, owner).is_ok() {
                 return Some(frame);
             }
         }
         None
     }
 
-    /// Gives the first `held` entries of a refused batch back to `me`.
-    fn hand_back(&mut self, words: &GuestWords, held: usize, me: Owner) {
+    /// Gives the first `held` frames of a refused batch (the kernel's copy) back to `me`.
+    fn hand_back(&mut self, held: usize, me: Owner) {
         for i in 0..held {
-            let frame = PhysAddr::new(self.platform.read_u64(words.at(i)));
+            let frame = self.revocations.batch[i];
             if let Err(e) = self.frames.transfer(frame, Owner::Kernel, me) {
                 log::error!("frame {frame} held for a refused release is lost: {e:?}");
             }

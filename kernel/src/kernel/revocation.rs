@@ -12,6 +12,7 @@ use super::Step;
 use super::{Kernel, Platform};
 use crate::mem::frame_table::Owner;
 use crate::partition::{Outcome, Partition, Revocation, State};
+use exo_abi::call::FRAME_RELEASE_MAX;
 use exo_abi::package::MAX_PARTITIONS;
 use exo_abi::revocation::{
     CAPACITY, Reason, Repossession, RequestState, TOTAL_OFFSET, encode_entry, entry_offset, field,
@@ -66,9 +67,12 @@ pub(super) struct Revocations {
     unlogged: [Option<Resolved>; MAX_PARTITIONS],
     /// Whether any of `unlogged` is set.
     any_unlogged: bool,
-    /// During an `EXO_FRAME_RELEASE`: the batch it freed, scrubbed, and how far blocked
-    /// claimants have taken from it.
-    pub(super) clean: Option<(super::release::GuestWords, usize)>,
+    /// The frames of the `EXO_FRAME_RELEASE` being served, copied out of the caller's array
+    /// as they were checked (the guest's array is read once).
+    pub(super) batch: [PhysAddr; FRAME_RELEASE_MAX as usize],
+    /// During an `EXO_FRAME_RELEASE`: how many of `batch` it freed, scrubbed, and how far
+    /// blocked claimants have taken from them.
+    pub(super) clean: Option<(usize, usize)>,
 }
 
 impl Revocations {
@@ -79,6 +83,7 @@ impl Revocations {
             lent_by: None,
             unlogged: [None; MAX_PARTITIONS],
             any_unlogged: false,
+            batch: [PhysAddr::new(0); FRAME_RELEASE_MAX as usize],
             clean: None,
         }
     }
