@@ -316,26 +316,27 @@ mod tests {
         assert_eq!(partition.max_aborts, 0);
     }
 
+    /// The image of `system`, every partition running a small guest.
+    fn image_of(system: &System) -> Vec<u8> {
+        let specs: Vec<_> = system
+            .partitions
+            .iter()
+            .map(|p| partition_spec(system, p, &guest(0x2000)).unwrap())
+            .collect();
+        let settings = SystemSpec {
+            schedule: &system.schedule,
+            ..SystemSpec::default()
+        };
+        assemble(&kernel(), &specs, &settings).unwrap()
+    }
+
     #[test]
     fn the_package_carries_talks_to() {
         let (_dir, system) = system(&format!(
             "{CONFIG}talks_to = [\"pong\"]\n\n[[partition]]\nname = \"pong\"\n\
              program = \"hello\"\nmemory = 8192\n"
         ));
-        let specs: Vec<_> = system
-            .partitions
-            .iter()
-            .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
-            .collect();
-        let image = assemble(
-            &kernel(),
-            &specs,
-            &SystemSpec {
-                schedule: &system.schedule,
-                ..SystemSpec::default()
-            },
-        )
-        .unwrap();
+        let image = image_of(&system);
         let package = Package::parse(&image[0x3000..]).unwrap();
         let masks: Vec<u64> = package.partitions().map(|p| p.talks_to).collect();
         assert_eq!(masks, [0b10, 0]);
@@ -347,20 +348,7 @@ mod tests {
             "{CONFIG}capabilities = [\"self-check\"]\n\n[[partition]]\nname = \"pong\"\n\
              program = \"hello\"\nmemory = 8192\n"
         ));
-        let specs: Vec<_> = system
-            .partitions
-            .iter()
-            .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
-            .collect();
-        let image = assemble(
-            &kernel(),
-            &specs,
-            &SystemSpec {
-                schedule: &system.schedule,
-                ..SystemSpec::default()
-            },
-        )
-        .unwrap();
+        let image = image_of(&system);
         let package = Package::parse(&image[0x3000..]).unwrap();
         let flags: Vec<PartitionFlags> = package.partitions().map(|p| p.flags).collect();
         assert_eq!(flags, [PartitionFlags::SELF_CHECK, PartitionFlags::empty()]);
@@ -374,20 +362,7 @@ mod tests {
              interrupts = [48]\n\n[[partition]]\nname = \"pong\"\nprogram = \"hello\"\n\
              memory = 8192\n"
         ));
-        let specs: Vec<_> = system
-            .partitions
-            .iter()
-            .map(|p| partition_spec(&system, p, &guest(0x2000)).unwrap())
-            .collect();
-        let image = assemble(
-            &kernel(),
-            &specs,
-            &SystemSpec {
-                schedule: &system.schedule,
-                ..SystemSpec::default()
-            },
-        )
-        .unwrap();
+        let image = image_of(&system);
         let package = Package::parse(&image[0x3000..]).unwrap();
         assert_eq!(package.schedule(), [1, 0, 1]);
         let partitions: Vec<_> = package.partitions().collect();
