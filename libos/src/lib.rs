@@ -145,16 +145,16 @@ impl<T: Termination, E: fmt::Debug> Termination for Result<T, E> {
 /// is `()`, [`ExitCode`] or `Result<T, E: Debug>` (anything [`Termination`]).
 ///
 /// It defines the program's entry stub, `exo_libos_guest_main`: the boot stub (`_start`)
-/// calls it with the info page's IPA, and it hands the runtime `main` to run (as `main` in a
-/// C program is called by the C runtime's start-up code). Exactly one use per program; a
+/// calls it, and it hands the runtime `main` to run (as `main` in a C program is called by
+/// the C runtime's start-up code). Exactly one use per program; a
 /// program without it fails to link with an undefined `exo_libos_guest_main`.
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
-        /// The program's entry stub: `_start` calls it with the info page's IPA in `x0`.
+        /// The program's entry stub: `_start` calls it once the partition is set up.
         #[unsafe(export_name = "exo_libos_guest_main")]
-        extern "C" fn __exo_libos_guest_main(info_ipa: u64) -> ! {
-            $crate::__start(info_ipa, |info| $crate::Termination::report($main(info)))
+        extern "C" fn __exo_libos_guest_main() -> ! {
+            $crate::__start(|info| $crate::Termination::report($main(info)))
         }
     };
 }

@@ -101,8 +101,13 @@ pub(crate) fn halt() -> ! {
 }
 
 /// The host has no info page.
-pub(crate) fn info_page(_ipa: Ipa) -> Option<&'static [u8; exo_abi::info::SIZE]> {
+pub(crate) fn info_page() -> Option<&'static [u8; exo_abi::info::SIZE]> {
     None
+}
+
+/// The host was not entered by a kernel: no info page IPA.
+pub(crate) fn info_page_ipa() -> Ipa {
+    Ipa::new(0)
 }
 
 /// The host cannot fill machine registers: nothing to do.

@@ -16,8 +16,6 @@ mod vcpu;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use exo_abi::Ipa;
-
 pub(crate) use vcpu::PerVcpu;
 
 use crate::arch::{self, Syndrome};
@@ -31,12 +29,12 @@ static COUNTER_FREQUENCY: AtomicU64 = AtomicU64::new(0);
 
 /// Reads the info page, runs the program and exits with its status. Called by the program's
 /// entry stub (which [`entry!`](crate::entry) defines and `_start` calls, on the boot stack
-/// with `.bss` zeroed and the vector table installed) with the info page's IPA from `x0`.
+/// with `.bss` zeroed and the vector table installed). The info page is the one the kernel
+/// passed at entry, whoever calls this.
 #[doc(hidden)]
-pub fn start(info_ipa: u64, main: Main) -> ! {
-    let info_ipa = Ipa::new(info_ipa);
-    let Some(info) = arch::info_page(info_ipa).and_then(|page| Info::from_page(page)) else {
-        println!("libos: no valid info page at IPA {info_ipa}");
+pub fn start(main: Main) -> ! {
+    let Some(info) = arch::info_page().and_then(|page| Info::from_page(page)) else {
+        println!("libos: no valid info page at IPA {}", arch::info_page_ipa());
         hypercall::exit(EXIT_STATUS_NO_INFO)
     };
     COUNTER_FREQUENCY.store(info.timer_frequency(), Ordering::Relaxed);

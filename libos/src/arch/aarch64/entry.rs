@@ -9,6 +9,9 @@
 //! (today `__stack_top` is the only one) and a way to tell the runtime which vCPU it is.
 
 use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use exo_abi::Ipa;
 
 use super::STAGE1;
 
@@ -24,9 +27,9 @@ use super::STAGE1;
 //    exceptions use.
 // 2. Zero .bss with a loop that needs no stack (the stack lives in its own segment, outside
 //    .bss; linker script `libos/guest.ld`).
-// 3. Point SP at the top of the 64 KiB stack.
+// 3. Point SP at the top of the 64 KiB stack, and keep the info page's IPA in `INFO_PAGE`.
 // 4. Install the vector table in VBAR_EL1 (Arm ARM D19.2.159) and synchronise with ISB.
-// 5. Call the program's entry stub with the info page IPA; it never returns.
+// 5. Call the program's entry stub; it never returns.
 global_asm!(
     r#"
     .section .text.boot, "ax"
@@ -62,13 +65,15 @@ _start:
 1:  adrp    x1, __stack_top
     add     x1, x1, :lo12:__stack_top
     mov     sp, x1
+    adrp    x1, {info_page}
+    add     x1, x1, :lo12:{info_page}
+    str     x19, [x1]
     adrp    x1, exo_libos_vectors
     add     x1, x1, :lo12:exo_libos_vectors
     msr     vbar_el1, x1
     isb
     mov     x29, xzr
     mov     x30, xzr
-    mov     x0, x19
     bl      exo_libos_guest_main
 2:  wfe
     b       2b
@@ -76,4 +81,15 @@ _start:
     .ltorg
     "#,
     stage1 = sym STAGE1,
+    info_page = sym INFO_PAGE,
 );
+
+/// The IPA of the info page, as the kernel passed it in `x0` (0 until `_start` stores it,
+/// after zeroing `.bss`, before any Rust code runs; never written again).
+static INFO_PAGE: AtomicU64 = AtomicU64::new(0);
+
+/// The IPA of the info page the kernel passed at entry (no other: a program cannot make the
+/// library OS read another page as its info page).
+pub(crate) fn info_page_ipa() -> Ipa {
+    Ipa::new(INFO_PAGE.load(Ordering::Relaxed))
+}

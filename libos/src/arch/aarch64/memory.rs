@@ -98,12 +98,15 @@ pub(crate) fn copy_kernel_pages(ipa: Ipa, out: &mut [u8]) -> bool {
     true
 }
 
-/// The read-only info page at `ipa`, or `None` if `ipa` is null or not page aligned.
-pub(crate) fn info_page(ipa: Ipa) -> Option<&'static [u8; exo_abi::info::SIZE]> {
+/// The read-only info page the kernel passed at entry ([`info_page_ipa`](super::info_page_ipa)),
+/// or `None` if that IPA is null or not page aligned.
+pub(crate) fn info_page() -> Option<&'static [u8; exo_abi::info::SIZE]> {
+    let ipa = super::info_page_ipa();
     if ipa.raw() == 0 || !ipa.is_page_aligned() {
         return None;
     }
-    // SAFETY: the kernel binds the info page readable at the IPA it passes in x0 for the
+    // SAFETY: the IPA is the one the kernel passed in x0 at entry (`_start` stored it; no
+    // one else writes it). The kernel binds the info page readable there for the
     // whole life of the partition, writes it only before entry, and we never write it; the
     // address is page aligned (so aligned for `u8`), non-null, and stage 1 maps it to the IPA
     // itself.

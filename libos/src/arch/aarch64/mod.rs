@@ -23,6 +23,7 @@ mod vectors;
 
 pub(crate) use counter::*;
 pub(crate) use cpu::*;
+pub(crate) use entry::info_page_ipa;
 pub(crate) use gic::*;
 pub(crate) use hypercall::*;
 pub(crate) use memory::*;
