@@ -141,7 +141,10 @@ impl fmt::Display for CoreWarning {
             ),
             Self::BadReg => write!(f, "a cpu node has no usable reg: left out"),
             Self::Duplicate { mpidr } => {
-                write!(f, "two cpu nodes have MPIDR {mpidr:#x}: the second left out")
+                write!(
+                    f,
+                    "two cpu nodes have MPIDR {mpidr:#x}: the second left out"
+                )
             }
             Self::TooMany { ignored } => write!(
                 f,

@@ -47,10 +47,18 @@ fn qemu_virt_starts_seven_cores_with_psci_cpu_on_over_smc() {
     let (cores, warnings) = read(VIRT_SMP8, 0x8000_0000);
     assert_eq!(warnings, []);
     assert_eq!(affinities(&cores), (0..8).collect::<Vec<_>>());
-    let (boot, first) = (cores.get(CoreId::BOOT).unwrap(), cores.iter().nth(1).unwrap());
+    let (boot, first) = (
+        cores.get(CoreId::BOOT).unwrap(),
+        cores.iter().nth(1).unwrap(),
+    );
     assert_eq!(boot.enable, None);
     assert_eq!(first.1.enable, VIRT_PSCI);
-    assert!(cores.iter().skip(1).all(|(_, core)| core.enable == VIRT_PSCI));
+    assert!(
+        cores
+            .iter()
+            .skip(1)
+            .all(|(_, core)| core.enable == VIRT_PSCI)
+    );
     assert_eq!(cores.id_of(0x8000_0005), CoreId::new(5));
     assert_eq!(cores.id_of(9), None);
 }
@@ -85,7 +93,10 @@ fn the_pi_releases_its_cores_through_the_firmware_spin_table() {
 fn unusable_cores_are_left_out_with_a_warning_each() {
     let (cores, warnings) = read(ODD, 0);
     assert_eq!(affinities(&cores), [0, 0x100, 0x1_0000_0000]);
-    assert_eq!(cores.get(CoreId::new(2).unwrap()).unwrap().enable, spin(0xf8));
+    assert_eq!(
+        cores.get(CoreId::new(2).unwrap()).unwrap().enable,
+        spin(0xf8)
+    );
     assert_eq!(
         warnings,
         [
@@ -111,7 +122,12 @@ fn past_eight_cores_the_rest_stay_down() {
         conduit: Conduit::Hvc,
         cpu_on: 0x95c1_ba60,
     }));
-    assert!(cores.iter().skip(1).all(|(_, core)| core.enable == psci_0_1));
+    assert!(
+        cores
+            .iter()
+            .skip(1)
+            .all(|(_, core)| core.enable == psci_0_1)
+    );
     assert_eq!(cores.id_of(0x103), CoreId::new(7));
     assert_eq!(cores.id_of(0x200), None);
 }
