@@ -16,7 +16,7 @@ use core::fmt;
 use exo_abi::PhysAddr;
 
 /// Most cores exo brings up; a tree naming more leaves the rest powered down.
-pub const MAX_CORES: usize = 8;
+pub const MAX_CORES: usize = exo_abi::package::MAX_CORES;
 
 /// `MPIDR_EL1`'s affinity fields (Arm ARM D24.2.101): Aff3 (bits 39:32), Aff2..Aff0 (23:0).
 pub const MPIDR_AFFINITY_MASK: u64 = 0xFF_00FF_FFFF;
