@@ -266,8 +266,12 @@ impl System {
             out += &line;
             out.push('\n');
         }
+        let cores = match self.board.cores {
+            1 => "1 core".to_owned(),
+            n => format!("{n} cores (partitions on core 0)"),
+        };
         out += &format!(
-            "  time slices of {}; revocation requests shared {}\n",
+            "  {cores}; time slices of {}; revocation requests shared {}\n",
             display_us(self.slice_us),
             self.revocation_share.name()
         );
@@ -1020,7 +1024,7 @@ mod tests {
         assert_eq!(lines.len(), 3, "{summary}");
         assert_eq!(
             lines[2],
-            "  time slices of 10 ms; revocation requests shared proportional"
+            "  1 core; time slices of 10 ms; revocation requests shared proportional"
         );
         for fragment in [
             "0 a: program hello",
@@ -1197,6 +1201,15 @@ mod tests {
         // A board with fixed cores gets no -smp: the machine has its own.
         assert_eq!(smp(&qemu_args(HELLO, Some("fixed"))), None);
         assert_eq!(smp(&qemu_args(&four, Some("fixed"))), None);
+        let (dir, workspace) = workspace();
+        let system = parse(&workspace, &dir.path().join("a.toml"), &four, None).unwrap();
+        assert!(
+            system
+                .summary()
+                .contains("  4 cores (partitions on core 0); time slices of 10 ms"),
+            "{}",
+            system.summary()
+        );
         refused(
             &format!("[system]\ncores = 9\n{HELLO}"),
             2,
