@@ -224,6 +224,12 @@ impl Write for Line {
 #[unsafe(no_mangle)]
 extern "C" fn exo_secondary_main(index: usize) -> ! {
     super::el2::init();
+    // The timers' control registers reset to UNKNOWN values (Arm ARM D11.2, "The Generic
+    // Timer"): stop the EL2, EL1 physical and virtual timers, so no timer interrupt keeps
+    // waking the idle core.
+    CNTHP_CTL_EL2.set(0);
+    CNTP_CTL_EL0.set(0);
+    CNTV_CTL_EL0.set(0);
     let state = match super::gic::init_this_core() {
         Ok(()) => UP,
         Err(why) => {
