@@ -18,10 +18,12 @@ use exo_abi::PhysAddr;
 /// Most cores exo brings up; a tree naming more leaves the rest powered down.
 pub const MAX_CORES: usize = exo_abi::package::MAX_CORES;
 
-/// `MPIDR_EL1`'s affinity fields (Arm ARM D24.2.101): Aff3 (bits 39:32), Aff2..Aff0 (23:0).
+/// `MPIDR_EL1`'s affinity fields (Arm ARM, register description "MPIDR_EL1"): Aff3 (bits
+/// 39:32), Aff2..Aff0 (23:0).
 pub const MPIDR_AFFINITY_MASK: u64 = 0xFF_00FF_FFFF;
 
-/// PSCI 0.2+ `CPU_ON`, SMC64 calling convention (DEN0022, 5.1.4 and table 5.1).
+/// PSCI 0.2+ `CPU_ON`, SMC64 calling convention (PSCI, Arm DEN0022, "CPU_ON" and the
+/// function ID table).
 pub const PSCI_CPU_ON_64: u32 = 0xC400_0003;
 
 /// A core exo runs, numbered from 0 (the boot core) in device-tree order.
@@ -53,7 +55,7 @@ impl fmt::Display for CoreId {
     }
 }
 
-/// The instruction that reaches PSCI firmware (SMCCC, DEN0028, 2.5).
+/// The instruction that reaches PSCI firmware (SMC Calling Convention, Arm DEN0028, "Conduits").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conduit {
     /// `SMC`: firmware at EL3 (and QEMU `virt` with `virtualization=on`).
@@ -74,7 +76,7 @@ pub struct Psci {
 /// How a secondary core is started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnableMethod {
-    /// PSCI `CPU_ON` (DEN0022, 5.6).
+    /// PSCI `CPU_ON` (DEN0022, "CPU_ON").
     Psci(Psci),
     /// Write the entry point to `release` and send an event: the core polls it.
     SpinTable {

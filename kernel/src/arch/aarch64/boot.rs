@@ -100,12 +100,13 @@ pub const CORE_SLOT_SIZE: u64 = 0x1000 + CORE_STACK_SIZE + CORE_EMERGENCY_SIZE;
 /// Secondary cores with a stack slot: cores 1 to `MAX_CORES - 1`.
 const SECONDARY_SLOTS: u64 = crate::cpus::MAX_CORES as u64 - 1;
 
-// Secondary cores enter here from PSCI CPU_ON (DEN0022 6.4, "CPU_ON": MMU and caches off, at
-// the caller's exception level, x0 = context_id) or from a spin table (the Linux arm64 boot
-// protocol's spin-table method: the same state, x0 = 0). Which core it is comes from
-// MPIDR_EL1 and the table `cores::start` wrote (and cleaned to the point of coherency)
-// before starting any core. With the MMU still off, every data access is Device memory
-// (Arm ARM D8.2.11), so the core turns the boot core's EL2 map on before touching its
+// Secondary cores enter here from PSCI CPU_ON (DEN0022, "CPU_ON", implementation
+// responsibilities: MMU and caches off, at the caller's exception level, x0 = context_id)
+// or from a spin table (the Linux arm64 boot protocol's spin-table method: the same state,
+// x0 = 0). Which core it is comes from MPIDR_EL1 and the table `cores::start` wrote (and
+// cleaned to the point of coherency) before starting any core. With the MMU still off,
+// every data access is Device memory (Arm ARM, "The effects of disabling an address
+// translation stage"), so the core turns the boot core's EL2 map on before touching its
 // stack: then everything it reads or writes is coherent with the other cores.
 core::arch::global_asm!(
     r#"

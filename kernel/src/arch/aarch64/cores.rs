@@ -73,7 +73,7 @@ pub fn start(tree: &DeviceTree<'_>, ram: (u64, u64)) {
 }
 
 /// Fills the handoff and cleans it to the point of coherency, where a core with its MMU
-/// off reads (Arm ARM D7.5.9, "Data cache maintenance instructions": `DC CVAC`).
+/// off reads (Arm ARM, "Data cache maintenance instructions": `DC CVAC`).
 fn write_handoff(cores: &Cores) {
     // SAFETY: only the boot core runs, before any other core is started (see `HandoffCell`).
     let handoff = unsafe { &mut *exo_secondary_handoff.0.get() };
@@ -98,7 +98,7 @@ fn clean_to_poc(start: u64, end: u64) {
     barrier::dsb(barrier::SY);
 }
 
-/// PSCI `CPU_ON` (DEN0022 5.6): the core enters at `entry` with `context_id` = its index.
+/// PSCI `CPU_ON` (DEN0022, "CPU_ON"): the core enters at `entry` with `context_id` = its index.
 /// Only over SMC: an `HVC` from EL2 would trap to exo itself.
 fn cpu_on(psci: Psci, mpidr: u64, entry: u64, id: CoreId) -> Result<(), &'static str> {
     if psci.conduit == Conduit::Hvc {
@@ -107,7 +107,7 @@ fn cpu_on(psci: Psci, mpidr: u64, entry: u64, id: CoreId) -> Result<(), &'static
     let mut args = [0; 17];
     (args[0], args[1], args[2]) = (mpidr, entry, id.index() as u64);
     let result = smccc::smc64(psci.cpu_on, args)[0] as i64;
-    // Return codes: DEN0022 5.2.2, table 5.3.
+    // Return codes: DEN0022, "Return error codes".
     match result {
         0 => Ok(()),
         -2 => Err("PSCI CPU_ON: invalid parameters"),
@@ -224,9 +224,9 @@ impl Write for Line {
 #[unsafe(no_mangle)]
 extern "C" fn exo_secondary_main(index: usize) -> ! {
     super::el2::init();
-    // The timers' control registers reset to UNKNOWN values (Arm ARM D11.2, "The Generic
-    // Timer"): stop the EL2, EL1 physical and virtual timers, so no timer interrupt keeps
-    // waking the idle core.
+    // The timers' control registers reset to UNKNOWN values (Arm ARM, "The Generic Timer
+    // in AArch64 state"): stop the EL2, EL1 physical and virtual timers, so no timer
+    // interrupt keeps waking the idle core.
     CNTHP_CTL_EL2.set(0);
     CNTP_CTL_EL0.set(0);
     CNTV_CTL_EL0.set(0);

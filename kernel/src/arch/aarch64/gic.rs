@@ -327,8 +327,9 @@ fn this_core_v2(
 
 /// Sets up this core's part of the GIC, on a secondary core after [`init`] ran on the boot
 /// core: GICv3 system-register access (`ICC_SRE_EL2`), this core's redistributor awake
-/// (`GICR_WAKER`, IHI 0069 12.11.42) and its PPIs, the CPU interface and the virtual
-/// interface; or the GICv2 banked equivalents. Interrupts stay masked at EL2 (`PSTATE.I`).
+/// (`GICR_WAKER`; IHI 0069, "GICR_WAKER, Redistributor Wake Register") and its PPIs, the
+/// CPU interface and the virtual interface; or the GICv2 banked equivalents. Interrupts
+/// stay masked at EL2 (`PSTATE.I`).
 pub fn init_this_core() -> Result<(), &'static str> {
     let mut guard = GIC.lock();
     match guard.as_mut().ok_or("no interrupt controller")? {
@@ -353,7 +354,8 @@ pub fn init_this_core() -> Result<(), &'static str> {
 
 /// The GICv3 redistributors: contiguous frames from the `GICR` base, two 64 KiB frames each
 /// (four with `GICR_TYPER.VLPIS`, GICv4), the last one marked by `GICR_TYPER.Last`
-/// (IHI 0069 12.11.38). At most [`crate::cpus::MAX_CORES`] are looked at.
+/// (IHI 0069, "GICR_TYPER, Redistributor Type Register"). At most
+/// [`crate::cpus::MAX_CORES`] are looked at.
 struct Redistributors {
     base: usize,
     stride: usize,

@@ -105,7 +105,7 @@ impl KernelImage {
 /// What another core loads to share the boot core's EL2 map (`TABLES`): the translation
 /// controls [`enable`] set, read back on the boot core after it. The secondary entry
 /// (`boot.rs`) writes them in this order, SCTLR_EL2 last, before its first access to
-/// memory with the MMU on (Arm ARM D8.2, "the MMU and the translation table walk").
+/// memory with the MMU on (Arm ARM, "Enabling and disabling the MMU").
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SharedMap {
