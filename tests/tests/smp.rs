@@ -3,6 +3,8 @@
 //! Each secondary core reports in from its own stack with its own GIC interface and idles;
 //! the partitions still run on core 0, pass, and the machine powers off.
 
+use std::path::PathBuf;
+
 use exo_system_tests::{Boot, Booted, test_config, workspace_root};
 
 /// Boots `config` on `board` (and `dtb`, if given) and checks every core came up.
@@ -80,4 +82,38 @@ fn four_cores_on_raspi4b_with_the_pis_own_device_tree() {
 fn one_core_by_default_on_virt() {
     let booted = boot_cores("../../guests/configs/default.toml", "qemu-virt", None);
     booted.assert_line_with(&["exo: cores: 1 of 1 up (MPIDR 0x0)"]);
+}
+
+/// A core the device tree gives no way to start is left out with a warning naming it; the
+/// others come up and the system runs. exo's raspi4b tree with core 3's `enable-method`
+/// changed to the 32-bit Pi's `brcm,bcm2836-smp`, which exo does not drive: QEMU's stub
+/// keeps that core in its spin table.
+#[test]
+fn a_core_with_an_unknown_enable_method_is_left_out() {
+    let source = workspace_root().join("platform/raspi4b/qemu-raspi4b.dts");
+    let tree = std::fs::read_to_string(&source).unwrap();
+    let core3 = tree.find("cpu@3 {").expect("exo's raspi4b tree has cpu@3");
+    let method = "enable-method = \"spin-table\";";
+    let at = core3
+        + tree[core3..]
+            .find(method)
+            .expect("cpu@3 has an enable-method");
+    let edited = format!(
+        "{}enable-method = \"brcm,bcm2836-smp\";{}",
+        &tree[..at],
+        &tree[at + method.len()..]
+    );
+    let dts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("raspi4b-core3-unknown.dts");
+    std::fs::write(&dts, edited).unwrap();
+    let booted = Boot::new(&test_config("smp.toml"))
+        .board("raspi4b")
+        .dtb(&dts)
+        .run();
+    booted.assert_success();
+    booted.assert_ok("hello");
+    booted.assert_ok("counter");
+    booted.assert_line_with(&[
+        "exo: warning: cores: the core with MPIDR 0x3 has no enable-method exo knows",
+    ]);
+    booted.assert_line_with(&["exo: cores: 3 of 3 up (MPIDR 0x0 0x1 0x2), 1-2 idle"]);
 }

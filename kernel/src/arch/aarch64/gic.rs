@@ -194,6 +194,7 @@ fn init_v3(gicd: PhysAddr, gicr: PhysAddr) -> Result<(Gic, Version), &'static st
     let (gicd_base, gicr_base) = (gicd.raw() as usize, gicr.raw() as usize);
     // ICC_SRE_EL2: system-register access for EL2 and EL1 (GICv3 12.2.x).
     GicCpuInterface::enable_system_register_el2(true);
+    GICR_BASE.store(gicr.raw(), Relaxed);
     let redistributors = Redistributors::walk(gicr_base);
     let (index, frame) = redistributors
         .this_core()
@@ -370,7 +371,6 @@ const GICR_TYPER_LAST: u32 = 1 << 4;
 
 impl Redistributors {
     fn walk(base: usize) -> Self {
-        GICR_BASE.store(base as u64, Relaxed);
         let typer = Frame(base).read(GICR_TYPER);
         let stride = if typer & GICR_TYPER_VLPIS != 0 {
             0x4_0000
