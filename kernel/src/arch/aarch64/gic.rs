@@ -194,13 +194,13 @@ fn init_v3(gicd: PhysAddr, gicr: PhysAddr) -> Result<(Gic, Version), &'static st
     let (gicd_base, gicr_base) = (gicd.raw() as usize, gicr.raw() as usize);
     // ICC_SRE_EL2: system-register access for EL2 and EL1 (GICv3 12.2.x).
     GicCpuInterface::enable_system_register_el2(true);
-    GICR_BASE.store(gicr.raw(), Relaxed);
+    let gicd = NonNull::new(gicd.raw() as *mut _).ok_or("GICD at address 0")?;
+    let gicr = NonNull::new(gicr_base as *mut _).ok_or("GICR at address 0")?;
+    GICR_BASE.store(gicr_base as u64, Relaxed);
     let redistributors = Redistributors::walk(gicr_base);
     let (index, frame) = redistributors
         .this_core()
         .ok_or("no GICv3 redistributor has this core's affinity")?;
-    let gicd = NonNull::new(gicd.raw() as *mut _).ok_or("GICD at address 0")?;
-    let gicr = NonNull::new(gicr.raw() as *mut _).ok_or("GICR at address 0")?;
     // SAFETY: the device tree names these frames; they are identity mapped as Device memory
     // at EL2, and this is the only driver instance; `count` redistributors were found there.
     let mut gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, redistributors.count) }
