@@ -254,6 +254,7 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
             false
         }
     };
+    super::cores::start(&tree, (ram_start, ram_end));
     let mut kernel = Kernel::new(Aarch64Platform, table, index);
     if let Err(e) = kernel.load(&package) {
         fail(e.named(&package));
