@@ -172,6 +172,17 @@ pub fn chunk_crc(index: u32, data: &[u8]) -> u32 {
     crc.finish()
 }
 
+/// Data bytes in the chunk frame starting `frame` (its index word read): none for a chunk
+/// of zeros (or an index past the image), else the chunk's length.
+fn frame_data_len(length: u32, frame: &[u8]) -> usize {
+    let word = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
+    if word & ZERO_CHUNK != 0 {
+        0
+    } else {
+        chunk_range(length, word).len()
+    }
+}
+
 /// Why the loader answered `NAK` or `CANCEL`; displays as words for its line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -367,11 +378,18 @@ impl<'a> Receiver<'a> {
                 filled,
             } => {
                 self.frame[filled] = byte;
-                let zero = filled >= 3 && self.frame[3] & 0x80 != 0;
-                let data = if zero {
-                    0
+                if filled + 1 == 4 && self.frame[..4] == HEADER_MAGIC[..4] {
+                    // No chunk has this index: the host sent the header again (our ACK
+                    // of it was lost, or it starts over).
+                    self.state = State::Hunting(4);
+                    return None;
+                }
+                // A frame's length follows from its own index, not the one expected: a
+                // repeated full chunk before a short last one is read whole.
+                let data = if filled < 3 {
+                    CHUNK
                 } else {
-                    chunk_range(header.length, expected).len()
+                    frame_data_len(header.length, &self.frame)
                 };
                 if filled + 1 < data + CHUNK_OVERHEAD {
                     self.state = State::Chunks {

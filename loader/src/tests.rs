@@ -200,3 +200,44 @@ fn a_chunk_of_zeros_is_eight_bytes_and_lands_as_zeros() {
     );
     assert_eq!(receiver.image(&header), &sent[..]);
 }
+
+#[test]
+fn a_lost_ack_before_a_short_last_chunk_is_answered_again() {
+    // The last chunk is shorter than the others: a repeated full chunk must still be read
+    // at its own length, not the expected (last) chunk's.
+    let sent = image(3 * CHUNK + 100);
+    let header = Header::of(&sent);
+    let mut memory = vec![0; 8 * CHUNK];
+    let mut receiver = Receiver::new(&mut memory);
+    feed(&mut receiver, &header.encode());
+    for index in 0..3 {
+        assert_eq!(feed(&mut receiver, &frame(&sent, index)), [Answer::Ack]);
+    }
+    // The ACK of chunk 2 (the second-to-last) was lost: the host sends it again.
+    assert_eq!(feed(&mut receiver, &frame(&sent, 2)), [Answer::Ack]);
+    assert!(!receiver.is_draining());
+    assert_eq!(
+        feed(&mut receiver, &frame(&sent, 3)),
+        [Answer::Done(header)]
+    );
+    assert_eq!(receiver.image(&header), &sent[..]);
+}
+
+#[test]
+fn a_lost_ack_of_the_header_is_answered_again() {
+    let sent = image(2 * CHUNK + 9);
+    let header = Header::of(&sent);
+    let mut memory = vec![0; 8 * CHUNK];
+    let mut receiver = Receiver::new(&mut memory);
+    assert_eq!(feed(&mut receiver, &header.encode()), [Answer::Ack]);
+    // The ACK was lost: the host sends the header again, then the chunks.
+    assert_eq!(feed(&mut receiver, &header.encode()), [Answer::Ack]);
+    for index in 0..2 {
+        assert_eq!(feed(&mut receiver, &frame(&sent, index)), [Answer::Ack]);
+    }
+    assert_eq!(
+        feed(&mut receiver, &frame(&sent, 2)),
+        [Answer::Done(header)]
+    );
+    assert_eq!(receiver.image(&header), &sent[..]);
+}

@@ -253,6 +253,11 @@ impl<'a, L: Link> Sender<'a, L> {
                 // The loader answers as soon as it sees the damage; the rest of the frame
                 // is still on the line, and it waits for the line to go quiet.
                 Answer::Nak => thread::sleep(self.quiet + self.byte_time * frame.len() as u32),
+                // The last frame's ACK was lost, but the loader's line before it came:
+                // it has started the image and will answer nothing more.
+                Answer::Silence if self.lines.iter().any(|l| l.starts_with(STARTING)) => {
+                    return Ok(());
+                }
                 Answer::Silence => (self.log)(&format!(
                     "exo run: no answer to {what} within {} ms: sending it again",
                     self.answer_timeout.as_millis()

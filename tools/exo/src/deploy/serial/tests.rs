@@ -9,13 +9,16 @@ use super::*;
 
 /// The loader, in memory: bytes sent are fed to its receiver; what it would print and
 /// answer is queued for `recv`. `damage` flips a bit in the bytes sent at those offsets
-/// (counted over everything sent); `lose` drops them.
+/// (counted over everything sent); `lose` drops them; `lose_answers` drops the loader's
+/// answers (its control bytes) with those numbers (counted from 0, the header's).
 struct FakeLoader {
     receiver: LoaderReceiver<'static>,
     out: VecDeque<u8>,
     sent: usize,
     damage: Vec<usize>,
     lose: Vec<usize>,
+    answers: usize,
+    lose_answers: Vec<usize>,
     started: bool,
 }
 
@@ -30,6 +33,8 @@ impl FakeLoader {
             sent: 0,
             damage: Vec::new(),
             lose: Vec::new(),
+            answers: 0,
+            lose_answers: Vec::new(),
             started: false,
         }
     }
@@ -49,7 +54,11 @@ impl FakeLoader {
                     .extend(format!("{STARTING}: {} bytes\r\n", header.length).bytes());
             }
         }
-        self.out.push_back(answer.byte());
+        let number = self.answers;
+        self.answers += 1;
+        if !self.lose_answers.contains(&number) {
+            self.out.push_back(answer.byte());
+        }
     }
 }
 
@@ -183,4 +192,34 @@ fn no_loader_on_the_line_is_a_clear_error() {
         error.starts_with("no `exo-loader: ready for an image (protocol 1)` line within 1 s"),
         "{error}"
     );
+}
+
+/// Sends a 5-chunk image whose last chunk is short, losing the loader's answers numbered
+/// `lost` (0 is the header's, 1 + i chunk i's); returns the log.
+fn transfer_losing_answers(lost: &[usize]) -> Vec<String> {
+    let sent = image(4 * 1024 + 300);
+    let mut loader = FakeLoader::new(1 << 20);
+    loader.lose_answers = lost.to_vec();
+    let (result, log) = transfer(&mut loader, &sent);
+    result.unwrap_or_else(|e| panic!("losing answers {lost:?}: {e:#}; log {log:?}"));
+    assert!(loader.started);
+    assert_eq!(loader.receiver.image(&Header::of(&sent)), &sent[..]);
+    log
+}
+
+#[test]
+fn a_lost_ack_of_the_second_to_last_chunk_does_not_stall_the_transfer() {
+    let log = transfer_losing_answers(&[4]);
+    assert!(
+        log.contains(&"exo run: no answer to chunk 3 of 5 within 3000 ms: sending it again".into()),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_lost_ack_of_the_header_or_the_last_chunk_does_not_stall_the_transfer() {
+    transfer_losing_answers(&[0]);
+    // The loader has started the image; its line says so.
+    transfer_losing_answers(&[5]);
+    transfer_losing_answers(&[0, 1, 3, 4, 5]);
 }
