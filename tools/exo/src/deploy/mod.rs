@@ -62,6 +62,18 @@ pub fn firmware_cache(workspace: &Workspace) -> PathBuf {
     workspace.root().join("build/cache/firmware")
 }
 
+/// Refuses a system for another board than the Pi 4 (before anything is built).
+pub fn check_board(system: &System) -> anyhow::Result<()> {
+    if system.board.name != BOARD {
+        bail!(
+            "exo image writes Raspberry Pi 4 boot folders only (--board {BOARD}), not for \
+             board `{}`",
+            system.board.name
+        );
+    }
+    Ok(())
+}
+
 /// Writes the boot folder `out` for `system` (already built into `image`).
 pub fn write_boot_folder(
     workspace: &Workspace,
@@ -70,13 +82,7 @@ pub fn write_boot_folder(
     out: &Path,
     options: &ImageOptions,
 ) -> anyhow::Result<BootFolder> {
-    if system.board.name != BOARD {
-        bail!(
-            "exo image writes Raspberry Pi 4 boot folders only (--board {BOARD}), not for \
-             board `{}`",
-            system.board.name
-        );
-    }
+    check_board(system)?;
     let overlay = match (options.console, &options.disable_bt_overlay) {
         (Console::Pl011, None) => bail!(
             "the PL011 console needs overlays/disable-bt.dtbo, which Debian does not package: \

@@ -306,6 +306,20 @@ impl<'a, L: Link> Sender<'a, L> {
     }
 }
 
+/// Refuses `exo run --serial` for a system of another board than the Pi 4 (before anything
+/// is built).
+pub fn check_board(system: &System) -> anyhow::Result<()> {
+    if system.board.name != super::BOARD {
+        bail!(
+            "exo run --serial sends the image to the chain loader on a Raspberry Pi 4: give \
+             --board {} (the configuration's board is `{}`)",
+            super::BOARD,
+            system.board.name
+        );
+    }
+    Ok(())
+}
+
 /// Sends `image` to the chain loader on `options.device`, then reads the console until the
 /// kernel's power-off line or the timeout, and returns the outcome as [`crate::qemu::run`]
 /// would.
