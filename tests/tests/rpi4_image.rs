@@ -154,7 +154,7 @@ fn the_boot_folder_boots_from_its_own_device_tree_and_the_card_holds_it() {
     assert_eq!(files(&dir), FILES);
     assert_eq!(
         std::fs::read_to_string(dir.join("config.txt")).unwrap(),
-        config_txt::config_txt(Console::MiniUart)
+        config_txt::config_txt(Console::MiniUart, false)
     );
     // The firmware and device tree are the pinned files.
     let pins_path = workspace_root().join("platform/raspi4b/firmware.toml");

@@ -48,6 +48,10 @@ enum Command {
         /// then boots whatever `exo run --board raspi4b --serial DEV` sends it.
         #[arg(long)]
         chain_loader: bool,
+        /// Put the Arm JTAG port on GPIO 22-27 for a debugger (`enable_jtag_gpio=1` in
+        /// config.txt; see docs/raspberry-pi.md).
+        #[arg(long)]
+        jtag: bool,
     },
     /// Build, boot under QEMU and report each partition's result.
     Run {
@@ -211,6 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             console,
             disable_bt_overlay,
             chain_loader,
+            jtag,
         } => {
             let (workspace, path) = locate(&target)?;
             let board = target.board.as_deref().or(Some(exo_tool::deploy::BOARD));
@@ -223,6 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 disable_bt_overlay,
                 sd_image: sd_image.clone(),
                 chain_loader,
+                jtag,
             };
             let folder = exo_tool::image(&workspace, &path, board, &out, &options)?;
             for file in &folder.files {

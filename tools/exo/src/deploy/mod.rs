@@ -35,6 +35,8 @@ pub struct ImageOptions {
     /// Write the serial chain loader as `kernel8.img` instead of the system's image
     /// (`exo run --serial` then sends the system).
     pub chain_loader: bool,
+    /// Put the Arm JTAG port on GPIO 22-27 (`enable_jtag_gpio=1` in `config.txt`).
+    pub jtag: bool,
 }
 
 impl Default for ImageOptions {
@@ -44,6 +46,7 @@ impl Default for ImageOptions {
             disable_bt_overlay: None,
             sd_image: None,
             chain_loader: false,
+            jtag: false,
         }
     }
 }
@@ -120,7 +123,7 @@ pub fn write_boot_folder(
     }
     std::fs::write(
         out.join("config.txt"),
-        config_txt::config_txt(options.console),
+        config_txt::config_txt(options.console, options.jtag),
     )?;
     files.push("config.txt".to_owned());
     if let Some(card) = &options.sd_image {
