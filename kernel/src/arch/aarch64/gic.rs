@@ -45,6 +45,7 @@ const GUEST_PRIORITY: u8 = 0xA0;
 /// bank of 32-interrupt registers.
 mod gicd {
     pub const TYPER: usize = 0x004;
+    pub const IIDR: usize = 0x008;
     pub const ICENABLER: usize = 0x180;
     pub const ISPENDR: usize = 0x200;
     pub const ICPENDR: usize = 0x280;
@@ -222,7 +223,7 @@ pub fn init(info: GicInfo) -> Result<Version, &'static str> {
                 }
             }
             let gicd = Frame(gicd_base);
-            LINES.store(lines(gicd), Relaxed);
+            found_distributor(gicd);
             let sgi = Frame(gicr_base + GICR_SGI_FRAME);
             (Gic::V3 { gic, gicd, sgi }, Version::V3)
         }
@@ -271,7 +272,7 @@ pub fn init(info: GicInfo) -> Result<Version, &'static str> {
                 _ => None,
             };
             let gicd = Frame(gicd.raw() as usize);
-            LINES.store(lines(gicd), Relaxed);
+            found_distributor(gicd);
             (
                 Gic::V2 {
                     gic,
@@ -286,6 +287,27 @@ pub fn init(info: GicInfo) -> Result<Version, &'static str> {
     };
     *GIC.lock() = Some(gic);
     Ok(version)
+}
+
+/// Records the distributor's INTIDs and says what it is, for a look at a new board's
+/// console. GICD_IIDR (IHI 0048B 4.3.3, IHI 0069 12.9.14): ProductID in bits [31:24],
+/// Implementer (JEP106, 0x43B for Arm) in [11:0]; the GIC-400 reads 0x0200143B (GIC-400
+/// TRM, "Distributor register summary").
+fn found_distributor(gicd: Frame) {
+    let lines = lines(gicd);
+    LINES.store(lines, Relaxed);
+    let iidr = gicd.read(gicd::IIDR);
+    let product = if iidr & 0xFF00_0FFF == 0x0200_043B {
+        "Arm GIC-400"
+    } else {
+        "not a GIC-400"
+    };
+    log::info!(
+        "GIC distributor at {:#x}: GICD_IIDR {iidr:#010x} ({product}), {lines} INTIDs, {} \
+         list registers",
+        gicd.0,
+        LIST_REGISTERS.load(Relaxed)
+    );
 }
 
 /// INTIDs the distributor implements: `32 * (GICD_TYPER.ITLinesNumber + 1)`, at most 1020.
