@@ -22,6 +22,12 @@
 //! whole image's CRC-32 against the header's, prints [`STARTING`] and the sizes, sends
 //! `ACK` and jumps to the image as the firmware would: at [`LOAD_ADDRESS`], `x0` = the
 //! device tree.
+//!
+//! A lost `ACK` makes the host send the same frame again: the receiver reads a frame's
+//! length from the frame's own index (not the chunk it expects), acknowledges a repeat of
+//! the chunk it already has, and takes a repeated header (whose first four bytes no chunk
+//! index can equal) as a new start. The host takes the [`STARTING`] line for a lost last
+//! `ACK`.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
