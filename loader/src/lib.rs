@@ -5,7 +5,7 @@
 //! until an image starts. The host then sends, with no flow control assumed:
 //!
 //! ```text
-//! header   "EXOIMG\x01\n"  length: u32 LE  crc32(image): u32 LE  crc32(the 16 bytes before): u32 LE
+//! header   "EXOIMG\x02\n"  length: u32 LE  crc32(image): u32 LE  crc32(the 16 bytes before): u32 LE
 //! chunk i  i: u32 LE  image[i*CHUNK ..][..CHUNK]  crc32(i bytes + data): u32 LE    (i = 0, 1, ...)
 //!      or  i | ZERO_CHUNK: u32 LE  crc32(those 4 bytes): u32 LE       (a chunk of zeros)
 //! ```
@@ -13,8 +13,9 @@
 //! Most of a boot image is zeros (the kernel's `.bss`, page padding), which the zero frame
 //! sends in 8 bytes instead of 1032.
 //!
-//! and after the header and after every chunk waits for one byte from the loader: [`ACK`]
-//! (go on), [`NAK`] (that frame was damaged or cut short: send it again) or [`CANCEL`] (the
+//! and after the header and after every chunk waits for the loader's answer: [`ACK`] and
+//! the frame's [sequence byte](sequence) (go on), [`NAK`] (that frame was damaged or cut
+//! short: send it again) or [`CANCEL`] (the
 //! loader gave up and waits for a new header). Before a `NAK` or `CANCEL` the loader prints
 //! a line starting [`LINE_PREFIX`] saying why, in words. A frame never exceeds
 //! `CHUNK + 8` bytes, and nothing more is sent before the answer, so a UART with an 8-byte
@@ -23,7 +24,9 @@
 //! `ACK` and jumps to the image as the firmware would: at [`LOAD_ADDRESS`], `x0` = the
 //! device tree.
 //!
-//! A lost `ACK` makes the host send the same frame again: the receiver reads a frame's
+//! A lost or late `ACK` makes the host send the same frame again, and the loader may then
+//! answer it twice: the sequence byte lets the host tell the second `ACK` from the next
+//! frame's. The receiver reads a frame's
 //! length from the frame's own index (not the chunk it expects), acknowledges a repeat of
 //! the chunk it already has, and takes a repeated header (whose first four bytes no chunk
 //! index can equal) as a new start. The host takes the [`STARTING`] line for a lost last
@@ -35,15 +38,15 @@
 use core::fmt;
 
 /// Protocol version, in [`HEADER_MAGIC`] and [`READY`].
-pub const PROTOCOL: u8 = 1;
+pub const PROTOCOL: u8 = 2;
 /// What every line the loader prints starts with.
 pub const LINE_PREFIX: &str = "exo-loader: ";
 /// The line the loader prints, once a second, while it waits for a header.
-pub const READY: &str = "exo-loader: ready for an image (protocol 1)";
+pub const READY: &str = "exo-loader: ready for an image (protocol 2)";
 /// What the loader's last line starts with before it jumps to the image.
 pub const STARTING: &str = "exo-loader: starting the image";
 /// First bytes of the header.
-pub const HEADER_MAGIC: [u8; 8] = *b"EXOIMG\x01\n";
+pub const HEADER_MAGIC: [u8; 8] = *b"EXOIMG\x02\n";
 /// Bytes in the header.
 pub const HEADER_LEN: usize = 20;
 /// Image bytes per chunk (the last chunk may be shorter).
@@ -52,7 +55,8 @@ pub const CHUNK: usize = 1024;
 pub const ZERO_CHUNK: u32 = 1 << 31;
 /// Bytes of a chunk frame around its data: index and CRC-32.
 pub const CHUNK_OVERHEAD: usize = 8;
-/// The frame arrived whole and checked: send the next.
+/// The frame arrived whole and checked: send the next. Followed by the frame's
+/// [sequence byte](sequence).
 pub const ACK: u8 = 0x06;
 /// The frame was damaged or cut short: send it again.
 pub const NAK: u8 = 0x15;
@@ -140,6 +144,13 @@ impl Header {
         out[16..].copy_from_slice(&check.to_le_bytes());
         out
     }
+}
+
+/// The byte after an `ACK`, naming what it acknowledges: 0 for the header, `index + 1`
+/// (modulo 256) for chunk `index`. A late `ACK` is at most a frame behind, so a byte tells
+/// it apart.
+pub fn sequence(chunk: Option<u32>) -> u8 {
+    chunk.map_or(0, |index| (index.wrapping_add(1) & 0xFF) as u8)
 }
 
 /// Number of chunks of an image of `length` bytes.
@@ -315,6 +326,7 @@ pub struct Receiver<'a> {
     state: State,
     frame: [u8; CHUNK + CHUNK_OVERHEAD],
     draining: bool,
+    acknowledged: u8,
 }
 
 impl<'a> Receiver<'a> {
@@ -325,7 +337,14 @@ impl<'a> Receiver<'a> {
             state: State::Hunting(0),
             frame: [0; CHUNK + CHUNK_OVERHEAD],
             draining: false,
+            acknowledged: 0,
         }
+    }
+
+    /// The [sequence byte](sequence) of the frame the last [`Answer::Ack`] or
+    /// [`Answer::Done`] acknowledges, to send after the `ACK`.
+    pub fn acknowledged(&self) -> u8 {
+        self.acknowledged
     }
 
     /// Whether it ignores the line until [`QUIET_MS`] pass without a byte (after a damaged
@@ -464,6 +483,7 @@ impl<'a> Receiver<'a> {
             expected: 0,
             filled: 0,
         };
+        self.acknowledged = sequence(None);
         Answer::Ack
     }
 
@@ -484,7 +504,9 @@ impl<'a> Receiver<'a> {
             return Answer::Refused(Refusal::ChunkChecksum { index: expected });
         }
         if index + 1 == expected {
-            return Answer::Ack; // our ACK was lost and the host sent it again
+            // Our ACK was lost or late and the host sent it again.
+            self.acknowledged = sequence(Some(index));
+            return Answer::Ack;
         }
         if index != expected {
             self.state = State::Hunting(0);
@@ -493,6 +515,7 @@ impl<'a> Receiver<'a> {
                 got: index,
             });
         }
+        self.acknowledged = sequence(Some(index));
         let range = chunk_range(header.length, index);
         if zero {
             self.dest[range].fill(0);

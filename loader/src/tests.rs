@@ -34,7 +34,7 @@ fn crc32_is_the_ieee_one() {
 fn the_header_carries_length_and_checksum() {
     let header = Header::of(b"123456789");
     let bytes = header.encode();
-    assert_eq!(&bytes[..8], b"EXOIMG\x01\n");
+    assert_eq!(&bytes[..8], b"EXOIMG\x02\n");
     assert_eq!(&bytes[8..12], &9u32.to_le_bytes());
     assert_eq!(&bytes[12..16], &0xCBF4_3926u32.to_le_bytes());
     assert_eq!(&bytes[16..], &crc32(&bytes[..16]).to_le_bytes());
@@ -240,4 +240,29 @@ fn a_lost_ack_of_the_header_is_answered_again() {
         [Answer::Done(header)]
     );
     assert_eq!(receiver.image(&header), &sent[..]);
+}
+
+#[test]
+fn every_ack_names_the_frame_it_acknowledges() {
+    assert_eq!(
+        (sequence(None), sequence(Some(0)), sequence(Some(255))),
+        (0, 1, 0)
+    );
+    let sent = image(2 * CHUNK + 1);
+    let mut memory = vec![0; 4 * CHUNK];
+    let mut receiver = Receiver::new(&mut memory);
+    feed(&mut receiver, &Header::of(&sent).encode());
+    assert_eq!(receiver.acknowledged(), sequence(None));
+    assert_eq!(feed(&mut receiver, &frame(&sent, 0)), [Answer::Ack]);
+    assert_eq!(receiver.acknowledged(), 1);
+    assert_eq!(feed(&mut receiver, &frame(&sent, 1)), [Answer::Ack]);
+    assert_eq!(receiver.acknowledged(), 2);
+    // Chunk 1 again (its ACK was late): acknowledged again as chunk 1, not chunk 2.
+    assert_eq!(feed(&mut receiver, &frame(&sent, 1)), [Answer::Ack]);
+    assert_eq!(receiver.acknowledged(), 2);
+    assert_eq!(
+        feed(&mut receiver, &frame(&sent, 2)),
+        [Answer::Done(Header::of(&sent))]
+    );
+    assert_eq!(receiver.acknowledged(), 3);
 }

@@ -10,7 +10,8 @@ use super::*;
 /// The loader, in memory: bytes sent are fed to its receiver; what it would print and
 /// answer is queued for `recv`. `damage` flips a bit in the bytes sent at those offsets
 /// (counted over everything sent); `lose` drops them; `lose_answers` drops the loader's
-/// answers (its control bytes) with those numbers (counted from 0, the header's).
+/// answers (its control bytes) with those numbers (counted from 0, the header's);
+/// `late_answers` holds those back until the host sends again (after its answer timeout).
 struct FakeLoader {
     receiver: LoaderReceiver<'static>,
     out: VecDeque<u8>,
@@ -19,6 +20,8 @@ struct FakeLoader {
     lose: Vec<usize>,
     answers: usize,
     lose_answers: Vec<usize>,
+    late_answers: Vec<usize>,
+    held: Vec<u8>,
     started: bool,
 }
 
@@ -35,6 +38,8 @@ impl FakeLoader {
             lose: Vec::new(),
             answers: 0,
             lose_answers: Vec::new(),
+            late_answers: Vec::new(),
+            held: Vec::new(),
             started: false,
         }
     }
@@ -56,8 +61,17 @@ impl FakeLoader {
         }
         let number = self.answers;
         self.answers += 1;
-        if !self.lose_answers.contains(&number) {
-            self.out.push_back(answer.byte());
+        if self.lose_answers.contains(&number) {
+            return;
+        }
+        let mut bytes = vec![answer.byte()];
+        if answer.byte() == exo_loader::ACK {
+            bytes.push(self.receiver.acknowledged());
+        }
+        if self.late_answers.contains(&number) {
+            self.held.extend(bytes);
+        } else {
+            self.out.extend(bytes);
         }
     }
 }
@@ -65,6 +79,8 @@ impl FakeLoader {
 impl Link for FakeLoader {
     fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.receiver.quiet(); // the host waited before sending again
+        let held = std::mem::take(&mut self.held);
+        self.out.extend(held); // a late answer arrives while the host sends again
         for &byte in bytes {
             let at = self.sent;
             self.sent += 1;
@@ -189,7 +205,7 @@ fn no_loader_on_the_line_is_a_clear_error() {
     let (result, _) = transfer(&mut loader, &image(10));
     let error = result.unwrap_err().to_string();
     assert!(
-        error.starts_with("no `exo-loader: ready for an image (protocol 1)` line within 1 s"),
+        error.starts_with("no `exo-loader: ready for an image (protocol 2)` line within 1 s"),
         "{error}"
     );
 }
@@ -222,4 +238,18 @@ fn a_lost_ack_of_the_header_or_the_last_chunk_does_not_stall_the_transfer() {
     // The loader has started the image; its line says so.
     transfer_losing_answers(&[5]);
     transfer_losing_answers(&[0, 1, 3, 4, 5]);
+}
+
+#[test]
+fn a_late_ack_is_not_taken_for_the_next_chunks() {
+    // The ACKs of chunk 0 and of chunk 3 (the second-to-last) arrive after the host has
+    // sent the chunk again: the loader then acknowledges each twice, and the second ACK
+    // must not count for the next chunk.
+    let sent = image(4 * 1024 + 300);
+    let mut loader = FakeLoader::new(1 << 20);
+    loader.late_answers = vec![1, 4];
+    let (result, log) = transfer(&mut loader, &sent);
+    result.unwrap_or_else(|e| panic!("{e:#}; log {log:?}"));
+    assert!(loader.started);
+    assert_eq!(loader.receiver.image(&Header::of(&sent)), &sent[..]);
 }
