@@ -154,7 +154,7 @@ fn the_boot_folder_boots_from_its_own_device_tree_and_the_card_holds_it() {
     assert_eq!(files(&dir), FILES);
     assert_eq!(
         std::fs::read_to_string(dir.join("config.txt")).unwrap(),
-        config_txt::config_txt(Console::MiniUart)
+        config_txt::config_txt(Console::MiniUart, false)
     );
     // The firmware and device tree are the pinned files.
     let pins_path = workspace_root().join("platform/raspi4b/firmware.toml");
@@ -200,4 +200,26 @@ fn the_boot_folder_boots_from_its_own_device_tree_and_the_card_holds_it() {
             "{name} on the card differs from the folder's"
         );
     }
+}
+
+/// `scripts/image-rpi4 DIR --jtag`: the folder's config.txt puts the Arm JTAG port on GPIO
+/// 22-27 for a debugger (docs/raspberry-pi.md, "Attaching a debugger").
+#[test]
+fn jtag_puts_the_arm_debug_port_in_the_folders_config_txt() {
+    let dir = workspace_root().join("build/test-rpi4-jtag");
+    let _ = std::fs::remove_dir_all(&dir);
+    let output = Command::new(workspace_root().join("scripts/image-rpi4"))
+        .arg(&dir)
+        .arg("--jtag")
+        .output()
+        .expect("cannot run scripts/image-rpi4");
+    assert!(
+        output.status.success(),
+        "scripts/image-rpi4 --jtag failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(dir.join("config.txt")).unwrap();
+    assert_eq!(text, config_txt::config_txt(Console::MiniUart, true));
+    assert!(text.ends_with("enable_jtag_gpio=1\n"), "{text}");
 }

@@ -125,6 +125,7 @@ fn read_machine(dtb: u64, kernel: u64) -> (DeviceTree<'static>, BootInfo) {
     if let Some(console) = boot.console {
         announce_console(&console);
     }
+    super::el2::announce_power_off(boot.power_off);
     (tree, boot)
 }
 
