@@ -6,7 +6,7 @@
 //! ([`crate::device_tree::Located::regions`]): the Pi describes its peripherals at
 //! VideoCore bus addresses under `/soc`, which the CPU sees elsewhere.
 
-use crate::device_tree::{DeviceTree, DtbError, Located};
+use crate::device_tree::{Banks, DeviceTree, DtbError, Located};
 use core::fmt;
 use exo_abi::PhysAddr;
 
@@ -17,6 +17,11 @@ pub struct BootInfo {
     pub ram_start: PhysAddr,
     /// End (exclusive) of that bank.
     pub ram_end: PhysAddr,
+    /// Every memory bank the tree describes, in tree order ([`crate::mem::ram::Ram`]
+    /// sorts and merges them).
+    pub memory: Banks,
+    /// The `reserved-memory` regions with an address: never given out.
+    pub reserved: Banks,
     /// The PL011 the console goes to, if the tree has one.
     pub console: Option<ConsoleUart>,
     /// Size of the device tree blob itself.
@@ -231,6 +236,8 @@ impl BootInfo {
         Ok(Self {
             ram_start: PhysAddr::new(ram_start),
             ram_end: PhysAddr::new(ram_end),
+            memory: banks,
+            reserved: tree.reserved_memory(),
             console: console(tree),
             dtb_size: tree.size() as u64,
             gic: GicInfo::from_fdt(tree),
