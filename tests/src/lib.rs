@@ -343,12 +343,17 @@ impl Booted {
     pub fn normal_frames_of(&self, name: &str) -> Vec<u64> {
         let mut frames = Vec::new();
         for line in self.outcome.partition_lines(name) {
-            let Some(rest) = line.split("-> PA 0x").nth(1).filter(|_| line.ends_with("Normal"))
+            let Some(rest) = line
+                .split("-> PA 0x")
+                .nth(1)
+                .filter(|_| line.ends_with("Normal"))
             else {
                 continue;
             };
             let mut fields = rest.split(',').map(str::trim);
-            let pa = fields.next().and_then(|pa| u64::from_str_radix(pa, 16).ok());
+            let pa = fields
+                .next()
+                .and_then(|pa| u64::from_str_radix(pa, 16).ok());
             let pages = fields
                 .next()
                 .and_then(|pages| pages.trim_end_matches(" pages").parse::<u64>().ok());

@@ -596,7 +596,10 @@ mod tests {
         assert_eq!(table.count(Owner::Free), FRAMES - 2);
         assert_eq!((table.owner(pa(6)), table.contains(pa(7))), (None, false));
         assert!(table.contains(pa(5)) && table.contains(pa(8)));
-        assert_eq!(table.alloc_specific(pa(6), part(0)), Err(FrameError::NotRam));
+        assert_eq!(
+            table.alloc_specific(pa(6), part(0)),
+            Err(FrameError::NotRam)
+        );
         assert_eq!(
             table.reserve(pa(5), pa(9), Owner::Kernel),
             Err(FrameError::NotRam)
@@ -606,7 +609,10 @@ mod tests {
         let given: Vec<PhysAddr> = (0..FRAMES - 2)
             .map(|_| table.alloc(part(1)).unwrap())
             .collect();
-        assert!(!given.contains(&pa(6)) && !given.contains(&pa(7)), "{given:?}");
+        assert!(
+            !given.contains(&pa(6)) && !given.contains(&pa(7)),
+            "{given:?}"
+        );
         assert_eq!(table.alloc(part(1)), Err(FrameError::Exhausted));
         assert_eq!(table.owned_by(part(1)).count(), FRAMES - 2);
         // A held frame cannot become a hole; excluding a hole again changes nothing.
@@ -616,7 +622,10 @@ mod tests {
         );
         table.exclude(pa(6), pa(8)).unwrap();
         assert_eq!(table.hole_count(), 2);
-        assert_eq!(table.exclude(pa(FRAMES), pa(FRAMES + 1)), Err(FrameError::NotRam));
+        assert_eq!(
+            table.exclude(pa(FRAMES), pa(FRAMES + 1)),
+            Err(FrameError::NotRam)
+        );
     }
 
     /// One step of the model test.

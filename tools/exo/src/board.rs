@@ -715,7 +715,10 @@ mod tests {
         );
         refused(&sizes("\"lots\" = \"1GiB\"\n"), 11, "lots");
         let board = parse(&sizes("\"8GiB\" = \"8052MiB\"\n\"1GiB\" = \"948MiB\"\n")).unwrap();
-        assert_eq!(board.ram_sizes, [(1 << 30, 948 << 20), (8 << 30, 8052 << 20)]);
+        assert_eq!(
+            board.ram_sizes,
+            [(1 << 30, 948 << 20), (8 << 30, 8052 << 20)]
+        );
     }
 
     #[test]

@@ -1245,7 +1245,13 @@ mod tests {
                 partition(1, size, &[])
             )
         };
-        let system = parse(&workspace, &dir.path().join("a.toml"), &two("\"1900MiB\""), None).unwrap();
+        let system = parse(
+            &workspace,
+            &dir.path().join("a.toml"),
+            &two("\"1900MiB\""),
+            None,
+        )
+        .unwrap();
         assert_eq!(system.memory_override, Some(4 << 30));
         assert_eq!(system.board.kernel_ram(), 3956 << 20);
         assert_eq!(system.board.ram_bytes, 1 << 30, "QEMU keeps its fixed RAM");

@@ -35,8 +35,14 @@ fn partitions_get_both_banks_never_the_hole_and_the_self_check_passes() {
     assert_eq!(k.self_check(), Ok(256));
     let all: Vec<u64> = held(&k, 0).into_iter().chain(held(&k, 1)).collect();
     assert!(all.iter().all(|f| !HOLE.contains(f)), "a frame in the hole");
-    assert!(all.iter().any(|f| *f < HOLE.start), "none of the first bank");
-    assert!(all.iter().any(|f| *f >= HOLE.end), "none of the second bank");
+    assert!(
+        all.iter().any(|f| *f < HOLE.start),
+        "none of the first bank"
+    );
+    assert!(
+        all.iter().any(|f| *f >= HOLE.end),
+        "none of the second bank"
+    );
     // Allocating what is left never reaches the hole either.
     while let Ok(frame) = k.frames.alloc(Owner::Kernel) {
         assert!(!HOLE.contains(&frame.raw()), "{frame} is in the hole");

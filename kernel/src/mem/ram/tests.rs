@@ -26,13 +26,9 @@ fn ram_of(dtb: &[u8]) -> Ram {
 fn reservations(dtb: &[u8]) -> Vec<(u64, u64)> {
     let tree = DeviceTree::new(dtb).unwrap();
     let mut all = vec![(0x8_0000, 0x48_0000)];
-    let regions = tree.memory_reservations().chain(
-        tree.reserved_memory()
-            .as_slice()
-            .iter()
-            .copied()
-            .collect::<Vec<_>>(),
-    );
+    let regions = tree
+        .memory_reservations()
+        .chain(tree.reserved_memory().as_slice().to_vec());
     all.extend(regions.map(|r| (r.start, r.start + r.size)));
     all
 }
@@ -67,7 +63,11 @@ fn reads_every_bank_the_pi_firmware_writes() {
             bank(0x1_0000_0000, 0x2_0000_0000)
         ]
     );
-    for (dtb, mib) in [(PI_2GIB, 948 + 1024), (PI_4GIB, 948 + 3008), (PI_8GIB, 8052)] {
+    for (dtb, mib) in [
+        (PI_2GIB, 948 + 1024),
+        (PI_4GIB, 948 + 3008),
+        (PI_8GIB, 8052),
+    ] {
         assert_eq!(ram_of(dtb).bytes(), mib * MIB);
         assert_eq!(ram_of(dtb).ignored(), 0);
     }
@@ -104,7 +104,10 @@ fn banks_are_trimmed_sorted_merged_and_bounded() {
         .collect();
     let ram = Ram::new(&many);
     assert_eq!(ram.banks().len(), MAX_RAM_BANKS);
-    assert_eq!(ram.end(), (MAX_RAM_BANKS as u64 - 1) * 0x4000_0000 + BANK_ALIGN);
+    assert_eq!(
+        ram.end(),
+        (MAX_RAM_BANKS as u64 - 1) * 0x4000_0000 + BANK_ALIGN
+    );
     assert_eq!(ram.ignored(), 2 * BANK_ALIGN);
 }
 
@@ -115,7 +118,10 @@ fn the_frame_table_over_the_pi_banks_has_holes_and_reservations() {
     for (dtb, holes) in [
         (PI_2GIB, &[0x3B40_0000u64, 0x3FFF_F000][..]),
         (PI_4GIB, &[0x3B40_0000, 0x3FFF_F000][..]),
-        (PI_8GIB, &[0x3B40_0000, 0xFC00_0000, 0xFE20_1000, 0xFFFF_F000][..]),
+        (
+            PI_8GIB,
+            &[0x3B40_0000, 0xFC00_0000, 0xFE20_1000, 0xFFFF_F000][..],
+        ),
     ] {
         let ram = ram_of(dtb);
         let mut table = table_of(&ram, dtb);
@@ -137,7 +143,10 @@ fn the_frame_table_over_the_pi_banks_has_holes_and_reservations() {
         let partition = Owner::Partition(super::super::frame_table::PartitionId::new(0).unwrap());
         let mut given = 0;
         while let Ok(frame) = table.alloc(partition) {
-            assert!(ram.bank_holding(frame.raw()).is_some(), "{frame} is in a hole");
+            assert!(
+                ram.bank_holding(frame.raw()).is_some(),
+                "{frame} is in a hole"
+            );
             given += 1;
         }
         assert_eq!(given, frames - kernel);
