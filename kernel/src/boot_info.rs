@@ -438,6 +438,34 @@ mod tests {
         ));
     }
 
+    /// Every bank and every reserved-memory region with an address reaches the kernel, in
+    /// tree order, whichever bank it boots in.
+    #[test]
+    fn reads_every_bank_and_the_reserved_memory_regions() {
+        let dtb: &[u8] = include_bytes!("../tests/fixtures/rpi4b-8gib-reserved.dtb");
+        let info = boot(dtb, PI_KERNEL.raw()).unwrap();
+        let regions = |banks: &Banks| -> std::vec::Vec<(u64, u64)> {
+            banks.as_slice().iter().map(|r| (r.start, r.size)).collect()
+        };
+        assert_eq!(
+            regions(&info.memory),
+            [
+                (0, 0x3B40_0000),
+                (0x4000_0000, 0xBC00_0000),
+                (0x1_0000_0000, 0x8000_0000),
+                (0x1_8000_0000, 0x8000_0000)
+            ]
+        );
+        // firmware@3b000000 and pstore@17ff00000; not the dynamic linux,cma pool nor the
+        // disabled, empty nvram@0.
+        assert_eq!(
+            regions(&info.reserved),
+            [(0x1_7FF0_0000, 0x20_0000), (0x3B00_0000, 0x50_0000)]
+        );
+        let stock = boot(PI_4GIB, PI_KERNEL.raw()).unwrap();
+        assert_eq!(stock.reserved.as_slice(), []);
+    }
+
     #[test]
     fn reads_the_real_pi_tree_as_qemu_edits_it_with_nop_tokens() {
         let info = boot(PI_UNDER_QEMU, PI_KERNEL.raw()).unwrap();
