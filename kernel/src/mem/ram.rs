@@ -45,6 +45,18 @@ impl Bank {
     }
 }
 
+/// How much of an address range the banks cover: what the EL2 map makes of it (a GiB
+/// wholly in a bank is one block; a GiB partly in RAM gets a table of 2 MiB blocks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cover {
+    /// All of it lies in one bank.
+    Whole,
+    /// Some of it is RAM, some not.
+    Part,
+    /// None of it is RAM.
+    Nothing,
+}
+
 /// The banks the kernel manages, ascending and disjoint (at most [`MAX_RAM_BANKS`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Ram {
@@ -128,6 +140,26 @@ impl Ram {
             .iter()
             .find(|bank| bank.contains(address))
             .copied()
+    }
+
+    /// How much of `[start, start + size)` the banks cover.
+    pub fn cover(&self, start: u64, size: u64) -> Cover {
+        let end = start.saturating_add(size);
+        if self
+            .banks()
+            .iter()
+            .any(|bank| bank.start <= start && end <= bank.end)
+        {
+            Cover::Whole
+        } else if self
+            .banks()
+            .iter()
+            .any(|bank| start < bank.end && bank.start < end)
+        {
+            Cover::Part
+        } else {
+            Cover::Nothing
+        }
     }
 
     /// Entries a frame table needs to cover every bank: the span, holes included.

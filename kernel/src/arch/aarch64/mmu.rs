@@ -12,7 +12,7 @@
 //! Format: VMSAv8-64 stage-1 descriptors, 4 KiB granule, 39-bit VA starting at level 1
 //! (Arm ARM D8.3, "Translation table descriptor formats"; D8.2.x for TCR_EL2).
 
-use crate::mem::ram::{Bank, MAX_RAM_BANKS};
+use crate::mem::ram::{Cover, MAX_RAM_BANKS, Ram};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
 use core::cell::UnsafeCell;
@@ -111,32 +111,25 @@ impl KernelImage {
     }
 }
 
-/// Builds the identity map for the RAM `banks` and turns the MMU on, with the kernel
+/// Builds the identity map for the RAM banks of `ram` and turns the MMU on, with the kernel
 /// `image` mapped W^X and its stack guard unmapped. Banks are 2 MiB aligned, disjoint and
-/// below 512 GiB ([`crate::mem::ram::Ram`] makes them so).
-pub fn enable(banks: &[Bank], image: KernelImage) {
+/// below 512 GiB ([`Ram`] makes them so).
+pub fn enable(ram: &Ram, image: KernelImage) {
     // SAFETY: single-threaded boot, MMU still off: nothing else references the tables.
     let tables = unsafe { &mut *TABLES.0.get() };
     let mut next_l2 = 0;
     let mut next_l3 = 0;
-    let in_ram = |start: u64, size: u64| {
-        banks
-            .iter()
-            .any(|bank| bank.start <= start && start + size <= bank.end)
-    };
     for gib in 0..ENTRIES as u64 {
         let base = gib * GIB;
-        let overlaps_ram = banks
-            .iter()
-            .any(|bank| base < bank.end && base + GIB > bank.start);
+        let cover = ram.cover(base, GIB);
         // A level-1 block maps 1 GiB with the 4 KiB granule (D8.3.1, D8.2.x).
-        if in_ram(base, GIB) && !image.fine_within(base, GIB) {
+        if cover == Cover::Whole && !image.fine_within(base, GIB) {
             tables.l1[gib as usize] = block(base, ATTR_NORMAL, false);
-        } else if overlaps_ram && next_l2 < L2_TABLES {
+        } else if cover != Cover::Nothing && next_l2 < L2_TABLES {
             let l2 = &mut tables.l2[next_l2];
             for (i, entry) in l2.iter_mut().enumerate() {
                 let pa = base + i as u64 * BLOCK_2M;
-                let in_ram = in_ram(pa, BLOCK_2M);
+                let in_ram = ram.cover(pa, BLOCK_2M) == Cover::Whole;
                 *entry = if !in_ram {
                     block(pa, ATTR_DEVICE, false)
                 } else if image.fine(pa) && next_l3 < L3_TABLES {

@@ -168,7 +168,7 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
         rodata_end: layout.rodata_end,
         guard: layout.stack_guard,
     };
-    super::mmu::enable(ram.banks(), image);
+    super::mmu::enable(&ram, image);
     super::el2::init();
     info!("counter frequency {} Hz", super::el2::timer_frequency());
     announce_ram(&ram);

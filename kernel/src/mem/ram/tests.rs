@@ -190,3 +190,34 @@ fn overlapping_reservations_are_each_honoured() {
     assert_eq!(table.owner(PhysAddr::new(0x5000)), Some(Owner::Kernel));
     assert_eq!(table.owner(PhysAddr::new(0x6000)), Some(Owner::Free));
 }
+
+/// What the EL2 map makes of each GiB of an 8 GiB Pi: at most two partly covered GiBs a bank
+/// (so `mmu.rs`'s `2 * MAX_RAM_BANKS + 1` level-2 tables always suffice), the rest blocks.
+#[test]
+fn each_gib_of_the_pi_is_whole_part_or_no_ram() {
+    const GIB: u64 = 1 << 30;
+    let ram = ram_of(PI_8GIB);
+    let covers: Vec<Cover> = (0..9).map(|gib| ram.cover(gib * GIB, GIB)).collect();
+    use Cover::*;
+    assert_eq!(
+        covers,
+        [
+            Part, Whole, Whole, Part, Whole, Whole, Whole, Whole, Nothing
+        ]
+    );
+    // 2 MiB blocks at the edges of the first two banks.
+    assert_eq!(ram.cover(0x3B20_0000, BANK_ALIGN), Whole);
+    assert_eq!(ram.cover(0x3B40_0000, BANK_ALIGN), Nothing);
+    assert_eq!(ram.cover(0xFBE0_0000, BANK_ALIGN), Whole);
+    assert_eq!(ram.cover(0xFC00_0000, BANK_ALIGN), Nothing);
+    for dtb in [PI_2GIB, PI_4GIB, PI_8GIB] {
+        let ram = ram_of(dtb);
+        let parts = (0..512)
+            .filter(|gib| ram.cover(gib * GIB, GIB) == Part)
+            .count();
+        assert!(
+            parts <= 2 * ram.banks().len(),
+            "{parts} partly covered GiBs"
+        );
+    }
+}
