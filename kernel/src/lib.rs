@@ -4,7 +4,7 @@
 //! library OSes as stage-2 bindings, checks authority once at bind time, and leaves every
 //! policy to the library OS running at EL1 in each partition.
 //!
-//! Layout: portable logic ([`mem`], [`kernel`], [`partition`], [`console`], [`boot_info`],
+//! Layout: portable logic ([`mem`], [`kernel`], [`partition`], [`console`], [`boot_info`], [`cpus`],
 //! [`device_tree`]) is plain Rust tested on the host; [`arch`] holds what knows the machine.
 
 #![cfg_attr(not(test), no_std)]
@@ -12,6 +12,7 @@
 pub mod arch;
 pub mod boot_info;
 pub mod console;
+pub mod cpus;
 pub mod device_tree;
 pub mod drivers;
 pub mod irq;

@@ -163,6 +163,15 @@ fn kernel_pages_and_tables_that_do_not_fit() {
 }
 
 #[test]
+fn more_cores_than_the_board_has() {
+    refused(
+        "bad-cores.toml",
+        4,
+        "16 cores: board `qemu-virt` has 1 to 8",
+    );
+}
+
+#[test]
 fn time_slice_out_of_range() {
     refused(
         "bad-slice.toml",

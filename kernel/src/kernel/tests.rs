@@ -620,8 +620,15 @@ fn snapshot(k: &mut K, caller: usize) -> Snapshot {
             .skip(1)
             .map(|(_, f)| k.platform.frame(f).to_vec())
             .collect();
+        // A partition waiting for an event it already has is runnable: the scheduler wakes
+        // it whenever it looks (a borrower's call can pass a lent slot on), which is no
+        // change of state an erroring call made.
+        let state = match p.state {
+            State::WaitingEvent if k.has_event(id) => State::Runnable,
+            other => other,
+        };
         partitions.push(PartitionSnapshot {
-            state: p.state,
+            state,
             regs,
             revocation: p.revocation,
             pending: p.pending_alloc,

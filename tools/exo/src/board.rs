@@ -8,6 +8,10 @@
 //! ram = "1GiB"                 # passed to QEMU as `-m`; bounds the partitions' quotas
 //! ram_base = 0x4000_0000       # physical address of RAM; no device region may overlap it
 //! linker_script = "kernel.ld"  # relative to the board's directory
+//! cores = 8                    # optional (default 1): most cores `[system] cores` may ask
+//!                              # QEMU for (`-smp`), at most 8
+//! # fixed_cores = true         # optional: the machine always has `cores` (raspi4b), and
+//!                              # the tool passes no `-smp`
 //!
 //! [gic]
 //! version = 3                  # 2 or 3
@@ -46,7 +50,8 @@
 //!
 //! A partition owns a device with `devices = ["uart1"]` in its configuration; reserved
 //! devices (the console UART, the GIC frames) are never a partition's, and neither are
-//! their interrupts. The runner appends `-m <ram>` and `-kernel <image>` to `args`, and
+//! their interrupts. The runner appends `-smp <cores>` (unless `fixed_cores`), `-m <ram>`
+//! and `-kernel <image>` to `args`, and
 //! the serial ports of owned devices (see [`crate::qemu`]).
 
 use std::collections::BTreeMap;
@@ -55,7 +60,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use exo_abi::PAGE_SIZE;
-use exo_abi::package::{FIRST_SPI, LAST_SPI};
+use exo_abi::package::{FIRST_SPI, LAST_SPI, MAX_CORES};
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
@@ -96,6 +101,13 @@ pub struct Board {
     /// 4's banks as its firmware writes them), ascending: what `[system] memory` may pick on
     /// a board with [`Board::fixed_ram`].
     pub ram_sizes: Vec<(u64, u64)>,
+    /// Most cores the board may run (`cores`, 1..=[`MAX_CORES`]).
+    pub max_cores: u32,
+    /// The machine always has [`Board::max_cores`] cores: a configuration may not change it,
+    /// and QEMU gets no `-smp`.
+    pub fixed_cores: bool,
+    /// Cores QEMU starts: 1, or `[system] cores`, or all of a fixed board's.
+    pub cores: u32,
     /// The kernel linker script (absolute path; may not exist until the kernel is built).
     pub linker_script: PathBuf,
     /// The QEMU binary (looked up on `PATH`).
@@ -194,6 +206,9 @@ struct RawBoard {
     #[serde(default)]
     ram_sizes: BTreeMap<String, Spanned<SizeValue>>,
     ram_base: Spanned<i64>,
+    cores: Option<Spanned<i64>>,
+    #[serde(default)]
+    fixed_cores: bool,
     linker_script: String,
     gic: Spanned<RawGic>,
     qemu: RawQemu,
@@ -305,6 +320,18 @@ impl Board {
         }
         let ram_sizes = parse_ram_sizes(&raw.ram_sizes).map_err(|(at, m)| error(at, m))?;
         let gic = parse_gic(raw.gic.get_ref()).map_err(|(at, m)| error(at, m))?;
+        let max_cores = match &raw.cores {
+            Some(key) => u32::try_from(*key.get_ref())
+                .ok()
+                .filter(|n| (1..=MAX_CORES as u32).contains(n))
+                .ok_or_else(|| {
+                    error(
+                        key.span().start,
+                        format!("cores must be between 1 and {MAX_CORES}"),
+                    )
+                })?,
+            None => 1,
+        };
 
         let mut devices = Vec::new();
         for (device_name, spanned) in &raw.devices {
@@ -330,6 +357,9 @@ impl Board {
             ram_base,
             span_bytes: ram_bytes,
             ram_sizes,
+            max_cores,
+            fixed_cores: raw.fixed_cores,
+            cores: if raw.fixed_cores { max_cores } else { 1 },
             linker_script: dir.join(raw.linker_script),
             qemu_binary: raw.qemu.binary,
             qemu_args: raw.qemu.args,
@@ -396,7 +426,8 @@ impl Board {
     }
 
     /// The QEMU command that boots `image` on this board, with `binary` replacing the
-    /// board's QEMU binary if given.
+    /// board's QEMU binary if given: the board's arguments, `-smp` [`Board::cores`] (unless
+    /// the board's cores are fixed), `-m`, `-kernel`.
     pub fn qemu_command(&self, image: &Path, binary: Option<&Path>) -> Command {
         let mut command = match binary {
             Some(binary) => Command::new(binary),
@@ -404,9 +435,11 @@ impl Board {
         };
         // No network card: exo gives partitions no NIC, and `virt`'s default one needs an
         // option ROM (efi-virtio.rom) that a `--no-install-recommends` QEMU lacks.
+        command.args(["-nic", "none"]).args(&self.qemu_args);
+        if !self.fixed_cores {
+            command.arg("-smp").arg(self.cores.to_string());
+        }
         command
-            .args(["-nic", "none"])
-            .args(&self.qemu_args)
             .arg("-m")
             .arg(format!("{}M", self.ram_bytes / MIB))
             .arg("-kernel")
@@ -718,6 +751,15 @@ mod tests {
         assert_eq!(
             board.ram_sizes,
             [(1 << 30, 948 << 20), (8 << 30, 8052 << 20)]
+        );
+        for cores in ["0", "9", "-1"] {
+            let text = BOARD.replace("[gic]", &format!("cores = {cores}\n[gic]"));
+            refused(&text, 5, "cores must be between 1 and 8");
+        }
+        let eight = parse(&BOARD.replace("[gic]", "cores = 8\n[gic]")).unwrap();
+        assert_eq!(
+            (eight.max_cores, eight.cores, eight.fixed_cores),
+            (8, 1, false)
         );
     }
 

@@ -95,11 +95,12 @@ impl KernelImage {
         let end = base + size;
         (self.text_start < end && self.rodata_end > base)
             || (self.guard >= base && self.guard < end)
+            || super::boot::stack_guards().any(|guard| (base..end).contains(&guard))
     }
 
     /// The descriptor of the RAM page at `pa`.
     fn page(&self, pa: u64) -> u64 {
-        if pa == self.guard {
+        if pa == self.guard || super::boot::stack_guards().any(|guard| guard == pa) {
             0
         } else if pa >= self.text_start && pa < self.text_end {
             page(pa, ATTR_NORMAL, true, false)
@@ -108,6 +109,33 @@ impl KernelImage {
         } else {
             page(pa, ATTR_NORMAL, false, true)
         }
+    }
+}
+
+/// What another core loads to share the boot core's EL2 map (`TABLES`): the translation
+/// controls [`enable`] set, read back on the boot core after it. The secondary entry
+/// (`boot.rs`) writes them in this order, SCTLR_EL2 last, before its first access to
+/// memory with the MMU on (Arm ARM, "Enabling and disabling the MMU").
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SharedMap {
+    /// MAIR_EL2.
+    pub mair: u64,
+    /// TCR_EL2.
+    pub tcr: u64,
+    /// TTBR0_EL2: the boot core's level-1 table.
+    pub ttbr0: u64,
+    /// SCTLR_EL2 with the MMU and caches on.
+    pub sctlr: u64,
+}
+
+/// The boot core's EL2 map, for the other cores; call after [`enable`].
+pub fn shared_map() -> SharedMap {
+    SharedMap {
+        mair: MAIR_EL2.get(),
+        tcr: TCR_EL2.get(),
+        ttbr0: TTBR0_EL2.get(),
+        sctlr: SCTLR_EL2.get(),
     }
 }
 

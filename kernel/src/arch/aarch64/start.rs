@@ -225,6 +225,7 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
             false
         }
     };
+    super::cores::start(&tree, &ram);
     let mut kernel = Kernel::new(Aarch64Platform, table, index);
     if let Err(e) = kernel.load(&package) {
         fail(e.named(&package));
