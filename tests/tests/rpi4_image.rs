@@ -59,7 +59,10 @@ fn files(dir: &Path) -> Vec<String> {
 
 /// The folder's device tree as the Pi 4 firmware passes it on a 2 GiB board: `/memory@0`
 /// with its two banks (kernel/tests/fixtures/README.md) and `/chosen` with the properties
-/// the firmware adds (the kernel command line, a KASLR seed).
+/// the firmware adds (the kernel command line, a KASLR seed). QEMU rewrites every `memory@`
+/// node to its first 960 MiB, so the second bank is also given as `ram@40000000`, a memory
+/// node by its `device_type` that QEMU leaves alone (docs/raspberry-pi.md): the kernel then
+/// sees both banks, as on the board.
 fn fill_like_the_firmware(dtb: &Path, filled: &Path) {
     std::fs::copy(dtb, filled).unwrap();
     let fdtput = |args: &[&str]| {
@@ -78,6 +81,17 @@ fn fill_like_the_firmware(dtb: &Path, filled: &Path) {
         "0",
         "0",
         "3b400000",
+        "0",
+        "40000000",
+        "40000000",
+    ]);
+    fdtput(&["-c", "/ram@40000000"]);
+    fdtput(&["-t", "s", "/ram@40000000", "device_type", "memory"]);
+    fdtput(&[
+        "-t",
+        "x",
+        "/ram@40000000",
+        "reg",
         "0",
         "40000000",
         "40000000",
@@ -178,7 +192,8 @@ fn the_boot_folder_boots_from_its_own_device_tree_and_the_card_holds_it() {
     booted.assert_line_with(&[
         "console: mini UART at 0xfe215040 (the device tree's stdout-path), 115200 8N1",
     ]);
-    booted.assert_line_with(&["RAM 0x0..0x3c000000"]);
+    booted.assert_line_with(&["RAM bank 0: 0x0..0x3c000000 (960 MiB)"]);
+    booted.assert_line_with(&["RAM 0x0..0x80000000 (1984 MiB in 2 banks)"]);
     // The same boot with only the mini UART connected: the whole run is there.
     let log = mini_uart_only(&dir, &filled, &scratch.join("mini-uart.log"));
     for line in [

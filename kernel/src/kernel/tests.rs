@@ -23,6 +23,7 @@ use std::rc::Rc;
 use std::vec;
 use std::vec::Vec;
 
+mod banks;
 mod conformance;
 mod isolation;
 mod return_path;
