@@ -5,7 +5,8 @@
 //! policy to the library OS running at EL1 in each partition.
 //!
 //! Layout: portable logic ([`mem`], [`kernel`], [`partition`], [`console`], [`boot_info`],
-//! [`device_tree`]) is plain Rust tested on the host; [`arch`] holds what knows the machine.
+//! [`device_tree`]) is plain Rust tested on the host; [`arch`] holds what knows the machine
+//! and implements the per-concern traits of [`platform`] for it.
 
 #![cfg_attr(not(test), no_std)]
 
@@ -18,6 +19,7 @@ pub mod irq;
 pub mod kernel;
 pub mod mem;
 pub mod partition;
+pub mod platform;
 pub mod vcpu;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

@@ -25,11 +25,11 @@ use exo_abi::info::{INFO_PAGE_IPA, REPOSSESSION_VECTOR_IPA, REVOCATION_PAGE_IPA}
 use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode};
 use exo_abi::package::{DEFAULT_RAM_BASE, Package};
 use exo_abi::{Ipa, Name, PAGE_SIZE, PhysAddr};
-use exo_kernel::kernel::Platform;
 use exo_kernel::kernel::{Kernel, Stage2Abort, Step};
 use exo_kernel::mem::frame_table::{FrameTable, Owner};
 use exo_kernel::mem::stage2::TableMemory;
 use exo_kernel::partition::{Access, FaultKind, State};
+use exo_kernel::platform::PhysicalMemory;
 
 /// Frames of fake RAM: room for every guarantee below plus kernel pages and tables.
 const FRAMES: usize = 2048;

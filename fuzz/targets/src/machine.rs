@@ -10,8 +10,11 @@ use exo_abi::{PAGE_SIZE, PhysAddr};
 use exo_kernel::arch::fake::FakeFormat;
 use exo_kernel::console::Writer;
 use exo_kernel::irq::VirtualIrq;
-use exo_kernel::kernel::{CpuInterface, GicFacts, Platform, SpiOp};
 use exo_kernel::mem::stage2::{TlbMaintenance, Vmid};
+use exo_kernel::platform::{
+    CacheMaintenance, Clock, ConsoleOutput, CpuInterface, GicFacts, InterruptController,
+    PhysicalMemory, SpiOp, Stage2Hardware, VcpuControl,
+};
 use std::collections::BTreeMap;
 
 /// Physical address of the fake RAM.
@@ -104,10 +107,7 @@ impl FakeMachine {
     }
 }
 
-impl Platform for FakeMachine {
-    type Format = FakeFormat;
-    type Tlb = NullTlb;
-
+impl PhysicalMemory for FakeMachine {
     fn read_u64(&self, pa: PhysAddr) -> u64 {
         let at = self.offset(pa, 8);
         let mut word = [0; 8];
@@ -142,18 +142,35 @@ impl Platform for FakeMachine {
         let at = self.offset(pa, buffer.len());
         buffer.copy_from_slice(&self.ram[at..at + buffer.len()]);
     }
+}
+
+impl Stage2Hardware for FakeMachine {
+    type Format = FakeFormat;
+    type Tlb = NullTlb;
 
     fn tlb(&self) -> NullTlb {
         NullTlb
     }
+}
 
+impl CacheMaintenance for FakeMachine {
+    fn clean_to_poc(&mut self, frame: PhysAddr) {
+        self.offset(frame, PAGE_SIZE as usize);
+    }
+
+    fn publish_done(&mut self) {}
+}
+
+impl ConsoleOutput for FakeMachine {
     fn console_write(&mut self, _who: Writer<'_>, bytes: &[u8]) {
         self.console_bytes += bytes.len() as u64;
         let room = CONSOLE_KEEP.saturating_sub(self.console.len());
         self.console
             .extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
+}
 
+impl Clock for FakeMachine {
     fn timer_frequency(&self) -> u64 {
         1_000_000
     }
@@ -161,11 +178,9 @@ impl Platform for FakeMachine {
     fn now(&self) -> u64 {
         self.now
     }
+}
 
-    fn initial_pstate(&self) -> u64 {
-        0x3c5
-    }
-
+impl InterruptController for FakeMachine {
     fn gic(&self) -> GicFacts {
         GicFacts {
             interface: CpuInterface::SystemRegisters,
@@ -200,6 +215,12 @@ impl Platform for FakeMachine {
     fn live_virtual_pending(&self) -> bool {
         self.lrs.iter().any(Option::is_some)
     }
+}
+
+impl VcpuControl for FakeMachine {
+    fn initial_pstate(&self) -> u64 {
+        0x3c5
+    }
 
     fn virtual_timer_deadline(&self, id: usize) -> Option<u64> {
         self.timers.get(&id).copied()
@@ -213,10 +234,4 @@ impl Platform for FakeMachine {
             self.saved.remove(&id);
         }
     }
-
-    fn clean_to_poc(&mut self, frame: PhysAddr) {
-        self.offset(frame, PAGE_SIZE as usize);
-    }
-
-    fn publish_done(&mut self) {}
 }

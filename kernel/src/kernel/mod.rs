@@ -1,8 +1,9 @@
 //! The portable heart of the kernel: it loads partitions from the boot package into frames
 //! it hands out, binds them in stage 2, serves hypercalls and decides who runs next.
 //!
-//! Everything machine-specific reaches it through [`Platform`], so the whole of it runs in
-//! host tests against a fake machine. The memory calls live in `memory`, revocation and
+//! Everything machine-specific reaches it through [`Platform`] (the union of the narrow
+//! traits in [`crate::platform`]), so the whole of it runs in host tests against a fake
+//! machine. The memory calls live in `memory`, revocation and
 //! the abort protocol in `revocation`, upcalls in `upcall`, interrupts, signals, waiting and
 //! donation in `interrupts`, protected control transfer in `ipc` and the invariant check in
 //! `check`.
@@ -25,16 +26,15 @@ mod tests;
 pub use load_error::{LoadError, NamedLoadError};
 
 use crate::console::Writer;
-use crate::irq::{InterruptTable, VirtualIrq};
+use crate::irq::InterruptTable;
 use crate::mem::binding_index::BindingIndex;
 use crate::mem::frame_table::{FrameTable, Owner, PartitionId};
 use crate::mem::grants::Grants;
-use crate::mem::stage2::{
-    Attributes, DescriptorFormat, Geometry, Stage2, TableMemory, TlbMaintenance, Vmid,
-};
+use crate::mem::stage2::{Attributes, Geometry, Stage2, TableMemory, Vmid};
 use crate::partition::{
     Access, FaultKind, KernelPages, MemoryTerms, Outcome, Partition, State, TablePool, Upcalls,
 };
+use crate::platform::PhysicalMemory;
 use crate::vcpu::VcpuRegs;
 use exo_abi::call::*;
 use exo_abi::info::{self, InfoHeader, InfoWriter, MemoryBinding, MemoryKind};
@@ -45,111 +45,9 @@ use exo_abi::revocation::VECTOR_PAGES;
 use exo_abi::{ABI_VERSION, Error, Ipa, PAGE_SIZE, PhysAddr, Rights};
 use log::{info, warn};
 
+/// The machine interface, re-exported where the kernel's users have always found it.
+pub use crate::platform::{CpuInterface, GicFacts, Platform, SpiOp};
 pub use check::CheckError;
-
-/// What the kernel needs from the machine.
-pub trait Platform {
-    /// Stage-2 descriptor encoding.
-    type Format: DescriptorFormat;
-    /// Stage-2 TLB maintenance.
-    type Tlb: TlbMaintenance;
-    /// Reads a 64-bit word of physical memory.
-    fn read_u64(&self, pa: PhysAddr) -> u64;
-    /// Writes a 64-bit word of physical memory.
-    fn write_u64(&mut self, pa: PhysAddr, value: u64);
-    /// Fills a frame with zeroes.
-    fn zero_frame(&mut self, frame: PhysAddr);
-    /// Copies bytes into physical memory (within one frame).
-    fn copy_to_phys(&mut self, pa: PhysAddr, bytes: &[u8]);
-    /// Copies bytes out of physical memory (within one frame).
-    fn copy_from_phys(&self, pa: PhysAddr, buffer: &mut [u8]);
-    /// A handle for stage-2 TLB maintenance.
-    fn tlb(&self) -> Self::Tlb;
-    /// Writes to the system console.
-    fn console_write(&mut self, who: Writer<'_>, bytes: &[u8]);
-    /// Counter-timer frequency in Hz.
-    fn timer_frequency(&self) -> u64;
-    /// The system counter now, in ticks of [`Platform::timer_frequency`].
-    fn now(&self) -> u64;
-    /// Processor state a vCPU starts in (EL1 with interrupts masked).
-    fn initial_pstate(&self) -> u64;
-    /// The interrupt controller partitions see.
-    fn gic(&self) -> GicFacts;
-    /// Drives SPI `intid` in the distributor (its ownership is already checked).
-    fn spi(&mut self, intid: u32, op: SpiOp);
-    /// Writes `irq` into a free list register of the loaded vCPU (or merges it with the same
-    /// INTID there). Returns false when every list register is in use.
-    fn inject(&mut self, irq: VirtualIrq) -> bool;
-    /// Asks for (or cancels) a maintenance interrupt when the list registers run empty.
-    fn notify_on_underflow(&mut self, on: bool);
-    /// Whether the loaded vCPU has a virtual interrupt pending in a list register.
-    fn live_virtual_pending(&self) -> bool;
-    /// Partition `id`'s virtual-timer deadline in counter ticks, if its timer is enabled and
-    /// unmasked (read live if its vCPU is loaded, else from its saved state).
-    fn virtual_timer_deadline(&self, id: usize) -> Option<u64>;
-    /// Partition `id` has ended: if its vCPU is loaded, stop its timer and empty its
-    /// virtual interface now (the CPU may idle before another vCPU is loaded).
-    fn vcpu_ended(&mut self, id: usize);
-    /// Cleans and invalidates `frame` in every data cache to the point of coherency (Arm ARM
-    /// D7.5.9, `DC CIVAC`): what the kernel wrote there (zeroes, loaded code) is in memory,
-    /// and no cache line of older contents survives, for a reader with its MMU or caches off
-    /// or one that maps the frame non-cacheable. A Cortex-A72 has no FEAT_S2FWB, so stage 2
-    /// cannot force a partition's accesses to be cacheable. Instruction caches are
-    /// invalidated by [`Platform::publish_done`].
-    fn clean_to_poc(&mut self, frame: PhysAddr);
-    /// Ends a series of [`Platform::clean_to_poc`] of code: instruction caches forget it.
-    fn publish_done(&mut self);
-
-    /// Scrubs a frame that changes hands: zeroes it, then cleans the zeroes to the point of
-    /// coherency, so no owner, past or next, can read another's data from memory behind the
-    /// caches. Called before the frame can be mapped by anyone else.
-    fn scrub_frame(&mut self, frame: PhysAddr) {
-        self.zero_frame(frame);
-        self.clean_to_poc(frame);
-    }
-}
-
-/// An operation on a physical SPI in the distributor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpiOp {
-    /// Enable (`GICD_ISENABLER`).
-    Enable,
-    /// Disable (`GICD_ICENABLER`).
-    Disable,
-    /// Route to a core (`GICD_IROUTER` / `GICD_ITARGETSR`).
-    Target(u32),
-    /// Make pending (`GICD_ISPENDR`), as its device would.
-    Raise,
-    /// Its owner is gone: disable, clear pending and deactivate.
-    Release,
-}
-
-/// How partitions reach the GIC's virtual CPU interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CpuInterface {
-    /// No virtual interface: partitions get no interrupts.
-    None,
-    /// GICv3 system registers (`ICC_*` reach `ICV_*`).
-    SystemRegisters,
-    /// GICv2: the `GICV` frame at `phys`, bound at `ipa` (the guest's `GICC` address).
-    Mapped {
-        /// Where partitions see it.
-        ipa: Ipa,
-        /// The hardware frame.
-        phys: PhysAddr,
-        /// Its size in pages.
-        pages: u64,
-    },
-}
-
-/// Facts about the interrupt controller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GicFacts {
-    /// The CPU interface partitions use.
-    pub interface: CpuInterface,
-    /// INTIDs the distributor implements (`32 * (GICD_TYPER.ITLinesNumber + 1)`).
-    pub lines: u32,
-}
 
 /// Stage-2 table memory: frames from the partition's table pool.
 struct Tables<'k, 'a, P> {
@@ -158,7 +56,7 @@ struct Tables<'k, 'a, P> {
     pool: &'k mut TablePool,
 }
 
-impl<P: Platform> Tables<'_, '_, P> {
+impl<P: PhysicalMemory> Tables<'_, '_, P> {
     /// Adds a kernel-owned frame to the pool.
     fn donate(&mut self, frame: PhysAddr) {
         let next = self.pool.head.map_or(0, PhysAddr::raw);
@@ -188,7 +86,7 @@ impl<P: Platform> Tables<'_, '_, P> {
     }
 }
 
-impl<P: Platform> TableMemory for Tables<'_, '_, P> {
+impl<P: PhysicalMemory> TableMemory for Tables<'_, '_, P> {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
         let frame = self.take()?;
         self.pool.in_use += 1;

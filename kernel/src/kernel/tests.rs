@@ -5,8 +5,12 @@
 
 use super::*;
 use crate::arch::fake::{FakeFormat, TIMER_HZ, ticks};
+use crate::irq::VirtualIrq;
 use crate::mem::grants::Grant;
-use crate::mem::stage2::Mapping;
+use crate::mem::stage2::{Mapping, TlbMaintenance};
+use crate::platform::{
+    CacheMaintenance, Clock, ConsoleOutput, InterruptController, Stage2Hardware, VcpuControl,
+};
 use exo_abi::call::{VIRTUAL_TIMER_INTID, signal, upcall};
 use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
 use exo_abi::package::DEFAULT_RAM_BASE;
@@ -149,10 +153,7 @@ impl FakePlatform {
     }
 }
 
-impl Platform for FakePlatform {
-    type Format = FakeFormat;
-    type Tlb = RecordingTlb;
-
+impl PhysicalMemory for FakePlatform {
     fn read_u64(&self, pa: PhysAddr) -> u64 {
         let at = self.offset(pa, 8);
         u64::from_le_bytes(self.ram[at..at + 8].try_into().unwrap())
@@ -189,17 +190,35 @@ impl Platform for FakePlatform {
         let at = self.offset(pa, buffer.len());
         buffer.copy_from_slice(&self.ram[at..at + buffer.len()]);
     }
+}
+
+impl Stage2Hardware for FakePlatform {
+    type Format = FakeFormat;
+    type Tlb = RecordingTlb;
 
     fn tlb(&self) -> RecordingTlb {
         RecordingTlb {
             log: self.tlb.clone(),
         }
     }
+}
 
+impl CacheMaintenance for FakePlatform {
+    fn clean_to_poc(&mut self, frame: PhysAddr) {
+        self.offset(frame, PAGE_SIZE as usize);
+        self.frame_log.push(FrameEvent::Clean(frame));
+    }
+
+    fn publish_done(&mut self) {}
+}
+
+impl ConsoleOutput for FakePlatform {
     fn console_write(&mut self, _who: Writer<'_>, bytes: &[u8]) {
         self.console.extend_from_slice(bytes);
     }
+}
 
+impl Clock for FakePlatform {
     fn timer_frequency(&self) -> u64 {
         TIMER_HZ
     }
@@ -207,11 +226,9 @@ impl Platform for FakePlatform {
     fn now(&self) -> u64 {
         self.now.get()
     }
+}
 
-    fn initial_pstate(&self) -> u64 {
-        0x3c5
-    }
-
+impl InterruptController for FakePlatform {
     fn gic(&self) -> GicFacts {
         GicFacts {
             interface: CpuInterface::SystemRegisters,
@@ -243,6 +260,12 @@ impl Platform for FakePlatform {
     fn live_virtual_pending(&self) -> bool {
         self.lrs.iter().any(Option::is_some)
     }
+}
+
+impl VcpuControl for FakePlatform {
+    fn initial_pstate(&self) -> u64 {
+        0x3c5
+    }
 
     fn virtual_timer_deadline(&self, id: usize) -> Option<u64> {
         self.timers.get(&id).copied()
@@ -251,13 +274,6 @@ impl Platform for FakePlatform {
     fn vcpu_ended(&mut self, id: usize) {
         self.timers.remove(&id);
     }
-
-    fn clean_to_poc(&mut self, frame: PhysAddr) {
-        self.offset(frame, PAGE_SIZE as usize);
-        self.frame_log.push(FrameEvent::Clean(frame));
-    }
-
-    fn publish_done(&mut self) {}
 }
 
 impl FakePlatform {
