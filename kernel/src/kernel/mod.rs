@@ -5,12 +5,13 @@
 //! traits in [`crate::platform`]), so the whole of it runs in host tests against a fake
 //! machine. The memory calls live in `memory`, revocation and
 //! the abort protocol in `revocation`, upcalls in `upcall`, interrupts, signals, waiting and
-//! donation in `interrupts`, protected control transfer in `ipc` and the invariant check in
-//! `check`.
+//! donation in `interrupts`, protected control transfer in `ipc`, loading the boot package
+//! in `load` and the invariant check in `check`.
 
 mod check;
 mod interrupts;
 mod ipc;
+mod load;
 mod load_error;
 mod memory;
 mod poison;
@@ -28,21 +29,19 @@ pub use load_error::{LoadError, NamedLoadError};
 use crate::console::Writer;
 use crate::irq::InterruptTable;
 use crate::mem::binding_index::BindingIndex;
-use crate::mem::frame_table::{FrameTable, Owner, PartitionId};
+use crate::mem::frame_table::{FrameTable, Owner};
 use crate::mem::grants::Grants;
-use crate::mem::stage2::{Attributes, Geometry, Stage2, TableMemory, Vmid};
-use crate::partition::{
-    Access, FaultKind, KernelPages, MemoryTerms, Outcome, Partition, State, TablePool, Upcalls,
-};
+use crate::mem::stage2::{Attributes, Geometry, Stage2, TableMemory};
+use crate::partition::{Access, FaultKind, Outcome, Partition, State, TablePool};
 use crate::platform::PhysicalMemory;
 use crate::vcpu::VcpuRegs;
 use exo_abi::call::*;
-use exo_abi::info::{self, InfoHeader, InfoWriter, MemoryBinding, MemoryKind};
+use exo_abi::info::MemoryKind;
 use exo_abi::package::{
-    DEFAULT_SLICE_US, MAX_PARTITIONS, MAX_SLOTS, Package, PartitionRecord, RevocationShare,
+    DEFAULT_SLICE_US, MAX_PARTITIONS, MAX_SLOTS, PartitionRecord, RevocationShare,
 };
 use exo_abi::revocation::VECTOR_PAGES;
-use exo_abi::{ABI_VERSION, Error, Ipa, PAGE_SIZE, PhysAddr, Rights};
+use exo_abi::{ABI_VERSION, Error, Ipa, PAGE_SIZE, PhysAddr};
 use log::{info, warn};
 
 /// The machine interface, re-exported where the kernel's users have always found it.
@@ -294,291 +293,6 @@ impl<'a, P: Platform> Kernel<'a, P> {
     fn translate(&mut self, id: usize, ipa: Ipa) -> Option<(PhysAddr, Attributes)> {
         self.with_stage2(id, |stage2, tables, _| stage2.translate(tables, ipa))
             .flatten()
-    }
-
-    /// Loads every partition of the boot package: frames for its memory, scrubbed; program
-    /// segments copied in; stage-2 bindings with the segments' rights; kernel pages.
-    pub fn load(&mut self, package: &Package<'_>) -> Result<(), LoadError> {
-        self.poison_free_ram(package);
-        let count = package.partition_count() as u32;
-        for (index, record) in package.partitions().enumerate() {
-            let free = self.frames.count(Owner::Free) as u64;
-            let partition = self
-                .load_partition(index, count, &record)
-                .map_err(|e| match e {
-                    LoadError::OutOfMemory { .. } => LoadError::OutOfMemory {
-                        partition: index,
-                        needed: frames_needed(&record),
-                        free,
-                    },
-                    other => other,
-                })?;
-            info!(
-                "partition {} loaded: {} KiB at IPA {}, entry {}, VMID {}, guarantee {} KiB, \
-                 borrow up to {} KiB",
-                partition.name,
-                partition.ram_bytes / 1024,
-                partition.ram_base,
-                Ipa::new(partition.regs.pc),
-                partition.vmid.0,
-                partition.terms.guaranteed * PAGE_SIZE / 1024,
-                partition.terms.borrow_limit * PAGE_SIZE / 1024,
-            );
-            self.partitions[index] = Some(partition);
-            self.count = index + 1;
-        }
-        let schedule = package.schedule();
-        if schedule.is_empty() {
-            self.slot_count = self.count;
-            for (i, slot) in self.slots.iter_mut().take(self.count).enumerate() {
-                *slot = i as u8;
-            }
-        } else {
-            self.slot_count = schedule.len();
-            self.slots[..schedule.len()].copy_from_slice(schedule);
-        }
-        self.slot = 0;
-        self.current = usize::from(self.slots[0]);
-        self.slice_ticks = ticks_of_us(package.slice_us(), self.platform.timer_frequency());
-        self.share = package.revocation_share();
-        self.platform.publish_done();
-        Ok(())
-    }
-
-    fn load_partition(
-        &mut self,
-        index: usize,
-        partition_count: u32,
-        record: &PartitionRecord<'_>,
-    ) -> Result<Partition<P::Format>, LoadError> {
-        let id = PartitionId::new(index as u16).ok_or(LoadError::TooManyPartitions)?;
-        let owner = Owner::Partition(id);
-        let pages = record.memory_bytes / PAGE_SIZE;
-        let terms = MemoryTerms {
-            guaranteed: record.guaranteed_bytes / PAGE_SIZE,
-            borrow_limit: record.borrow_bytes / PAGE_SIZE,
-            deadline_ticks: (u128::from(record.revocation_deadline_us)
-                * u128::from(self.platform.timer_frequency())
-                / 1_000_000) as u64,
-            max_aborts: record.max_aborts,
-        };
-        let table_budget = table_budget(record);
-        if (self.frames.count(Owner::Free) as u64) < frames_needed(record) {
-            return Err(LoadError::OutOfMemory {
-                partition: index,
-                needed: frames_needed(record),
-                free: self.frames.count(Owner::Free) as u64,
-            });
-        }
-        let vmid = Vmid(index as u16 + 1);
-        let mut table_pool = TablePool::default();
-        let mut tables = Tables {
-            platform: &mut self.platform,
-            frames: &mut self.frames,
-            pool: &mut table_pool,
-        };
-        for _ in 0..table_budget {
-            let frame = tables.frames.alloc(Owner::Kernel)?;
-            tables.donate(frame);
-        }
-        let mut stage2 = Stage2::<P::Format>::new(&mut tables, vmid, Geometry::default())?;
-
-        let header = InfoHeader {
-            abi_version: ABI_VERSION,
-            partition_id: index as u32,
-            name: record.name,
-            timer_frequency: tables.platform.timer_frequency(),
-            guaranteed_frames: terms.guaranteed,
-            borrow_limit_frames: terms.borrow_limit,
-            partition_count,
-        };
-        let mut info_page = [0u8; info::SIZE];
-        let mut info_writer = InfoWriter::new(&mut info_page, &header);
-        let mut run: Option<MemoryBinding> = None;
-
-        for page in 0..pages {
-            let ipa = record.ram_base.add(page * PAGE_SIZE);
-            let frame = tables.frames.alloc(owner)?;
-            tables.platform.zero_frame(frame);
-            let mut rights = Rights::empty();
-            for segment in record.segments() {
-                let seg_end = segment.ipa.raw() + segment.mem_size;
-                if segment.ipa.raw() >= ipa.raw() + PAGE_SIZE || seg_end <= ipa.raw() {
-                    continue;
-                }
-                rights |= segment.rights;
-                // Bytes of the segment's file image that fall in this page.
-                let data_end = segment.ipa.raw() + segment.data.len() as u64;
-                let from = segment.ipa.raw().max(ipa.raw());
-                let to = data_end.min(ipa.raw() + PAGE_SIZE);
-                if from < to {
-                    let src =
-                        (from - segment.ipa.raw()) as usize..(to - segment.ipa.raw()) as usize;
-                    tables
-                        .platform
-                        .copy_to_phys(frame.add(from - ipa.raw()), &segment.data[src]);
-                }
-            }
-            if rights.is_empty() {
-                rights = Rights::READ_WRITE;
-            }
-            let attributes = Attributes::from_rights(rights, MemoryKind::Normal);
-            tables.platform.clean_to_poc(frame);
-            stage2.map_page(&mut tables, ipa, frame, attributes)?;
-            self.bound.set(frame, ipa);
-
-            let binding = MemoryBinding {
-                ipa,
-                phys: frame,
-                pages: 1,
-                rights,
-                kind: MemoryKind::Normal,
-            };
-            run = match run {
-                Some(mut r)
-                    if r.rights == rights
-                        && r.ipa.raw() + r.pages * PAGE_SIZE == ipa.raw()
-                        && r.phys.raw() + r.pages * PAGE_SIZE == frame.raw() =>
-                {
-                    r.pages += 1;
-                    Some(r)
-                }
-                Some(r) => {
-                    info_writer.push_binding(&r);
-                    Some(binding)
-                }
-                None => Some(binding),
-            };
-        }
-        if let Some(r) = run {
-            info_writer.push_binding(&r);
-        }
-
-        // Interrupts and device MMIO the configuration gives it; on GICv2 the virtual CPU
-        // interface in place of the CPU interface.
-        let gic = tables.platform.gic();
-        for intid in record.interrupts() {
-            self.irqs
-                .claim(intid, index, gic.lines)
-                .map_err(|_| LoadError::Interrupt {
-                    partition: index,
-                    intid,
-                })?;
-        }
-        let mut devices = crate::partition::DeviceWindows::default();
-        let device_rights = Rights::READ_WRITE;
-        let cpu_interface = match gic.interface {
-            CpuInterface::Mapped { ipa, phys, pages } => Some((ipa, phys, pages)),
-            _ => None,
-        };
-        let regions = record
-            .devices()
-            .map(|d| (d.ipa, d.phys, d.size / PAGE_SIZE))
-            .chain(cpu_interface);
-        for (ipa, phys, pages) in regions {
-            for page in 0..pages {
-                let frame = phys.add(page * PAGE_SIZE);
-                if tables.frames.owner(frame).is_some() {
-                    return Err(LoadError::DeviceInRam { partition: index });
-                }
-                let attributes = Attributes::from_rights(device_rights, MemoryKind::Device);
-                stage2.map_page(&mut tables, ipa.add(page * PAGE_SIZE), frame, attributes)?;
-            }
-            devices.push(ipa, pages);
-            info_writer.push_binding(&MemoryBinding {
-                ipa,
-                phys,
-                pages,
-                rights: device_rights,
-                kind: MemoryKind::Device,
-            });
-        }
-        let interface = match gic.interface {
-            CpuInterface::None => None,
-            CpuInterface::SystemRegisters => Some(info::GicInterface::V3),
-            CpuInterface::Mapped { ipa, .. } => Some(info::GicInterface::V2 { cpu_interface: ipa }),
-        };
-        if let Some(gic) = interface {
-            let facts = info::InterruptInfo {
-                gic,
-                revocation: signal::REVOCATION as u16,
-                repossession: signal::REPOSSESSION as u16,
-                message: signal::MESSAGE as u16,
-                virtual_timer: VIRTUAL_TIMER_INTID as u16,
-            };
-            info_writer.set_interrupts(&facts, self.irqs.owned_by(index));
-        }
-
-        // Kernel pages: info, revocation page, repossession vector. Kernel-owned, read-only.
-        let mut kernel_frame = || -> Result<PhysAddr, LoadError> {
-            let frame = tables.frames.alloc(Owner::Kernel)?;
-            tables.platform.zero_frame(frame);
-            Ok(frame)
-        };
-        let pages = KernelPages {
-            info: kernel_frame()?,
-            revocation: kernel_frame()?,
-            vector: [
-                kernel_frame()?,
-                kernel_frame()?,
-                kernel_frame()?,
-                kernel_frame()?,
-            ],
-        };
-        tables.platform.copy_to_phys(pages.info, &info_page);
-        let mut revocation_page = [0u8; exo_abi::revocation::SIZE];
-        exo_abi::revocation::write_request(
-            &mut revocation_page,
-            &exo_abi::revocation::Request {
-                sequence: 0,
-                state: exo_abi::revocation::RequestState::Idle,
-                frames_requested: 0,
-                frames_owed: 0,
-                deadline: 0,
-                issued_at: 0,
-            },
-            &[],
-        );
-        tables
-            .platform
-            .copy_to_phys(pages.revocation, &revocation_page);
-        tables
-            .platform
-            .copy_to_phys(pages.vector[0], &exo_abi::revocation::vector_header());
-        let read_only = Attributes::from_rights(Rights::READ, MemoryKind::Normal);
-        for (ipa, frame) in pages.bindings() {
-            tables.platform.clean_to_poc(frame);
-            stage2.map_page(&mut tables, ipa, frame, read_only)?;
-        }
-
-        let pstate = tables.platform.initial_pstate();
-        Ok(Partition {
-            id,
-            name: record.name,
-            vmid,
-            regs: VcpuRegs::at_entry(record.entry.raw(), info::INFO_PAGE_IPA.raw(), pstate),
-            stage2: Some(stage2),
-            state: State::Runnable,
-            ram_base: record.ram_base,
-            ram_bytes: record.memory_bytes,
-            kernel_pages: pages,
-            terms,
-            aborts: 0,
-            last_sequence: 0,
-            revocation: None,
-            loss_order: None,
-            pending_alloc: None,
-            upcalls: Upcalls::default(),
-            table_pool,
-            preempted: false,
-            set_way_cleaned: false,
-            talks_to: record.talks_to,
-            flags: record.flags,
-            serving: None,
-            message: None,
-            virq: crate::irq::VcpuInterrupts::new(),
-            devices,
-        })
     }
 
     /// Serves a hypercall from the running partition. `function` is `w0`, `args` are

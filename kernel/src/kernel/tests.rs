@@ -7,14 +7,16 @@ use super::*;
 use crate::arch::fake::{FakeFormat, TIMER_HZ, ticks};
 use crate::irq::VirtualIrq;
 use crate::mem::grants::Grant;
-use crate::mem::stage2::{Mapping, TlbMaintenance};
+use crate::mem::stage2::{Mapping, TlbMaintenance, Vmid};
+use crate::partition::Upcalls;
 use crate::platform::{
     CacheMaintenance, Clock, ConsoleOutput, InterruptController, Stage2Hardware, VcpuControl,
 };
 use exo_abi::call::{VIRTUAL_TIMER_INTID, signal, upcall};
+use exo_abi::info;
 use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
-use exo_abi::package::DEFAULT_RAM_BASE;
 use exo_abi::package::build::{PartitionSpec, SegmentSpec, SystemSpec, encode_system};
+use exo_abi::package::{DEFAULT_RAM_BASE, Package};
 use exo_abi::revocation::{
     Reason, Repossession, RequestReader, RequestState, VECTOR_SIZE, VectorReader,
 };
