@@ -13,6 +13,7 @@
 pub mod arch;
 pub mod boot_info;
 pub mod console;
+pub mod cpu_id;
 pub mod device_tree;
 pub mod drivers;
 pub mod irq;

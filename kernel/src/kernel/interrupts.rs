@@ -4,6 +4,7 @@
 //! queue behind the list registers, waiting for events, and donation of a time slice.
 
 use super::{CallResult, Kernel, Platform, SpiOp, Step};
+use crate::cpu_id::CoreId;
 use crate::irq::{INTID_LIMIT, Ownership, VirtualIrq};
 use crate::partition::State;
 use exo_abi::Error;
@@ -62,7 +63,7 @@ impl<P: Platform> Kernel<'_, P> {
                 if arg != 0 {
                     return Err(Error::InvalidParameter);
                 }
-                self.platform.spi(intid, SpiOp::Target(0));
+                self.platform.spi(intid, SpiOp::Target(CoreId::BOOT));
             }
             (EXO_IRQ_SET_TARGET, _) => return Err(Error::InvalidParameter),
             (EXO_IRQ_RAISE, Ownership::Spi) => self.platform.spi(intid, SpiOp::Raise),

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::arch::fake::{FakeFormat, TIMER_HZ, ticks};
+use crate::cpu_id::CoreId;
 use crate::irq::VirtualIrq;
 use crate::mem::grants::Grant;
 use crate::mem::stage2::{Mapping, TlbMaintenance, Vmid};
@@ -737,7 +738,7 @@ fn only_the_owner_may_drive_an_interrupt() {
         k.platform.spi_log,
         vec![
             (40, SpiOp::Enable),
-            (40, SpiOp::Target(0)),
+            (40, SpiOp::Target(CoreId::BOOT)),
             (40, SpiOp::Raise)
         ]
     );

@@ -1,6 +1,7 @@
 //! The interrupt controller: the distributor's SPIs and the loaded vCPU's virtual CPU
 //! interface (Hafnium's `arch/irq.h`).
 
+use crate::cpu_id::CoreId;
 use crate::irq::VirtualIrq;
 use exo_abi::{Ipa, PhysAddr};
 
@@ -27,7 +28,7 @@ pub enum SpiOp {
     /// Disable (`GICD_ICENABLER`).
     Disable,
     /// Route to a core (`GICD_IROUTER` / `GICD_ITARGETSR`).
-    Target(u32),
+    Target(CoreId),
     /// Make pending (`GICD_ISPENDR`), as its device would.
     Raise,
     /// Its owner is gone: disable, clear pending and deactivate.
