@@ -10,6 +10,7 @@ use exo_abi::{PAGE_SIZE, PhysAddr};
 use exo_kernel::arch::fake::FakeFormat;
 use exo_kernel::console::Writer;
 use exo_kernel::irq::VirtualIrq;
+use exo_kernel::mem::frame_table::PartitionId;
 use exo_kernel::mem::stage2::{TlbMaintenance, Vmid};
 use exo_kernel::platform::{
     CacheMaintenance, Clock, ConsoleOutput, CpuInterface, GicFacts, InterruptController,
@@ -43,13 +44,13 @@ pub struct FakeMachine {
     /// The loaded vCPU's list registers.
     pub lrs: [Option<VirtualIrq>; LIST_REGISTERS],
     /// Whose vCPU is loaded.
-    pub loaded: usize,
+    pub loaded: PartitionId,
     /// The list registers of vCPUs not loaded, saved by [`FakeMachine::switch`].
-    saved: BTreeMap<usize, [Option<VirtualIrq>; LIST_REGISTERS]>,
+    saved: BTreeMap<PartitionId, [Option<VirtualIrq>; LIST_REGISTERS]>,
     /// Whether the kernel asked for a maintenance interrupt on underflow.
     pub underflow: bool,
     /// Virtual-timer deadlines the guests set, by partition.
-    pub timers: BTreeMap<usize, u64>,
+    pub timers: BTreeMap<PartitionId, u64>,
     /// Console bytes written (the first [`CONSOLE_KEEP`] are kept).
     pub console: Vec<u8>,
     /// Every console byte written.
@@ -63,7 +64,7 @@ impl FakeMachine {
             ram: vec![0; frames * PAGE_SIZE as usize],
             now: 0,
             lrs: [None; LIST_REGISTERS],
-            loaded: 0,
+            loaded: PartitionId::FIRST,
             saved: BTreeMap::new(),
             underflow: false,
             timers: BTreeMap::new(),
@@ -93,7 +94,7 @@ impl FakeMachine {
 
     /// Loads partition `next`'s vCPU, saving the list registers of the one loaded (what
     /// the AArch64 `vcpu_state::switch` does).
-    pub fn switch(&mut self, next: usize) {
+    pub fn switch(&mut self, next: PartitionId) {
         if next != self.loaded {
             self.saved.insert(self.loaded, self.lrs);
             self.lrs = self.saved.remove(&next).unwrap_or_default();
@@ -222,11 +223,11 @@ impl VcpuControl for FakeMachine {
         0x3c5
     }
 
-    fn virtual_timer_deadline(&self, id: usize) -> Option<u64> {
+    fn virtual_timer_deadline(&self, id: PartitionId) -> Option<u64> {
         self.timers.get(&id).copied()
     }
 
-    fn vcpu_ended(&mut self, id: usize) {
+    fn vcpu_ended(&mut self, id: PartitionId) {
         self.timers.remove(&id);
         if id == self.loaded {
             self.lrs = [None; LIST_REGISTERS];

@@ -61,15 +61,19 @@ impl<P: Platform> Kernel<'_, P> {
         let schedule = package.schedule();
         if schedule.is_empty() {
             self.slot_count = self.count;
-            for (i, slot) in self.slots.iter_mut().take(self.count).enumerate() {
-                *slot = i as u8;
+            let ids = self.ids();
+            for (slot, id) in self.slots.iter_mut().zip(ids) {
+                *slot = id;
             }
         } else {
             self.slot_count = schedule.len();
-            self.slots[..schedule.len()].copy_from_slice(schedule);
+            for (slot, &index) in self.slots.iter_mut().zip(schedule) {
+                // `Package::parse` checked that every slot names a partition of the package.
+                *slot = PartitionId::new(u16::from(index)).unwrap_or(PartitionId::FIRST);
+            }
         }
         self.slot = 0;
-        self.current = usize::from(self.slots[0]);
+        self.current = self.slots[0];
         self.slice_ticks = ticks_of_us(package.slice_us(), self.platform.timer_frequency());
         self.share = package.revocation_share();
     }
@@ -93,7 +97,7 @@ impl<P: Platform> Kernel<'_, P> {
         }
         let vmid = Vmid(index as u16 + 1);
         let mut table_pool = TablePool::default();
-        let mut loader = Loader::new(self, &mut table_pool, index, vmid, table_budget(record))?;
+        let mut loader = Loader::new(self, &mut table_pool, id, vmid, table_budget(record))?;
         let header = InfoHeader {
             abi_version: ABI_VERSION,
             partition_id: index as u32,
@@ -155,8 +159,8 @@ fn memory_terms(record: &PartitionRecord<'_>, frequency: u64) -> MemoryTerms {
 /// One partition being loaded: its stage 2 and the parts of the kernel loading it touches,
 /// borrowed apart so that the stage-2 table memory is usable alongside the others.
 struct Loader<'k, 'a, P: Platform> {
-    /// The partition's index (for errors and interrupt ownership).
-    index: usize,
+    /// The partition.
+    id: PartitionId,
     /// The machine and frame table, with the partition's table pool.
     tables: Tables<'k, 'a, P>,
     /// The kernel's frame-to-IPA index.
@@ -168,12 +172,12 @@ struct Loader<'k, 'a, P: Platform> {
 }
 
 impl<'k, 'a, P: Platform> Loader<'k, 'a, P> {
-    /// Sets `budget` kernel frames aside as partition `index`'s table pool and makes its empty
+    /// Sets `budget` kernel frames aside as partition `id`'s table pool and makes its empty
     /// stage 2, tagged `vmid`, from them.
     fn new(
         kernel: &'k mut Kernel<'a, P>,
         pool: &'k mut TablePool,
-        index: usize,
+        id: PartitionId,
         vmid: Vmid,
         budget: u64,
     ) -> Result<Self, LoadError> {
@@ -188,7 +192,7 @@ impl<'k, 'a, P: Platform> Loader<'k, 'a, P> {
         }
         let stage2 = Stage2::<P::Format>::new(&mut tables, vmid, Geometry::default())?;
         Ok(Self {
-            index,
+            id,
             tables,
             bound: &mut kernel.bound,
             irqs: &mut kernel.irqs,
@@ -246,9 +250,9 @@ impl<'k, 'a, P: Platform> Loader<'k, 'a, P> {
         let gic = self.tables.platform.gic();
         for intid in record.interrupts() {
             self.irqs
-                .claim(intid, self.index, gic.lines)
+                .claim(intid, self.id, gic.lines)
                 .map_err(|_| LoadError::Interrupt {
-                    partition: self.index,
+                    partition: self.id.index(),
                     intid,
                 })?;
         }
@@ -267,7 +271,7 @@ impl<'k, 'a, P: Platform> Loader<'k, 'a, P> {
                 let frame = phys.add(page * PAGE_SIZE);
                 if self.tables.frames.owner(frame).is_some() {
                     return Err(LoadError::DeviceInRam {
-                        partition: self.index,
+                        partition: self.id.index(),
                     });
                 }
                 let attributes = Attributes::from_rights(device_rights, MemoryKind::Device);
@@ -285,7 +289,7 @@ impl<'k, 'a, P: Platform> Loader<'k, 'a, P> {
             });
         }
         if let Some(facts) = interrupt_info(gic.interface) {
-            info_writer.set_interrupts(&facts, self.irqs.owned_by(self.index));
+            info_writer.set_interrupts(&facts, self.irqs.owned_by(self.id));
         }
         Ok(devices)
     }

@@ -29,7 +29,7 @@ pub use load_error::{LoadError, NamedLoadError};
 use crate::console::Writer;
 use crate::irq::InterruptTable;
 use crate::mem::binding_index::BindingIndex;
-use crate::mem::frame_table::{FrameTable, Owner};
+use crate::mem::frame_table::{FrameTable, Owner, PartitionId};
 use crate::mem::grants::Grants;
 use crate::mem::stage2::{Attributes, Geometry, Stage2, TableMemory};
 use crate::partition::{Access, FaultKind, Outcome, Partition, State, TablePool};
@@ -111,8 +111,8 @@ impl<P: PhysicalMemory> TableMemory for Tables<'_, '_, P> {
 pub enum Step {
     /// Return to the partition that trapped.
     Resume,
-    /// Switch to another partition (index).
-    Switch(usize),
+    /// Switch to another partition.
+    Switch(PartitionId),
     /// Nobody can run now, but partitions wait for events: idle the CPU until an interrupt
     /// or, at the latest, the counter value given (a partition's virtual-timer deadline).
     Idle(Option<u64>),
@@ -165,10 +165,10 @@ pub struct Kernel<'a, P: Platform> {
     grants: Grants,
     partitions: [Option<Partition<P::Format>>; MAX_PARTITIONS],
     count: usize,
-    current: usize,
+    current: PartitionId,
     irqs: InterruptTable,
     /// Core 0's time-slice vector: the partition owning each slot.
-    slots: [u8; MAX_SLOTS],
+    slots: [PartitionId; MAX_SLOTS],
     /// Number of slots.
     slot_count: usize,
     /// The slot whose time is being used now (by its owner or a partition it donated to).
@@ -206,9 +206,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
             grants: Grants::default(),
             partitions: core::array::from_fn(|_| None),
             count: 0,
-            current: 0,
+            current: PartitionId::FIRST,
             irqs: InterruptTable::new(),
-            slots: [0; MAX_SLOTS],
+            slots: [PartitionId::FIRST; MAX_SLOTS],
             slot_count: 0,
             slot: 0,
             slice_ticks: ticks_of_us(DEFAULT_SLICE_US, frequency),
@@ -232,23 +232,28 @@ impl<'a, P: Platform> Kernel<'a, P> {
         self.count
     }
 
-    /// A partition by index.
-    pub fn partition(&self, index: usize) -> Option<&Partition<P::Format>> {
-        self.partitions.get(index)?.as_ref()
+    /// Partition `id`, if it is loaded.
+    pub fn partition(&self, id: PartitionId) -> Option<&Partition<P::Format>> {
+        self.partitions.get(id.index())?.as_ref()
     }
 
-    fn partition_mut(&mut self, index: usize) -> Option<&mut Partition<P::Format>> {
-        self.partitions.get_mut(index)?.as_mut()
+    fn partition_mut(&mut self, id: PartitionId) -> Option<&mut Partition<P::Format>> {
+        self.partitions.get_mut(id.index())?.as_mut()
     }
 
-    /// Index of the running partition.
-    pub fn current(&self) -> usize {
+    /// The running partition.
+    pub fn current(&self) -> PartitionId {
         self.current
     }
 
-    /// The saved registers of a partition.
-    pub fn regs_mut(&mut self, index: usize) -> Option<&mut VcpuRegs> {
-        Some(&mut self.partition_mut(index)?.regs)
+    /// The saved registers of partition `id`.
+    pub fn regs_mut(&mut self, id: PartitionId) -> Option<&mut VcpuRegs> {
+        Some(&mut self.partition_mut(id)?.regs)
+    }
+
+    /// The partitions loaded, in index order.
+    fn ids(&self) -> impl Iterator<Item = PartitionId> + use<P> {
+        PartitionId::first(self.count)
     }
 
     /// The saved registers of the running partition. Inlined: every hypercall reads its
@@ -257,7 +262,11 @@ impl<'a, P: Platform> Kernel<'a, P> {
     pub fn current_regs_mut(&mut self) -> &mut VcpuRegs {
         let current = self.current;
         // `current` always names a loaded partition once `load` succeeded.
-        match self.partitions.get_mut(current).and_then(Option::as_mut) {
+        match self
+            .partitions
+            .get_mut(current.index())
+            .and_then(Option::as_mut)
+        {
             Some(p) => &mut p.regs,
             None => no_partition(current),
         }
@@ -266,7 +275,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Runs `f` with partition `id`'s stage-2 tables and the table memory charged to it.
     fn with_stage2<R>(
         &mut self,
-        id: usize,
+        id: PartitionId,
         f: impl FnOnce(&mut Stage2<P::Format>, &mut Tables<'_, 'a, P>, &mut P::Tlb) -> R,
     ) -> Option<R> {
         let Kernel {
@@ -275,7 +284,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             partitions,
             ..
         } = self;
-        let partition = partitions.get_mut(id)?.as_mut()?;
+        let partition = partitions.get_mut(id.index())?.as_mut()?;
         let Partition {
             stage2, table_pool, ..
         } = partition;
@@ -290,7 +299,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// Translates an IPA of partition `id`, with the binding's attributes.
-    fn translate(&mut self, id: usize, ipa: Ipa) -> Option<(PhysAddr, Attributes)> {
+    fn translate(&mut self, id: PartitionId, ipa: Ipa) -> Option<(PhysAddr, Attributes)> {
         self.with_stage2(id, |stage2, tables, _| stage2.translate(tables, ipa))
             .flatten()
     }
@@ -428,7 +437,13 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// GICv2 `GICV` frame) is never a buffer: the kernel's byte-sized and unaligned copies
     /// would have side effects there (reading `GICV_IAR` acknowledges an interrupt) or raise
     /// an external abort at EL2.
-    fn guest_access(&mut self, id: usize, ipa: Ipa, len: u64, write: bool) -> Result<(), Error> {
+    fn guest_access(
+        &mut self,
+        id: PartitionId,
+        ipa: Ipa,
+        len: u64,
+        write: bool,
+    ) -> Result<(), Error> {
         let end = ipa.checked_add(len).ok_or(Error::BadAddress)?;
         let mut page = ipa.page_base();
         while page < end {
@@ -445,7 +460,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// Copies guest memory (already checked readable) into `buffer`.
-    fn read_guest(&mut self, id: usize, ipa: Ipa, buffer: &mut [u8]) -> Result<(), Error> {
+    fn read_guest(&mut self, id: PartitionId, ipa: Ipa, buffer: &mut [u8]) -> Result<(), Error> {
         self.guest_access(id, ipa, buffer.len() as u64, false)?;
         let mut done = 0;
         while done < buffer.len() {
@@ -460,7 +475,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// Copies `bytes` into guest memory (already checked writable).
-    fn write_guest(&mut self, id: usize, ipa: Ipa, bytes: &[u8]) -> Result<(), Error> {
+    fn write_guest(&mut self, id: PartitionId, ipa: Ipa, bytes: &[u8]) -> Result<(), Error> {
         self.guest_access(id, ipa, bytes.len() as u64, true)?;
         let mut done = 0;
         while done < bytes.len() {
@@ -482,7 +497,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         let current = self.current;
         self.guest_access(current, ipa, len, false)?;
-        let name = self.partitions[current]
+        let name = self.partitions[current.index()]
             .as_ref()
             .map(|p| p.name)
             .ok_or(Error::UnknownPartition)?;
@@ -499,7 +514,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// `EXO_PARTITION_LOOKUP`.
-    fn partition_lookup(&mut self, caller: usize, ipa: Ipa, len: u64) -> CallResult {
+    fn partition_lookup(&mut self, caller: PartitionId, ipa: Ipa, len: u64) -> CallResult {
         if len > exo_abi::Name::LEN as u64 {
             return Err(Error::TooLarge);
         }
@@ -548,7 +563,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
 
     /// Whether partition `id`'s configuration lets it run the self-check, which keeps the
     /// kernel busy with interrupts masked for a scan of every frame and stage 2.
-    fn may_self_check(&self, id: usize) -> bool {
+    fn may_self_check(&self, id: PartitionId) -> bool {
         self.partition(id).is_some_and(|p| {
             p.flags
                 .contains(exo_abi::package::PartitionFlags::SELF_CHECK)
@@ -569,7 +584,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
 
     /// Ends partition `id`: its bindings are broken, its frames scrubbed and freed, grants
     /// of its frames withdrawn (and reported to their grantees).
-    fn finish(&mut self, id: usize, outcome: Outcome) {
+    fn finish(&mut self, id: PartitionId, outcome: Outcome) {
         let Some(partition) = self.partition_mut(id) else {
             return;
         };
@@ -588,7 +603,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         // Grants it made die with its frames; grants to it simply end.
         self.withdraw_grants_of_owner(id);
-        while let Some(slot) = self.grants.first(|g| usize::from(g.grantee.index()) == id) {
+        while let Some(slot) = self.grants.first(|g| g.grantee == id) {
             self.grants.remove(slot);
         }
         let mut tlb = self.platform.tlb();
@@ -599,7 +614,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 partitions,
                 ..
             } = self;
-            if let Some(p) = partitions[id].as_mut() {
+            if let Some(p) = partitions[id.index()].as_mut() {
                 let mut tables = Tables {
                     platform,
                     frames,
@@ -663,7 +678,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 } else {
                     slot + 1
                 };
-                let candidate = usize::from(self.slots[slot]);
+                let candidate = self.slots[slot];
                 if self.ready(candidate) {
                     if let Some(p) = self.partition_mut(candidate) {
                         p.set_way_cleaned = false;
@@ -692,7 +707,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Whether partition `id` can run now; one waiting for an event that has one is made
     /// runnable.
     #[inline]
-    fn ready(&mut self, id: usize) -> bool {
+    fn ready(&mut self, id: PartitionId) -> bool {
         match self.partition(id).map(|p| p.state) {
             Some(State::Runnable) => true,
             Some(State::WaitingEvent) => self.ready_on_event(id),
@@ -703,7 +718,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// [`Kernel::ready`] for a partition waiting for an event (out of line: the scheduler's
     /// common case is a runnable one).
     #[inline(never)]
-    fn ready_on_event(&mut self, id: usize) -> bool {
+    fn ready_on_event(&mut self, id: PartitionId) -> bool {
         if self.has_event(id) {
             self.wake_on_event(id);
             true
@@ -776,6 +791,6 @@ impl<'a, P: Platform> Kernel<'a, P> {
 /// `current` named no loaded partition: a kernel bug (kept out of line, off the trap path).
 #[cold]
 #[inline(never)]
-fn no_partition(current: usize) -> ! {
+fn no_partition(current: PartitionId) -> ! {
     panic!("the current partition {current} does not exist")
 }

@@ -7,6 +7,7 @@ use super::stage2_format::Aarch64Stage2;
 use crate::console::{Console, Writer};
 use crate::drivers::Uart;
 use crate::irq::VirtualIrq;
+use crate::mem::frame_table::PartitionId;
 use crate::mem::stage2::{TlbMaintenance, Vmid};
 use crate::platform::{
     CacheMaintenance, Clock, ConsoleOutput, GicFacts, InterruptController, PhysicalMemory, SpiOp,
@@ -91,54 +92,65 @@ impl CacheMaintenance for Aarch64Platform {
 }
 
 impl ConsoleOutput for Aarch64Platform {
+    #[inline]
     fn console_write(&mut self, who: Writer<'_>, bytes: &[u8]) {
         write_console(who, bytes);
     }
 }
 
 impl Clock for Aarch64Platform {
+    #[inline]
     fn timer_frequency(&self) -> u64 {
         super::el2::timer_frequency()
     }
 
+    #[inline]
     fn now(&self) -> u64 {
         aarch64_cpu::registers::CNTPCT_EL0.get()
     }
 }
 
 impl InterruptController for Aarch64Platform {
+    #[inline]
     fn gic(&self) -> GicFacts {
         super::gic::facts()
     }
 
+    #[inline]
     fn spi(&mut self, intid: u32, op: SpiOp) {
         super::gic::spi(intid, op);
     }
 
+    #[inline]
     fn inject(&mut self, irq: VirtualIrq) -> bool {
         super::gic::inject(irq)
     }
 
+    #[inline]
     fn notify_on_underflow(&mut self, on: bool) {
         super::gic::notify_on_underflow(on);
     }
 
+    #[inline]
     fn live_virtual_pending(&self) -> bool {
         super::gic::live_virtual_pending()
     }
 }
 
 impl VcpuControl for Aarch64Platform {
+    #[inline]
     fn initial_pstate(&self) -> u64 {
         // SPSR_EL2 (C5.2.19): M[3:0] = 0b0101 (EL1h), D, A, I, F masked.
         0x3C5
     }
 
-    fn virtual_timer_deadline(&self, id: usize) -> Option<u64> {
+    #[inline]
+    fn virtual_timer_deadline(&self, id: PartitionId) -> Option<u64> {
         super::vcpu_state::virtual_timer_deadline(id)
     }
 
-    fn vcpu_ended(&mut self, id: usize) {
+    #[inline]
+    fn vcpu_ended(&mut self, id: PartitionId) {
         super::vcpu_state::ended(id);
     }
 }
