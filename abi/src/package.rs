@@ -111,6 +111,10 @@ pub const MIN_SLICE_US: u64 = 100;
 /// Longest time slice a package may ask for (1 s).
 pub const MAX_SLICE_US: u64 = 1_000_000;
 
+/// Most cores the kernel brings up (`exo_kernel::cpus`), and so the most a board may have
+/// QEMU start (`[system] cores`).
+pub const MAX_CORES: usize = 8;
+
 /// Magic number at offset 0.
 pub const MAGIC: [u8; 8] = *b"EXOPKG\0\0";
 /// Format version this crate reads and writes.

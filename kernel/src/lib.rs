@@ -5,15 +5,15 @@
 //! policy to the library OS running at EL1 in each partition.
 //!
 //! Layout: portable logic ([`mem`], [`kernel`], [`partition`], [`console`], [`boot_info`],
-//! [`device_tree`]) is plain Rust tested on the host; [`arch`] holds what knows the machine
-//! and implements the per-concern traits of [`platform`] for it.
+//! [`cpus`], [`device_tree`]) is plain Rust tested on the host; [`arch`] holds what knows the
+//! machine and implements the per-concern traits of [`platform`] for it.
 
 #![cfg_attr(not(test), no_std)]
 
 pub mod arch;
 pub mod boot_info;
 pub mod console;
-pub mod cpu_id;
+pub mod cpus;
 pub mod device_tree;
 pub mod drivers;
 pub mod irq;

@@ -6,6 +6,11 @@
 //! entry point, named with [`entry!`]. When that returns, the partition exits through
 //! `EXO_EXIT` with the program's [`ExitCode`].
 //!
+//! Inside, the library OS is layered: the machine (`arch`) at the bottom calls up only
+//! through the runtime's hooks; policy modules ([`irq`], [`upcall`], [`mem`], ...) register
+//! their handlers with the runtime; programs sit on top (docs/libos.md, "Layers";
+//! `libos/tests/layers.rs` keeps the arrows pointing down).
+//!
 //! ```ignore
 //! #![no_std]
 //! #![no_main]
@@ -23,8 +28,10 @@
 //!
 //! Programs link with `libos/guest.ld`, which lays the image out from
 //! [`DEFAULT_RAM_BASE`](exo_abi::package::DEFAULT_RAM_BASE) with one page-aligned segment per
-//! set of stage-2 rights. All `unsafe` code lives in the `arch` module; the rest is safe,
-//! portable and tested on the host.
+//! set of stage-2 rights. `unsafe` code lives in the `arch` module, but for two promises only
+//! a policy module can make and so makes itself, each in one place: the heap's
+//! `GlobalAlloc` (its blocks are disjoint) and a claimed device region's register block (it
+//! is the only one). The rest is safe, portable and tested on the host.
 //!
 //! Beyond that, the library OS manages memory the exokernel way ([`mem`]): it allocates
 //! frames, binds them where it likes, answers revocation requests with a pluggable policy
@@ -57,6 +64,9 @@ pub mod mmu;
 pub mod probe;
 pub mod registers;
 mod runtime;
+
+#[doc(hidden)]
+pub use runtime::start as __start;
 pub mod time;
 pub mod timer;
 pub mod upcall;
@@ -134,15 +144,17 @@ impl<T: Termination, E: fmt::Debug> Termination for Result<T, E> {
 /// Names the program's entry point: `entry!(main)` where `fn main(info: &Info) -> T` and `T`
 /// is `()`, [`ExitCode`] or `Result<T, E: Debug>` (anything [`Termination`]).
 ///
-/// Exactly one use per program; a program without it fails to link with an undefined
-/// `exo_libos_guest_main`.
+/// It defines the program's entry stub, `exo_libos_guest_main`: the boot stub (`_start`)
+/// calls it, and it hands the runtime `main` to run (as `main` in a C program is called by
+/// the C runtime's start-up code). Exactly one use per program; a
+/// program without it fails to link with an undefined `exo_libos_guest_main`.
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
-        /// The entry point the library OS calls once the partition is set up.
+        /// The program's entry stub: `_start` calls it once the partition is set up.
         #[unsafe(export_name = "exo_libos_guest_main")]
-        fn __exo_libos_guest_main(info: &$crate::Info) -> $crate::ExitCode {
-            $crate::Termination::report($main(info))
+        extern "C" fn __exo_libos_guest_main() -> ! {
+            $crate::__start(|info| $crate::Termination::report($main(info)))
         }
     };
 }

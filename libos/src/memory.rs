@@ -22,7 +22,7 @@ static CLAIMED_END: AtomicU64 = AtomicU64::new(0);
 /// only; `None` afterwards or if there is no such memory.
 pub fn take_free_memory(info: &Info) -> Option<&'static mut [u8]> {
     // A partition runs on one vCPU with interrupts masked: nothing can run between this load
-    // and the store below.
+    // and the store below. (Multi-vCPU: make it one `compare_exchange`.)
     if TAKEN.load(Ordering::Relaxed) {
         return None;
     }

@@ -6,23 +6,12 @@
 //! boot, so every partition counts from the same origin); its frequency is the one the info
 //! page gives, read at start-up (`CNTFRQ_EL0` if the page gave none).
 
-use core::sync::atomic::{AtomicU64, Ordering};
 pub use core::time::Duration;
 
 use crate::arch;
 
 /// Nanoseconds in a second.
 const NANOS_PER_SECOND: u128 = 1_000_000_000;
-
-/// The counter frequency the info page gave; 0 until [`set_frequency`].
-static FREQUENCY: AtomicU64 = AtomicU64::new(0);
-
-/// Records the counter frequency from the info page (at start-up). 0 is ignored.
-pub(crate) fn set_frequency(hz: u64) {
-    if hz != 0 {
-        FREQUENCY.store(hz, Ordering::Relaxed);
-    }
-}
 
 /// The system counter now, in ticks.
 pub fn ticks() -> u64 {
@@ -31,10 +20,7 @@ pub fn ticks() -> u64 {
 
 /// The counter's frequency in ticks per second: the info page's, else `CNTFRQ_EL0`.
 pub fn frequency() -> u64 {
-    match FREQUENCY.load(Ordering::Relaxed) {
-        0 => arch::tick_frequency(),
-        hz => hz,
-    }
+    crate::runtime::counter_frequency().unwrap_or_else(arch::tick_frequency)
 }
 
 /// `millis` milliseconds in counter ticks (rounded down).

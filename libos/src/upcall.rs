@@ -1,11 +1,12 @@
 //! Upcalls: the library OS's entry for the kernel's notices (revocation requests,
 //! repossessions, faults on unbound IPAs, messages) and the program's hooks into it.
 //!
-//! [`register`] gives the kernel the entry stub (in `arch`), which runs `dispatch` on the
-//! upcall stack and ends the upcall with `EXO_UPCALL_RETURN`. Revocation requests are
-//! answered by the installed policy ([`crate::mem::set_revocation_policy`]); repossessions
-//! update the frame table; faults go to the handler set with [`set_fault_handler`]; messages
-//! to the one set with [`crate::ipc::set_message_handler`].
+//! [`register`] registers `dispatch` with the runtime's hooks and gives the kernel the entry
+//! stub (in `arch`), which runs it on the upcall stack and ends the upcall with
+//! `EXO_UPCALL_RETURN`. Revocation requests are answered by the installed policy
+//! ([`crate::mem::set_revocation_policy`]); repossessions update the frame table; faults go
+//! to the handler set with [`set_fault_handler`]; messages to the one set with
+//! [`crate::ipc::set_message_handler`].
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -14,6 +15,7 @@ use exo_abi::{Error, Ipa, UpcallFlags};
 use spin::Mutex;
 
 use crate::mem::{call, revocation};
+use crate::runtime::{self, PerVcpu};
 use crate::{EXIT_STATUS_EXCEPTION, arch, hypercall, println};
 
 /// The access that faulted.
@@ -42,7 +44,8 @@ pub enum FaultResolution {
 pub type FaultHandler = fn(Ipa, Access) -> FaultResolution;
 
 static FAULT_HANDLER: Mutex<Option<FaultHandler>> = Mutex::new(None);
-static IN_UPCALL: AtomicBool = AtomicBool::new(false);
+/// Set on a vCPU while it runs an upcall.
+static IN_UPCALL: PerVcpu<AtomicBool> = PerVcpu::new([const { AtomicBool::new(false) }]);
 static REVOCATION_UPCALLS: AtomicU64 = AtomicU64::new(0);
 static REPOSSESSION_UPCALLS: AtomicU64 = AtomicU64::new(0);
 static FAULT_UPCALLS: AtomicU64 = AtomicU64::new(0);
@@ -71,6 +74,9 @@ pub fn register() -> Result<(), Error> {
     } else {
         UpcallFlags::empty()
     };
+    // The upcall stub runs `dispatch` from now on (registered before the kernel learns the
+    // stub's address; later calls register nothing new).
+    runtime::hooks::set_upcall_handler(dispatch);
     call::set_upcall(arch::upcall_entry(), flags)
 }
 
@@ -83,7 +89,7 @@ pub fn set_fault_handler(handler: FaultHandler) -> Result<(), Error> {
 
 /// Whether the code running is an upcall handler.
 pub fn in_upcall() -> bool {
-    IN_UPCALL.load(Ordering::Relaxed)
+    IN_UPCALL.current().load(Ordering::Relaxed)
 }
 
 /// Upcalls received so far.
@@ -96,14 +102,12 @@ pub fn counts() -> UpcallCounts {
     }
 }
 
-/// Handles one upcall; returns the `skip` flag for `EXO_UPCALL_RETURN`. Called by the entry
-/// stub on the upcall stack with `reason` in x0 and `values` in x1..x3.
-#[cfg_attr(
-    not(all(target_arch = "aarch64", target_os = "none")),
-    allow(dead_code)
-)]
-pub(crate) fn dispatch(reason: u64, values: [u64; 3]) -> u64 {
-    IN_UPCALL.store(true, Ordering::Relaxed);
+/// Handles one upcall; returns the `skip` flag for `EXO_UPCALL_RETURN`. The entry stub runs
+/// it (through the runtime's hooks, where [`register`] registers it) on the upcall stack
+/// with `reason` in x0 and `values` in x1..x3.
+fn dispatch(reason: u64, values: [u64; 3]) -> u64 {
+    let in_upcall = IN_UPCALL.current();
+    in_upcall.store(true, Ordering::Relaxed);
     let skip = match reason {
         upcall::REVOCATION => {
             REVOCATION_UPCALLS.fetch_add(1, Ordering::Relaxed);
@@ -126,7 +130,7 @@ pub(crate) fn dispatch(reason: u64, values: [u64; 3]) -> u64 {
         }
         _ => false,
     };
-    IN_UPCALL.store(false, Ordering::Relaxed);
+    in_upcall.store(false, Ordering::Relaxed);
     u64::from(skip)
 }
 

@@ -15,7 +15,8 @@ use exo_abi::{Ipa, PhysAddr};
 /// A broken invariant (a kernel bug).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CheckError {
-    /// Owner counts do not add up to the number of frames.
+    /// Owner counts do not add up to the number of frames of RAM (holes between memory
+    /// banks are no frames: see [`crate::mem::frame_table::FrameTable::exclude`]).
     Conservation,
     /// A binding names a frame its partition neither holds nor was granted.
     UnauthorisedBinding {

@@ -4,7 +4,7 @@
 //! queue behind the list registers, waiting for events, and donation of a time slice.
 
 use super::{CallResult, Kernel, Platform, SpiOp, Step};
-use crate::cpu_id::CoreId;
+use crate::cpus::CoreId;
 use crate::irq::{INTID_LIMIT, Ownership, VirtualIrq};
 use crate::mem::frame_table::PartitionId;
 use crate::partition::State;

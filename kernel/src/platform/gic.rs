@@ -1,7 +1,7 @@
 //! The interrupt controller: the distributor's SPIs and the loaded vCPU's virtual CPU
 //! interface (Hafnium's `arch/irq.h`).
 
-use crate::cpu_id::CoreId;
+use crate::cpus::CoreId;
 use crate::irq::VirtualIrq;
 use exo_abi::{Ipa, PhysAddr};
 

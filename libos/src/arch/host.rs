@@ -58,6 +58,17 @@ pub(crate) fn upcall_entry() -> Ipa {
     Ipa::new(0)
 }
 
+/// The pointer at `ipa`: on the host, the address with exposed provenance (as on the
+/// machine, where stage 1 is an identity map).
+pub(crate) fn pointer_at(ipa: Ipa) -> *mut u8 {
+    core::ptr::with_exposed_provenance_mut(ipa.raw() as usize)
+}
+
+/// The IPA of the byte `pointer` points at: on the host, its address.
+pub(crate) fn ipa_at(pointer: *mut u8) -> Ipa {
+    Ipa::new(pointer.expose_provenance() as u64)
+}
+
 /// The IPA of a byte of our memory: on the host, its address.
 pub(crate) fn ipa_of(bytes: &[u8]) -> Ipa {
     Ipa::new(bytes.as_ptr() as u64)
@@ -89,14 +100,14 @@ pub(crate) fn halt() -> ! {
     panic!("halted")
 }
 
-/// The host has no guest program to call: guest programs run only on the machine.
-pub(crate) fn guest_main(_info: &crate::Info) -> crate::ExitCode {
-    panic!("the host stand-in has no guest program to run")
+/// The host has no info page.
+pub(crate) fn info_page() -> Option<&'static [u8; exo_abi::info::SIZE]> {
+    None
 }
 
-/// The host has no info page.
-pub(crate) fn info_page(_ipa: Ipa) -> Option<&'static [u8; exo_abi::info::SIZE]> {
-    None
+/// The host was not entered by a kernel: no info page IPA.
+pub(crate) fn info_page_ipa() -> Ipa {
+    Ipa::new(0)
 }
 
 /// The host cannot fill machine registers: nothing to do.
@@ -158,10 +169,14 @@ pub(crate) struct Mmio<T: 'static> {
 }
 
 impl<T> Mmio<T> {
-    /// Fresh zeroed registers standing in for `region`'s (host tests only: a host build
+    /// Fresh zeroed registers standing in for the region's (host tests only: a host build
     /// outside tests has no allocator, and no devices).
-    pub(crate) fn for_region(region: &crate::device::Region) -> Self {
-        assert!(core::mem::size_of::<T>() as u64 <= region.bytes());
+    ///
+    /// # Safety
+    ///
+    /// None on the host (the registers are fresh memory); `unsafe` to match the machine's.
+    pub(crate) unsafe fn new(_ipa: Ipa, bytes: u64) -> Self {
+        assert!(core::mem::size_of::<T>() as u64 <= bytes);
         Self {
             registers: zeroed_registers(),
         }

@@ -20,6 +20,7 @@ use exo_abi::{Ipa, PAGE_SIZE, PhysAddr};
 use spin::Mutex;
 
 use crate::Info;
+use crate::arch::Mmio;
 
 /// Most regions that can be claimed at once.
 pub const MAX_CLAIMS: usize = 16;
@@ -73,6 +74,18 @@ impl Region {
     /// Size in bytes.
     pub fn bytes(&self) -> u64 {
         self.pages.saturating_mul(PAGE_SIZE)
+    }
+
+    /// The typed register block `T` at the start of the region, for the driver that owns it.
+    ///
+    /// Panics if `T` does not fit in the region or the region is not aligned for `T`.
+    pub(crate) fn registers<T>(&self) -> Mmio<T> {
+        // SAFETY: a `Region` is built only by `claim` and `claim_gic_cpu_interface`, for a
+        // run of pages the info page lists as bound Device memory at this IPA for the life of
+        // the partition, where no Rust object lives (device bindings lie outside RAM); and at
+        // most once per run (`record_claim` keeps the claim list; `Region` is not `Clone`), so
+        // the driver holding it is the only one driving these registers.
+        unsafe { Mmio::new(self.ipa, self.bytes()) }
     }
 }
 

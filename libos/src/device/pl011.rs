@@ -94,7 +94,7 @@ impl Pl011 {
     /// alone; QEMU ignores it).
     pub fn new(region: Region) -> Self {
         Self {
-            registers: Mmio::for_region(&region),
+            registers: region.registers(),
             region,
         }
     }

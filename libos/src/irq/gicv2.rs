@@ -67,7 +67,7 @@ impl CpuInterface {
     /// Drives the `GICV_*` frame in `region`.
     pub(crate) fn new(region: Region) -> Self {
         Self {
-            registers: Mmio::for_region(&region),
+            registers: region.registers(),
             _region: region,
         }
     }

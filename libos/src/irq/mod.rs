@@ -41,7 +41,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use exo_abi::info::GicInterface;
 use spin::Mutex;
 
-use crate::{Info, arch, device, hypercall};
+use crate::{Info, arch, device, hypercall, runtime};
 
 /// The spurious INTID the CPU interface acknowledges when nothing is pending (IHI 0069
 /// §2.2.1, IHI 0048B §3.2.5). 1020..=1022 are special too and never reach a handler.
@@ -141,6 +141,8 @@ static DEFERRED_WORK: Mutex<Option<fn()>> = Mutex::new(None);
 /// An info page without interrupt facts (a kernel older than ABI 1.3) means GICv3 if the PE
 /// has the system-register interface.
 pub fn init(info: &Info) -> Result<Kind, Error> {
+    // The IRQ vector runs `dispatch` from now on (a second `init` registers nothing new).
+    runtime::hooks::set_irq_handler(dispatch);
     without_interrupts(|| {
         let mut interface = INTERFACE.lock();
         match *interface {
@@ -270,6 +272,10 @@ pub fn enabled() -> bool {
 }
 
 /// Runs `f` with IRQs masked, restoring the previous mask afterwards.
+///
+/// This keeps out interrupt handlers on the calling vCPU only: with one vCPU per partition
+/// (today) that makes `f` exclusive; with several, state shared between vCPUs needs a lock
+/// as well (and a lock taken in a handler needs this around it).
 pub fn without_interrupts<T>(f: impl FnOnce() -> T) -> T {
     let was_masked = arch::irqs_masked();
     arch::mask_irqs();
@@ -374,12 +380,13 @@ fn dispatched() -> u64 {
     handled.wrapping_add(unhandled)
 }
 
-/// The dispatcher: called by the IRQ vector with IRQs masked.
-#[cfg_attr(
-    not(all(target_arch = "aarch64", target_os = "none")),
-    allow(dead_code)
-)]
-pub(crate) fn dispatch() {
+/// The dispatcher: the IRQ vector runs it (through the runtime's hooks, where [`init`]
+/// registers it) with IRQs masked.
+///
+/// Multi-vCPU: the handler table is the partition's, but `INTERFACE`'s lock would serialise
+/// vCPUs taking interrupts at once; the CPU interface is per PE (GICv3 system registers, or
+/// the GICv2 `GICV` frame banked per CPU at one IPA), so it can become a `PerVcpu` value.
+fn dispatch() {
     dispatch_with(&HANDLERS, &FALLBACK, &mut *INTERFACE.lock());
 }
 

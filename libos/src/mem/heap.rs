@@ -163,10 +163,6 @@ static HEAP: Mutex<Heap> = Mutex::new(Heap {
 
 /// Allocates a heap block, growing the heap when needed. `None` when out of memory, or when
 /// called from an upcall that interrupted the heap.
-#[cfg_attr(
-    not(all(target_arch = "aarch64", target_os = "none")),
-    allow(dead_code)
-)]
 pub(crate) fn allocate(size: usize, align: usize) -> Option<Ipa> {
     let mut heap = if crate::upcall::in_upcall() {
         HEAP.try_lock()?
@@ -185,13 +181,27 @@ pub(crate) fn allocate(size: usize, align: usize) -> Option<Ipa> {
 }
 
 /// Returns a heap block.
-#[cfg_attr(
-    not(all(target_arch = "aarch64", target_os = "none")),
-    allow(dead_code)
-)]
 pub(crate) fn deallocate(ipa: Ipa, size: usize, _align: usize) {
     let mut heap = HEAP.lock();
     heap.free.deallocate(ipa.raw(), size);
+}
+
+// SAFETY: `allocate` hands out disjoint ranges of heap-window memory that `grow` bound
+// read-write for the heap alone and pinned (the revocation policies skip pinned frames, and
+// `crate::probe` refuses the heap window), aligned as asked; a block is reused only after
+// `dealloc` returned it. `arch::pointer_at` turns an IPA into the pointer to it (stage 1 is
+// an identity map), with the provenance `arch::ipa_at` exposed.
+unsafe impl core::alloc::GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        match allocate(layout.size(), layout.align()) {
+            Some(ipa) => crate::arch::pointer_at(ipa),
+            None => core::ptr::null_mut(),
+        }
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: core::alloc::Layout) {
+        deallocate(crate::arch::ipa_at(pointer), layout.size(), layout.align());
+    }
 }
 
 /// Allocates, binds (read-write) and pins up to `pages` frames at the top of the heap;

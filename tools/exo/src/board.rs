@@ -8,6 +8,10 @@
 //! ram = "1GiB"                 # passed to QEMU as `-m`; bounds the partitions' quotas
 //! ram_base = 0x4000_0000       # physical address of RAM; no device region may overlap it
 //! linker_script = "kernel.ld"  # relative to the board's directory
+//! cores = 8                    # optional (default 1): most cores `[system] cores` may ask
+//!                              # QEMU for (`-smp`), at most 8
+//! # fixed_cores = true         # optional: the machine always has `cores` (raspi4b), and
+//!                              # the tool passes no `-smp`
 //!
 //! [gic]
 //! version = 3                  # 2 or 3
@@ -46,7 +50,8 @@
 //!
 //! A partition owns a device with `devices = ["uart1"]` in its configuration; reserved
 //! devices (the console UART, the GIC frames) are never a partition's, and neither are
-//! their interrupts. The runner appends `-m <ram>` and `-kernel <image>` to `args`, and
+//! their interrupts. The runner appends `-smp <cores>` (unless `fixed_cores`), `-m <ram>`
+//! and `-kernel <image>` to `args`, and
 //! the serial ports of owned devices (see [`crate::qemu`]).
 
 use std::collections::BTreeMap;
@@ -55,7 +60,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use exo_abi::PAGE_SIZE;
-use exo_abi::package::{FIRST_SPI, LAST_SPI};
+use exo_abi::package::{FIRST_SPI, LAST_SPI, MAX_CORES};
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
@@ -89,6 +94,20 @@ pub struct Board {
     pub kernel_ram_bytes: Option<u64>,
     /// Physical address at which RAM starts (page aligned).
     pub ram_base: u64,
+    /// The address span the kernel's banks cover, holes included, from which its frame
+    /// metadata is sized: the board's RAM size (the one `[system] memory` picks).
+    pub span_bytes: u64,
+    /// The board's RAM sizes and the RAM the kernel manages on each (`[ram_sizes]`, the Pi
+    /// 4's banks as its firmware writes them), ascending: what `[system] memory` may pick on
+    /// a board with [`Board::fixed_ram`].
+    pub ram_sizes: Vec<(u64, u64)>,
+    /// Most cores the board may run (`cores`, 1..=[`MAX_CORES`]).
+    pub max_cores: u32,
+    /// The machine always has [`Board::max_cores`] cores: a configuration may not change it,
+    /// and QEMU gets no `-smp`.
+    pub fixed_cores: bool,
+    /// Cores QEMU starts: 1, or `[system] cores`, or all of a fixed board's.
+    pub cores: u32,
     /// The kernel linker script (absolute path; may not exist until the kernel is built).
     pub linker_script: PathBuf,
     /// The QEMU binary (looked up on `PATH`).
@@ -184,7 +203,12 @@ struct RawBoard {
     #[serde(default)]
     fixed_ram: bool,
     kernel_ram: Option<Spanned<SizeValue>>,
+    #[serde(default)]
+    ram_sizes: BTreeMap<String, Spanned<SizeValue>>,
     ram_base: Spanned<i64>,
+    cores: Option<Spanned<i64>>,
+    #[serde(default)]
+    fixed_cores: bool,
     linker_script: String,
     gic: Spanned<RawGic>,
     qemu: RawQemu,
@@ -294,7 +318,20 @@ impl Board {
                 format!("RAM at {ram_base:#x} of {} wraps", Bytes(ram_bytes)),
             ));
         }
+        let ram_sizes = parse_ram_sizes(&raw.ram_sizes).map_err(|(at, m)| error(at, m))?;
         let gic = parse_gic(raw.gic.get_ref()).map_err(|(at, m)| error(at, m))?;
+        let max_cores = match &raw.cores {
+            Some(key) => u32::try_from(*key.get_ref())
+                .ok()
+                .filter(|n| (1..=MAX_CORES as u32).contains(n))
+                .ok_or_else(|| {
+                    error(
+                        key.span().start,
+                        format!("cores must be between 1 and {MAX_CORES}"),
+                    )
+                })?,
+            None => 1,
+        };
 
         let mut devices = Vec::new();
         for (device_name, spanned) in &raw.devices {
@@ -318,6 +355,11 @@ impl Board {
             fixed_ram: raw.fixed_ram,
             kernel_ram_bytes,
             ram_base,
+            span_bytes: ram_bytes,
+            ram_sizes,
+            max_cores,
+            fixed_cores: raw.fixed_cores,
+            cores: if raw.fixed_cores { max_cores } else { 1 },
             linker_script: dir.join(raw.linker_script),
             qemu_binary: raw.qemu.binary,
             qemu_args: raw.qemu.args,
@@ -328,16 +370,28 @@ impl Board {
     }
 
     /// RAM the kernel manages: [`Board::ram_bytes`], or the board's `kernel_ram` when it
-    /// says the kernel finds less.
+    /// says the kernel finds less (or, sized by [`Board::with_ram_size`], what it finds on
+    /// a board of that size).
     pub fn kernel_ram(&self) -> u64 {
         self.kernel_ram_bytes
-            .map_or(self.ram_bytes, |bytes| bytes.min(self.ram_bytes))
+            .map_or(self.ram_bytes, |bytes| bytes.min(self.span_bytes))
     }
 
     /// RAM the partitions' guarantees may add up to: [`Board::kernel_ram`] less
-    /// [`KERNEL_RESERVATION`].
+    /// [`KERNEL_RESERVATION`] (a first bound: [`crate::config::memory`] counts the frame
+    /// metadata over [`Board::span_bytes`] exactly).
     pub fn partition_ram(&self) -> u64 {
         self.kernel_ram() - KERNEL_RESERVATION
+    }
+
+    /// Sizes the board to `bytes` of RAM, one of its [`Board::ram_sizes`]: the kernel then
+    /// manages what the firmware describes on such a board. QEMU keeps its fixed `ram`.
+    /// `None` if the board does not come in that size.
+    pub fn with_ram_size(&mut self, bytes: u64) -> Option<()> {
+        let (size, kernel_ram) = *self.ram_sizes.iter().find(|(size, _)| *size == bytes)?;
+        self.kernel_ram_bytes = Some(kernel_ram);
+        self.span_bytes = size;
+        Some(())
     }
 
     /// The physical RAM range: [`Board::ram_base`], [`Board::ram_bytes`] long.
@@ -372,7 +426,8 @@ impl Board {
     }
 
     /// The QEMU command that boots `image` on this board, with `binary` replacing the
-    /// board's QEMU binary if given.
+    /// board's QEMU binary if given: the board's arguments, `-smp` [`Board::cores`] (unless
+    /// the board's cores are fixed), `-m`, `-kernel`.
     pub fn qemu_command(&self, image: &Path, binary: Option<&Path>) -> Command {
         let mut command = match binary {
             Some(binary) => Command::new(binary),
@@ -380,9 +435,11 @@ impl Board {
         };
         // No network card: exo gives partitions no NIC, and `virt`'s default one needs an
         // option ROM (efi-virtio.rom) that a `--no-install-recommends` QEMU lacks.
+        command.args(["-nic", "none"]).args(&self.qemu_args);
+        if !self.fixed_cores {
+            command.arg("-smp").arg(self.cores.to_string());
+        }
         command
-            .args(["-nic", "none"])
-            .args(&self.qemu_args)
             .arg("-m")
             .arg(format!("{}M", self.ram_bytes / MIB))
             .arg("-kernel")
@@ -397,6 +454,37 @@ fn address(key: &Spanned<i64>, what: &str) -> Result<u64, String> {
 }
 
 /// Checks `[gic]`; an error carries the byte offset at fault.
+/// `[ram_sizes]`: board RAM size = RAM the kernel manages on it, both whole MiB, the second
+/// no larger than the first.
+fn parse_ram_sizes(
+    raw: &BTreeMap<String, Spanned<SizeValue>>,
+) -> Result<Vec<(u64, u64)>, (usize, String)> {
+    let mut sizes = Vec::new();
+    for (key, value) in raw {
+        let at = value.span().start;
+        let size = crate::size::parse(key).map_err(|m| (at, m))?;
+        let kernel_ram = value.get_ref().bytes().map_err(|m| (at, m))?;
+        if !size.is_multiple_of(MIB)
+            || !kernel_ram.is_multiple_of(MIB)
+            || kernel_ram <= KERNEL_RESERVATION
+            || kernel_ram > size
+        {
+            return Err((
+                at,
+                format!(
+                    "ram_sizes: the RAM the kernel manages on a {} board must be a whole number \
+                     of MiB larger than {} and at most the board's",
+                    Bytes(size),
+                    Bytes(KERNEL_RESERVATION)
+                ),
+            ));
+        }
+        sizes.push((size, kernel_ram));
+    }
+    sizes.sort_unstable();
+    Ok(sizes)
+}
+
 fn parse_gic(raw: &RawGic) -> Result<Gic, (usize, String)> {
     let version = match *raw.version.get_ref() {
         2 => 2,
@@ -650,6 +738,28 @@ mod tests {
             &BOARD.replace("ram_base = 0x4000_0000\n", ""),
             1,
             "missing field `ram_base`",
+        );
+        // `[ram_sizes]` is line 11: the kernel cannot manage more than the board has.
+        let sizes = |entries: &str| format!("{BOARD}[ram_sizes]\n{entries}");
+        refused(
+            &sizes("\"1GiB\" = \"948MiB\"\n\"2GiB\" = \"3GiB\"\n"),
+            12,
+            "the RAM the kernel manages on a 2 GiB board",
+        );
+        refused(&sizes("\"lots\" = \"1GiB\"\n"), 11, "lots");
+        let board = parse(&sizes("\"8GiB\" = \"8052MiB\"\n\"1GiB\" = \"948MiB\"\n")).unwrap();
+        assert_eq!(
+            board.ram_sizes,
+            [(1 << 30, 948 << 20), (8 << 30, 8052 << 20)]
+        );
+        for cores in ["0", "9", "-1"] {
+            let text = BOARD.replace("[gic]", &format!("cores = {cores}\n[gic]"));
+            refused(&text, 5, "cores must be between 1 and 8");
+        }
+        let eight = parse(&BOARD.replace("[gic]", "cores = 8\n[gic]")).unwrap();
+        assert_eq!(
+            (eight.max_cores, eight.cores, eight.fixed_cores),
+            (8, 1, false)
         );
     }
 

@@ -10,6 +10,8 @@
 //! poison_free_ram = true  # optional (default false), for tests: free RAM filled with 0xA5
 //!                         # at boot, so a frame handed out unscrubbed shows
 //! slice = "10ms"        # optional (default 10ms); one time slice, 100us..=1s
+//! cores = 4             # optional (default 1, or all of a board with fixed cores): cores
+//!                       # QEMU starts, up to the board's `cores`; partitions run on core 0
 //! revocation_share = "proportional"  # optional; or "largest-first", "partition-order":
 //!                       # how a claim is shared among borrowers (see docs/configuration.md)
 //!
@@ -148,7 +150,8 @@ pub struct System {
     /// The board it runs on. Its [`Board::ram_bytes`] is the RAM the system gets: the
     /// board file's, unless `[system] memory` overrides it (see [`System::memory_override`]).
     pub board: Board,
-    /// `[system] memory`, when given (it is then also in `board.ram_bytes`).
+    /// `[system] memory`, when given (it is then also in `board.ram_bytes`, unless the board's
+    /// RAM is fixed: then it picks one of `board.ram_sizes`, and QEMU keeps the fixed size).
     pub memory_override: Option<u64>,
     /// The partitions, in configuration order (which is partition-id order).
     pub partitions: Vec<Partition>,
@@ -264,8 +267,12 @@ impl System {
             out += &line;
             out.push('\n');
         }
+        let cores = match self.board.cores {
+            1 => "1 core".to_owned(),
+            n => format!("{n} cores (partitions on core 0)"),
+        };
         out += &format!(
-            "  time slices of {}; revocation requests shared {}\n",
+            "  {cores}; time slices of {}; revocation requests shared {}\n",
             display_us(self.slice_us),
             self.revocation_share.name()
         );
@@ -403,6 +410,7 @@ struct RawSystem {
     poison_free_ram: Option<bool>,
     slice: Option<Spanned<String>>,
     revocation_share: Option<Spanned<String>>,
+    cores: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -471,9 +479,10 @@ pub fn parse(
     let error = |offset: usize, message: String| {
         ConfigError::new(path, Some(line_of(text, offset)), message)
     };
-    let raw: RawConfig =
+    let mut raw: RawConfig =
         toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
 
+    let cores_key = raw.system.as_mut().and_then(|system| system.cores.take());
     let (board_key, memory_key, schedule_key, poison_free_ram, slice_key, share_key) =
         match raw.system {
             Some(system) => (
@@ -515,11 +524,29 @@ pub fn parse(
         }
     };
 
+    board.cores = system::cores(cores_key.as_ref(), &board).map_err(|(at, m)| error(at, m))?;
     let memory_override = match &memory_key {
         Some(key) => {
             let at = key.span().start;
             let bytes = key.get_ref().bytes().map_err(|m| error(at, m))?;
-            if board.fixed_ram && bytes != board.ram_bytes {
+            if board.fixed_ram && !board.ram_sizes.is_empty() {
+                board.with_ram_size(bytes).ok_or_else(|| {
+                    let sizes: Vec<String> = board
+                        .ram_sizes
+                        .iter()
+                        .map(|(size, _)| Bytes(*size).to_string())
+                        .collect();
+                    error(
+                        at,
+                        format!(
+                            "board `{}` comes with {} of RAM, not {}",
+                            board.name,
+                            sizes.join(", "),
+                            Bytes(bytes)
+                        ),
+                    )
+                })?;
+            } else if board.fixed_ram && bytes != board.ram_bytes {
                 return Err(error(
                     at,
                     format!(
@@ -539,7 +566,10 @@ pub fn parse(
                     ),
                 ));
             }
-            board.ram_bytes = bytes;
+            if !board.fixed_ram {
+                board.ram_bytes = bytes;
+                board.span_bytes = bytes;
+            }
             Some(bytes)
         }
         None => None,
@@ -939,10 +969,12 @@ interrupts = [70]
 dma = true
 ";
 
-    /// A made-up workspace: boards `qemu-virt` (GICv3) and `qemu-virt-gicv2` (GICC at
-    /// `0x0801_0000`), both with 1 GiB of RAM at `0x4000_0000`, INTIDs up to 287 and the
-    /// devices above, and `fixed`, like `qemu-virt` but with a fixed 1 GiB of which the
-    /// kernel manages 960 MiB (as raspi4b); guests `hello` and `counter`.
+    /// A made-up workspace: boards `qemu-virt` (GICv3, up to 8 cores) and `qemu-virt-gicv2`
+    /// (GICC at `0x0801_0000`, 1 core), both with 1 GiB of RAM at `0x4000_0000`, INTIDs up
+    /// to 287 and the devices above, `fixed`, like `qemu-virt` but with a fixed 1 GiB of
+    /// which the kernel manages 960 MiB and 4 fixed cores (as raspi4b), and `sized`, like
+    /// `fixed` but also sold with 4 GiB, of which the kernel manages 3956 MiB; guests `hello`
+    /// and `counter`.
     pub fn workspace() -> (TempDir, Workspace) {
         let dir = TempDir::new();
         let board = |gic: &str| {
@@ -952,17 +984,23 @@ dma = true
                  [qemu]\nbinary = \"qemu-system-aarch64\"\n{DEVICES}"
             )
         };
-        dir.write("platform/qemu-virt/board.toml", board("version = 3"));
+        dir.write(
+            "platform/qemu-virt/board.toml",
+            board("version = 3").replace("linker_script", "cores = 8\nlinker_script"),
+        );
         dir.write(
             "platform/qemu-virt-gicv2/board.toml",
             board("version = 2\ncpu_interface = 0x0801_0000"),
         );
+        let fixed = board("version = 3").replace(
+            "ram = \"1GiB\"\n",
+            "ram = \"1GiB\"\nfixed_ram = true\nkernel_ram = \"960MiB\"\ncores = 4\n\
+             fixed_cores = true\n",
+        );
+        dir.write("platform/fixed/board.toml", &fixed);
         dir.write(
-            "platform/fixed/board.toml",
-            board("version = 3").replace(
-                "ram = \"1GiB\"\n",
-                "ram = \"1GiB\"\nfixed_ram = true\nkernel_ram = \"960MiB\"\n",
-            ),
+            "platform/sized/board.toml",
+            fixed + "[ram_sizes]\n\"1GiB\" = \"960MiB\"\n\"4GiB\" = \"3956MiB\"\n",
         );
         dir.write("guests/src/bin/hello.rs", "");
         dir.write("guests/src/bin/counter.rs", "");
@@ -1010,7 +1048,7 @@ mod tests {
         assert_eq!(lines.len(), 3, "{summary}");
         assert_eq!(
             lines[2],
-            "  time slices of 10 ms; revocation requests shared proportional"
+            "  1 core; time slices of 10 ms; revocation requests shared proportional"
         );
         for fragment in [
             "0 a: program hello",
@@ -1162,6 +1200,58 @@ mod tests {
         assert!(parse(&workspace, &path, &text, None).is_err());
     }
 
+    /// The QEMU arguments `text` (as `a.toml`) boots with, on `board`.
+    fn qemu_args(text: &str, board: Option<&str>) -> Vec<String> {
+        let (dir, workspace) = workspace();
+        let system = parse(&workspace, &dir.path().join("a.toml"), text, board).unwrap();
+        system
+            .board
+            .qemu_command(Path::new("x.img"), None)
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn cores_become_qemu_smp_within_the_board() {
+        let smp = |args: &[String]| {
+            args.windows(2)
+                .find(|w| w[0] == "-smp")
+                .map(|w| w[1].clone())
+        };
+        assert_eq!(smp(&qemu_args(HELLO, None)).as_deref(), Some("1"));
+        let four = format!("[system]\ncores = 4\n{HELLO}");
+        assert_eq!(smp(&qemu_args(&four, None)).as_deref(), Some("4"));
+        // A board with fixed cores gets no -smp: the machine has its own.
+        assert_eq!(smp(&qemu_args(HELLO, Some("fixed"))), None);
+        assert_eq!(smp(&qemu_args(&four, Some("fixed"))), None);
+        let (dir, workspace) = workspace();
+        let system = parse(&workspace, &dir.path().join("a.toml"), &four, None).unwrap();
+        assert!(
+            system
+                .summary()
+                .contains("  4 cores (partitions on core 0); time slices of 10 ms"),
+            "{}",
+            system.summary()
+        );
+        refused(
+            &format!("[system]\ncores = 9\n{HELLO}"),
+            2,
+            "9 cores: board `qemu-virt` has 1 to 8",
+        );
+        refused(&format!("[system]\ncores = 0\n{HELLO}"), 2, "has 1 to 8");
+        refused(
+            &format!("[system]\nboard = \"qemu-virt-gicv2\"\ncores = 2\n{HELLO}"),
+            3,
+            "board `qemu-virt-gicv2` has 1 to 1",
+        );
+        refused(
+            &format!("[system]\nboard = \"fixed\"\ncores = 2\n{HELLO}"),
+            3,
+            "board `fixed` always has 4 cores",
+        );
+    }
+
     #[test]
     fn accepts_memory_keys() {
         let (dir, workspace) = workspace();
@@ -1207,6 +1297,41 @@ mod tests {
         let text = partition(0, "4096", &["max_aborts = 1000"]);
         let system = parse(&workspace, &dir.path().join("a.toml"), &text, None).unwrap();
         assert_eq!(system.partitions[0].max_aborts, 1000);
+    }
+
+    /// `[system] memory` on a board with a fixed RAM picks one of its sizes: partitions fit
+    /// in what the kernel manages on it; QEMU keeps the fixed size.
+    #[test]
+    fn system_memory_picks_one_of_a_fixed_boards_sizes() {
+        let (dir, workspace) = workspace();
+        let two = |size: &str| {
+            format!(
+                "[system]\nboard = \"sized\"\nmemory = \"4GiB\"\n{}{}",
+                partition(0, size, &[]),
+                partition(1, size, &[])
+            )
+        };
+        let system = parse(
+            &workspace,
+            &dir.path().join("a.toml"),
+            &two("\"1900MiB\""),
+            None,
+        )
+        .unwrap();
+        assert_eq!(system.memory_override, Some(4 << 30));
+        assert_eq!(system.board.kernel_ram(), 3956 << 20);
+        assert_eq!(system.board.ram_bytes, 1 << 30, "QEMU keeps its fixed RAM");
+        refused(
+            &two("\"2000MiB\""),
+            11,
+            "partitions need 4000 MiB but `[system] memory` gives the kernel 3956 MiB",
+        );
+        let text = format!("[system]\nboard = \"sized\"\nmemory = \"2GiB\"\n{HELLO}");
+        refused(
+            &text,
+            3,
+            "board `sized` comes with 1 GiB, 4 GiB of RAM, not 2 GiB",
+        );
     }
 
     #[test]

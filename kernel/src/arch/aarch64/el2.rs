@@ -112,6 +112,23 @@ pub fn set_power_off(method: PowerOff) {
     *POWER_OFF.lock() = method;
 }
 
+/// Says how the kernel will power off (`method` is the device tree's; with none, PSCI is
+/// tried anyway).
+pub fn announce_power_off(method: PowerOff) {
+    match method {
+        PowerOff::Psci => log::info!("power-off: PSCI SYSTEM_OFF through SMC"),
+        PowerOff::Bcm2835Watchdog { base } => log::info!(
+            "power-off: PM watchdog at {:#x}, a reset flagged as a halt (the board stays off \
+             until power-cycled)",
+            base.raw()
+        ),
+        PowerOff::None => log::info!(
+            "power-off: the device tree names neither PSCI nor a PM watchdog: PSCI \
+             SYSTEM_OFF tried anyway"
+        ),
+    }
+}
+
 /// Powers the machine off: PSCI `SYSTEM_OFF` over SMC (firmware or QEMU's built-in PSCI at
 /// EL3), or on a Raspberry Pi the power-management watchdog. Waits forever if that returns.
 pub fn system_off() -> ! {

@@ -210,9 +210,8 @@ extern "C" fn exo_guest_trap(regs: *mut VcpuRegs, kind: u64) -> *const VcpuRegs 
 #[unsafe(no_mangle)]
 extern "C" fn exo_el2_exception(kind: u64, _frame: *const u64) -> ! {
     let esr = Esr::new(ESR_EL2.get());
-    let guard = super::boot::image_layout().stack_guard;
     let far = FAR_EL2.get();
-    if (guard..guard + 4096).contains(&far) {
+    if super::boot::stack_guards().any(|guard| (guard..guard + 4096).contains(&far)) {
         panic!(
             "kernel stack overflow (access at {far:#x}, ELR_EL2={:#x})",
             ELR_EL2.get()

@@ -45,6 +45,7 @@ const GUEST_PRIORITY: u8 = 0xA0;
 /// bank of 32-interrupt registers.
 mod gicd {
     pub const TYPER: usize = 0x004;
+    pub const IIDR: usize = 0x008;
     pub const ICENABLER: usize = 0x180;
     pub const ISPENDR: usize = 0x200;
     pub const ICPENDR: usize = 0x280;
@@ -156,8 +157,31 @@ static VTIMER_MAY_BE_ACTIVE: core::sync::atomic::AtomicBool =
 static V3_INTERFACE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// Number of list registers (0: no virtual interface).
 static LIST_REGISTERS: AtomicUsize = AtomicUsize::new(0);
+/// Records the distributor's INTIDs and says what it is, for a look at a new board's
+/// console. GICD_IIDR (IHI 0048B 4.3.3, IHI 0069 12.9.14): ProductID in bits [31:24],
+/// Implementer (JEP106, 0x43B for Arm) in [11:0]; the GIC-400 reads 0x0200143B (GIC-400
+/// TRM, "Distributor register summary").
+fn found_distributor(gicd: Frame) {
+    let lines = lines(gicd);
+    LINES.store(lines, Relaxed);
+    let iidr = gicd.read(gicd::IIDR);
+    let product = if iidr & 0xFF00_0FFF == 0x0200_043B {
+        "Arm GIC-400"
+    } else {
+        "not a GIC-400"
+    };
+    log::info!(
+        "GIC distributor at {:#x}: GICD_IIDR {iidr:#010x} ({product}), {lines} INTIDs, {} \
+         list registers",
+        gicd.0,
+        LIST_REGISTERS.load(Relaxed)
+    );
+}
+
 /// INTIDs the distributor implements.
 static LINES: AtomicUsize = AtomicUsize::new(0);
+/// GICv3: the redistributors' base (for the other cores to find theirs).
+static GICR_BASE: AtomicU64 = AtomicU64::new(0);
 /// GICv2: the guest's CPU interface IPA (0 on GICv3) and the hardware `GICV` frame.
 static GUEST_GICC: AtomicU64 = AtomicU64::new(0);
 static GICV: AtomicU64 = AtomicU64::new(0);
@@ -171,121 +195,233 @@ pub enum Version {
     V2,
 }
 
-/// Initialises the GIC described by the device tree and enables the kernel's interrupts on
-/// this (the boot) core.
+/// Initialises the GIC described by the device tree, once, on the boot core: the distributor
+/// and every redistributor's defaults, then this core's part ([`init_this_core`]'s).
 pub fn init(info: GicInfo) -> Result<Version, &'static str> {
     let (gic, version) = match info {
-        GicInfo::V3 { gicd, gicr } => {
-            let (gicd_base, gicr_base) = (gicd.raw() as usize, gicr.raw() as usize);
-            // ICC_SRE_EL2: system-register access for EL2 and EL1 (GICv3 12.2.x).
-            GicCpuInterface::enable_system_register_el2(true);
-            let gicd = NonNull::new(gicd.raw() as *mut _).ok_or("GICD at address 0")?;
-            let gicr = NonNull::new(gicr.raw() as *mut _).ok_or("GICR at address 0")?;
-            // SAFETY: the device tree names these frames; they are identity mapped as Device
-            // memory at EL2, and this is the only driver instance.
-            let mut gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, 1) }
-                .map_err(|_| "GICv3 redistributor not found")?;
-            gic.setup(0);
-            for intid in [HYP_TIMER, MAINTENANCE, VTIMER] {
-                let priority = if intid == VTIMER {
-                    GUEST_PRIORITY
-                } else {
-                    KERNEL_PRIORITY
-                };
-                gic.set_interrupt_priority(intid, Some(0), priority)
-                    .map_err(|_| "cannot set a PPI's priority")?;
-                gic.enable_interrupt(intid, Some(0), true)
-                    .map_err(|_| "cannot enable a PPI")?;
-            }
-            GicCpuInterface::set_priority_mask(0xFF);
-            // SAFETY: ICC_CTLR_EL1.EOImode (bit 1) = 1: EOI only drops priority; the kernel
-            // deactivates its own interrupts with ICC_DIR_EL1 (GICv3 12.2.6). No memory effect.
-            unsafe {
-                core::arch::asm!("msr icc_ctlr_el1, {}", in(reg) 0b10u64, options(nomem, nostack))
-            };
-            ICH_HCR_EL2.set(HCR_EN);
-            let lrs = (ICH_VTR_EL2.get() & 0x1F) as usize + 1;
-            LIST_REGISTERS.store(lrs.min(16), Relaxed);
-            V3_INTERFACE.store(true, Relaxed);
-            // 1, 2 or 4 for 5, 6 or 7 preemption bits (ICH_VTR_EL2.PREbits + 1).
-            let preemption_bits = ((ICH_VTR_EL2.get() >> 26) & 0b111) as usize + 1;
-            APRS.store(1 << preemption_bits.clamp(5, 7).saturating_sub(5), Relaxed);
-            // List and active-priority registers reset to UNKNOWN values: start from empty
-            // ones (a restore writes only what its vCPU had in use).
-            for n in 0..lrs.min(16) {
-                write_lr(n, 0);
-            }
-            // (Only the implemented ones: the others are UNDEFINED to access.)
-            for base in [0, 4] {
-                for n in base..base + active_priority_registers() {
-                    write_apr(n, 0);
-                }
-            }
-            let gicd = Frame(gicd_base);
-            LINES.store(lines(gicd), Relaxed);
-            let sgi = Frame(gicr_base + GICR_SGI_FRAME);
-            (Gic::V3 { gic, gicd, sgi }, Version::V3)
-        }
+        GicInfo::V3 { gicd, gicr } => init_v3(gicd, gicr)?,
         GicInfo::V2 {
             gicd,
             gicc,
             gich,
             gicv,
-        } => {
-            // SAFETY: as above, for the GICv2 distributor and CPU interface frames.
-            let mut gic = unsafe { GicV2::new(gicd.raw() as *mut _, gicc.raw() as *mut _) };
-            gic.setup();
-            let group = if gic.typer().has_security_extension() {
-                InterruptGroup::Group1
-            } else {
-                InterruptGroup::Group0
-            };
-            for intid in [HYP_TIMER, MAINTENANCE, VTIMER] {
-                let priority = if intid == VTIMER {
-                    GUEST_PRIORITY
-                } else {
-                    KERNEL_PRIORITY
-                };
-                gic.set_interrupt_priority(intid, priority);
-                gic.enable_interrupt(intid, true)
-                    .map_err(|_| "cannot enable a PPI")?;
-            }
-            let gicc_frame = Frame(gicc.raw() as usize);
-            gicc_frame.write(
-                gicc::CTLR,
-                gicc_frame.read(gicc::CTLR) | gicc::CTLR_EOI_MODE,
-            );
-            let gich = match (gich, gicv) {
-                (Some(gich), Some(gicv)) => {
-                    let gich = Frame(gich.raw() as usize);
-                    gich.write(gich::HCR, HCR_EN as u32);
-                    let lrs = (gich.read(gich::VTR) & 0x3F) as usize + 1;
-                    LIST_REGISTERS.store(lrs.min(16), Relaxed);
-                    for n in 0..lrs.min(16) {
-                        gich.write(gich::LR + 4 * n, 0);
-                    }
-                    GUEST_GICC.store(gicc.raw(), Relaxed);
-                    GICV.store(gicv.raw(), Relaxed);
-                    Some(gich)
-                }
-                _ => None,
-            };
-            let gicd = Frame(gicd.raw() as usize);
-            LINES.store(lines(gicd), Relaxed);
-            (
-                Gic::V2 {
-                    gic,
-                    group,
-                    gicd,
-                    gicc: gicc_frame,
-                    gich,
-                },
-                Version::V2,
-            )
-        }
+        } => init_v2(gicd, gicc, gich, gicv)?,
     };
     *GIC.lock() = Some(gic);
     Ok(version)
+}
+
+/// The GICv3 distributor and redistributors, then the boot core's CPU interface.
+fn init_v3(gicd: PhysAddr, gicr: PhysAddr) -> Result<(Gic, Version), &'static str> {
+    let (gicd_base, gicr_base) = (gicd.raw() as usize, gicr.raw() as usize);
+    // ICC_SRE_EL2: system-register access for EL2 and EL1 (GICv3 12.2.x).
+    GicCpuInterface::enable_system_register_el2(true);
+    let gicd = NonNull::new(gicd.raw() as *mut _).ok_or("GICD at address 0")?;
+    let gicr = NonNull::new(gicr_base as *mut _).ok_or("GICR at address 0")?;
+    GICR_BASE.store(gicr_base as u64, Relaxed);
+    let redistributors = Redistributors::walk(gicr_base);
+    let (index, frame) = redistributors
+        .this_core()
+        .ok_or("no GICv3 redistributor has this core's affinity")?;
+    // SAFETY: the device tree names these frames; they are identity mapped as Device memory
+    // at EL2, and this is the only driver instance; `count` redistributors were found there.
+    let mut gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, redistributors.count) }
+        .map_err(|_| "GICv3 redistributor not found")?;
+    // The distributor, every redistributor's defaults, and this core's redistributor awake.
+    gic.setup(index);
+    this_core_v3(&mut gic, index)?;
+    let lrs = (ICH_VTR_EL2.get() & 0x1F) as usize + 1;
+    LIST_REGISTERS.store(lrs.min(16), Relaxed);
+    V3_INTERFACE.store(true, Relaxed);
+    // 1, 2 or 4 for 5, 6 or 7 preemption bits (ICH_VTR_EL2.PREbits + 1).
+    let preemption_bits = ((ICH_VTR_EL2.get() >> 26) & 0b111) as usize + 1;
+    APRS.store(1 << preemption_bits.clamp(5, 7).saturating_sub(5), Relaxed);
+    clear_v3_virtual_interface();
+    let gicd = Frame(gicd_base);
+    found_distributor(gicd);
+    let sgi = Frame(frame.0 + GICR_SGI_FRAME);
+    Ok((Gic::V3 { gic, gicd, sgi }, Version::V3))
+}
+
+/// This core's GICv3 interrupts and CPU interface (redistributor `index`): the kernel's
+/// PPIs, the priority mask, `EOImode` and the virtual interface on (`ICH_HCR_EL2.En`).
+fn this_core_v3(gic: &mut GicV3<'static>, index: usize) -> Result<(), &'static str> {
+    for intid in [HYP_TIMER, MAINTENANCE, VTIMER] {
+        gic.set_interrupt_priority(intid, Some(index), ppi_priority(intid))
+            .map_err(|_| "cannot set a PPI's priority")?;
+        gic.enable_interrupt(intid, Some(index), true)
+            .map_err(|_| "cannot enable a PPI")?;
+    }
+    GicCpuInterface::set_priority_mask(0xFF);
+    // SAFETY: ICC_CTLR_EL1.EOImode (bit 1) = 1: EOI only drops priority; the kernel
+    // deactivates its own interrupts with ICC_DIR_EL1 (GICv3 12.2.6). No memory effect.
+    unsafe { core::arch::asm!("msr icc_ctlr_el1, {}", in(reg) 0b10u64, options(nomem, nostack)) };
+    ICH_HCR_EL2.set(HCR_EN);
+    Ok(())
+}
+
+/// List and active-priority registers reset to UNKNOWN values: start from empty ones (a
+/// restore writes only what its vCPU had in use), only the implemented ones (the others
+/// are UNDEFINED to access; IHI 0069 12.4).
+fn clear_v3_virtual_interface() {
+    for n in 0..LIST_REGISTERS.load(Relaxed) {
+        write_lr(n, 0);
+    }
+    for base in [0, 4] {
+        for n in base..base + active_priority_registers() {
+            write_apr(n, 0);
+        }
+    }
+}
+
+/// The physical priority of a kernel PPI: the virtual timer's is a partition's.
+fn ppi_priority(intid: IntId) -> u8 {
+    if intid == VTIMER {
+        GUEST_PRIORITY
+    } else {
+        KERNEL_PRIORITY
+    }
+}
+
+/// The GICv2 distributor, then the boot core's CPU interface and virtual interface control.
+fn init_v2(
+    gicd: PhysAddr,
+    gicc: PhysAddr,
+    gich: Option<PhysAddr>,
+    gicv: Option<PhysAddr>,
+) -> Result<(Gic, Version), &'static str> {
+    // SAFETY: as above, for the GICv2 distributor and CPU interface frames.
+    let mut gic = unsafe { GicV2::new(gicd.raw() as *mut _, gicc.raw() as *mut _) };
+    let group = if gic.typer().has_security_extension() {
+        InterruptGroup::Group1
+    } else {
+        InterruptGroup::Group0
+    };
+    let gicc_frame = Frame(gicc.raw() as usize);
+    let gich = match (gich, gicv) {
+        (Some(gich), Some(gicv)) => {
+            let gich = Frame(gich.raw() as usize);
+            let lrs = (gich.read(gich::VTR) & 0x3F) as usize + 1;
+            LIST_REGISTERS.store(lrs.min(16), Relaxed);
+            GUEST_GICC.store(gicc.raw(), Relaxed);
+            GICV.store(gicv.raw(), Relaxed);
+            Some(gich)
+        }
+        _ => None,
+    };
+    this_core_v2(&mut gic, gicc_frame, gich)?;
+    let gicd = Frame(gicd.raw() as usize);
+    found_distributor(gicd);
+    let gic = Gic::V2 {
+        gic,
+        group,
+        gicd,
+        gicc: gicc_frame,
+        gich,
+    };
+    Ok((gic, Version::V2))
+}
+
+/// This core's GICv2 state, all banked per core at the common addresses (IHI 0048 4.3 and
+/// 5.3): the SGI/PPI groups (`GICD_IGROUPR0`), the kernel's PPIs' priorities and enables
+/// (`GICD_IPRIORITYR0..7`, `GICD_ISENABLER0`), the CPU interface (`GICC_CTLR` with
+/// `EOImode`, `GICC_PMR`) and, with virtualization extensions, `GICH_HCR.En` and empty list
+/// registers. `GicV2::setup` also rewrites the (global) SPI groups, to the same values.
+fn this_core_v2(
+    gic: &mut GicV2<'static>,
+    gicc: Frame,
+    gich: Option<Frame>,
+) -> Result<(), &'static str> {
+    gic.setup();
+    for intid in [HYP_TIMER, MAINTENANCE, VTIMER] {
+        gic.set_interrupt_priority(intid, ppi_priority(intid));
+        gic.enable_interrupt(intid, true)
+            .map_err(|_| "cannot enable a PPI")?;
+    }
+    gicc.write(gicc::CTLR, gicc.read(gicc::CTLR) | gicc::CTLR_EOI_MODE);
+    if let Some(gich) = gich {
+        gich.write(gich::HCR, HCR_EN as u32);
+        for n in 0..LIST_REGISTERS.load(Relaxed) {
+            gich.write(gich::LR + 4 * n, 0);
+        }
+    }
+    Ok(())
+}
+
+/// Sets up this core's part of the GIC, on a secondary core after [`init`] ran on the boot
+/// core: GICv3 system-register access (`ICC_SRE_EL2`), this core's redistributor awake
+/// (`GICR_WAKER`; IHI 0069, "GICR_WAKER, Redistributor Wake Register") and its PPIs, the
+/// CPU interface and the virtual interface; or the GICv2 banked equivalents. Interrupts
+/// stay masked at EL2 (`PSTATE.I`).
+pub fn init_this_core() -> Result<(), &'static str> {
+    let mut guard = GIC.lock();
+    match guard.as_mut().ok_or("no interrupt controller")? {
+        Gic::V3 { gic, .. } => {
+            GicCpuInterface::enable_system_register_el2(true);
+            let gicr = GICR_BASE.load(Relaxed) as usize;
+            let (index, _) = Redistributors::walk(gicr)
+                .this_core()
+                .ok_or("no GICv3 redistributor has this core's affinity")?;
+            // ICC_SRE_EL1, GICR_WAKER.ProcessorSleep = 0, ICC_CTLR_EL1 defaults.
+            gic.init_cpu(index);
+            this_core_v3(gic, index)?;
+            GicCpuInterface::enable_group1(true);
+            clear_v3_virtual_interface();
+        }
+        Gic::V2 {
+            gic, gicc, gich, ..
+        } => this_core_v2(gic, *gicc, *gich)?,
+    }
+    Ok(())
+}
+
+/// The GICv3 redistributors: contiguous frames from the `GICR` base, two 64 KiB frames each
+/// (four with `GICR_TYPER.VLPIS`, GICv4), the last one marked by `GICR_TYPER.Last`
+/// (IHI 0069, "GICR_TYPER, Redistributor Type Register"). At most
+/// [`crate::cpus::MAX_CORES`] are looked at.
+struct Redistributors {
+    base: usize,
+    stride: usize,
+    count: usize,
+}
+
+/// `GICR_TYPER`'s offset in a redistributor's first frame, and its bits: VLPIS, Last, and
+/// the affinity in bits 63:32 (Aff3.Aff2.Aff1.Aff0).
+const GICR_TYPER: usize = 0x8;
+const GICR_TYPER_VLPIS: u32 = 1 << 1;
+const GICR_TYPER_LAST: u32 = 1 << 4;
+
+impl Redistributors {
+    fn walk(base: usize) -> Self {
+        let typer = Frame(base).read(GICR_TYPER);
+        let stride = if typer & GICR_TYPER_VLPIS != 0 {
+            0x4_0000
+        } else {
+            0x2_0000
+        };
+        let mut count = 0;
+        while count < crate::cpus::MAX_CORES {
+            count += 1;
+            if Frame(base + (count - 1) * stride).read(GICR_TYPER) & GICR_TYPER_LAST != 0 {
+                break;
+            }
+        }
+        Self {
+            base,
+            stride,
+            count,
+        }
+    }
+
+    /// The index and frame of this core's redistributor: the one whose `GICR_TYPER`
+    /// affinity is this core's `MPIDR_EL1` affinity.
+    fn this_core(&self) -> Option<(usize, Frame)> {
+        let mpidr = MPIDR_EL1.get();
+        let affinity = (mpidr & 0xFF_FFFF) | ((mpidr >> 8) & 0xFF00_0000);
+        (0..self.count)
+            .map(|index| (index, Frame(self.base + index * self.stride)))
+            .find(|(_, frame)| u64::from(frame.read(GICR_TYPER + 4)) == affinity)
+    }
 }
 
 /// INTIDs the distributor implements: `32 * (GICD_TYPER.ITLinesNumber + 1)`, at most 1020.
@@ -378,7 +514,9 @@ pub fn spi(intid: u32, op: SpiOp) {
             gicd.write_bit(gicd::ICENABLER, intid);
         }
         (Gic::V3 { gicd, .. }, SpiOp::Target(_)) if spi => route_v3(*gicd, intid),
-        (Gic::V2 { gicd, .. }, SpiOp::Target(core)) if spi => route_v2(*gicd, intid, core.number()),
+        (Gic::V2 { gicd, .. }, SpiOp::Target(core)) if spi => {
+            route_v2(*gicd, intid, core.index() as u32)
+        }
         (Gic::V3 { gicd, .. } | Gic::V2 { gicd, .. }, SpiOp::Raise) if spi => {
             gicd.write_bit(gicd::ISPENDR, intid);
         }

@@ -11,6 +11,8 @@ pub mod stage2_format;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod boot;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod cores;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod el2;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod exceptions;

@@ -1,11 +1,13 @@
 //! `[system]` settings that tune the kernel's mechanisms rather than name resources: the
-//! time-slice length (`slice`) and how a revocation request is shared among borrowers
-//! (`revocation_share`). Each refusal is a [`Refusal`] naming the byte offset at fault.
+//! time-slice length (`slice`), how a revocation request is shared among borrowers
+//! (`revocation_share`) and how many cores the machine starts (`cores`). Each refusal is a
+//! [`Refusal`] naming the byte offset at fault.
 
 use exo_abi::package::{DEFAULT_SLICE_US, MAX_SLICE_US, MIN_SLICE_US, RevocationShare};
 use serde_spanned::Spanned;
 
 use super::resources::Refusal;
+use crate::board::Board;
 use crate::duration::{display_us, parse_us};
 
 /// `[system] slice`: the length of one time slice, in microseconds ([`DEFAULT_SLICE_US`]
@@ -48,6 +50,37 @@ pub(super) fn revocation_share(key: Option<&Spanned<String>>) -> Result<Revocati
                     "unknown revocation share `{}`; known: {}",
                     key.get_ref(),
                     known.join(", ")
+                ),
+            )
+        })
+}
+
+/// `[system] cores`: how many cores QEMU starts, 1..=the board's `cores`; a board with
+/// fixed cores takes only its own number. Absent: 1, or all of a fixed board's.
+pub(super) fn cores(key: Option<&Spanned<i64>>, board: &Board) -> Result<u32, Refusal> {
+    let Some(key) = key else {
+        return Ok(board.cores);
+    };
+    let at = key.span().start;
+    let asked = *key.get_ref();
+    if board.fixed_cores && asked != i64::from(board.max_cores) {
+        return Err((
+            at,
+            format!(
+                "board `{}` always has {} cores; `cores` cannot change it",
+                board.name, board.max_cores
+            ),
+        ));
+    }
+    u32::try_from(asked)
+        .ok()
+        .filter(|n| (1..=board.max_cores).contains(n))
+        .ok_or_else(|| {
+            (
+                at,
+                format!(
+                    "{asked} cores: board `{}` has 1 to {}",
+                    board.name, board.max_cores
                 ),
             )
         })
