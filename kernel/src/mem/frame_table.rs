@@ -24,23 +24,59 @@ use exo_abi::package::MAX_PARTITIONS;
 use exo_abi::{Error, PAGE_SIZE, PhysAddr};
 
 /// Identifies a partition: its index in the system configuration, below
-/// [`MAX_PARTITIONS`].
+/// [`MAX_PARTITIONS`]. The kernel names partitions by it everywhere (frame owners, grants,
+/// the scheduler, the platform's vCPUs); conversions from and to numbers are the named
+/// functions below.
+///
+/// Held as a `usize`, the width it indexes with: a narrower one costs a zero-extension
+/// wherever an id passed in a register indexes a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PartitionId(u16);
+pub struct PartitionId(usize);
 
 impl PartitionId {
+    /// The first partition of the configuration (index 0).
+    pub const FIRST: Self = Self(0);
+
     /// The partition with index `index`, or `None` if `index >= MAX_PARTITIONS`.
     pub const fn new(index: u16) -> Option<Self> {
         if (index as usize) < MAX_PARTITIONS {
-            Some(Self(index))
+            Some(Self(index as usize))
         } else {
             None
         }
     }
 
-    /// The partition's index, below [`MAX_PARTITIONS`].
-    pub const fn index(self) -> u16 {
+    /// The partition a hypercall argument names by index, or `None` if no partition can
+    /// have that index.
+    pub const fn from_register(raw: u64) -> Option<Self> {
+        if raw < MAX_PARTITIONS as u64 {
+            Some(Self(raw as usize))
+        } else {
+            None
+        }
+    }
+
+    /// The first `count` partitions (at most [`MAX_PARTITIONS`]), in index order.
+    pub fn first(count: usize) -> impl Iterator<Item = Self> + Clone {
+        (0..count.min(MAX_PARTITIONS)).map(Self)
+    }
+
+    /// The partition's index, below [`MAX_PARTITIONS`]: its position in per-partition
+    /// tables.
+    pub const fn index(self) -> usize {
         self.0
+    }
+
+    /// The partition's index as a hypercall result register.
+    pub const fn to_register(self) -> u64 {
+        self.0 as u64
+    }
+}
+
+impl core::fmt::Display for PartitionId {
+    /// The index, as logs and errors have always printed it.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.0)
     }
 }
 
@@ -67,7 +103,7 @@ impl Owner {
         match self {
             Owner::Free => 0,
             Owner::Kernel => 1,
-            Owner::Partition(id) => 2 + id.0,
+            Owner::Partition(id) => 2 + id.0 as u16,
         }
     }
 
@@ -77,7 +113,7 @@ impl Owner {
         match entry {
             0 => Owner::Free,
             1 => Owner::Kernel,
-            n => Owner::Partition(PartitionId(n - 2)),
+            n => Owner::Partition(PartitionId(n as usize - 2)),
         }
     }
 }

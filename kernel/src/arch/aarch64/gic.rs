@@ -514,7 +514,9 @@ pub fn spi(intid: u32, op: SpiOp) {
             gicd.write_bit(gicd::ICENABLER, intid);
         }
         (Gic::V3 { gicd, .. }, SpiOp::Target(_)) if spi => route_v3(*gicd, intid),
-        (Gic::V2 { gicd, .. }, SpiOp::Target(core)) if spi => route_v2(*gicd, intid, core),
+        (Gic::V2 { gicd, .. }, SpiOp::Target(core)) if spi => {
+            route_v2(*gicd, intid, core.index() as u32)
+        }
         (Gic::V3 { gicd, .. } | Gic::V2 { gicd, .. }, SpiOp::Raise) if spi => {
             gicd.write_bit(gicd::ISPENDR, intid);
         }
