@@ -110,17 +110,14 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         let owner = self.owner_of(id);
         for i in 0..count {
-            let frame = match self.take_clean(owner) {
-                Some(frame) => frame,
-                None => {
-                    let frame = self.frames.alloc(owner).map_err(|e| {
-                        log::error!("frame allocation failed after the count check: {e:?}");
-                        Error::OutOfMemory
-                    })?;
-                    self.platform.scrub_frame(frame);
-                    frame
-                }
-            };
+            let platform = &mut self.platform;
+            let frame = self
+                .frames
+                .alloc_zeroed(owner, |frame| platform.scrub_frame(frame))
+                .map_err(|e| {
+                    log::error!("frame allocation failed after the count check: {e:?}");
+                    Error::OutOfMemory
+                })?;
             match &words {
                 Some(words) => self.platform.write_u64(words.at(i as usize), frame.raw()),
                 None => self.write_guest(id, buffer.add(i * 8), &frame.raw().to_le_bytes())?,
@@ -153,10 +150,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
             // Every free frame is promised to a partition blocked in EXO_FRAME_ALLOC.
             return Err(Error::OutOfMemory);
         }
+        let platform = &mut self.platform;
         self.frames
-            .alloc_specific(frame, owner)
+            .alloc_specific_zeroed(frame, owner, |frame| platform.scrub_frame(frame))
             .map_err(|e| e.to_abi())?;
-        self.platform.scrub_frame(frame);
         Ok(frame)
     }
 
@@ -167,9 +164,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
             return Err(Error::Busy);
         }
         self.withdraw_grants_of_frame(frame, Reason::OwnerLost);
-        self.platform.scrub_frame(frame);
+        let (owner, platform) = (self.owner_of(id), &mut self.platform);
         self.frames
-            .free(frame, self.owner_of(id))
+            .free_scrubbed(frame, owner, |frame| platform.scrub_frame(frame))
             .map_err(|e| e.to_abi())?;
         self.frame_released(id, 1);
         Ok(())

@@ -624,18 +624,26 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 tables.drain();
             }
         }
-        for (_, frame) in pages.bindings() {
-            self.platform.scrub_frame(frame);
-            if let Err(e) = self.frames.free(frame, Owner::Kernel) {
-                log::error!("kernel page {frame} of {name} could not be freed: {e:?}");
-            }
-        }
         self.release_interrupts(id);
         self.platform.vcpu_ended(id);
         let reclaimed = self.reclaim(owner);
         self.resolve_on_exit(id, reclaimed);
         self.end_calls_of(id);
+        // Last: resolving its revocation request above still wrote its revocation page.
+        self.free_kernel_pages(&pages, name);
         self.complete_blocked();
+    }
+
+    /// Scrubs and frees an ended partition's kernel pages (its info page, revocation page
+    /// and repossession vector), once nothing writes them any more.
+    fn free_kernel_pages(&mut self, pages: &crate::partition::KernelPages, name: exo_abi::Name) {
+        for (_, frame) in pages.bindings() {
+            let platform = &mut self.platform;
+            let scrub = |frame| platform.scrub_frame(frame);
+            if let Err(e) = self.frames.free_scrubbed(frame, Owner::Kernel, scrub) {
+                log::error!("kernel page {frame} of {name} could not be freed: {e:?}");
+            }
+        }
     }
 
     /// Scrubs and frees every frame `owner` holds; returns how many.
@@ -651,8 +659,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
             };
             from = frame.add(PAGE_SIZE);
             self.bound.clear(frame);
-            self.platform.scrub_frame(frame);
-            if self.frames.free(frame, owner).is_err() {
+            let platform = &mut self.platform;
+            let scrub = |frame| platform.scrub_frame(frame);
+            if self.frames.free_scrubbed(frame, owner, scrub).is_err() {
                 log::error!("frame {frame} of {owner:?} could not be reclaimed");
                 return count;
             }

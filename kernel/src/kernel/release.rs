@@ -133,42 +133,24 @@ impl<P: Platform> Kernel<'_, P> {
             }
             self.revocations.batch[i] = frame;
         }
-        let mut lowest = PhysAddr::new(u64::MAX);
         for i in 0..words.len() {
             let frame = self.revocations.batch[i];
-            lowest = lowest.min(frame);
             if let Some(ipa) = self.bound.get(frame) {
                 if let Err(e) = self.unmap(id, ipa) {
                     log::error!("frame {frame} recorded at {ipa} but not mapped: {e:?}");
                 }
                 self.bound.clear(frame);
             }
-            self.platform.scrub_frame(frame);
-            if let Err(e) = self.frames.free(frame, Owner::Kernel) {
+            let platform = &mut self.platform;
+            let scrub = |frame| platform.scrub_frame(frame);
+            if let Err(e) = self.frames.free_scrubbed(frame, Owner::Kernel, scrub) {
                 log::error!("released frame {frame} could not be freed: {e:?}");
             }
         }
-        // Blocked claimants get these frames first, and they are scrubbed already: for the
-        // rest of this call they are handed over without a second scrub (nothing else runs
-        // meanwhile), then forgotten.
-        self.frames.search_from(lowest);
-        self.revocations.clean = Some((words.len(), 0));
+        // Blocked claimants get these frames first (the frame table hands out the frames
+        // freed scrubbed latest first), without a second scrub.
         self.frame_released(id, count);
-        self.revocations.clean = None;
         Ok([count, self.revoke_ack(id), 0, 0])
-    }
-
-    /// A frame released and scrubbed earlier in this call and still free, now `owner`'s.
-    pub(super) fn take_clean(&mut self, owner: Owner) -> Option<PhysAddr> {
-        let (len, next) = self.revocations.clean.as_mut()?;
-        while *next < *len {
-            let frame = self.revocations.batch[*next];
-            *next += 1;
-            if self.frames.alloc_specific(frame, owner).is_ok() {
-                return Some(frame);
-            }
-        }
-        None
     }
 
     /// Gives the first `held` frames of a refused batch (the kernel's copy) back to `me`.

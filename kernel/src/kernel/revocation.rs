@@ -71,9 +71,6 @@ pub(super) struct Revocations {
     /// The frames of the `EXO_FRAME_RELEASE` being served, copied out of the caller's array
     /// as they were checked (the guest's array is read once).
     pub(super) batch: [PhysAddr; FRAME_RELEASE_MAX as usize],
-    /// During an `EXO_FRAME_RELEASE`: how many of `batch` it freed, scrubbed, and how far
-    /// blocked claimants have taken from them.
-    pub(super) clean: Option<(usize, usize)>,
 }
 
 impl Revocations {
@@ -85,7 +82,6 @@ impl Revocations {
             unlogged: [None; MAX_PARTITIONS],
             any_unlogged: false,
             batch: [PhysAddr::new(0); FRAME_RELEASE_MAX as usize],
-            clean: None,
         }
     }
 }
@@ -354,8 +350,11 @@ impl<P: Platform> Kernel<'_, P> {
             self.bound.clear(frame);
         }
         self.withdraw_grants_of_frame(frame, Reason::OwnerLost);
-        self.platform.scrub_frame(frame);
-        if let Err(e) = self.frames.free(frame, owner) {
+        let platform = &mut self.platform;
+        if let Err(e) = self
+            .frames
+            .free_scrubbed(frame, owner, |frame| platform.scrub_frame(frame))
+        {
             log::error!("repossessed frame {frame} could not be freed: {e:?}");
             return;
         }

@@ -2596,6 +2596,15 @@ mod model {
                 prop_assert_eq!(k.frames.owner(g.frame), Some(owner));
                 prop_assert!(!matches!(state(k, g.grantee.index()), State::Finished(_)));
             }
+            // A free frame marked zeroed is zero: its next owner gets it without a scrub.
+            for i in 0..k.frames.frame_count() {
+                let f = PhysAddr::new(RAM_BASE + i as u64 * PAGE_SIZE);
+                prop_assert!(
+                    !k.frames.is_zeroed(f) || is_zero(k, f),
+                    "{} marked zeroed",
+                    f
+                );
+            }
             // Frames that changed hands were scrubbed: zeroed, then cleaned to the point of
             // coherency, before anything mapped them.
             let scrubbed = match k.platform.take_frame_log() {

@@ -14,6 +14,14 @@
 //! Storage is supplied by the caller (one `u16` per frame), so the kernel can carve it out of
 //! RAM at boot without an allocator and then [`FrameTable::reserve`] that storage for itself.
 //!
+//! **Zeroed free frames.** A frame freed through [`FrameTable::free_scrubbed`] is scrubbed
+//! on its way out and marked as zeroed while it stays free; the next allocation through
+//! [`FrameTable::alloc_zeroed`] or [`FrameTable::alloc_specific_zeroed`] hands it out
+//! without scrubbing it a second time. Nothing may write a free frame (none is mapped, the
+//! kernel writes only frames it owns), so the mark stays true until the frame is taken; any
+//! other way a frame becomes free ([`FrameTable::free`], boot) leaves it unmarked, and such
+//! a frame is scrubbed when it is allocated.
+//!
 //! **Holes.** The table covers one address range, from the lowest RAM bank's start to the
 //! highest's end, so that finding a frame's entry stays one subtraction. The frames between
 //! banks (the Raspberry Pi's VideoCore memory and its peripherals below 4 GiB) are marked as
@@ -94,8 +102,25 @@ pub enum Owner {
 /// Number of distinct owners: free, kernel and every partition.
 const OWNER_SLOTS: usize = 2 + MAX_PARTITIONS;
 
-/// The entry of a frame that is no RAM (a hole between banks): no [`Owner::encode`] value.
+/// The entry of a frame that is no RAM (a hole between banks): no [`Owner::encode`] value,
+/// with or without [`ZEROED`].
 const HOLE: u16 = u16::MAX;
+
+/// Set in the entry of a free frame known to be zero (scrubbed when it was freed).
+const ZEROED: u16 = 0x8000;
+
+/// How many frames freed scrubbed the table remembers, most recent first, for
+/// [`FrameTable::alloc_zeroed`] to hand out before any other (one `EXO_FRAME_ALLOC`'s worth).
+const ZEROED_STACK: usize = exo_abi::call::FRAME_ALLOC_MAX as usize;
+
+/// The entry of a free frame marked as zeroed.
+const FREE_ZEROED: u16 = Owner::Free.encode() | ZEROED;
+
+/// The owner part of an entry, its [`ZEROED`] mark dropped. (A [`HOLE`]'s is `0x7FFF`, no
+/// owner's.)
+const fn code(entry: u16) -> u16 {
+    entry & !ZEROED
+}
 
 impl Owner {
     /// The private per-frame encoding; also the index of the owner's counter.
@@ -110,7 +135,7 @@ impl Owner {
     /// Inverse of [`Owner::encode`]. Entries are only ever written by `encode`, so every
     /// stored value decodes.
     const fn decode(entry: u16) -> Owner {
-        match entry {
+        match code(entry) {
             0 => Owner::Free,
             1 => Owner::Kernel,
             n => Owner::Partition(PartitionId(n as usize - 2)),
@@ -172,6 +197,11 @@ pub struct FrameTable<'a> {
     cursor: usize,
     /// Number of entries that are [`HOLE`]s.
     holes: usize,
+    /// Indices of frames freed scrubbed, the latest on top; an index whose entry is no
+    /// longer [`FREE_ZEROED`] (taken since) is skipped when popped.
+    zeroed: [u32; ZEROED_STACK],
+    /// How many of `zeroed` are in use.
+    zeroed_len: usize,
 }
 
 impl<'a> FrameTable<'a> {
@@ -203,6 +233,8 @@ impl<'a> FrameTable<'a> {
             counts,
             cursor: 0,
             holes: 0,
+            zeroed: [0; ZEROED_STACK],
+            zeroed_len: 0,
         }
     }
 
@@ -218,7 +250,7 @@ impl<'a> FrameTable<'a> {
         };
         if let Some(busy) = self.entries[range.clone()]
             .iter()
-            .find(|entry| **entry != Owner::Free.encode() && **entry != HOLE)
+            .find(|entry| code(**entry) != Owner::Free.encode() && **entry != HOLE)
         {
             return Err(FrameError::NotOwner {
                 actual: Owner::decode(*busy),
@@ -282,7 +314,7 @@ impl<'a> FrameTable<'a> {
         self.entries
             .iter()
             .enumerate()
-            .filter(move |(_, entry)| **entry == wanted)
+            .filter(move |(_, entry)| code(**entry) == wanted)
             .map(move |(i, _)| base.add(i as u64 * PAGE_SIZE))
     }
 
@@ -294,7 +326,7 @@ impl<'a> FrameTable<'a> {
         self.entries
             .get(start..)?
             .iter()
-            .position(|entry| *entry == wanted)
+            .position(|entry| code(*entry) == wanted)
             .map(|i| self.base.add((start + i) as u64 * PAGE_SIZE))
     }
 
@@ -317,7 +349,7 @@ impl<'a> FrameTable<'a> {
         }
         if let Some(busy) = self.entries[range.clone()]
             .iter()
-            .find(|entry| **entry != Owner::Free.encode())
+            .find(|entry| code(**entry) != Owner::Free.encode())
         {
             return Err(FrameError::NotOwner {
                 actual: Owner::decode(*busy),
@@ -332,6 +364,13 @@ impl<'a> FrameTable<'a> {
     /// Gives any free frame to `to`, searching next-fit from just after the last frame
     /// handed out. The frame's contents are whatever its previous owner left: scrub it.
     pub fn alloc(&mut self, to: Owner) -> Result<PhysAddr, FrameError> {
+        let i = self.next_free()?;
+        self.set(i, to);
+        Ok(self.frame_address(i))
+    }
+
+    /// The index of the next free frame, next-fit from the cursor, which moves past it.
+    fn next_free(&mut self) -> Result<usize, FrameError> {
         if self.count(Owner::Free) == 0 {
             return Err(FrameError::Exhausted);
         }
@@ -340,11 +379,10 @@ impl<'a> FrameTable<'a> {
         let start = self.cursor;
         let found = (start..frames)
             .chain(0..start)
-            .find(|&i| self.entries[i] == free)
+            .find(|&i| code(self.entries[i]) == free)
             .ok_or(FrameError::Exhausted)?;
-        self.set(found, to);
         self.cursor = if found + 1 == frames { 0 } else { found + 1 };
-        Ok(self.frame_address(found))
+        Ok(found)
     }
 
     /// Gives the free frame at `pa` to `to`.
@@ -369,13 +407,78 @@ impl<'a> FrameTable<'a> {
         self.transfer(pa, from, Owner::Free)
     }
 
-    /// Makes the next allocation search from `pa` (ignored unless it is RAM): a caller that
-    /// just freed frames it knows will be handed over (a revocation's) points here at the
-    /// lowest of them, so they are found without a search of the whole table.
-    pub fn search_from(&mut self, pa: PhysAddr) {
-        if let Ok(i) = self.index(pa.page_base()) {
-            self.cursor = i;
+    /// Scrubs the frame at `pa`, held by `from`, with `scrub` and returns it to the free
+    /// pool marked as zeroed, so that the next allocation hands it out without scrubbing it
+    /// again. The caller must have removed every mapping of it first. Refused, with nothing
+    /// scrubbed, unless `from` holds the frame.
+    pub fn free_scrubbed(
+        &mut self,
+        pa: PhysAddr,
+        from: Owner,
+        scrub: impl FnOnce(PhysAddr),
+    ) -> Result<(), FrameError> {
+        let i = self.index(pa)?;
+        let actual = Owner::decode(self.entries[i]);
+        if actual != from {
+            return Err(FrameError::NotOwner { actual });
         }
+        scrub(pa);
+        self.set(i, Owner::Free);
+        self.entries[i] = FREE_ZEROED;
+        if let Some(slot) = self.zeroed.get_mut(self.zeroed_len) {
+            // Frame indices fit: a 48-bit physical address space has 2^36 frames at most,
+            // and the table's storage is carved from RAM below that.
+            *slot = i as u32;
+            self.zeroed_len += 1;
+        }
+        Ok(())
+    }
+
+    /// Gives a free frame to `to`, zeroed: the frame most recently freed scrubbed if one is
+    /// still free (no scrub), else the next free one as [`FrameTable::alloc`] finds it, which
+    /// `scrub` zeroes unless it is marked zeroed.
+    pub fn alloc_zeroed(
+        &mut self,
+        to: Owner,
+        scrub: impl FnOnce(PhysAddr),
+    ) -> Result<PhysAddr, FrameError> {
+        while self.zeroed_len > 0 {
+            self.zeroed_len -= 1;
+            let i = self.zeroed[self.zeroed_len] as usize;
+            if self.entries.get(i) == Some(&FREE_ZEROED) {
+                self.set(i, to);
+                return Ok(self.frame_address(i));
+            }
+        }
+        let i = self.next_free()?;
+        let zeroed = self.entries[i] == FREE_ZEROED;
+        self.set(i, to);
+        let frame = self.frame_address(i);
+        if !zeroed {
+            scrub(frame);
+        }
+        Ok(frame)
+    }
+
+    /// Gives the free frame at `pa` to `to`, zeroed: `scrub` runs on it unless it was freed
+    /// scrubbed and has stayed free since.
+    pub fn alloc_specific_zeroed(
+        &mut self,
+        pa: PhysAddr,
+        to: Owner,
+        scrub: impl FnOnce(PhysAddr),
+    ) -> Result<(), FrameError> {
+        let zeroed = self.is_zeroed(pa);
+        self.alloc_specific(pa, to)?;
+        if !zeroed {
+            scrub(pa);
+        }
+        Ok(())
+    }
+
+    /// Whether the frame at `pa` is free and marked as zeroed.
+    pub fn is_zeroed(&self, pa: PhysAddr) -> bool {
+        self.index(pa).is_ok_and(|i| self.entries[i] == FREE_ZEROED)
     }
 
     /// Indices of the frames holding the bytes `[start, end)`, `None` if it is empty; refused
@@ -418,9 +521,10 @@ impl<'a> FrameTable<'a> {
         self.base.add(i as u64 * PAGE_SIZE)
     }
 
-    /// The one place an entry changes: keeps the counters in step.
+    /// The one place an entry changes: keeps the counters in step. The new entry carries
+    /// no [`ZEROED`] mark.
     fn set(&mut self, i: usize, to: Owner) {
-        let old = self.entries[i] as usize;
+        let old = code(self.entries[i]) as usize;
         let new = to.encode();
         self.counts[old] -= 1;
         self.counts[new as usize] += 1;
@@ -432,7 +536,7 @@ impl<'a> FrameTable<'a> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
     use std::vec::Vec;
 
     const BASE: u64 = 0x4000_0000;
@@ -444,6 +548,35 @@ mod tests {
 
     fn part(i: u16) -> Owner {
         Owner::Partition(PartitionId::new(i).unwrap())
+    }
+
+    /// Frames freed scrubbed go out again first, latest first, without a second scrub; one
+    /// taken meanwhile by another allocation is skipped; past them, an unmarked frame is
+    /// scrubbed.
+    #[test]
+    fn frames_freed_scrubbed_go_out_first_unscrubbed() {
+        let mut storage = [0; FRAMES];
+        let mut table = FrameTable::new(PhysAddr::new(BASE), &mut storage);
+        for f in [3, 9, 5] {
+            table.alloc_specific(pa(f), part(0)).unwrap();
+        }
+        let mut scrubbed = Vec::new();
+        for f in [3, 9, 5] {
+            table
+                .free_scrubbed(pa(f), part(0), |x| scrubbed.push(x))
+                .unwrap();
+        }
+        assert_eq!(scrubbed, [pa(3), pa(9), pa(5)]);
+        assert!(table.is_zeroed(pa(9)));
+        table.alloc_specific(pa(9), part(1)).unwrap();
+        assert!(!table.is_zeroed(pa(9)), "taken: no longer marked");
+        scrubbed.clear();
+        let got: Vec<PhysAddr> = (0..3)
+            .map(|_| table.alloc_zeroed(part(2), |x| scrubbed.push(x)).unwrap())
+            .collect();
+        assert_eq!(got[..2], [pa(5), pa(3)]);
+        assert_eq!(scrubbed, [got[2]], "only the unmarked frame is scrubbed");
+        assert_eq!(table.count(part(2)), 3);
     }
 
     #[test]
@@ -665,13 +798,16 @@ mod tests {
     }
 
     /// One step of the model test.
-    #[derive(Clone, Debug)]
+    #[derive(Clone, Copy, Debug)]
     enum Op {
         Alloc(Owner),
         AllocSpecific(usize, Owner),
         Transfer(usize, Owner, Owner),
         Free(usize, Owner),
         Reserve(usize, usize, Owner),
+        FreeScrubbed(usize, Owner),
+        AllocZeroed(Owner),
+        AllocSpecificZeroed(usize, Owner),
     }
 
     /// A few owners, so collisions between them are frequent.
@@ -696,6 +832,9 @@ mod tests {
             (frame(), owner(), owner()).prop_map(|(f, a, b)| Op::Transfer(f, a, b)),
             (frame(), owner()).prop_map(|(f, o)| Op::Free(f, o)),
             (frame(), 0usize..4, owner()).prop_map(|(f, n, o)| Op::Reserve(f, n, o)),
+            (frame(), owner()).prop_map(|(f, o)| Op::FreeScrubbed(f, o)),
+            owner().prop_map(Op::AllocZeroed),
+            (frame(), owner()).prop_map(|(f, o)| Op::AllocSpecificZeroed(f, o)),
         ]
     }
 
@@ -723,10 +862,17 @@ mod tests {
             table.exclude(pa(6), pa(8)).unwrap();
             let mut model: HashMap<usize, Owner> =
                 (0..FRAMES).filter(|f| !(6..8).contains(f)).map(|f| (f, Owner::Free)).collect();
+            // Free frames marked zeroed.
+            let mut zeroed: HashSet<usize> = HashSet::new();
             for op in ops {
+                // What the operation scrubbed, and the entries it rewrote (their mark drops).
+                let mut scrubbed: Vec<PhysAddr> = Vec::new();
+                let mut rewritten: Vec<usize> = Vec::new();
+                let ok;
                 match op {
                     Op::Alloc(to) => {
                         let got = table.alloc(to);
+                        ok = got.is_ok();
                         let any_free = model.values().any(|o| *o == Owner::Free);
                         match got {
                             Ok(frame) => {
@@ -734,6 +880,7 @@ mod tests {
                                 let f = ((frame.raw() - BASE) / PAGE_SIZE) as usize;
                                 prop_assert_eq!(model.get(&f), Some(&Owner::Free));
                                 model.insert(f, to);
+                                rewritten.push(f);
                             }
                             Err(e) => {
                                 prop_assert_eq!(e, FrameError::Exhausted);
@@ -743,14 +890,26 @@ mod tests {
                     }
                     Op::AllocSpecific(f, to) => {
                         let expected = model_transfer(&mut model, f, Owner::Free, to);
+                        ok = expected.is_ok();
+                        if ok {
+                            rewritten.push(f);
+                        }
                         prop_assert_eq!(table.alloc_specific(pa(f), to), expected);
                     }
                     Op::Transfer(f, from, to) => {
                         let expected = model_transfer(&mut model, f, from, to);
+                        ok = expected.is_ok();
+                        if ok {
+                            rewritten.push(f);
+                        }
                         prop_assert_eq!(table.transfer(pa(f), from, to), expected);
                     }
                     Op::Free(f, from) => {
                         let expected = model_transfer(&mut model, f, from, Owner::Free);
+                        ok = expected.is_ok();
+                        if ok {
+                            rewritten.push(f);
+                        }
                         prop_assert_eq!(table.free(pa(f), from), expected);
                     }
                     Op::Reserve(f, n, to) => {
@@ -776,8 +935,57 @@ mod tests {
                         } else {
                             pa(f + n - 1).add(PAGE_SIZE / 2 + 1)
                         };
+                        ok = expected.is_ok();
+                        if ok {
+                            rewritten.extend(f..f + n);
+                        }
                         prop_assert_eq!(table.reserve(start, end, to), expected);
                     }
+                    Op::FreeScrubbed(f, from) => {
+                        let expected = model_transfer(&mut model, f, from, Owner::Free);
+                        let got = table.free_scrubbed(pa(f), from, |x| scrubbed.push(x));
+                        ok = got.is_ok();
+                        prop_assert_eq!(got, expected);
+                        if ok {
+                            prop_assert_eq!(&scrubbed, &vec![pa(f)]);
+                            zeroed.insert(f);
+                        }
+                    }
+                    Op::AllocZeroed(to) => {
+                        let got = table.alloc_zeroed(to, |x| scrubbed.push(x));
+                        ok = got.is_ok();
+                        let any_free = model.values().any(|o| *o == Owner::Free);
+                        prop_assert_eq!(ok, any_free);
+                        if let Ok(frame) = got {
+                            let f = ((frame.raw() - BASE) / PAGE_SIZE) as usize;
+                            prop_assert_eq!(model.insert(f, to), Some(Owner::Free));
+                            rewritten.push(f);
+                            let expected = if zeroed.contains(&f) { vec![] } else { vec![frame] };
+                            prop_assert_eq!(&scrubbed, &expected);
+                        }
+                    }
+                    Op::AllocSpecificZeroed(f, to) => {
+                        let expected = model_transfer(&mut model, f, Owner::Free, to);
+                        let got = table.alloc_specific_zeroed(pa(f), to, |x| scrubbed.push(x));
+                        ok = got.is_ok();
+                        prop_assert_eq!(got, expected);
+                        let wanted = if ok && !zeroed.contains(&f) { vec![pa(f)] } else { vec![] };
+                        prop_assert_eq!(&scrubbed, &wanted);
+                        if ok {
+                            rewritten.push(f);
+                        }
+                    }
+                }
+                // Only a frame freed scrubbed is marked zeroed, until another operation takes
+                // or rewrites its entry; a refused operation scrubs nothing.
+                for f in rewritten {
+                    zeroed.remove(&f);
+                }
+                if !ok {
+                    prop_assert!(scrubbed.is_empty());
+                }
+                for f in 0..FRAMES {
+                    prop_assert_eq!(table.is_zeroed(pa(f)), zeroed.contains(&f));
                 }
 
                 // Single ownership: the table agrees with the model frame by frame.

@@ -263,3 +263,29 @@ fn only_a_partition_granted_it_may_run_the_self_check() {
     assert_eq!(result(&mut k, 0, EXO_SELF_CHECK, &[]), Ok(256));
     refused(&mut k, 1, EXO_SELF_CHECK, &[], Error::Denied);
 }
+
+/// A frame changes hands with one scrub, not two: frames repossessed at a deadline, or
+/// released, reach the blocked claimant zeroed without being zeroed again.
+#[test]
+fn frames_reach_a_blocked_claimant_scrubbed_once() {
+    let (mut k, _) = abort_scenario(1);
+    k.platform.take_frame_log().unwrap();
+    let now = k.platform.now.get();
+    k.platform.now.set(now + (1 << 40));
+    k.current = pid(1);
+    k.check_deadlines();
+    assert_ne!(state(&k, 1), State::Blocked, "the claimant got its frames");
+    let got: Vec<PhysAddr> = k.frames.owned_by(owner_of(&k, 1)).collect();
+    let zeroes = |f: PhysAddr| {
+        k.platform
+            .frame_log
+            .iter()
+            .filter(|e| **e == FrameEvent::Zero(f))
+            .count()
+    };
+    let handed: Vec<PhysAddr> = got.into_iter().filter(|&f| zeroes(f) > 0).collect();
+    assert_eq!(handed.len(), 10, "the ten repossessed frames reached b");
+    for f in handed {
+        assert_eq!(zeroes(f), 1, "{f} zeroed more than once on its way to b");
+    }
+}
