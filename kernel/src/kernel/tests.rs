@@ -2367,7 +2367,9 @@ mod model {
                     prop_assert!(code.is_some(), "unknown error code {:#x}", x0);
                     let after = snapshot(k, p);
                     if before != after {
-                        std::eprintln!("DEBUGDIFF before={before:#?}\nDEBUGDIFF after={after:#?}");
+                        // The whole state on both sides, to find what the call changed.
+                        std::eprintln!("state before the call: {before:#?}");
+                        std::eprintln!("state after the call: {after:#?}");
                     }
                     prop_assert!(
                         before == after,
