@@ -41,6 +41,14 @@ pub enum LoadError {
     Frame(FrameError),
     /// More partitions than the frame table can name.
     TooManyPartitions,
+    /// A partition is pinned to a core other than 0: this kernel schedules core 0 only
+    /// (secondary cores idle until per-core scheduling lands, issue 9 step 3).
+    PinnedElsewhere {
+        /// Index of the partition.
+        partition: usize,
+        /// The core it is pinned to.
+        core: u32,
+    },
 }
 
 impl From<Stage2Error> for LoadError {
@@ -70,7 +78,8 @@ impl LoadError {
         match *self {
             LoadError::OutOfMemory { partition, .. }
             | LoadError::Interrupt { partition, .. }
-            | LoadError::DeviceInRam { partition } => Some(partition),
+            | LoadError::DeviceInRam { partition }
+            | LoadError::PinnedElsewhere { partition, .. } => Some(partition),
             _ => None,
         }
     }
@@ -113,6 +122,11 @@ impl LoadError {
             LoadError::TooManyPartitions => {
                 f.write_str("more partitions than the frame table can name")
             }
+            LoadError::PinnedElsewhere { partition, core } => write!(
+                f,
+                "{} is pinned to core {core}, but this kernel runs partitions on core 0 only",
+                who(partition)
+            ),
         }
     }
 }

@@ -401,6 +401,16 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Loads every partition of the boot package: frames for its memory, scrubbed; program
     /// segments copied in; stage-2 bindings with the segments' rights; kernel pages.
     pub fn load(&mut self, package: &Package<'_>) -> Result<(), LoadError> {
+        if let Some((partition, record)) = package
+            .partitions()
+            .enumerate()
+            .find(|(_, record)| record.core != 0)
+        {
+            return Err(LoadError::PinnedElsewhere {
+                partition,
+                core: record.core,
+            });
+        }
         self.poison_free_ram(package);
         let count = package.partition_count() as u32;
         for (index, record) in package.partitions().enumerate() {

@@ -317,6 +317,8 @@ struct Config {
     devices: &'static [(u64, u64, u64)],
     /// May call `EXO_SELF_CHECK`.
     self_check: bool,
+    /// The core it is pinned to.
+    core: u32,
 }
 
 impl Config {
@@ -332,6 +334,7 @@ impl Config {
             interrupts: &[],
             devices: &[],
             self_check: false,
+            core: 0,
         }
     }
 }
@@ -401,6 +404,7 @@ fn unloaded_with_system(
                     size: pages * PAGE_SIZE,
                 })
                 .collect(),
+            core: c.core,
         })
         .collect();
     let bytes = encode_system(&specs, system);
@@ -1751,6 +1755,7 @@ mod model {
                 interrupts: &[40, 41],
                 devices: &[],
                 self_check: true,
+                core: 0,
             },
             Config {
                 name: "p1",
@@ -1763,6 +1768,7 @@ mod model {
                 interrupts: &[42],
                 devices: &[],
                 self_check: true,
+                core: 0,
             },
             Config {
                 name: "p2",
@@ -1775,6 +1781,7 @@ mod model {
                 interrupts: &[],
                 devices: &[],
                 self_check: true,
+                core: 0,
             },
         ]
     }

@@ -1,5 +1,5 @@
-//! `[system]` settings the kernel obeys: the time-slice length and how a claim is shared
-//! among borrowers (`revocation_share`).
+//! `[system]` settings the kernel obeys: the time-slice length, how a claim is shared
+//! among borrowers (`revocation_share`) and which core a partition is pinned to.
 
 use super::*;
 use exo_abi::package::RevocationShare;
@@ -57,4 +57,22 @@ fn the_time_slice_is_the_packages() {
     let (mut k, bytes) = unloaded_with_system(256, &config, &system);
     k.load(&Package::parse(&bytes).unwrap()).unwrap();
     assert_eq!(k.slice_ticks(), ticks(250));
+}
+
+#[test]
+fn a_partition_pinned_to_another_core_than_0_is_refused_until_cores_schedule() {
+    let configs = [
+        Config::new("zero", BOOT_PAGES, 0),
+        Config {
+            core: 1,
+            ..Config::new("one", BOOT_PAGES, 0)
+        },
+    ];
+    let (mut k, bytes) = unloaded(256, &configs);
+    let package = Package::parse(&bytes).unwrap();
+    let error = k.load(&package).unwrap_err();
+    assert_eq!(
+        error.named(&package).to_string(),
+        "partition `one` (1) is pinned to core 1, but this kernel runs partitions on core 0 only"
+    );
 }
