@@ -6,7 +6,7 @@
 //! ([`crate::device_tree::Located::regions`]): the Pi describes its peripherals at
 //! VideoCore bus addresses under `/soc`, which the CPU sees elsewhere.
 
-use crate::device_tree::{DeviceTree, DtbError, Located};
+use crate::device_tree::{Banks, DeviceTree, DtbError, Located};
 use core::fmt;
 use exo_abi::PhysAddr;
 
@@ -17,6 +17,11 @@ pub struct BootInfo {
     pub ram_start: PhysAddr,
     /// End (exclusive) of that bank.
     pub ram_end: PhysAddr,
+    /// Every memory bank the tree describes, in tree order ([`crate::mem::ram::Ram`]
+    /// sorts and merges them).
+    pub memory: Banks,
+    /// The `reserved-memory` regions with an address: never given out.
+    pub reserved: Banks,
     /// The PL011 the console goes to, if the tree has one.
     pub console: Option<ConsoleUart>,
     /// Size of the device tree blob itself.
@@ -231,6 +236,8 @@ impl BootInfo {
         Ok(Self {
             ram_start: PhysAddr::new(ram_start),
             ram_end: PhysAddr::new(ram_end),
+            memory: banks,
+            reserved: tree.reserved_memory(),
             console: console(tree),
             dtb_size: tree.size() as u64,
             gic: GicInfo::from_fdt(tree),
@@ -429,6 +436,34 @@ mod tests {
             boot(PI_2GIB, 0x3C00_0000),
             Err(BootInfoError::NoRam { .. })
         ));
+    }
+
+    /// Every bank and every reserved-memory region with an address reaches the kernel, in
+    /// tree order, whichever bank it boots in.
+    #[test]
+    fn reads_every_bank_and_the_reserved_memory_regions() {
+        let dtb: &[u8] = include_bytes!("../tests/fixtures/rpi4b-8gib-reserved.dtb");
+        let info = boot(dtb, PI_KERNEL.raw()).unwrap();
+        let regions = |banks: &Banks| -> std::vec::Vec<(u64, u64)> {
+            banks.as_slice().iter().map(|r| (r.start, r.size)).collect()
+        };
+        assert_eq!(
+            regions(&info.memory),
+            [
+                (0, 0x3B40_0000),
+                (0x4000_0000, 0xBC00_0000),
+                (0x1_0000_0000, 0x8000_0000),
+                (0x1_8000_0000, 0x8000_0000)
+            ]
+        );
+        // firmware@3b000000 and pstore@17ff00000; not the dynamic linux,cma pool nor the
+        // disabled, empty nvram@0.
+        assert_eq!(
+            regions(&info.reserved),
+            [(0x1_7FF0_0000, 0x20_0000), (0x3B00_0000, 0x50_0000)]
+        );
+        let stock = boot(PI_4GIB, PI_KERNEL.raw()).unwrap();
+        assert_eq!(stock.reserved.as_slice(), []);
     }
 
     #[test]

@@ -93,7 +93,8 @@ impl Region {
     }
 }
 
-/// The memory banks of the tree's memory nodes, in tree order (at most [`MAX_BANKS`]).
+/// Regions read from the tree, in tree order (at most [`MAX_BANKS`]): the memory nodes'
+/// banks, or the reserved-memory regions.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Banks {
     banks: [Region; MAX_BANKS],
@@ -164,6 +165,25 @@ impl<'a> DeviceTree<'a> {
             }
         }
         banks
+    }
+
+    /// Every non-empty `reg` entry of every enabled child of `/reserved-memory`
+    /// (Devicetree Specification 3.5.2), `no-map` or not: memory the firmware keeps for
+    /// itself. A dynamic reservation (`size` and `alloc-ranges`, no `reg`, such as the Pi's
+    /// `linux,cma` pool) has no address yet and is not listed. At most [`MAX_BANKS`].
+    pub fn reserved_memory(&self) -> Banks {
+        let mut regions = Banks::default();
+        let Some(parent) = self.find_path("/reserved-memory") else {
+            return regions;
+        };
+        for node in parent.node.children().filter(|node| enabled(*node)) {
+            for region in parent.child(node).regions().flatten() {
+                if region.size != 0 {
+                    regions.push(region);
+                }
+            }
+        }
+        regions
     }
 
     /// The first enabled node, in tree order, compatible with any of `compatible`.

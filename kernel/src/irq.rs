@@ -7,8 +7,9 @@
 //! hardware says they ran low (the maintenance interrupt) or when the partition is next
 //! resumed. Nothing is lost: a set bit stays set until it is in a list register.
 
+use crate::mem::frame_table::PartitionId;
 use exo_abi::call::{VIRTUAL_TIMER_INTID, signal};
-use exo_abi::package::{FIRST_SPI, LAST_SPI, MAX_PARTITIONS};
+use exo_abi::package::{FIRST_SPI, LAST_SPI};
 
 /// INTIDs 0..1020 are interrupts; 1020..1023 are special (GICv3 2.2.1).
 pub const INTID_LIMIT: u32 = 1020;
@@ -154,28 +155,28 @@ impl InterruptTable {
     }
 
     /// Gives SPI `intid` to partition `id`, if the GIC has it (`lines` INTIDs) and it is free.
-    pub fn claim(&mut self, intid: u32, id: usize, lines: u32) -> Result<(), ClaimError> {
-        if !(FIRST_SPI..=LAST_SPI).contains(&intid) || intid >= lines || id >= MAX_PARTITIONS {
+    pub fn claim(&mut self, intid: u32, id: PartitionId, lines: u32) -> Result<(), ClaimError> {
+        if !(FIRST_SPI..=LAST_SPI).contains(&intid) || intid >= lines {
             return Err(ClaimError::NotAnSpi(intid));
         }
         let slot = &mut self.owner[intid as usize];
         if *slot != NOBODY {
             return Err(ClaimError::Taken(intid));
         }
-        *slot = id as u8;
+        *slot = id.index() as u8;
         Ok(())
     }
 
     /// The partition owning SPI `intid`.
-    pub fn owner(&self, intid: u32) -> Option<usize> {
+    pub fn owner(&self, intid: u32) -> Option<PartitionId> {
         match self.owner.get(intid as usize) {
             Some(&NOBODY) | None => None,
-            Some(&id) => Some(usize::from(id)),
+            Some(&id) => PartitionId::new(u16::from(id)),
         }
     }
 
     /// What partition `id` may do with `intid`, or `None` if it is not its own.
-    pub fn ownership(&self, id: usize, intid: u32) -> Option<Ownership> {
+    pub fn ownership(&self, id: PartitionId, intid: u32) -> Option<Ownership> {
         if signal::ALL.contains(&intid) {
             Some(Ownership::Signal)
         } else if intid == VIRTUAL_TIMER_INTID {
@@ -188,7 +189,7 @@ impl InterruptTable {
     }
 
     /// The SPIs partition `id` owns.
-    pub fn owned_by(&self, id: usize) -> impl Iterator<Item = u32> + '_ {
+    pub fn owned_by(&self, id: PartitionId) -> impl Iterator<Item = u32> + '_ {
         (FIRST_SPI..INTID_LIMIT).filter(move |&i| self.owner(i) == Some(id))
     }
 
@@ -217,12 +218,12 @@ impl InterruptTable {
     }
 
     /// Whether partition `id` has an enabled SPI (something that can wake it).
-    pub fn has_enabled(&self, id: usize) -> bool {
+    pub fn has_enabled(&self, id: PartitionId) -> bool {
         self.enabled.iter().any(|i| self.owner(i) == Some(id))
     }
 
     /// Forgets partition `id`'s SPIs (it has ended); returns them.
-    pub fn release_all(&mut self, id: usize) -> IntidSet {
+    pub fn release_all(&mut self, id: PartitionId) -> IntidSet {
         let mut released = IntidSet::EMPTY;
         for intid in FIRST_SPI..INTID_LIMIT {
             if self.owner(intid) == Some(id) {
@@ -299,25 +300,39 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Partition `index`.
+    fn pid(index: u16) -> PartitionId {
+        PartitionId::new(index).expect("a partition index")
+    }
+
     #[test]
     fn claims_are_exclusive_and_spi_only() {
         let mut table = InterruptTable::new();
-        assert_eq!(table.claim(48, 0, 288), Ok(()));
-        assert_eq!(table.claim(48, 1, 288), Err(ClaimError::Taken(48)));
-        assert_eq!(table.claim(27, 1, 288), Err(ClaimError::NotAnSpi(27)));
-        assert_eq!(table.claim(300, 1, 288), Err(ClaimError::NotAnSpi(300)));
-        assert_eq!(table.claim(1020, 1, 2000), Err(ClaimError::NotAnSpi(1020)));
-        assert_eq!(table.owner(48), Some(0));
-        assert_eq!(table.ownership(0, 48), Some(Ownership::Spi));
-        assert_eq!(table.ownership(1, 48), None);
-        assert_eq!(table.ownership(1, signal::MESSAGE), Some(Ownership::Signal));
+        assert_eq!(table.claim(48, pid(0), 288), Ok(()));
+        assert_eq!(table.claim(48, pid(1), 288), Err(ClaimError::Taken(48)));
+        assert_eq!(table.claim(27, pid(1), 288), Err(ClaimError::NotAnSpi(27)));
         assert_eq!(
-            table.ownership(1, VIRTUAL_TIMER_INTID),
+            table.claim(300, pid(1), 288),
+            Err(ClaimError::NotAnSpi(300))
+        );
+        assert_eq!(
+            table.claim(1020, pid(1), 2000),
+            Err(ClaimError::NotAnSpi(1020))
+        );
+        assert_eq!(table.owner(48), Some(pid(0)));
+        assert_eq!(table.ownership(pid(0), 48), Some(Ownership::Spi));
+        assert_eq!(table.ownership(pid(1), 48), None);
+        assert_eq!(
+            table.ownership(pid(1), signal::MESSAGE),
+            Some(Ownership::Signal)
+        );
+        assert_eq!(
+            table.ownership(pid(1), VIRTUAL_TIMER_INTID),
             Some(Ownership::VirtualTimer)
         );
-        assert_eq!(table.ownership(1, 26), None, "the kernel's own timer");
-        assert_eq!(table.owned_by(0).collect::<Vec<_>>(), vec![48]);
-        let released = table.release_all(0);
+        assert_eq!(table.ownership(pid(1), 26), None, "the kernel's own timer");
+        assert_eq!(table.owned_by(pid(0)).collect::<Vec<_>>(), vec![48]);
+        let released = table.release_all(pid(0));
         assert!(released.contains(48));
         assert_eq!(table.owner(48), None);
     }

@@ -4,8 +4,9 @@
 //! library OSes as stage-2 bindings, checks authority once at bind time, and leaves every
 //! policy to the library OS running at EL1 in each partition.
 //!
-//! Layout: portable logic ([`mem`], [`kernel`], [`partition`], [`console`], [`boot_info`], [`cpus`],
-//! [`device_tree`]) is plain Rust tested on the host; [`arch`] holds what knows the machine.
+//! Layout: portable logic ([`mem`], [`kernel`], [`partition`], [`console`], [`boot_info`],
+//! [`cpus`], [`device_tree`]) is plain Rust tested on the host; [`arch`] holds what knows the
+//! machine and implements the per-concern traits of [`platform`] for it.
 
 #![cfg_attr(not(test), no_std)]
 
@@ -19,6 +20,7 @@ pub mod irq;
 pub mod kernel;
 pub mod mem;
 pub mod partition;
+pub mod platform;
 pub mod vcpu;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

@@ -127,7 +127,7 @@ pub enum State {
     /// until it replies.
     Calling {
         /// The partition called.
-        callee: usize,
+        callee: PartitionId,
         /// Whether the callee has taken the call.
         accepted: bool,
     },
@@ -287,9 +287,9 @@ pub struct Partition<F: DescriptorFormat> {
     /// What its configuration allows it beyond its own resources.
     pub flags: exo_abi::package::PartitionFlags,
     /// The caller whose call it is serving.
-    pub serving: Option<usize>,
+    pub serving: Option<PartitionId>,
     /// An undelivered `EXO_SEND` message: (sender, word).
-    pub message: Option<(usize, u64)>,
+    pub message: Option<(PartitionId, u64)>,
     /// Its virtual interrupts waiting for a list register, and signal settings.
     pub virq: crate::irq::VcpuInterrupts,
     /// Device MMIO it owns, bound for its lifetime (the configuration's regions and, on

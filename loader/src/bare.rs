@@ -69,7 +69,10 @@ extern "C" fn loader_main(dtb: usize) -> ! {
         };
         match answer {
             None => {}
-            Some(Answer::Ack) => uart.put(ACK),
+            Some(Answer::Ack) => {
+                uart.put(ACK);
+                uart.put(receiver.acknowledged());
+            }
             Some(Answer::Refused(why)) => {
                 if why.cancels() {
                     let _ = write!(
@@ -90,6 +93,7 @@ extern "C" fn loader_main(dtb: usize) -> ! {
                     header.length, header.crc
                 );
                 uart.put(Answer::Done(header).byte());
+                uart.put(receiver.acknowledged());
                 uart.flush();
                 // SAFETY: the image is whole and checked at LOAD_ADDRESS, `dtb` is the
                 // device tree; nothing of the loader's is used after the jump.

@@ -5,7 +5,7 @@
 //! until an image starts. The host then sends, with no flow control assumed:
 //!
 //! ```text
-//! header   "EXOIMG\x01\n"  length: u32 LE  crc32(image): u32 LE  crc32(the 16 bytes before): u32 LE
+//! header   "EXOIMG\x02\n"  length: u32 LE  crc32(image): u32 LE  crc32(the 16 bytes before): u32 LE
 //! chunk i  i: u32 LE  image[i*CHUNK ..][..CHUNK]  crc32(i bytes + data): u32 LE    (i = 0, 1, ...)
 //!      or  i | ZERO_CHUNK: u32 LE  crc32(those 4 bytes): u32 LE       (a chunk of zeros)
 //! ```
@@ -13,8 +13,9 @@
 //! Most of a boot image is zeros (the kernel's `.bss`, page padding), which the zero frame
 //! sends in 8 bytes instead of 1032.
 //!
-//! and after the header and after every chunk waits for one byte from the loader: [`ACK`]
-//! (go on), [`NAK`] (that frame was damaged or cut short: send it again) or [`CANCEL`] (the
+//! and after the header and after every chunk waits for the loader's answer: [`ACK`] and
+//! the frame's [sequence byte](sequence) (go on), [`NAK`] (that frame was damaged or cut
+//! short: send it again) or [`CANCEL`] (the
 //! loader gave up and waits for a new header). Before a `NAK` or `CANCEL` the loader prints
 //! a line starting [`LINE_PREFIX`] saying why, in words. A frame never exceeds
 //! `CHUNK + 8` bytes, and nothing more is sent before the answer, so a UART with an 8-byte
@@ -22,6 +23,14 @@
 //! whole image's CRC-32 against the header's, prints [`STARTING`] and the sizes, sends
 //! `ACK` and jumps to the image as the firmware would: at [`LOAD_ADDRESS`], `x0` = the
 //! device tree.
+//!
+//! A lost or late `ACK` makes the host send the same frame again, and the loader may then
+//! answer it twice: the sequence byte lets the host tell the second `ACK` from the next
+//! frame's. The receiver reads a frame's
+//! length from the frame's own index (not the chunk it expects), acknowledges a repeat of
+//! the chunk it already has, and takes a repeated header (whose first four bytes no chunk
+//! index can equal) as a new start. The host takes the [`STARTING`] line for a lost last
+//! `ACK`.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -29,15 +38,15 @@
 use core::fmt;
 
 /// Protocol version, in [`HEADER_MAGIC`] and [`READY`].
-pub const PROTOCOL: u8 = 1;
+pub const PROTOCOL: u8 = 2;
 /// What every line the loader prints starts with.
 pub const LINE_PREFIX: &str = "exo-loader: ";
 /// The line the loader prints, once a second, while it waits for a header.
-pub const READY: &str = "exo-loader: ready for an image (protocol 1)";
+pub const READY: &str = "exo-loader: ready for an image (protocol 2)";
 /// What the loader's last line starts with before it jumps to the image.
 pub const STARTING: &str = "exo-loader: starting the image";
 /// First bytes of the header.
-pub const HEADER_MAGIC: [u8; 8] = *b"EXOIMG\x01\n";
+pub const HEADER_MAGIC: [u8; 8] = *b"EXOIMG\x02\n";
 /// Bytes in the header.
 pub const HEADER_LEN: usize = 20;
 /// Image bytes per chunk (the last chunk may be shorter).
@@ -46,7 +55,8 @@ pub const CHUNK: usize = 1024;
 pub const ZERO_CHUNK: u32 = 1 << 31;
 /// Bytes of a chunk frame around its data: index and CRC-32.
 pub const CHUNK_OVERHEAD: usize = 8;
-/// The frame arrived whole and checked: send the next.
+/// The frame arrived whole and checked: send the next. Followed by the frame's
+/// [sequence byte](sequence).
 pub const ACK: u8 = 0x06;
 /// The frame was damaged or cut short: send it again.
 pub const NAK: u8 = 0x15;
@@ -136,6 +146,13 @@ impl Header {
     }
 }
 
+/// The byte after an `ACK`, naming what it acknowledges: 0 for the header, `index + 1`
+/// (modulo 256) for chunk `index`. A late `ACK` is at most a frame behind, so a byte tells
+/// it apart.
+pub fn sequence(chunk: Option<u32>) -> u8 {
+    chunk.map_or(0, |index| (index.wrapping_add(1) & 0xFF) as u8)
+}
+
 /// Number of chunks of an image of `length` bytes.
 pub fn chunk_count(length: u32) -> u32 {
     length.div_ceil(CHUNK as u32)
@@ -170,6 +187,17 @@ pub fn chunk_crc(index: u32, data: &[u8]) -> u32 {
     crc.update(&index.to_le_bytes());
     crc.update(data);
     crc.finish()
+}
+
+/// Data bytes in the chunk frame starting `frame` (its index word read): none for a chunk
+/// of zeros (or an index past the image), else the chunk's length.
+fn frame_data_len(length: u32, frame: &[u8]) -> usize {
+    let word = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
+    if word & ZERO_CHUNK != 0 {
+        0
+    } else {
+        chunk_range(length, word).len()
+    }
 }
 
 /// Why the loader answered `NAK` or `CANCEL`; displays as words for its line.
@@ -298,6 +326,7 @@ pub struct Receiver<'a> {
     state: State,
     frame: [u8; CHUNK + CHUNK_OVERHEAD],
     draining: bool,
+    acknowledged: u8,
 }
 
 impl<'a> Receiver<'a> {
@@ -308,7 +337,14 @@ impl<'a> Receiver<'a> {
             state: State::Hunting(0),
             frame: [0; CHUNK + CHUNK_OVERHEAD],
             draining: false,
+            acknowledged: 0,
         }
+    }
+
+    /// The [sequence byte](sequence) of the frame the last [`Answer::Ack`] or
+    /// [`Answer::Done`] acknowledges, to send after the `ACK`.
+    pub fn acknowledged(&self) -> u8 {
+        self.acknowledged
     }
 
     /// Whether it ignores the line until [`QUIET_MS`] pass without a byte (after a damaged
@@ -367,11 +403,18 @@ impl<'a> Receiver<'a> {
                 filled,
             } => {
                 self.frame[filled] = byte;
-                let zero = filled >= 3 && self.frame[3] & 0x80 != 0;
-                let data = if zero {
-                    0
+                if filled + 1 == 4 && self.frame[..4] == HEADER_MAGIC[..4] {
+                    // No chunk has this index: the host sent the header again (our ACK
+                    // of it was lost, or it starts over).
+                    self.state = State::Hunting(4);
+                    return None;
+                }
+                // A frame's length follows from its own index, not the one expected: a
+                // repeated full chunk before a short last one is read whole.
+                let data = if filled < 3 {
+                    CHUNK
                 } else {
-                    chunk_range(header.length, expected).len()
+                    frame_data_len(header.length, &self.frame)
                 };
                 if filled + 1 < data + CHUNK_OVERHEAD {
                     self.state = State::Chunks {
@@ -440,6 +483,7 @@ impl<'a> Receiver<'a> {
             expected: 0,
             filled: 0,
         };
+        self.acknowledged = sequence(None);
         Answer::Ack
     }
 
@@ -460,7 +504,9 @@ impl<'a> Receiver<'a> {
             return Answer::Refused(Refusal::ChunkChecksum { index: expected });
         }
         if index + 1 == expected {
-            return Answer::Ack; // our ACK was lost and the host sent it again
+            // Our ACK was lost or late and the host sent it again.
+            self.acknowledged = sequence(Some(index));
+            return Answer::Ack;
         }
         if index != expected {
             self.state = State::Hunting(0);
@@ -469,6 +515,7 @@ impl<'a> Receiver<'a> {
                 got: index,
             });
         }
+        self.acknowledged = sequence(Some(index));
         let range = chunk_range(header.length, index);
         if zero {
             self.dest[range].fill(0);

@@ -34,7 +34,7 @@ fn crc32_is_the_ieee_one() {
 fn the_header_carries_length_and_checksum() {
     let header = Header::of(b"123456789");
     let bytes = header.encode();
-    assert_eq!(&bytes[..8], b"EXOIMG\x01\n");
+    assert_eq!(&bytes[..8], b"EXOIMG\x02\n");
     assert_eq!(&bytes[8..12], &9u32.to_le_bytes());
     assert_eq!(&bytes[12..16], &0xCBF4_3926u32.to_le_bytes());
     assert_eq!(&bytes[16..], &crc32(&bytes[..16]).to_le_bytes());
@@ -199,4 +199,70 @@ fn a_chunk_of_zeros_is_eight_bytes_and_lands_as_zeros() {
         [Answer::Done(header)]
     );
     assert_eq!(receiver.image(&header), &sent[..]);
+}
+
+#[test]
+fn a_lost_ack_before_a_short_last_chunk_is_answered_again() {
+    // The last chunk is shorter than the others: a repeated full chunk must still be read
+    // at its own length, not the expected (last) chunk's.
+    let sent = image(3 * CHUNK + 100);
+    let header = Header::of(&sent);
+    let mut memory = vec![0; 8 * CHUNK];
+    let mut receiver = Receiver::new(&mut memory);
+    feed(&mut receiver, &header.encode());
+    for index in 0..3 {
+        assert_eq!(feed(&mut receiver, &frame(&sent, index)), [Answer::Ack]);
+    }
+    // The ACK of chunk 2 (the second-to-last) was lost: the host sends it again.
+    assert_eq!(feed(&mut receiver, &frame(&sent, 2)), [Answer::Ack]);
+    assert!(!receiver.is_draining());
+    assert_eq!(
+        feed(&mut receiver, &frame(&sent, 3)),
+        [Answer::Done(header)]
+    );
+    assert_eq!(receiver.image(&header), &sent[..]);
+}
+
+#[test]
+fn a_lost_ack_of_the_header_is_answered_again() {
+    let sent = image(2 * CHUNK + 9);
+    let header = Header::of(&sent);
+    let mut memory = vec![0; 8 * CHUNK];
+    let mut receiver = Receiver::new(&mut memory);
+    assert_eq!(feed(&mut receiver, &header.encode()), [Answer::Ack]);
+    // The ACK was lost: the host sends the header again, then the chunks.
+    assert_eq!(feed(&mut receiver, &header.encode()), [Answer::Ack]);
+    for index in 0..2 {
+        assert_eq!(feed(&mut receiver, &frame(&sent, index)), [Answer::Ack]);
+    }
+    assert_eq!(
+        feed(&mut receiver, &frame(&sent, 2)),
+        [Answer::Done(header)]
+    );
+    assert_eq!(receiver.image(&header), &sent[..]);
+}
+
+#[test]
+fn every_ack_names_the_frame_it_acknowledges() {
+    assert_eq!(
+        (sequence(None), sequence(Some(0)), sequence(Some(255))),
+        (0, 1, 0)
+    );
+    let sent = image(2 * CHUNK + 1);
+    let mut memory = vec![0; 4 * CHUNK];
+    let mut receiver = Receiver::new(&mut memory);
+    feed(&mut receiver, &Header::of(&sent).encode());
+    assert_eq!(receiver.acknowledged(), sequence(None));
+    assert_eq!(feed(&mut receiver, &frame(&sent, 0)), [Answer::Ack]);
+    assert_eq!(receiver.acknowledged(), 1);
+    assert_eq!(feed(&mut receiver, &frame(&sent, 1)), [Answer::Ack]);
+    assert_eq!(receiver.acknowledged(), 2);
+    // Chunk 1 again (its ACK was late): acknowledged again as chunk 1, not chunk 2.
+    assert_eq!(feed(&mut receiver, &frame(&sent, 1)), [Answer::Ack]);
+    assert_eq!(receiver.acknowledged(), 2);
+    assert_eq!(
+        feed(&mut receiver, &frame(&sent, 2)),
+        [Answer::Done(Header::of(&sent))]
+    );
+    assert_eq!(receiver.acknowledged(), 3);
 }

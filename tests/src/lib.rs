@@ -337,6 +337,33 @@ impl Booted {
         }
     }
 
+    /// The physical addresses of the Normal-memory frames partition `name` says it is given,
+    /// from the bindings the `hello` program lists (`IPA 0x.. -> PA 0x.., <n> pages, rw-,
+    /// Normal`): the first and the last frame of each binding.
+    pub fn normal_frames_of(&self, name: &str) -> Vec<u64> {
+        let mut frames = Vec::new();
+        for line in self.outcome.partition_lines(name) {
+            let Some(rest) = line
+                .split("-> PA 0x")
+                .nth(1)
+                .filter(|_| line.ends_with("Normal"))
+            else {
+                continue;
+            };
+            let mut fields = rest.split(',').map(str::trim);
+            let pa = fields
+                .next()
+                .and_then(|pa| u64::from_str_radix(pa, 16).ok());
+            let pages = fields
+                .next()
+                .and_then(|pages| pages.trim_end_matches(" pages").parse::<u64>().ok());
+            if let (Some(pa), Some(pages)) = (pa, pages) {
+                frames.extend([pa, pa + (pages - 1) * 4096]);
+            }
+        }
+        frames
+    }
+
     /// Asserts some console line contains every one of `phrases`.
     pub fn assert_line_with(&self, phrases: &[&str]) {
         self.check(

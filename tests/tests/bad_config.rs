@@ -137,8 +137,17 @@ fn partitions_larger_than_the_ram_the_kernel_manages() {
     refused(
         "bad-memory-raspi4b.toml",
         15,
-        "partitions need 1200 MiB but board `raspi4b` gives the kernel 960 MiB, of which 944 \
-         MiB are for partitions",
+        "partitions need 2000 MiB but board `raspi4b` gives the kernel 1972 MiB, of which \
+         1956 MiB are for partitions",
+    );
+}
+
+#[test]
+fn a_pi_ram_size_the_board_does_not_come_in() {
+    refused(
+        "bad-memory-raspi4b-size.toml",
+        4,
+        "board `raspi4b` comes with 1 GiB, 2 GiB, 4 GiB, 8 GiB of RAM, not 3 GiB",
     );
 }
 

@@ -13,6 +13,8 @@ fn default_system_runs_both_partitions() {
     booted.assert_ok("counter");
     booted.assert_printed("hello");
     booted.assert_printed("counter");
+    // QEMU `virt` describes PSCI: the kernel says it powers off through it.
+    booted.assert_line_with(&["power-off: PSCI SYSTEM_OFF through SMC"]);
 }
 
 /// A panicking partition fails with a reason; the other still finishes and the kernel

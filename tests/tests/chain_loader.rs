@@ -117,7 +117,7 @@ fn the_chain_loader_receives_the_default_system_over_the_mini_uart_and_it_runs()
     let console = outcome.lines.join("\n");
     assert!(outcome.success(), "{outcome}\n--- console:\n{console}");
     for line in [
-        "exo-loader: ready for an image (protocol 1)",
+        "exo-loader: ready for an image (protocol 2)",
         "exo 0.1.0 at EL2 on Raspberry Pi 4 Model B",
         "[hello] hello again from hello",
         "exo: all partitions finished, powering off",
@@ -148,7 +148,12 @@ fn exchange(tty: &mut Tty, bytes: &[u8]) -> (u8, Vec<String>) {
             .unwrap()
             .unwrap_or_else(|| panic!("no answer from the loader; it said {lines:#?}"));
         match byte {
-            exo_loader::ACK | exo_loader::NAK | exo_loader::CANCEL => return (byte, lines),
+            // An ACK is followed by the frame's sequence byte: taken with it.
+            exo_loader::ACK => {
+                let _ = tty.recv(Duration::from_secs(10)).unwrap();
+                return (byte, lines);
+            }
+            exo_loader::NAK | exo_loader::CANCEL => return (byte, lines),
             b'\n' => lines.push(String::from_utf8_lossy(&std::mem::take(&mut line)).into()),
             b'\r' => {}
             other => line.push(other),

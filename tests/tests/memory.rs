@@ -200,3 +200,21 @@ fn the_revocation_demo_shows_cooperation_and_abort() {
     booted.assert_partition_printed("hoarder", "repossession verified");
     booted.assert_partition_printed("claimant", "all zero");
 }
+
+/// QEMU virt with 8 GiB: one bank from 1 GiB to 9 GiB. The kernel maps and manages all of it;
+/// a partition loaded after 3 GiB of another gets frames above 4 GiB (physical addresses
+/// wider than 32 bits in its stage 2), and the system runs to its end.
+#[test]
+fn frames_above_4gib_reach_a_partition() {
+    let booted = boot_memory("ram-8gib.toml");
+    booted.assert_success();
+    booted.assert_ok("ballast");
+    booted.assert_ok("hello");
+    booted.assert_line_with(&["RAM 0x40000000..0x240000000 (8192 MiB)"]);
+    booted.assert_line_with(&["frames: 2097152 total"]);
+    let frames = booted.normal_frames_of("hello");
+    booted.check(
+        !frames.is_empty() && frames.iter().all(|pa| *pa >= 1 << 32),
+        &format!("hello's frames are not all above 4 GiB: {frames:#x?}"),
+    );
+}

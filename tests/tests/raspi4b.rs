@@ -56,6 +56,34 @@ fn boots_the_default_system_with_the_pis_own_device_tree() {
         "from a 500000000 Hz clock (assumed: the device tree gives none)",
     ]);
     booted.assert_line_with(&["V2 interrupt controller", "time slices"]);
+    // The smoke-test checklist's lines (docs/raspberry-pi.md): QEMU's GIC model reads no
+    // GIC-400 product ID, so only the frame and the list registers are checked here.
+    booted.assert_line_with(&[
+        "GIC distributor at 0xff841000: GICD_IIDR",
+        "4 list registers",
+    ]);
+    booted.assert_line_with(&["power-off: PM watchdog at 0xfe100000, a reset flagged as a halt"]);
+}
+
+/// The kernel manages both banks of the 2 GiB board, with the VideoCore's 64 MiB between
+/// them a hole: a partition loaded after 1000 MiB of another gets frames of the second bank,
+/// and the system runs to its end.
+#[test]
+fn both_ram_banks_of_a_2gib_pi_are_used() {
+    let booted = boot_pi("ram-raspi4b-banks.toml");
+    booted.assert_ok("ballast");
+    booted.assert_ok("hello");
+    booted.assert_line_with(&["RAM bank 0: 0x0..0x3c000000 (960 MiB)"]);
+    booted.assert_line_with(&["RAM bank 1: 0x40000000..0x80000000 (1024 MiB)"]);
+    booted.assert_line_with(&["RAM 0x0..0x80000000 (1984 MiB in 2 banks)"]);
+    let frames = booted.normal_frames_of("hello");
+    booted.check(
+        !frames.is_empty()
+            && frames
+                .iter()
+                .all(|pa| (0x4000_0000..0x8000_0000).contains(pa)),
+        &format!("hello's frames are not all in the second bank: {frames:#x?}"),
+    );
 }
 
 #[test]

@@ -59,7 +59,10 @@ fn files(dir: &Path) -> Vec<String> {
 
 /// The folder's device tree as the Pi 4 firmware passes it on a 2 GiB board: `/memory@0`
 /// with its two banks (kernel/tests/fixtures/README.md) and `/chosen` with the properties
-/// the firmware adds (the kernel command line, a KASLR seed).
+/// the firmware adds (the kernel command line, a KASLR seed). QEMU rewrites every `memory@`
+/// node to its first 960 MiB, so the second bank is also given as `ram@40000000`, a memory
+/// node by its `device_type` that QEMU leaves alone (docs/raspberry-pi.md): the kernel then
+/// sees both banks, as on the board.
 fn fill_like_the_firmware(dtb: &Path, filled: &Path) {
     std::fs::copy(dtb, filled).unwrap();
     let fdtput = |args: &[&str]| {
@@ -78,6 +81,17 @@ fn fill_like_the_firmware(dtb: &Path, filled: &Path) {
         "0",
         "0",
         "3b400000",
+        "0",
+        "40000000",
+        "40000000",
+    ]);
+    fdtput(&["-c", "/ram@40000000"]);
+    fdtput(&["-t", "s", "/ram@40000000", "device_type", "memory"]);
+    fdtput(&[
+        "-t",
+        "x",
+        "/ram@40000000",
+        "reg",
         "0",
         "40000000",
         "40000000",
@@ -154,7 +168,7 @@ fn the_boot_folder_boots_from_its_own_device_tree_and_the_card_holds_it() {
     assert_eq!(files(&dir), FILES);
     assert_eq!(
         std::fs::read_to_string(dir.join("config.txt")).unwrap(),
-        config_txt::config_txt(Console::MiniUart)
+        config_txt::config_txt(Console::MiniUart, false)
     );
     // The firmware and device tree are the pinned files.
     let pins_path = workspace_root().join("platform/raspi4b/firmware.toml");
@@ -178,7 +192,8 @@ fn the_boot_folder_boots_from_its_own_device_tree_and_the_card_holds_it() {
     booted.assert_line_with(&[
         "console: mini UART at 0xfe215040 (the device tree's stdout-path), 115200 8N1",
     ]);
-    booted.assert_line_with(&["RAM 0x0..0x3c000000"]);
+    booted.assert_line_with(&["RAM bank 0: 0x0..0x3c000000 (960 MiB)"]);
+    booted.assert_line_with(&["RAM 0x0..0x80000000 (1984 MiB in 2 banks)"]);
     // The same boot with only the mini UART connected: the whole run is there.
     let log = mini_uart_only(&dir, &filled, &scratch.join("mini-uart.log"));
     for line in [
@@ -200,4 +215,26 @@ fn the_boot_folder_boots_from_its_own_device_tree_and_the_card_holds_it() {
             "{name} on the card differs from the folder's"
         );
     }
+}
+
+/// `scripts/image-rpi4 DIR --jtag`: the folder's config.txt puts the Arm JTAG port on GPIO
+/// 22-27 for a debugger (docs/raspberry-pi.md, "Attaching a debugger").
+#[test]
+fn jtag_puts_the_arm_debug_port_in_the_folders_config_txt() {
+    let dir = workspace_root().join("build/test-rpi4-jtag");
+    let _ = std::fs::remove_dir_all(&dir);
+    let output = Command::new(workspace_root().join("scripts/image-rpi4"))
+        .arg(&dir)
+        .arg("--jtag")
+        .output()
+        .expect("cannot run scripts/image-rpi4");
+    assert!(
+        output.status.success(),
+        "scripts/image-rpi4 --jtag failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(dir.join("config.txt")).unwrap();
+    assert_eq!(text, config_txt::config_txt(Console::MiniUart, true));
+    assert!(text.ends_with("enable_jtag_gpio=1\n"), "{text}");
 }

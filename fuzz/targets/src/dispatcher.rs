@@ -25,11 +25,11 @@ use exo_abi::info::{INFO_PAGE_IPA, REPOSSESSION_VECTOR_IPA, REVOCATION_PAGE_IPA}
 use exo_abi::package::build::{PartitionSpec, SegmentSpec, encode};
 use exo_abi::package::{DEFAULT_RAM_BASE, Package};
 use exo_abi::{Ipa, Name, PAGE_SIZE, PhysAddr};
-use exo_kernel::kernel::Platform;
 use exo_kernel::kernel::{Kernel, Stage2Abort, Step};
-use exo_kernel::mem::frame_table::{FrameTable, Owner};
+use exo_kernel::mem::frame_table::{FrameTable, Owner, PartitionId};
 use exo_kernel::mem::stage2::TableMemory;
 use exo_kernel::partition::{Access, FaultKind, State};
+use exo_kernel::platform::PhysicalMemory;
 
 /// Frames of fake RAM: room for every guarantee below plus kernel pages and tables.
 const FRAMES: usize = 2048;
@@ -210,7 +210,7 @@ impl World<'_> {
     }
 
     /// The running partition, if one is (not idle and runnable).
-    fn running(&self) -> Option<usize> {
+    fn running(&self) -> Option<PartitionId> {
         let current = self.kernel.current();
         let runnable = self
             .kernel
@@ -287,7 +287,7 @@ impl World<'_> {
                 // Run the wanted partition: slices end until it is scheduled.
                 let wanted = input.below(self.count);
                 for _ in 0..self.count {
-                    if self.kernel.current() == wanted || self.running().is_none() {
+                    if self.kernel.current().index() == wanted || self.running().is_none() {
                         break;
                     }
                     let step = self.kernel.preempt();
@@ -364,12 +364,12 @@ impl World<'_> {
         alive
     }
 
-    fn owner(&self, p: usize) -> Owner {
+    fn owner(&self, p: PartitionId) -> Owner {
         Owner::Partition(self.kernel.partition(p).expect("partition exists").id)
     }
 
     /// Issues a hypercall from partition `p` as the trap path does.
-    fn hypercall(&mut self, p: usize, input: &mut Input<'_>) -> Step {
+    fn hypercall(&mut self, p: PartitionId, input: &mut Input<'_>) -> Step {
         let choice = input.u8();
         let function = match choice {
             0..=239 => FUNCTIONS[usize::from(choice) % FUNCTIONS.len()],
@@ -423,7 +423,7 @@ impl World<'_> {
     }
 
     /// The word of partition `p`'s memory at `ipa`, through its stage 2.
-    fn read_guest(&self, p: usize, ipa: u64) -> Option<u64> {
+    fn read_guest(&self, p: PartitionId, ipa: u64) -> Option<u64> {
         let stage2 = self.kernel.partition(p)?.stage2.as_ref()?;
         let tables = ReadTables(&self.kernel.platform);
         let (pa, _) = stage2.translate(&tables, Ipa::new(ipa))?;
@@ -431,7 +431,7 @@ impl World<'_> {
     }
 
     /// IPAs bound in partition `p`'s stage 2.
-    fn bound_ipas(&self, p: usize) -> Vec<u64> {
+    fn bound_ipas(&self, p: PartitionId) -> Vec<u64> {
         let mut ipas = Vec::new();
         if let Some(stage2) = self.kernel.partition(p).and_then(|p| p.stage2.as_ref()) {
             let tables = ReadTables(&self.kernel.platform);
@@ -441,7 +441,7 @@ impl World<'_> {
     }
 
     /// A guest-controlled argument of kind `kind`: plausible or hostile.
-    fn pick(&mut self, p: usize, kind: Arg, input: &mut Input<'_>) -> u64 {
+    fn pick(&mut self, p: PartitionId, kind: Arg, input: &mut Input<'_>) -> u64 {
         let how = input.u8();
         if how >= 224 {
             // Anything at all.
@@ -491,7 +491,7 @@ impl World<'_> {
 
     /// A physical address: a frame `p` got lately or holds, a free one, or anywhere in or
     /// near RAM.
-    fn pick_pa(&mut self, p: usize, input: &mut Input<'_>) -> PhysAddr {
+    fn pick_pa(&mut self, p: PartitionId, input: &mut Input<'_>) -> PhysAddr {
         let owner = self.owner(p);
         let frames = self.kernel.frames();
         let end = frames.end().raw();
@@ -526,7 +526,7 @@ impl World<'_> {
     }
 
     /// An IPA: the heap, one bound, boot RAM, the kernel window, or edges.
-    fn pick_ipa(&mut self, p: usize, input: &mut Input<'_>) -> u64 {
+    fn pick_ipa(&mut self, p: PartitionId, input: &mut Input<'_>) -> u64 {
         match input.u8() % 8 {
             0..=2 => HEAP + u64::from(input.u8() % 64) * PAGE_SIZE,
             3 | 4 => {

@@ -10,8 +10,12 @@ use exo_abi::{PAGE_SIZE, PhysAddr};
 use exo_kernel::arch::fake::FakeFormat;
 use exo_kernel::console::Writer;
 use exo_kernel::irq::VirtualIrq;
-use exo_kernel::kernel::{CpuInterface, GicFacts, Platform, SpiOp};
+use exo_kernel::mem::frame_table::PartitionId;
 use exo_kernel::mem::stage2::{TlbMaintenance, Vmid};
+use exo_kernel::platform::{
+    CacheMaintenance, Clock, ConsoleOutput, CpuInterface, GicFacts, InterruptController,
+    PhysicalMemory, SpiOp, Stage2Hardware, VcpuControl,
+};
 use std::collections::BTreeMap;
 
 /// Physical address of the fake RAM.
@@ -40,13 +44,13 @@ pub struct FakeMachine {
     /// The loaded vCPU's list registers.
     pub lrs: [Option<VirtualIrq>; LIST_REGISTERS],
     /// Whose vCPU is loaded.
-    pub loaded: usize,
+    pub loaded: PartitionId,
     /// The list registers of vCPUs not loaded, saved by [`FakeMachine::switch`].
-    saved: BTreeMap<usize, [Option<VirtualIrq>; LIST_REGISTERS]>,
+    saved: BTreeMap<PartitionId, [Option<VirtualIrq>; LIST_REGISTERS]>,
     /// Whether the kernel asked for a maintenance interrupt on underflow.
     pub underflow: bool,
     /// Virtual-timer deadlines the guests set, by partition.
-    pub timers: BTreeMap<usize, u64>,
+    pub timers: BTreeMap<PartitionId, u64>,
     /// Console bytes written (the first [`CONSOLE_KEEP`] are kept).
     pub console: Vec<u8>,
     /// Every console byte written.
@@ -60,7 +64,7 @@ impl FakeMachine {
             ram: vec![0; frames * PAGE_SIZE as usize],
             now: 0,
             lrs: [None; LIST_REGISTERS],
-            loaded: 0,
+            loaded: PartitionId::FIRST,
             saved: BTreeMap::new(),
             underflow: false,
             timers: BTreeMap::new(),
@@ -90,7 +94,7 @@ impl FakeMachine {
 
     /// Loads partition `next`'s vCPU, saving the list registers of the one loaded (what
     /// the AArch64 `vcpu_state::switch` does).
-    pub fn switch(&mut self, next: usize) {
+    pub fn switch(&mut self, next: PartitionId) {
         if next != self.loaded {
             self.saved.insert(self.loaded, self.lrs);
             self.lrs = self.saved.remove(&next).unwrap_or_default();
@@ -104,10 +108,7 @@ impl FakeMachine {
     }
 }
 
-impl Platform for FakeMachine {
-    type Format = FakeFormat;
-    type Tlb = NullTlb;
-
+impl PhysicalMemory for FakeMachine {
     fn read_u64(&self, pa: PhysAddr) -> u64 {
         let at = self.offset(pa, 8);
         let mut word = [0; 8];
@@ -142,18 +143,35 @@ impl Platform for FakeMachine {
         let at = self.offset(pa, buffer.len());
         buffer.copy_from_slice(&self.ram[at..at + buffer.len()]);
     }
+}
+
+impl Stage2Hardware for FakeMachine {
+    type Format = FakeFormat;
+    type Tlb = NullTlb;
 
     fn tlb(&self) -> NullTlb {
         NullTlb
     }
+}
 
+impl CacheMaintenance for FakeMachine {
+    fn clean_to_poc(&mut self, frame: PhysAddr) {
+        self.offset(frame, PAGE_SIZE as usize);
+    }
+
+    fn publish_done(&mut self) {}
+}
+
+impl ConsoleOutput for FakeMachine {
     fn console_write(&mut self, _who: Writer<'_>, bytes: &[u8]) {
         self.console_bytes += bytes.len() as u64;
         let room = CONSOLE_KEEP.saturating_sub(self.console.len());
         self.console
             .extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
+}
 
+impl Clock for FakeMachine {
     fn timer_frequency(&self) -> u64 {
         1_000_000
     }
@@ -161,11 +179,9 @@ impl Platform for FakeMachine {
     fn now(&self) -> u64 {
         self.now
     }
+}
 
-    fn initial_pstate(&self) -> u64 {
-        0x3c5
-    }
-
+impl InterruptController for FakeMachine {
     fn gic(&self) -> GicFacts {
         GicFacts {
             interface: CpuInterface::SystemRegisters,
@@ -200,12 +216,18 @@ impl Platform for FakeMachine {
     fn live_virtual_pending(&self) -> bool {
         self.lrs.iter().any(Option::is_some)
     }
+}
 
-    fn virtual_timer_deadline(&self, id: usize) -> Option<u64> {
+impl VcpuControl for FakeMachine {
+    fn initial_pstate(&self) -> u64 {
+        0x3c5
+    }
+
+    fn virtual_timer_deadline(&self, id: PartitionId) -> Option<u64> {
         self.timers.get(&id).copied()
     }
 
-    fn vcpu_ended(&mut self, id: usize) {
+    fn vcpu_ended(&mut self, id: PartitionId) {
         self.timers.remove(&id);
         if id == self.loaded {
             self.lrs = [None; LIST_REGISTERS];
@@ -213,10 +235,4 @@ impl Platform for FakeMachine {
             self.saved.remove(&id);
         }
     }
-
-    fn clean_to_poc(&mut self, frame: PhysAddr) {
-        self.offset(frame, PAGE_SIZE as usize);
-    }
-
-    fn publish_done(&mut self) {}
 }

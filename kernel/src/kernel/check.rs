@@ -7,6 +7,7 @@
 
 use super::{Kernel, Platform};
 use crate::mem::frame_table::Owner;
+use crate::mem::frame_table::PartitionId;
 use crate::partition::State;
 use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
 use exo_abi::{Ipa, PhysAddr};
@@ -14,12 +15,13 @@ use exo_abi::{Ipa, PhysAddr};
 /// A broken invariant (a kernel bug).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CheckError {
-    /// Owner counts do not add up to the number of frames.
+    /// Owner counts do not add up to the number of frames of RAM (holes between memory
+    /// banks are no frames: see [`crate::mem::frame_table::FrameTable::exclude`]).
     Conservation,
     /// A binding names a frame its partition neither holds nor was granted.
     UnauthorisedBinding {
         /// Partition index.
-        partition: usize,
+        partition: PartitionId,
         /// Where.
         ipa: Ipa,
         /// Which frame.
@@ -38,7 +40,7 @@ pub enum CheckError {
     /// A stage 2 maps a free frame: the next allocation would share it.
     MappedFree {
         /// Partition index.
-        partition: usize,
+        partition: PartitionId,
         /// Where.
         ipa: Ipa,
         /// Which frame.
@@ -52,7 +54,7 @@ pub enum CheckError {
     /// A finished partition still holds frames.
     FinishedHoldsFrames {
         /// Partition index.
-        partition: usize,
+        partition: PartitionId,
     },
 }
 
@@ -110,15 +112,12 @@ impl<P: Platform> Kernel<'_, P> {
             // The other direction of the mapping check below: what a grant says is bound
             // is bound, so withdrawing it unmaps exactly that.
             if let Some(ipa) = grant.bound_at
-                && self
-                    .translate(usize::from(grant.grantee.index()), ipa)
-                    .map(|(frame, _)| frame)
-                    != Some(grant.frame)
+                && self.translate(grant.grantee, ipa).map(|(frame, _)| frame) != Some(grant.frame)
             {
                 return Err(CheckError::GrantNotMapped { frame: grant.frame });
             }
         }
-        for id in 0..self.count {
+        for id in self.ids() {
             let Some(p) = self.partition(id) else {
                 continue;
             };
@@ -142,7 +141,7 @@ impl<P: Platform> Kernel<'_, P> {
                 grants,
                 ..
             } = &mut *self;
-            let Some(p) = partitions[id].as_mut() else {
+            let Some(p) = partitions[id.index()].as_mut() else {
                 continue;
             };
             let Some(stage2) = p.stage2.as_ref() else {

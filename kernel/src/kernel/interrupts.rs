@@ -4,7 +4,9 @@
 //! queue behind the list registers, waiting for events, and donation of a time slice.
 
 use super::{CallResult, Kernel, Platform, SpiOp, Step};
+use crate::cpus::CoreId;
 use crate::irq::{INTID_LIMIT, Ownership, VirtualIrq};
+use crate::mem::frame_table::PartitionId;
 use crate::partition::State;
 use exo_abi::Error;
 use exo_abi::call::*;
@@ -13,7 +15,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// The `EXO_IRQ_*` calls. Authority is checked here, once, against the configuration.
     pub(super) fn irq_call(
         &mut self,
-        caller: usize,
+        caller: PartitionId,
         function: u32,
         intid: u64,
         arg: u64,
@@ -62,7 +64,7 @@ impl<P: Platform> Kernel<'_, P> {
                 if arg != 0 {
                     return Err(Error::InvalidParameter);
                 }
-                self.platform.spi(intid, SpiOp::Target(0));
+                self.platform.spi(intid, SpiOp::Target(CoreId::BOOT));
             }
             (EXO_IRQ_SET_TARGET, _) => return Err(Error::InvalidParameter),
             (EXO_IRQ_RAISE, Ownership::Spi) => self.platform.spi(intid, SpiOp::Raise),
@@ -111,7 +113,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// with nothing queued before it goes straight into a list register, as the return
     /// path's [`Kernel::fill_list_registers`] would put it there (it would be first in the
     /// queue), without the queue. Returns whether it did.
-    fn inject_directly(&mut self, id: usize, intid: u32) -> bool {
+    fn inject_directly(&mut self, id: PartitionId, intid: u32) -> bool {
         let Kernel {
             platform,
             partitions,
@@ -122,7 +124,7 @@ impl<P: Platform> Kernel<'_, P> {
         if id != *current {
             return false;
         }
-        let Some(p) = partitions.get_mut(id).and_then(Option::as_mut) else {
+        let Some(p) = partitions.get_mut(id.index()).and_then(Option::as_mut) else {
             return false;
         };
         if !p.virq.queued.is_empty() {
@@ -140,17 +142,19 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// Makes partition `id` runnable if it waits for an event.
-    pub(super) fn wake_on_event(&mut self, id: usize) {
+    pub(super) fn wake_on_event(&mut self, id: PartitionId) {
         if let Some(p) = self.partition_mut(id)
             && p.state == State::WaitingEvent
         {
             p.state = State::Runnable;
+            #[cfg(test)]
+            std::eprintln!("WAKE {id} {}", std::backtrace::Backtrace::force_capture());
         }
     }
 
     /// Whether partition `id` has something to wake up for: a queued virtual interrupt, a
     /// kernel signal or upcall to deliver, or a virtual timer past its deadline.
-    pub(super) fn has_event(&self, id: usize) -> bool {
+    pub(super) fn has_event(&self, id: PartitionId) -> bool {
         let Some(p) = self.partition(id) else {
             return false;
         };
@@ -175,7 +179,7 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// `EXO_WAIT_EVENT`: returns at once if the caller has an event, else gives the CPU away
     /// until it has.
-    pub(super) fn wait_event(&mut self, caller: usize) -> Step {
+    pub(super) fn wait_event(&mut self, caller: PartitionId) -> Step {
         self.current_regs_mut().set_results([0; 4]);
         if self.has_event(caller) || self.platform.live_virtual_pending() {
             return Step::Resume;
@@ -187,10 +191,9 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// `EXO_DONATE`: the rest of the caller's slice goes to `target`.
-    pub(super) fn donate(&mut self, caller: usize, target: u64) -> Result<Step, Error> {
-        let target = usize::try_from(target)
-            .ok()
-            .filter(|&t| t != caller && t < self.count)
+    pub(super) fn donate(&mut self, caller: PartitionId, target: u64) -> Result<Step, Error> {
+        let target = PartitionId::from_register(target)
+            .filter(|&t| t != caller && t.index() < self.count)
             .ok_or(Error::UnknownPartition)?;
         let ready = match self.partition(target).map(|p| p.state) {
             Some(State::Runnable) => true,
@@ -208,16 +211,16 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// `EXO_RECEIVE`.
-    pub(super) fn receive(&mut self, caller: usize) -> CallResult {
+    pub(super) fn receive(&mut self, caller: PartitionId) -> CallResult {
         let p = self.partition_mut(caller).ok_or(Error::UnknownPartition)?;
         let (sender, word) = p.message.take().ok_or(Error::NotRequired)?;
         p.virq.message_signalled = false;
-        Ok([sender as u64, word, 0, 0])
+        Ok([sender.to_register(), word, 0, 0])
     }
 
     /// Turns pending kernel news into virtual interrupts for the signals partition `id`
     /// enabled (the rest stay for the upcall path).
-    pub(super) fn raise_signals(&mut self, id: usize) {
+    pub(super) fn raise_signals(&mut self, id: PartitionId) {
         let Some(p) = self.partition_mut(id).filter(|p| p.any_news()) else {
             return;
         };
@@ -238,14 +241,14 @@ impl<P: Platform> Kernel<'_, P> {
     /// Moves partition `id`'s queued interrupts into free list registers (it must be the
     /// partition whose vCPU interface is loaded), and asks for a maintenance interrupt when
     /// some still wait.
-    pub(super) fn fill_list_registers(&mut self, id: usize) {
+    pub(super) fn fill_list_registers(&mut self, id: PartitionId) {
         let Kernel {
             platform,
             partitions,
             irqs,
             ..
         } = self;
-        let Some(p) = partitions.get_mut(id).and_then(Option::as_mut) else {
+        let Some(p) = partitions.get_mut(id.index()).and_then(Option::as_mut) else {
             return;
         };
         while let Some(irq) = p.virq.peek(irqs) {
@@ -258,7 +261,7 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// Partition `id` ended: its SPIs are disabled and deactivated and forgotten.
-    pub(super) fn release_interrupts(&mut self, id: usize) {
+    pub(super) fn release_interrupts(&mut self, id: PartitionId) {
         let released = self.irqs.release_all(id);
         for intid in released.iter() {
             self.platform.spi(intid, SpiOp::Release);
@@ -273,7 +276,7 @@ impl<P: Platform> Kernel<'_, P> {
     pub(super) fn idle_wakeup(&self) -> (Option<u64>, bool) {
         let mut earliest: Option<u64> = None;
         let mut wakeable = false;
-        for id in 0..self.count {
+        for id in self.ids() {
             if self.partition(id).map(|p| p.state) != Some(State::WaitingEvent) {
                 continue;
             }

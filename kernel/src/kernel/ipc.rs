@@ -4,6 +4,7 @@
 //! for the target's next upcall. Who may talk to whom is fixed by the configuration.
 
 use super::{Kernel, Platform, Step};
+use crate::mem::frame_table::PartitionId;
 use crate::partition::State;
 use exo_abi::Error;
 
@@ -13,9 +14,9 @@ const WORDS: usize = 7;
 const _: () = assert!(WORDS == 7, "the copies below move seven registers");
 
 impl<P: Platform> Kernel<'_, P> {
-    /// Checks that `caller` may talk to partition `raw` and returns its index.
-    fn peer(&self, caller: usize, raw: u64) -> Result<usize, Error> {
-        let target = usize::try_from(raw).map_err(|_| Error::UnknownPartition)?;
+    /// Checks that `caller` may talk to partition `raw` and returns it.
+    fn peer(&self, caller: PartitionId, raw: u64) -> Result<PartitionId, Error> {
+        let target = PartitionId::from_register(raw).ok_or(Error::UnknownPartition)?;
         let Some(p) = self.partition(target) else {
             return Err(Error::UnknownPartition);
         };
@@ -24,7 +25,7 @@ impl<P: Platform> Kernel<'_, P> {
         }
         let allowed = self
             .partition(caller)
-            .is_some_and(|c| target < 64 && c.talks_to & (1 << target) != 0);
+            .is_some_and(|c| target.index() < 64 && c.talks_to & (1 << target.index()) != 0);
         if !allowed {
             return Err(Error::Denied);
         }
@@ -32,7 +33,7 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// `EXO_CALL`.
-    pub(super) fn call(&mut self, caller: usize, callee: u64) -> Result<Step, Error> {
+    pub(super) fn call(&mut self, caller: PartitionId, callee: u64) -> Result<Step, Error> {
         let callee = self.peer(caller, callee)?;
         if let Some(p) = self.partition_mut(caller) {
             p.state = State::Calling {
@@ -54,12 +55,19 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// Gives `callee` the first queued call, if any: its registers receive the caller's id
     /// and arguments. Returns whether there was one.
-    fn accept(&mut self, callee: usize) -> bool {
-        let Some(caller) = (0..self.count).find(|&id| {
-            self.partition(id).is_some_and(
+    fn accept(&mut self, callee: PartitionId) -> bool {
+        // A loop rather than `find`: at opt-level "s" the latter's `try_fold` over the mapped
+        // range stays out of line, a call per partition on every protected control transfer.
+        let mut queued = None;
+        for id in self.ids() {
+            if self.partition(id).is_some_and(
                 |p| matches!(p.state, State::Calling { callee: c, accepted: false } if c == callee),
-            )
-        }) else {
+            ) {
+                queued = Some(id);
+                break;
+            }
+        }
+        let Some(caller) = queued else {
             return false;
         };
         let mut words = [0; WORDS];
@@ -71,7 +79,7 @@ impl<P: Platform> Kernel<'_, P> {
             };
         }
         if let Some(p) = self.partition_mut(callee) {
-            p.regs.x[0] = caller as u64;
+            p.regs.x[0] = caller.to_register();
             p.regs.set_seven(1, words);
             p.serving = Some(caller);
             p.state = State::Runnable;
@@ -80,7 +88,7 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// `EXO_WAIT`.
-    pub(super) fn wait(&mut self, callee: usize) -> Result<Step, Error> {
+    pub(super) fn wait(&mut self, callee: PartitionId) -> Result<Step, Error> {
         if self.partition(callee).is_some_and(|p| p.serving.is_some()) {
             return Err(Error::Denied);
         }
@@ -94,7 +102,7 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// `EXO_REPLY_WAIT`.
-    pub(super) fn reply_wait(&mut self, callee: usize) -> Result<Step, Error> {
+    pub(super) fn reply_wait(&mut self, callee: PartitionId) -> Result<Step, Error> {
         let Some(p) = self.partition_mut(callee) else {
             return Err(Error::UnknownPartition);
         };
@@ -124,7 +132,12 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// `EXO_SEND`.
-    pub(super) fn send(&mut self, sender: usize, target: u64, word: u64) -> Result<(), Error> {
+    pub(super) fn send(
+        &mut self,
+        sender: PartitionId,
+        target: u64,
+        word: u64,
+    ) -> Result<(), Error> {
         let target = self.peer(sender, target)?;
         let p = self.partition_mut(target).ok_or(Error::UnknownPartition)?;
         if p.message.is_some() {
@@ -136,8 +149,8 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// Partition `id` has ended: calls to it fail, and a call it was serving ends with an
     /// error for its caller.
-    pub(super) fn end_calls_of(&mut self, id: usize) {
-        for other in 0..self.count {
+    pub(super) fn end_calls_of(&mut self, id: PartitionId) {
+        for other in self.ids() {
             let Some(p) = self.partition_mut(other) else {
                 continue;
             };

@@ -21,13 +21,13 @@ fn ownership_error(actual: Option<Owner>) -> Error {
 }
 
 impl<'a, P: Platform> Kernel<'a, P> {
-    pub(super) fn owner_of(&self, id: usize) -> Owner {
+    pub(super) fn owner_of(&self, id: PartitionId) -> Owner {
         self.partition(id)
             .map_or(Owner::Kernel, |p| Owner::Partition(p.id))
     }
 
     /// Frames `id` holds.
-    pub(super) fn held(&self, id: usize) -> u64 {
+    pub(super) fn held(&self, id: PartitionId) -> u64 {
         self.frames.count(self.owner_of(id)) as u64
     }
 
@@ -43,7 +43,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// Checks that `frame` is a page-aligned frame held by `id`.
-    fn check_held(&self, id: usize, frame: PhysAddr) -> Result<(), Error> {
+    fn check_held(&self, id: PartitionId, frame: PhysAddr) -> Result<(), Error> {
         if !frame.is_page_aligned() {
             return Err(Error::Unaligned);
         }
@@ -56,7 +56,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// `EXO_FRAME_ALLOC`. `Ok(None)`: the caller is blocked until revoked frames arrive.
     pub(super) fn frame_alloc(
         &mut self,
-        id: usize,
+        id: PartitionId,
         count: u64,
         buffer: Ipa,
     ) -> Result<Option<u64>, Error> {
@@ -92,7 +92,12 @@ impl<'a, P: Platform> Kernel<'a, P> {
 
     /// Allocates `count` free frames to `id`, scrubbed, and writes their names to `buffer`.
     /// The caller has checked quota, availability and the buffer.
-    pub(super) fn give_frames(&mut self, id: usize, count: u64, buffer: Ipa) -> Result<(), Error> {
+    pub(super) fn give_frames(
+        &mut self,
+        id: PartitionId,
+        count: u64,
+        buffer: Ipa,
+    ) -> Result<(), Error> {
         // Checked again here: a blocked claimant's buffer may have lost its binding since the
         // call was made, and nothing must be allocated unless every name can be delivered.
         // An aligned buffer is translated once; any other is checked, then written a name
@@ -125,7 +130,11 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// `EXO_FRAME_ALLOC_AT`.
-    pub(super) fn frame_alloc_at(&mut self, id: usize, frame: PhysAddr) -> Result<PhysAddr, Error> {
+    pub(super) fn frame_alloc_at(
+        &mut self,
+        id: PartitionId,
+        frame: PhysAddr,
+    ) -> Result<PhysAddr, Error> {
         if !frame.is_page_aligned() {
             return Err(Error::Unaligned);
         }
@@ -152,7 +161,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// `EXO_FRAME_FREE`.
-    pub(super) fn frame_free(&mut self, id: usize, frame: PhysAddr) -> Result<(), Error> {
+    pub(super) fn frame_free(&mut self, id: PartitionId, frame: PhysAddr) -> Result<(), Error> {
         self.check_held(id, frame)?;
         if self.bound.get(frame).is_some() {
             return Err(Error::Busy);
@@ -169,7 +178,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// `EXO_BIND`.
     pub(super) fn bind(
         &mut self,
-        id: usize,
+        id: PartitionId,
         frame: PhysAddr,
         ipa: Ipa,
         attributes: u64,
@@ -231,7 +240,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// `EXO_UNBIND`.
-    pub(super) fn unbind(&mut self, id: usize, ipa: Ipa) -> Result<PhysAddr, Error> {
+    pub(super) fn unbind(&mut self, id: PartitionId, ipa: Ipa) -> Result<PhysAddr, Error> {
         if !ipa.is_page_aligned() {
             return Err(Error::Unaligned);
         }
@@ -250,7 +259,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// IPA alone. A grantee that binds a frame at the IPA where its holder binds it, then
     /// unbinds, must not clear the holder's record: the holder could then free a frame
     /// still mapped in its own stage 2.
-    fn forget_binding(&mut self, id: usize, frame: PhysAddr, ipa: Ipa) {
+    fn forget_binding(&mut self, id: PartitionId, frame: PhysAddr, ipa: Ipa) {
         let me = self.owner_of(id);
         if self.frames.owner(frame) == Some(me) {
             if self.bound.get(frame) == Some(ipa) {
@@ -271,7 +280,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Unmaps `ipa` in partition `id` with break-before-make and TLB invalidation.
     pub(super) fn unmap(
         &mut self,
-        id: usize,
+        id: PartitionId,
         ipa: Ipa,
     ) -> Result<(PhysAddr, Attributes), Stage2Error> {
         self.with_stage2(id, |stage2, tables: &mut Tables<'_, 'a, P>, tlb| {
@@ -283,7 +292,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// `EXO_GRANT`.
     pub(super) fn grant(
         &mut self,
-        id: usize,
+        id: PartitionId,
         frame: PhysAddr,
         grantee: u64,
         rights: u64,
@@ -315,7 +324,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// `EXO_GRANT_REVOKE`.
     pub(super) fn grant_revoke(
         &mut self,
-        id: usize,
+        id: PartitionId,
         frame: PhysAddr,
         grantee: u64,
     ) -> Result<(), Error> {
@@ -327,7 +336,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// `EXO_GRANT_QUERY`.
-    pub(super) fn grant_query(&mut self, id: usize, index: u64) -> CallResult {
+    pub(super) fn grant_query(&mut self, id: PartitionId, index: u64) -> CallResult {
         let Owner::Partition(me) = self.owner_of(id) else {
             return Err(Error::UnknownPartition);
         };
@@ -338,7 +347,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             .map(|(_, g)| {
                 [
                     g.frame.raw(),
-                    u64::from(g.owner.index()),
+                    g.owner.to_register(),
                     g.rights.to_register(),
                     0,
                 ]
@@ -347,7 +356,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// `EXO_MEM_INFO`.
-    pub(super) fn mem_info(&self, id: usize) -> [u64; 4] {
+    pub(super) fn mem_info(&self, id: PartitionId) -> [u64; 4] {
         let terms = self.partition(id).map(|p| p.terms);
         [
             self.held(id),
@@ -358,10 +367,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// A partition id from a guest argument: exists, is not `caller`, has not finished.
-    fn live_partition(&self, caller: usize, raw: u64) -> Result<PartitionId, Error> {
-        let index = usize::try_from(raw).map_err(|_| Error::UnknownPartition)?;
-        match self.partition(index) {
-            Some(p) if index != caller && !matches!(p.state, State::Finished(_)) => Ok(p.id),
+    fn live_partition(&self, caller: PartitionId, raw: u64) -> Result<PartitionId, Error> {
+        let id = PartitionId::from_register(raw).ok_or(Error::UnknownPartition)?;
+        match self.partition(id) {
+            Some(p) if id != caller && !matches!(p.state, State::Finished(_)) => Ok(p.id),
             _ => Err(Error::UnknownPartition),
         }
     }
@@ -372,7 +381,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
         let Some(grant) = self.grants.remove(slot) else {
             return;
         };
-        let grantee = usize::from(grant.grantee.index());
+        let grantee = grant.grantee;
         if let Some(ipa) = grant.bound_at
             && let Err(e) = self.unmap(grantee, ipa)
         {
@@ -397,7 +406,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// Withdraws every grant partition `id` made.
-    pub(super) fn withdraw_grants_of_owner(&mut self, id: usize) {
+    pub(super) fn withdraw_grants_of_owner(&mut self, id: PartitionId) {
         let Owner::Partition(owner) = self.owner_of(id) else {
             return;
         };

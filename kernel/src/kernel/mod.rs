@@ -1,15 +1,17 @@
 //! The portable heart of the kernel: it loads partitions from the boot package into frames
 //! it hands out, binds them in stage 2, serves hypercalls and decides who runs next.
 //!
-//! Everything machine-specific reaches it through [`Platform`], so the whole of it runs in
-//! host tests against a fake machine. The memory calls live in `memory`, revocation and
+//! Everything machine-specific reaches it through [`Platform`] (the union of the narrow
+//! traits in [`crate::platform`]), so the whole of it runs in host tests against a fake
+//! machine. The memory calls live in `memory`, revocation and
 //! the abort protocol in `revocation`, upcalls in `upcall`, interrupts, signals, waiting and
-//! donation in `interrupts`, protected control transfer in `ipc` and the invariant check in
-//! `check`.
+//! donation in `interrupts`, protected control transfer in `ipc`, loading the boot package
+//! in `load` and the invariant check in `check`.
 
 mod check;
 mod interrupts;
 mod ipc;
+mod load;
 mod load_error;
 mod memory;
 mod poison;
@@ -25,131 +27,26 @@ mod tests;
 pub use load_error::{LoadError, NamedLoadError};
 
 use crate::console::Writer;
-use crate::irq::{InterruptTable, VirtualIrq};
+use crate::irq::InterruptTable;
 use crate::mem::binding_index::BindingIndex;
 use crate::mem::frame_table::{FrameTable, Owner, PartitionId};
 use crate::mem::grants::Grants;
-use crate::mem::stage2::{
-    Attributes, DescriptorFormat, Geometry, Stage2, TableMemory, TlbMaintenance, Vmid,
-};
-use crate::partition::{
-    Access, FaultKind, KernelPages, MemoryTerms, Outcome, Partition, State, TablePool, Upcalls,
-};
+use crate::mem::stage2::{Attributes, Geometry, Stage2, TableMemory};
+use crate::partition::{Access, FaultKind, Outcome, Partition, State, TablePool};
+use crate::platform::PhysicalMemory;
 use crate::vcpu::VcpuRegs;
 use exo_abi::call::*;
-use exo_abi::info::{self, InfoHeader, InfoWriter, MemoryBinding, MemoryKind};
+use exo_abi::info::MemoryKind;
 use exo_abi::package::{
-    DEFAULT_SLICE_US, MAX_PARTITIONS, MAX_SLOTS, Package, PartitionRecord, RevocationShare,
+    DEFAULT_SLICE_US, MAX_PARTITIONS, MAX_SLOTS, PartitionRecord, RevocationShare,
 };
 use exo_abi::revocation::VECTOR_PAGES;
-use exo_abi::{ABI_VERSION, Error, Ipa, PAGE_SIZE, PhysAddr, Rights};
+use exo_abi::{ABI_VERSION, Error, Ipa, PAGE_SIZE, PhysAddr};
 use log::{info, warn};
 
+/// The machine interface, re-exported where the kernel's users have always found it.
+pub use crate::platform::{CpuInterface, GicFacts, Platform, SpiOp};
 pub use check::CheckError;
-
-/// What the kernel needs from the machine.
-pub trait Platform {
-    /// Stage-2 descriptor encoding.
-    type Format: DescriptorFormat;
-    /// Stage-2 TLB maintenance.
-    type Tlb: TlbMaintenance;
-    /// Reads a 64-bit word of physical memory.
-    fn read_u64(&self, pa: PhysAddr) -> u64;
-    /// Writes a 64-bit word of physical memory.
-    fn write_u64(&mut self, pa: PhysAddr, value: u64);
-    /// Fills a frame with zeroes.
-    fn zero_frame(&mut self, frame: PhysAddr);
-    /// Copies bytes into physical memory (within one frame).
-    fn copy_to_phys(&mut self, pa: PhysAddr, bytes: &[u8]);
-    /// Copies bytes out of physical memory (within one frame).
-    fn copy_from_phys(&self, pa: PhysAddr, buffer: &mut [u8]);
-    /// A handle for stage-2 TLB maintenance.
-    fn tlb(&self) -> Self::Tlb;
-    /// Writes to the system console.
-    fn console_write(&mut self, who: Writer<'_>, bytes: &[u8]);
-    /// Counter-timer frequency in Hz.
-    fn timer_frequency(&self) -> u64;
-    /// The system counter now, in ticks of [`Platform::timer_frequency`].
-    fn now(&self) -> u64;
-    /// Processor state a vCPU starts in (EL1 with interrupts masked).
-    fn initial_pstate(&self) -> u64;
-    /// The interrupt controller partitions see.
-    fn gic(&self) -> GicFacts;
-    /// Drives SPI `intid` in the distributor (its ownership is already checked).
-    fn spi(&mut self, intid: u32, op: SpiOp);
-    /// Writes `irq` into a free list register of the loaded vCPU (or merges it with the same
-    /// INTID there). Returns false when every list register is in use.
-    fn inject(&mut self, irq: VirtualIrq) -> bool;
-    /// Asks for (or cancels) a maintenance interrupt when the list registers run empty.
-    fn notify_on_underflow(&mut self, on: bool);
-    /// Whether the loaded vCPU has a virtual interrupt pending in a list register.
-    fn live_virtual_pending(&self) -> bool;
-    /// Partition `id`'s virtual-timer deadline in counter ticks, if its timer is enabled and
-    /// unmasked (read live if its vCPU is loaded, else from its saved state).
-    fn virtual_timer_deadline(&self, id: usize) -> Option<u64>;
-    /// Partition `id` has ended: if its vCPU is loaded, stop its timer and empty its
-    /// virtual interface now (the CPU may idle before another vCPU is loaded).
-    fn vcpu_ended(&mut self, id: usize);
-    /// Cleans and invalidates `frame` in every data cache to the point of coherency (Arm ARM
-    /// D7.5.9, `DC CIVAC`): what the kernel wrote there (zeroes, loaded code) is in memory,
-    /// and no cache line of older contents survives, for a reader with its MMU or caches off
-    /// or one that maps the frame non-cacheable. A Cortex-A72 has no FEAT_S2FWB, so stage 2
-    /// cannot force a partition's accesses to be cacheable. Instruction caches are
-    /// invalidated by [`Platform::publish_done`].
-    fn clean_to_poc(&mut self, frame: PhysAddr);
-    /// Ends a series of [`Platform::clean_to_poc`] of code: instruction caches forget it.
-    fn publish_done(&mut self);
-
-    /// Scrubs a frame that changes hands: zeroes it, then cleans the zeroes to the point of
-    /// coherency, so no owner, past or next, can read another's data from memory behind the
-    /// caches. Called before the frame can be mapped by anyone else.
-    fn scrub_frame(&mut self, frame: PhysAddr) {
-        self.zero_frame(frame);
-        self.clean_to_poc(frame);
-    }
-}
-
-/// An operation on a physical SPI in the distributor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpiOp {
-    /// Enable (`GICD_ISENABLER`).
-    Enable,
-    /// Disable (`GICD_ICENABLER`).
-    Disable,
-    /// Route to a core (`GICD_IROUTER` / `GICD_ITARGETSR`).
-    Target(u32),
-    /// Make pending (`GICD_ISPENDR`), as its device would.
-    Raise,
-    /// Its owner is gone: disable, clear pending and deactivate.
-    Release,
-}
-
-/// How partitions reach the GIC's virtual CPU interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CpuInterface {
-    /// No virtual interface: partitions get no interrupts.
-    None,
-    /// GICv3 system registers (`ICC_*` reach `ICV_*`).
-    SystemRegisters,
-    /// GICv2: the `GICV` frame at `phys`, bound at `ipa` (the guest's `GICC` address).
-    Mapped {
-        /// Where partitions see it.
-        ipa: Ipa,
-        /// The hardware frame.
-        phys: PhysAddr,
-        /// Its size in pages.
-        pages: u64,
-    },
-}
-
-/// Facts about the interrupt controller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GicFacts {
-    /// The CPU interface partitions use.
-    pub interface: CpuInterface,
-    /// INTIDs the distributor implements (`32 * (GICD_TYPER.ITLinesNumber + 1)`).
-    pub lines: u32,
-}
 
 /// Stage-2 table memory: frames from the partition's table pool.
 struct Tables<'k, 'a, P> {
@@ -158,7 +55,7 @@ struct Tables<'k, 'a, P> {
     pool: &'k mut TablePool,
 }
 
-impl<P: Platform> Tables<'_, '_, P> {
+impl<P: PhysicalMemory> Tables<'_, '_, P> {
     /// Adds a kernel-owned frame to the pool.
     fn donate(&mut self, frame: PhysAddr) {
         let next = self.pool.head.map_or(0, PhysAddr::raw);
@@ -188,7 +85,7 @@ impl<P: Platform> Tables<'_, '_, P> {
     }
 }
 
-impl<P: Platform> TableMemory for Tables<'_, '_, P> {
+impl<P: PhysicalMemory> TableMemory for Tables<'_, '_, P> {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
         let frame = self.take()?;
         self.pool.in_use += 1;
@@ -214,8 +111,8 @@ impl<P: Platform> TableMemory for Tables<'_, '_, P> {
 pub enum Step {
     /// Return to the partition that trapped.
     Resume,
-    /// Switch to another partition (index).
-    Switch(usize),
+    /// Switch to another partition.
+    Switch(PartitionId),
     /// Nobody can run now, but partitions wait for events: idle the CPU until an interrupt
     /// or, at the latest, the counter value given (a partition's virtual-timer deadline).
     Idle(Option<u64>),
@@ -268,10 +165,10 @@ pub struct Kernel<'a, P: Platform> {
     grants: Grants,
     partitions: [Option<Partition<P::Format>>; MAX_PARTITIONS],
     count: usize,
-    current: usize,
+    current: PartitionId,
     irqs: InterruptTable,
     /// Core 0's time-slice vector: the partition owning each slot.
-    slots: [u8; MAX_SLOTS],
+    slots: [PartitionId; MAX_SLOTS],
     /// Number of slots.
     slot_count: usize,
     /// The slot whose time is being used now (by its owner or a partition it donated to).
@@ -309,9 +206,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
             grants: Grants::default(),
             partitions: core::array::from_fn(|_| None),
             count: 0,
-            current: 0,
+            current: PartitionId::FIRST,
             irqs: InterruptTable::new(),
-            slots: [0; MAX_SLOTS],
+            slots: [PartitionId::FIRST; MAX_SLOTS],
             slot_count: 0,
             slot: 0,
             slice_ticks: ticks_of_us(DEFAULT_SLICE_US, frequency),
@@ -335,23 +232,28 @@ impl<'a, P: Platform> Kernel<'a, P> {
         self.count
     }
 
-    /// A partition by index.
-    pub fn partition(&self, index: usize) -> Option<&Partition<P::Format>> {
-        self.partitions.get(index)?.as_ref()
+    /// Partition `id`, if it is loaded.
+    pub fn partition(&self, id: PartitionId) -> Option<&Partition<P::Format>> {
+        self.partitions.get(id.index())?.as_ref()
     }
 
-    fn partition_mut(&mut self, index: usize) -> Option<&mut Partition<P::Format>> {
-        self.partitions.get_mut(index)?.as_mut()
+    fn partition_mut(&mut self, id: PartitionId) -> Option<&mut Partition<P::Format>> {
+        self.partitions.get_mut(id.index())?.as_mut()
     }
 
-    /// Index of the running partition.
-    pub fn current(&self) -> usize {
+    /// The running partition.
+    pub fn current(&self) -> PartitionId {
         self.current
     }
 
-    /// The saved registers of a partition.
-    pub fn regs_mut(&mut self, index: usize) -> Option<&mut VcpuRegs> {
-        Some(&mut self.partition_mut(index)?.regs)
+    /// The saved registers of partition `id`.
+    pub fn regs_mut(&mut self, id: PartitionId) -> Option<&mut VcpuRegs> {
+        Some(&mut self.partition_mut(id)?.regs)
+    }
+
+    /// The partitions loaded, in index order.
+    fn ids(&self) -> impl Iterator<Item = PartitionId> + use<P> {
+        PartitionId::first(self.count)
     }
 
     /// The saved registers of the running partition. Inlined: every hypercall reads its
@@ -360,7 +262,11 @@ impl<'a, P: Platform> Kernel<'a, P> {
     pub fn current_regs_mut(&mut self) -> &mut VcpuRegs {
         let current = self.current;
         // `current` always names a loaded partition once `load` succeeded.
-        match self.partitions.get_mut(current).and_then(Option::as_mut) {
+        match self
+            .partitions
+            .get_mut(current.index())
+            .and_then(Option::as_mut)
+        {
             Some(p) => &mut p.regs,
             None => no_partition(current),
         }
@@ -369,7 +275,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Runs `f` with partition `id`'s stage-2 tables and the table memory charged to it.
     fn with_stage2<R>(
         &mut self,
-        id: usize,
+        id: PartitionId,
         f: impl FnOnce(&mut Stage2<P::Format>, &mut Tables<'_, 'a, P>, &mut P::Tlb) -> R,
     ) -> Option<R> {
         let Kernel {
@@ -378,7 +284,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             partitions,
             ..
         } = self;
-        let partition = partitions.get_mut(id)?.as_mut()?;
+        let partition = partitions.get_mut(id.index())?.as_mut()?;
         let Partition {
             stage2, table_pool, ..
         } = partition;
@@ -393,304 +299,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// Translates an IPA of partition `id`, with the binding's attributes.
-    fn translate(&mut self, id: usize, ipa: Ipa) -> Option<(PhysAddr, Attributes)> {
+    fn translate(&mut self, id: PartitionId, ipa: Ipa) -> Option<(PhysAddr, Attributes)> {
         self.with_stage2(id, |stage2, tables, _| stage2.translate(tables, ipa))
             .flatten()
-    }
-
-    /// Loads every partition of the boot package: frames for its memory, scrubbed; program
-    /// segments copied in; stage-2 bindings with the segments' rights; kernel pages.
-    pub fn load(&mut self, package: &Package<'_>) -> Result<(), LoadError> {
-        if let Some((partition, record)) = package
-            .partitions()
-            .enumerate()
-            .find(|(_, record)| record.core != 0)
-        {
-            return Err(LoadError::PinnedElsewhere {
-                partition,
-                core: record.core,
-            });
-        }
-        self.poison_free_ram(package);
-        let count = package.partition_count() as u32;
-        for (index, record) in package.partitions().enumerate() {
-            let free = self.frames.count(Owner::Free) as u64;
-            let partition = self
-                .load_partition(index, count, &record)
-                .map_err(|e| match e {
-                    LoadError::OutOfMemory { .. } => LoadError::OutOfMemory {
-                        partition: index,
-                        needed: frames_needed(&record),
-                        free,
-                    },
-                    other => other,
-                })?;
-            info!(
-                "partition {} loaded: {} KiB at IPA {}, entry {}, VMID {}, guarantee {} KiB, \
-                 borrow up to {} KiB",
-                partition.name,
-                partition.ram_bytes / 1024,
-                partition.ram_base,
-                Ipa::new(partition.regs.pc),
-                partition.vmid.0,
-                partition.terms.guaranteed * PAGE_SIZE / 1024,
-                partition.terms.borrow_limit * PAGE_SIZE / 1024,
-            );
-            self.partitions[index] = Some(partition);
-            self.count = index + 1;
-        }
-        let schedule = package.schedule();
-        if schedule.is_empty() {
-            self.slot_count = self.count;
-            for (i, slot) in self.slots.iter_mut().take(self.count).enumerate() {
-                *slot = i as u8;
-            }
-        } else {
-            self.slot_count = schedule.len();
-            self.slots[..schedule.len()].copy_from_slice(schedule);
-        }
-        self.slot = 0;
-        self.current = usize::from(self.slots[0]);
-        self.slice_ticks = ticks_of_us(package.slice_us(), self.platform.timer_frequency());
-        self.share = package.revocation_share();
-        self.platform.publish_done();
-        Ok(())
-    }
-
-    fn load_partition(
-        &mut self,
-        index: usize,
-        partition_count: u32,
-        record: &PartitionRecord<'_>,
-    ) -> Result<Partition<P::Format>, LoadError> {
-        let id = PartitionId::new(index as u16).ok_or(LoadError::TooManyPartitions)?;
-        let owner = Owner::Partition(id);
-        let pages = record.memory_bytes / PAGE_SIZE;
-        let terms = MemoryTerms {
-            guaranteed: record.guaranteed_bytes / PAGE_SIZE,
-            borrow_limit: record.borrow_bytes / PAGE_SIZE,
-            deadline_ticks: (u128::from(record.revocation_deadline_us)
-                * u128::from(self.platform.timer_frequency())
-                / 1_000_000) as u64,
-            max_aborts: record.max_aborts,
-        };
-        let table_budget = table_budget(record);
-        if (self.frames.count(Owner::Free) as u64) < frames_needed(record) {
-            return Err(LoadError::OutOfMemory {
-                partition: index,
-                needed: frames_needed(record),
-                free: self.frames.count(Owner::Free) as u64,
-            });
-        }
-        let vmid = Vmid(index as u16 + 1);
-        let mut table_pool = TablePool::default();
-        let mut tables = Tables {
-            platform: &mut self.platform,
-            frames: &mut self.frames,
-            pool: &mut table_pool,
-        };
-        for _ in 0..table_budget {
-            let frame = tables.frames.alloc(Owner::Kernel)?;
-            tables.donate(frame);
-        }
-        let mut stage2 = Stage2::<P::Format>::new(&mut tables, vmid, Geometry::default())?;
-
-        let header = InfoHeader {
-            abi_version: ABI_VERSION,
-            partition_id: index as u32,
-            name: record.name,
-            timer_frequency: tables.platform.timer_frequency(),
-            guaranteed_frames: terms.guaranteed,
-            borrow_limit_frames: terms.borrow_limit,
-            partition_count,
-        };
-        let mut info_page = [0u8; info::SIZE];
-        let mut info_writer = InfoWriter::new(&mut info_page, &header);
-        let mut run: Option<MemoryBinding> = None;
-
-        for page in 0..pages {
-            let ipa = record.ram_base.add(page * PAGE_SIZE);
-            let frame = tables.frames.alloc(owner)?;
-            tables.platform.zero_frame(frame);
-            let mut rights = Rights::empty();
-            for segment in record.segments() {
-                let seg_end = segment.ipa.raw() + segment.mem_size;
-                if segment.ipa.raw() >= ipa.raw() + PAGE_SIZE || seg_end <= ipa.raw() {
-                    continue;
-                }
-                rights |= segment.rights;
-                // Bytes of the segment's file image that fall in this page.
-                let data_end = segment.ipa.raw() + segment.data.len() as u64;
-                let from = segment.ipa.raw().max(ipa.raw());
-                let to = data_end.min(ipa.raw() + PAGE_SIZE);
-                if from < to {
-                    let src =
-                        (from - segment.ipa.raw()) as usize..(to - segment.ipa.raw()) as usize;
-                    tables
-                        .platform
-                        .copy_to_phys(frame.add(from - ipa.raw()), &segment.data[src]);
-                }
-            }
-            if rights.is_empty() {
-                rights = Rights::READ_WRITE;
-            }
-            let attributes = Attributes::from_rights(rights, MemoryKind::Normal);
-            tables.platform.clean_to_poc(frame);
-            stage2.map_page(&mut tables, ipa, frame, attributes)?;
-            self.bound.set(frame, ipa);
-
-            let binding = MemoryBinding {
-                ipa,
-                phys: frame,
-                pages: 1,
-                rights,
-                kind: MemoryKind::Normal,
-            };
-            run = match run {
-                Some(mut r)
-                    if r.rights == rights
-                        && r.ipa.raw() + r.pages * PAGE_SIZE == ipa.raw()
-                        && r.phys.raw() + r.pages * PAGE_SIZE == frame.raw() =>
-                {
-                    r.pages += 1;
-                    Some(r)
-                }
-                Some(r) => {
-                    info_writer.push_binding(&r);
-                    Some(binding)
-                }
-                None => Some(binding),
-            };
-        }
-        if let Some(r) = run {
-            info_writer.push_binding(&r);
-        }
-
-        // Interrupts and device MMIO the configuration gives it; on GICv2 the virtual CPU
-        // interface in place of the CPU interface.
-        let gic = tables.platform.gic();
-        for intid in record.interrupts() {
-            self.irqs
-                .claim(intid, index, gic.lines)
-                .map_err(|_| LoadError::Interrupt {
-                    partition: index,
-                    intid,
-                })?;
-        }
-        let mut devices = crate::partition::DeviceWindows::default();
-        let device_rights = Rights::READ_WRITE;
-        let cpu_interface = match gic.interface {
-            CpuInterface::Mapped { ipa, phys, pages } => Some((ipa, phys, pages)),
-            _ => None,
-        };
-        let regions = record
-            .devices()
-            .map(|d| (d.ipa, d.phys, d.size / PAGE_SIZE))
-            .chain(cpu_interface);
-        for (ipa, phys, pages) in regions {
-            for page in 0..pages {
-                let frame = phys.add(page * PAGE_SIZE);
-                if tables.frames.owner(frame).is_some() {
-                    return Err(LoadError::DeviceInRam { partition: index });
-                }
-                let attributes = Attributes::from_rights(device_rights, MemoryKind::Device);
-                stage2.map_page(&mut tables, ipa.add(page * PAGE_SIZE), frame, attributes)?;
-            }
-            devices.push(ipa, pages);
-            info_writer.push_binding(&MemoryBinding {
-                ipa,
-                phys,
-                pages,
-                rights: device_rights,
-                kind: MemoryKind::Device,
-            });
-        }
-        let interface = match gic.interface {
-            CpuInterface::None => None,
-            CpuInterface::SystemRegisters => Some(info::GicInterface::V3),
-            CpuInterface::Mapped { ipa, .. } => Some(info::GicInterface::V2 { cpu_interface: ipa }),
-        };
-        if let Some(gic) = interface {
-            let facts = info::InterruptInfo {
-                gic,
-                revocation: signal::REVOCATION as u16,
-                repossession: signal::REPOSSESSION as u16,
-                message: signal::MESSAGE as u16,
-                virtual_timer: VIRTUAL_TIMER_INTID as u16,
-            };
-            info_writer.set_interrupts(&facts, self.irqs.owned_by(index));
-        }
-
-        // Kernel pages: info, revocation page, repossession vector. Kernel-owned, read-only.
-        let mut kernel_frame = || -> Result<PhysAddr, LoadError> {
-            let frame = tables.frames.alloc(Owner::Kernel)?;
-            tables.platform.zero_frame(frame);
-            Ok(frame)
-        };
-        let pages = KernelPages {
-            info: kernel_frame()?,
-            revocation: kernel_frame()?,
-            vector: [
-                kernel_frame()?,
-                kernel_frame()?,
-                kernel_frame()?,
-                kernel_frame()?,
-            ],
-        };
-        tables.platform.copy_to_phys(pages.info, &info_page);
-        let mut revocation_page = [0u8; exo_abi::revocation::SIZE];
-        exo_abi::revocation::write_request(
-            &mut revocation_page,
-            &exo_abi::revocation::Request {
-                sequence: 0,
-                state: exo_abi::revocation::RequestState::Idle,
-                frames_requested: 0,
-                frames_owed: 0,
-                deadline: 0,
-                issued_at: 0,
-            },
-            &[],
-        );
-        tables
-            .platform
-            .copy_to_phys(pages.revocation, &revocation_page);
-        tables
-            .platform
-            .copy_to_phys(pages.vector[0], &exo_abi::revocation::vector_header());
-        let read_only = Attributes::from_rights(Rights::READ, MemoryKind::Normal);
-        for (ipa, frame) in pages.bindings() {
-            tables.platform.clean_to_poc(frame);
-            stage2.map_page(&mut tables, ipa, frame, read_only)?;
-        }
-
-        let pstate = tables.platform.initial_pstate();
-        Ok(Partition {
-            id,
-            name: record.name,
-            vmid,
-            regs: VcpuRegs::at_entry(record.entry.raw(), info::INFO_PAGE_IPA.raw(), pstate),
-            stage2: Some(stage2),
-            state: State::Runnable,
-            ram_base: record.ram_base,
-            ram_bytes: record.memory_bytes,
-            kernel_pages: pages,
-            terms,
-            aborts: 0,
-            last_sequence: 0,
-            revocation: None,
-            loss_order: None,
-            pending_alloc: None,
-            upcalls: Upcalls::default(),
-            table_pool,
-            preempted: false,
-            set_way_cleaned: false,
-            talks_to: record.talks_to,
-            flags: record.flags,
-            serving: None,
-            message: None,
-            virq: crate::irq::VcpuInterrupts::new(),
-            devices,
-        })
     }
 
     /// Serves a hypercall from the running partition. `function` is `w0`, `args` are
@@ -826,7 +437,13 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// GICv2 `GICV` frame) is never a buffer: the kernel's byte-sized and unaligned copies
     /// would have side effects there (reading `GICV_IAR` acknowledges an interrupt) or raise
     /// an external abort at EL2.
-    fn guest_access(&mut self, id: usize, ipa: Ipa, len: u64, write: bool) -> Result<(), Error> {
+    fn guest_access(
+        &mut self,
+        id: PartitionId,
+        ipa: Ipa,
+        len: u64,
+        write: bool,
+    ) -> Result<(), Error> {
         let end = ipa.checked_add(len).ok_or(Error::BadAddress)?;
         let mut page = ipa.page_base();
         while page < end {
@@ -843,7 +460,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// Copies guest memory (already checked readable) into `buffer`.
-    fn read_guest(&mut self, id: usize, ipa: Ipa, buffer: &mut [u8]) -> Result<(), Error> {
+    fn read_guest(&mut self, id: PartitionId, ipa: Ipa, buffer: &mut [u8]) -> Result<(), Error> {
         self.guest_access(id, ipa, buffer.len() as u64, false)?;
         let mut done = 0;
         while done < buffer.len() {
@@ -858,7 +475,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// Copies `bytes` into guest memory (already checked writable).
-    fn write_guest(&mut self, id: usize, ipa: Ipa, bytes: &[u8]) -> Result<(), Error> {
+    fn write_guest(&mut self, id: PartitionId, ipa: Ipa, bytes: &[u8]) -> Result<(), Error> {
         self.guest_access(id, ipa, bytes.len() as u64, true)?;
         let mut done = 0;
         while done < bytes.len() {
@@ -880,7 +497,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         let current = self.current;
         self.guest_access(current, ipa, len, false)?;
-        let name = self.partitions[current]
+        let name = self.partitions[current.index()]
             .as_ref()
             .map(|p| p.name)
             .ok_or(Error::UnknownPartition)?;
@@ -897,7 +514,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     }
 
     /// `EXO_PARTITION_LOOKUP`.
-    fn partition_lookup(&mut self, caller: usize, ipa: Ipa, len: u64) -> CallResult {
+    fn partition_lookup(&mut self, caller: PartitionId, ipa: Ipa, len: u64) -> CallResult {
         if len > exo_abi::Name::LEN as u64 {
             return Err(Error::TooLarge);
         }
@@ -946,7 +563,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
 
     /// Whether partition `id`'s configuration lets it run the self-check, which keeps the
     /// kernel busy with interrupts masked for a scan of every frame and stage 2.
-    fn may_self_check(&self, id: usize) -> bool {
+    fn may_self_check(&self, id: PartitionId) -> bool {
         self.partition(id).is_some_and(|p| {
             p.flags
                 .contains(exo_abi::package::PartitionFlags::SELF_CHECK)
@@ -967,7 +584,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
 
     /// Ends partition `id`: its bindings are broken, its frames scrubbed and freed, grants
     /// of its frames withdrawn (and reported to their grantees).
-    fn finish(&mut self, id: usize, outcome: Outcome) {
+    fn finish(&mut self, id: PartitionId, outcome: Outcome) {
         let Some(partition) = self.partition_mut(id) else {
             return;
         };
@@ -986,7 +603,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
         }
         // Grants it made die with its frames; grants to it simply end.
         self.withdraw_grants_of_owner(id);
-        while let Some(slot) = self.grants.first(|g| usize::from(g.grantee.index()) == id) {
+        while let Some(slot) = self.grants.first(|g| g.grantee == id) {
             self.grants.remove(slot);
         }
         let mut tlb = self.platform.tlb();
@@ -997,7 +614,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 partitions,
                 ..
             } = self;
-            if let Some(p) = partitions[id].as_mut() {
+            if let Some(p) = partitions[id.index()].as_mut() {
                 let mut tables = Tables {
                     platform,
                     frames,
@@ -1061,7 +678,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                 } else {
                     slot + 1
                 };
-                let candidate = usize::from(self.slots[slot]);
+                let candidate = self.slots[slot];
                 if self.ready(candidate) {
                     if let Some(p) = self.partition_mut(candidate) {
                         p.set_way_cleaned = false;
@@ -1090,7 +707,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Whether partition `id` can run now; one waiting for an event that has one is made
     /// runnable.
     #[inline]
-    fn ready(&mut self, id: usize) -> bool {
+    fn ready(&mut self, id: PartitionId) -> bool {
         match self.partition(id).map(|p| p.state) {
             Some(State::Runnable) => true,
             Some(State::WaitingEvent) => self.ready_on_event(id),
@@ -1101,7 +718,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// [`Kernel::ready`] for a partition waiting for an event (out of line: the scheduler's
     /// common case is a runnable one).
     #[inline(never)]
-    fn ready_on_event(&mut self, id: usize) -> bool {
+    fn ready_on_event(&mut self, id: PartitionId) -> bool {
         if self.has_event(id) {
             self.wake_on_event(id);
             true
@@ -1174,6 +791,6 @@ impl<'a, P: Platform> Kernel<'a, P> {
 /// `current` named no loaded partition: a kernel bug (kept out of line, off the trap path).
 #[cold]
 #[inline(never)]
-fn no_partition(current: usize) -> ! {
+fn no_partition(current: PartitionId) -> ! {
     panic!("the current partition {current} does not exist")
 }

@@ -8,6 +8,7 @@
 
 use super::{Kernel, Platform};
 use crate::mem::frame_table::Owner;
+use crate::mem::frame_table::PartitionId;
 use exo_abi::call::FRAME_RELEASE_MAX;
 use exo_abi::info::MemoryKind;
 use exo_abi::revocation::{LOSS_ORDER_MAX, LossOrder};
@@ -55,7 +56,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// readable. `BadAddress` unless `ipa` is 8-byte aligned and every page is bound so.
     pub(super) fn guest_words(
         &mut self,
-        id: usize,
+        id: PartitionId,
         ipa: Ipa,
         count: usize,
         write: bool,
@@ -93,7 +94,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// entry is refused with its index, and nothing changes.
     pub(super) fn frame_release(
         &mut self,
-        id: usize,
+        id: PartitionId,
         buffer: Ipa,
         count: u64,
     ) -> Result<[u64; 4], (Error, u64)> {
@@ -181,7 +182,7 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// `EXO_SET_LOSS_ORDER`.
-    pub(super) fn set_loss_order(&mut self, id: usize, page: Ipa) -> Result<(), Error> {
+    pub(super) fn set_loss_order(&mut self, id: PartitionId, page: Ipa) -> Result<(), Error> {
         if page.raw() == 0 {
             if let Some(p) = self.partition_mut(id) {
                 p.loss_order = None;
@@ -200,7 +201,7 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// The frame under partition `id`'s loss-order page at `page`, if it is bound there
     /// read-write, Normal, and held by `id` itself.
-    fn loss_order_frame(&mut self, id: usize, page: Ipa) -> Option<PhysAddr> {
+    fn loss_order_frame(&mut self, id: PartitionId, page: Ipa) -> Option<PhysAddr> {
         let (frame, a) = self.translate(id, page)?;
         let ok = a.read && a.write && a.kind == MemoryKind::Normal;
         (ok && self.frames.owner(frame) == Some(self.owner_of(id))).then_some(frame)
@@ -210,7 +211,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// its loss-order page, in order, skipping anything it does not hold (and the page
     /// itself). The page is translated now: if it is no longer bound, nothing is taken.
     /// Returns how many frames were taken.
-    pub(super) fn take_listed(&mut self, id: usize, owed: u64, sequence: u32) -> u64 {
+    pub(super) fn take_listed(&mut self, id: PartitionId, owed: u64, sequence: u32) -> u64 {
         let Some(page) = self.partition(id).and_then(|p| p.loss_order) else {
             return 0;
         };

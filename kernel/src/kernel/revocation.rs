@@ -11,6 +11,7 @@
 use super::Step;
 use super::{Kernel, Platform};
 use crate::mem::frame_table::Owner;
+use crate::mem::frame_table::PartitionId;
 use crate::partition::{Outcome, Partition, Revocation, State};
 use exo_abi::call::FRAME_RELEASE_MAX;
 use exo_abi::package::MAX_PARTITIONS;
@@ -62,7 +63,7 @@ pub(super) struct Revocations {
     pub(super) earliest: Option<u64>,
     /// The claimant blocked in `EXO_FRAME_ALLOC` whose time slot is lent, and the borrower
     /// it is lent to.
-    pub(super) lent_by: Option<(usize, usize)>,
+    pub(super) lent_by: Option<(PartitionId, PartitionId)>,
     /// Each partition's last resolved request not logged yet.
     unlogged: [Option<Resolved>; MAX_PARTITIONS],
     /// Whether any of `unlogged` is set.
@@ -92,8 +93,8 @@ impl Revocations {
 impl<P: Platform> Kernel<'_, P> {
     /// Asks borrowers to return `needed` frames for `claimant`. Returns false if the
     /// borrowers together hold fewer revocable frames than that.
-    pub(super) fn request_revocations(&mut self, claimant: usize, needed: u64) -> bool {
-        let revocable = |k: &Self, id: usize| -> u64 {
+    pub(super) fn request_revocations(&mut self, claimant: PartitionId, needed: u64) -> bool {
+        let revocable = |k: &Self, id: PartitionId| -> u64 {
             let Some(p) = k.partition(id) else { return 0 };
             if id == claimant || matches!(p.state, State::Finished(_)) {
                 return 0;
@@ -103,13 +104,14 @@ impl<P: Platform> Kernel<'_, P> {
                 .saturating_sub(p.terms.guaranteed)
                 .saturating_sub(owed)
         };
-        let can: [u64; exo_abi::package::MAX_PARTITIONS] =
-            core::array::from_fn(|id| revocable(self, id));
+        let can: [u64; exo_abi::package::MAX_PARTITIONS] = core::array::from_fn(|i| {
+            PartitionId::new(i as u16).map_or(0, |id| revocable(self, id))
+        });
         if can.iter().sum::<u64>() < needed {
             return false;
         }
         let asks = super::share::share_out(self.share, needed, &can);
-        for (id, &ask) in asks.iter().enumerate().take(self.count) {
+        for (id, &ask) in self.ids().zip(asks.iter()) {
             if ask > 0 {
                 self.issue_request(id, ask);
             }
@@ -118,7 +120,7 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// Adds `frames` to partition `id`'s outstanding request, or starts one.
-    fn issue_request(&mut self, id: usize, frames: u64) {
+    fn issue_request(&mut self, id: PartitionId, frames: u64) {
         let now = self.platform.now();
         let Some(p) = self.partition_mut(id) else {
             return;
@@ -157,7 +159,7 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// Writes partition `id`'s revocation page: every field of the request (the magic and
     /// the empty list of named frames were written at load and never change).
-    fn publish(&mut self, id: usize, r: &Revocation, state: RequestState) {
+    fn publish(&mut self, id: PartitionId, r: &Revocation, state: RequestState) {
         let Some(page) = self.partition(id).map(|p| p.kernel_pages.revocation) else {
             return;
         };
@@ -184,7 +186,7 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// Partition `id` gave back `frames` frames: they count toward its request.
-    pub(super) fn frame_released(&mut self, id: usize, frames: u64) {
+    pub(super) fn frame_released(&mut self, id: PartitionId, frames: u64) {
         if let Some(p) = self.partition_mut(id)
             && let Some(r) = p.revocation.as_mut()
         {
@@ -202,14 +204,14 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// `EXO_REVOKE_ACK`: frames still owed.
-    pub(super) fn revoke_ack(&mut self, id: usize) -> u64 {
+    pub(super) fn revoke_ack(&mut self, id: PartitionId) -> u64 {
         self.partition(id)
             .and_then(|p| p.revocation)
             .map_or(0, |r| r.owed)
     }
 
     /// Ends partition `id`'s request; its log line waits for [`Self::flush_revocation_log`].
-    fn resolve(&mut self, id: usize, state: RequestState, repossessed: u64) {
+    fn resolve(&mut self, id: PartitionId, state: RequestState, repossessed: u64) {
         let now = self.platform.now();
         let Some(p) = self.partition_mut(id) else {
             return;
@@ -226,7 +228,7 @@ impl<P: Platform> Kernel<'_, P> {
         };
         self.publish(id, &r, state);
         self.recompute_earliest();
-        if let Some(slot) = self.revocations.unlogged.get_mut(id)
+        if let Some(slot) = self.revocations.unlogged.get_mut(id.index())
             && let Some(earlier) = slot.replace(resolved)
         {
             earlier.log();
@@ -262,7 +264,7 @@ impl<P: Platform> Kernel<'_, P> {
             return false;
         }
         let mut current_terminated = false;
-        for id in 0..self.count {
+        for id in self.ids() {
             let due = self
                 .partition(id)
                 .and_then(|p| p.revocation)
@@ -277,7 +279,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// Aborts every outstanding request now. Returns whether there was any.
     pub(super) fn abort_all_pending(&mut self) -> bool {
         let mut any = false;
-        for id in 0..self.count {
+        for id in self.ids() {
             if self.partition(id).is_some_and(|p| p.revocation.is_some()) {
                 self.abort(id);
                 any = true;
@@ -288,7 +290,7 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// The abort protocol for partition `id`: takes what it still owes. Returns whether the
     /// partition was terminated.
-    fn abort(&mut self, id: usize) -> bool {
+    fn abort(&mut self, id: PartitionId) -> bool {
         let Some(p) = self.partition(id) else {
             return false;
         };
@@ -342,7 +344,7 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// Takes one frame from partition `id` by force: unbind (TLB invalidated), withdraw
     /// grants, scrub, free, report.
-    pub(super) fn take_frame(&mut self, id: usize, frame: PhysAddr, sequence: u32) {
+    pub(super) fn take_frame(&mut self, id: PartitionId, frame: PhysAddr, sequence: u32) {
         let owner = self.owner_of(id);
         let ipa = self.bound.get(frame);
         if let Some(ipa) = ipa {
@@ -363,7 +365,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// Appends to partition `id`'s repossession vector and queues the upcall.
     pub(super) fn report_repossession(
         &mut self,
-        id: usize,
+        id: PartitionId,
         frame: PhysAddr,
         ipa: Option<Ipa>,
         reason: Reason,
@@ -393,7 +395,7 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// Partition `id` ended with a request outstanding: its frames were reclaimed.
-    pub(super) fn resolve_on_exit(&mut self, id: usize, reclaimed: u64) {
+    pub(super) fn resolve_on_exit(&mut self, id: PartitionId, reclaimed: u64) {
         if self.partition(id).is_some_and(|p| p.revocation.is_some()) {
             let owed = self
                 .partition(id)
@@ -407,7 +409,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// makes sure what they still lack is being asked for. (Frames can be freed and then
     /// owed no more, e.g. when a request is met while someone else took frames by name.)
     pub(super) fn complete_blocked(&mut self) {
-        for id in 0..self.count {
+        for id in self.ids() {
             let Some(p) = self.partition(id) else {
                 continue;
             };
@@ -440,10 +442,13 @@ impl<P: Platform> Kernel<'_, P> {
                 // Nobody holds anything revocable: the frames will not come. Refuse the
                 // claims that free memory cannot cover rather than block them forever.
                 let free = self.frames.count(Owner::Free) as u64;
-                let starved: [Option<usize>; exo_abi::package::MAX_PARTITIONS] =
-                    core::array::from_fn(|id| {
-                        self.partition(id)
-                            .and_then(|p| p.pending_alloc.filter(|a| a.count > free).map(|_| id))
+                let starved: [Option<PartitionId>; exo_abi::package::MAX_PARTITIONS] =
+                    core::array::from_fn(|i| {
+                        PartitionId::new(i as u16).filter(|&id| {
+                            self.partition(id)
+                                .and_then(|p| p.pending_alloc)
+                                .is_some_and(|a| a.count > free)
+                        })
                     });
                 for id in starved.into_iter().flatten() {
                     self.wake(id, [exo_abi::Error::OutOfMemory.to_register(), 0, 0, 0]);
@@ -453,9 +458,9 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// The borrower owing the most that can run now, other than `except`.
-    fn neediest_borrower(&mut self, except: usize) -> Option<usize> {
-        let mut best: Option<(usize, u64)> = None;
-        for id in 0..self.count {
+    fn neediest_borrower(&mut self, except: PartitionId) -> Option<PartitionId> {
+        let mut best: Option<(PartitionId, u64)> = None;
+        for id in self.ids() {
             let Some(owed) = self
                 .partition(id)
                 .and_then(|p| p.revocation)
@@ -475,7 +480,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// now on the claimant's time slot (as with `EXO_DONATE`), so its revocation upcall or
     /// signal is taken at once rather than at its next slot. Nobody to lend to: the next
     /// slot runs.
-    pub(super) fn lend_to_borrower(&mut self, claimant: usize) -> Step {
+    pub(super) fn lend_to_borrower(&mut self, claimant: PartitionId) -> Step {
         match self.neediest_borrower(claimant) {
             Some(borrower) => {
                 self.revocations.lent_by = Some((claimant, borrower));
@@ -530,15 +535,15 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// Blocked claimants and how many frames each waits for.
-    fn blocked(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.loaded().iter().enumerate().filter_map(|(id, p)| {
+    fn blocked(&self) -> impl Iterator<Item = (PartitionId, u64)> + '_ {
+        self.loaded().iter().filter_map(|p| {
             let p = p.as_ref()?;
-            (p.state == State::Blocked).then_some((id, p.pending_alloc?.count))
+            (p.state == State::Blocked).then_some((p.id, p.pending_alloc?.count))
         })
     }
 
     /// Ends partition `id`'s wait in `EXO_FRAME_ALLOC` with `result` in x0..x3.
-    fn wake(&mut self, id: usize, result: [u64; 4]) {
+    fn wake(&mut self, id: PartitionId, result: [u64; 4]) {
         if let Some(p) = self.partition_mut(id) {
             p.pending_alloc = None;
             p.state = State::Runnable;

@@ -5,12 +5,19 @@
 
 use super::*;
 use crate::arch::fake::{FakeFormat, TIMER_HZ, ticks};
+use crate::cpus::CoreId;
+use crate::irq::VirtualIrq;
 use crate::mem::grants::Grant;
-use crate::mem::stage2::Mapping;
+use crate::mem::stage2::{Mapping, TlbMaintenance, Vmid};
+use crate::partition::Upcalls;
+use crate::platform::{
+    CacheMaintenance, Clock, ConsoleOutput, InterruptController, Stage2Hardware, VcpuControl,
+};
 use exo_abi::call::{VIRTUAL_TIMER_INTID, signal, upcall};
+use exo_abi::info;
 use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
-use exo_abi::package::DEFAULT_RAM_BASE;
 use exo_abi::package::build::{PartitionSpec, SegmentSpec, SystemSpec, encode_system};
+use exo_abi::package::{DEFAULT_RAM_BASE, Package};
 use exo_abi::revocation::{
     Reason, Repossession, RequestReader, RequestState, VECTOR_SIZE, VectorReader,
 };
@@ -23,6 +30,7 @@ use std::rc::Rc;
 use std::vec;
 use std::vec::Vec;
 
+mod banks;
 mod conformance;
 mod isolation;
 mod return_path;
@@ -43,6 +51,11 @@ const UPCALL_FLAG_FAULTS: u64 = UpcallFlags::FAULTS.bits();
 
 // ---------------------------------------------------------------------------------------
 // The fake machine.
+
+/// Partition `index` of a test's package.
+fn pid(index: usize) -> PartitionId {
+    PartitionId::new(index as u16).expect("a partition index")
+}
 
 /// Physical address of the fake RAM.
 const RAM_BASE: u64 = 0x4000_0000;
@@ -106,7 +119,7 @@ struct FakePlatform {
     lrs: [Option<VirtualIrq>; FAKE_LIST_REGISTERS],
     underflow: bool,
     spi_log: Vec<(u32, SpiOp)>,
-    timers: BTreeMap<usize, u64>,
+    timers: BTreeMap<PartitionId, u64>,
     frame_log: Vec<FrameEvent>,
 }
 
@@ -149,10 +162,7 @@ impl FakePlatform {
     }
 }
 
-impl Platform for FakePlatform {
-    type Format = FakeFormat;
-    type Tlb = RecordingTlb;
-
+impl PhysicalMemory for FakePlatform {
     fn read_u64(&self, pa: PhysAddr) -> u64 {
         let at = self.offset(pa, 8);
         u64::from_le_bytes(self.ram[at..at + 8].try_into().unwrap())
@@ -189,17 +199,35 @@ impl Platform for FakePlatform {
         let at = self.offset(pa, buffer.len());
         buffer.copy_from_slice(&self.ram[at..at + buffer.len()]);
     }
+}
+
+impl Stage2Hardware for FakePlatform {
+    type Format = FakeFormat;
+    type Tlb = RecordingTlb;
 
     fn tlb(&self) -> RecordingTlb {
         RecordingTlb {
             log: self.tlb.clone(),
         }
     }
+}
 
+impl CacheMaintenance for FakePlatform {
+    fn clean_to_poc(&mut self, frame: PhysAddr) {
+        self.offset(frame, PAGE_SIZE as usize);
+        self.frame_log.push(FrameEvent::Clean(frame));
+    }
+
+    fn publish_done(&mut self) {}
+}
+
+impl ConsoleOutput for FakePlatform {
     fn console_write(&mut self, _who: Writer<'_>, bytes: &[u8]) {
         self.console.extend_from_slice(bytes);
     }
+}
 
+impl Clock for FakePlatform {
     fn timer_frequency(&self) -> u64 {
         TIMER_HZ
     }
@@ -207,11 +235,9 @@ impl Platform for FakePlatform {
     fn now(&self) -> u64 {
         self.now.get()
     }
+}
 
-    fn initial_pstate(&self) -> u64 {
-        0x3c5
-    }
-
+impl InterruptController for FakePlatform {
     fn gic(&self) -> GicFacts {
         GicFacts {
             interface: CpuInterface::SystemRegisters,
@@ -243,21 +269,20 @@ impl Platform for FakePlatform {
     fn live_virtual_pending(&self) -> bool {
         self.lrs.iter().any(Option::is_some)
     }
+}
 
-    fn virtual_timer_deadline(&self, id: usize) -> Option<u64> {
+impl VcpuControl for FakePlatform {
+    fn initial_pstate(&self) -> u64 {
+        0x3c5
+    }
+
+    fn virtual_timer_deadline(&self, id: PartitionId) -> Option<u64> {
         self.timers.get(&id).copied()
     }
 
-    fn vcpu_ended(&mut self, id: usize) {
+    fn vcpu_ended(&mut self, id: PartitionId) {
         self.timers.remove(&id);
     }
-
-    fn clean_to_poc(&mut self, frame: PhysAddr) {
-        self.offset(frame, PAGE_SIZE as usize);
-        self.frame_log.push(FrameEvent::Clean(frame));
-    }
-
-    fn publish_done(&mut self) {}
 }
 
 impl FakePlatform {
@@ -455,14 +480,14 @@ fn a_partition_that_does_not_fit_is_refused_in_words() {
 fn call(k: &mut K, p: usize, function: u32, args: &[u64]) -> ([u64; 4], Step) {
     let mut full = [0u64; 7];
     full[..args.len()].copy_from_slice(args);
-    k.current = p;
+    k.current = pid(p);
     {
-        let regs = k.regs_mut(p).unwrap();
+        let regs = k.regs_mut(pid(p)).unwrap();
         regs.x[0] = u64::from(function);
         regs.x[1..=args.len()].copy_from_slice(args);
     }
     let step = k.hypercall(function, full);
-    let regs = k.regs_mut(p).unwrap();
+    let regs = k.regs_mut(pid(p)).unwrap();
     ([regs.x[0], regs.x[1], regs.x[2], regs.x[3]], step)
 }
 
@@ -476,11 +501,12 @@ fn err(e: Error) -> Result<u64, Error> {
 }
 
 fn held(k: &K, p: usize) -> usize {
-    k.frames.count(Owner::Partition(k.partition(p).unwrap().id))
+    k.frames
+        .count(Owner::Partition(k.partition(pid(p)).unwrap().id))
 }
 
 fn owner_of(k: &K, p: usize) -> Owner {
-    Owner::Partition(k.partition(p).unwrap().id)
+    Owner::Partition(k.partition(pid(p)).unwrap().id)
 }
 
 fn free(k: &K) -> usize {
@@ -488,7 +514,7 @@ fn free(k: &K) -> usize {
 }
 
 fn state(k: &K, p: usize) -> State {
-    k.partition(p).unwrap().state
+    k.partition(pid(p)).unwrap().state
 }
 
 /// Reads `n` little-endian words of partition `p`'s memory at `ipa` through its stage 2.
@@ -496,7 +522,7 @@ fn read_words(k: &mut K, p: usize, ipa: u64, n: usize) -> Vec<u64> {
     (0..n)
         .map(|i| {
             let at = Ipa::new(ipa + i as u64 * 8);
-            let (pa, _) = k.translate(p, at).expect("buffer bound");
+            let (pa, _) = k.translate(pid(p), at).expect("buffer bound");
             k.platform.read_u64(pa)
         })
         .collect()
@@ -511,7 +537,7 @@ fn write_words(k: &mut K, p: usize, ipa: u64, words: &[u64]) {
 fn try_write_words(k: &mut K, p: usize, ipa: u64, words: &[u64]) -> bool {
     for (i, &word) in words.iter().enumerate() {
         let at = Ipa::new(ipa + i as u64 * 8);
-        let Some((pa, _)) = k.translate(p, at) else {
+        let Some((pa, _)) = k.translate(pid(p), at) else {
             return false;
         };
         k.platform.write_u64(pa, word);
@@ -551,7 +577,7 @@ fn junk(k: &mut K, frame: PhysAddr) {
 
 /// Partition `p`'s revocation page.
 fn revocation_page(k: &K, p: usize) -> exo_abi::revocation::Request {
-    let frame = k.partition(p).unwrap().kernel_pages.revocation;
+    let frame = k.partition(pid(p)).unwrap().kernel_pages.revocation;
     RequestReader::new(k.platform.frame(frame))
         .expect("revocation page magic")
         .request()
@@ -559,7 +585,7 @@ fn revocation_page(k: &K, p: usize) -> exo_abi::revocation::Request {
 
 /// Every entry ever appended to partition `p`'s repossession vector (still in the ring).
 fn vector(k: &K, p: usize) -> Vec<Repossession> {
-    let pages = k.partition(p).unwrap().kernel_pages.vector;
+    let pages = k.partition(pid(p)).unwrap().kernel_pages.vector;
     let mut bytes = vec![0u8; VECTOR_SIZE];
     for (i, frame) in pages.iter().enumerate() {
         let at = i * PAGE_SIZE as usize;
@@ -572,7 +598,7 @@ fn vector(k: &K, p: usize) -> Vec<Repossession> {
 /// Every stage-2 mapping of partition `p` (empty once it is torn down).
 fn mappings(k: &mut K, p: usize) -> Vec<Mapping> {
     let mut out = Vec::new();
-    k.with_stage2(p, |stage2, tables, _| {
+    k.with_stage2(pid(p), |stage2, tables, _| {
         stage2.for_each_mapping(tables, |m| out.push(m))
     });
     out
@@ -612,7 +638,7 @@ fn snapshot(k: &mut K, caller: usize) -> Snapshot {
     let mut partitions = Vec::new();
     for id in 0..k.count {
         let maps = mappings(k, id);
-        let p = k.partition(id).unwrap();
+        let p = k.partition(pid(id)).unwrap();
         let mut regs = p.regs;
         if id == caller {
             regs.x[..4].fill(0);
@@ -627,7 +653,7 @@ fn snapshot(k: &mut K, caller: usize) -> Snapshot {
         // it whenever it looks (a borrower's call can pass a lent slot on), which is no
         // change of state an erroring call made.
         let state = match p.state {
-            State::WaitingEvent if k.has_event(id) => State::Runnable,
+            State::WaitingEvent if k.has_event(pid(id)) => State::Runnable,
             other => other,
         };
         partitions.push(PartitionSnapshot {
@@ -730,21 +756,21 @@ fn only_the_owner_may_drive_an_interrupt() {
         k.platform.spi_log,
         vec![
             (40, SpiOp::Enable),
-            (40, SpiOp::Target(0)),
+            (40, SpiOp::Target(CoreId::BOOT)),
             (40, SpiOp::Raise)
         ]
     );
     // The physical interrupt reaches its owner, whoever runs.
-    k.current = 1;
+    k.current = pid(1);
     assert_eq!(k.interrupt(40), Step::Resume);
-    assert!(k.partition(0).unwrap().virq.queued.contains(40));
-    assert!(k.partition(1).unwrap().virq.queued.is_empty());
+    assert!(k.partition(pid(0)).unwrap().virq.queued.contains(40));
+    assert!(k.partition(pid(1)).unwrap().virq.queued.is_empty());
 }
 
 #[test]
 fn more_pending_than_list_registers_loses_none() {
     let mut k = interrupt_kernel();
-    k.current = 0;
+    k.current = pid(0);
     for intid in 40..48 {
         k.interrupt(intid);
     }
@@ -757,7 +783,7 @@ fn more_pending_than_list_registers_loses_none() {
         k.before_resume();
         let handled = k.platform.guest_handles_all();
         assert!(handled.len() <= FAKE_LIST_REGISTERS);
-        let queued = !k.partition(0).unwrap().virq.queued.is_empty();
+        let queued = !k.partition(pid(0)).unwrap().virq.queued.is_empty();
         assert_eq!(
             k.platform.underflow, queued,
             "maintenance interrupt iff more wait"
@@ -772,7 +798,7 @@ fn more_pending_than_list_registers_loses_none() {
     assert!(seen.iter().all(|i| i.hardware == (i.intid >= 32)));
     // The first four went straight into the list registers of the running partition;
     // four SPIs and the signal waited.
-    assert_eq!(k.partition(0).unwrap().virq.queue_high_water, 5);
+    assert_eq!(k.partition(pid(0)).unwrap().virq.queue_high_water, 5);
 }
 
 #[test]
@@ -780,32 +806,32 @@ fn waiting_for_an_event_sleeps_until_an_interrupt_or_the_timer() {
     let mut k = interrupt_kernel();
     // Nothing pending: p0 sleeps, p1 gets the CPU.
     let (_, step) = call(&mut k, 0, EXO_WAIT_EVENT, &[]);
-    assert_eq!(step, Step::Switch(1));
-    assert_eq!(k.partition(0).unwrap().state, State::WaitingEvent);
+    assert_eq!(step, Step::Switch(pid(1)));
+    assert_eq!(k.partition(pid(0)).unwrap().state, State::WaitingEvent);
     // p1 yields: p0 still has nothing, p1 keeps running.
     assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Resume);
     // p0's SPI fires while p1 runs: p0 runs at the next decision.
     k.interrupt(41);
-    assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Switch(0));
-    assert_eq!(k.regs_mut(0).unwrap().x[0], 0);
+    assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Switch(pid(0)));
+    assert_eq!(k.regs_mut(pid(0)).unwrap().x[0], 0);
     // Its virtual timer wakes it too, even while it is not loaded.
     k.platform.guest_handles_all();
     k.before_resume();
     k.platform.guest_handles_all();
-    k.platform.timers.insert(0, 500);
-    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(1));
+    k.platform.timers.insert(pid(0), 500);
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(pid(1)));
     assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Resume);
     k.platform.now.set(500);
-    assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Switch(0));
+    assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Switch(pid(0)));
     // Everyone waits; the CPU idles until p0's timer.
-    k.platform.timers.insert(0, 900);
-    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(1));
+    k.platform.timers.insert(pid(0), 900);
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(pid(1)));
     assert_eq!(
         call(&mut k, 1, EXO_WAIT_EVENT, &[]).1,
         Step::Idle(Some(900))
     );
     k.platform.now.set(900);
-    assert_eq!(k.schedule(), Step::Switch(0));
+    assert_eq!(k.schedule(), Step::Switch(pid(0)));
     // Nobody can ever wake: power off and report it.
     k.platform.timers.clear();
     assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::PowerOff);
@@ -825,7 +851,7 @@ fn an_ended_partition_gives_its_interrupts_back() {
         .map(|&(i, _)| i)
         .collect();
     assert_eq!(released, (40..48).collect::<Vec<_>>());
-    assert!(k.partition(0).unwrap().virq.queued.is_empty());
+    assert!(k.partition(pid(0)).unwrap().virq.queued.is_empty());
     // A late interrupt has nobody to go to: silenced, not delivered, no panic.
     k.platform.spi_log.clear();
     k.interrupt(42);
@@ -839,12 +865,12 @@ fn an_ended_partition_gives_its_interrupts_back() {
 #[test]
 fn an_ended_partitions_timer_wakes_nobody() {
     let mut k = interrupt_kernel();
-    k.platform.timers.insert(0, 100);
-    k.platform.timers.insert(1, 900);
-    assert_eq!(call(&mut k, 1, EXO_WAIT_EVENT, &[]).1, Step::Switch(0));
+    k.platform.timers.insert(pid(0), 100);
+    k.platform.timers.insert(pid(1), 900);
+    assert_eq!(call(&mut k, 1, EXO_WAIT_EVENT, &[]).1, Step::Switch(pid(0)));
     call(&mut k, 0, EXO_EXIT, &[0]);
     assert!(
-        !k.platform.timers.contains_key(&0),
+        !k.platform.timers.contains_key(&pid(0)),
         "the platform was not told the vCPU ended"
     );
     assert_eq!(k.schedule(), Step::Idle(Some(900)));
@@ -856,9 +882,9 @@ fn signals_become_virtual_interrupts_when_enabled() {
     let msg = u64::from(signal::MESSAGE);
     assert_eq!(result(&mut k, 0, EXO_IRQ_ENABLE, &[msg]), Ok(0));
     assert_eq!(result(&mut k, 0, EXO_RECEIVE, &[]), err(Error::NotRequired));
-    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(1));
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(pid(1)));
     assert_eq!(result(&mut k, 1, EXO_SEND, &[0, 0xFEED]), Ok(0));
-    assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Switch(0));
+    assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Switch(pid(0)));
     k.before_resume();
     let delivered = k.platform.guest_handles_all();
     assert_eq!(
@@ -872,9 +898,9 @@ fn signals_become_virtual_interrupts_when_enabled() {
     // A library OS with an upcall entry that has not taken the message yet still sleeps:
     // the signal was its news.
     assert_eq!(result(&mut k, 0, EXO_SET_UPCALL, &[0x4000_0100, 0]), Ok(0));
-    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(1));
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(pid(1)));
     assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Resume);
-    k.current = 0;
+    k.current = pid(0);
     assert_eq!(call(&mut k, 0, EXO_RECEIVE, &[]).0[..2], [1, 0xFEED]);
     assert_eq!(result(&mut k, 0, EXO_RECEIVE, &[]), err(Error::NotRequired));
 }
@@ -897,11 +923,11 @@ fn donation_runs_the_target_now_and_the_vector_decides_after() {
         result(&mut k, 0, EXO_DONATE, &[9]),
         err(Error::UnknownPartition)
     );
-    k.current = 0;
-    assert_eq!(call(&mut k, 0, EXO_DONATE, &[2]).1, Step::Switch(2));
-    assert_eq!(k.current(), 2);
+    k.current = pid(0);
+    assert_eq!(call(&mut k, 0, EXO_DONATE, &[2]).1, Step::Switch(pid(2)));
+    assert_eq!(k.current(), pid(2));
     // The slice still belongs to slot 0: the next slot is b's.
-    assert_eq!(k.preempt(), Step::Switch(1));
+    assert_eq!(k.preempt(), Step::Switch(pid(1)));
     // A target that cannot run is refused.
     call(&mut k, 2, EXO_WAIT_EVENT, &[]);
     assert_eq!(result(&mut k, 1, EXO_DONATE, &[2]), err(Error::Busy));
@@ -913,16 +939,16 @@ fn loads_partitions_with_kernel_pages() {
     for p in 0..2 {
         assert_eq!(held(&k, p), BOOT_PAGES as usize);
         assert_eq!(state(&k, p), State::Runnable);
-        let (pa, attrs) = k.translate(p, Ipa::new(0x4000_0000)).unwrap();
+        let (pa, attrs) = k.translate(pid(p), Ipa::new(0x4000_0000)).unwrap();
         assert_eq!(&k.platform.frame(pa)[..4], &[0x1f, 0x20, 0x03, 0xd5]);
         assert!(attrs.execute && !attrs.write);
-        let (_, attrs) = k.translate(p, Ipa::new(BUFFER)).unwrap();
+        let (_, attrs) = k.translate(pid(p), Ipa::new(BUFFER)).unwrap();
         assert!(attrs.write);
-        let (_, attrs) = k.translate(p, info::REVOCATION_PAGE_IPA).unwrap();
+        let (_, attrs) = k.translate(pid(p), info::REVOCATION_PAGE_IPA).unwrap();
         assert!(attrs.read && !attrs.write);
         assert_eq!(revocation_page(&k, p).state, RequestState::Idle);
         assert!(vector(&k, p).is_empty());
-        assert_eq!(k.regs_mut(p).unwrap().pc, 0x4000_0000);
+        assert_eq!(k.regs_mut(pid(p)).unwrap().pc, 0x4000_0000);
     }
     assert_eq!(
         result(&mut k, 0, EXO_MEM_INFO, &[]),
@@ -946,13 +972,13 @@ fn alloc_bind_unbind_free_round_trip() {
         assert!(is_zero(&k, f));
         let ipa = HEAP + i as u64 * PAGE_SIZE;
         assert_eq!(result(&mut k, 0, EXO_BIND, &[f.raw(), ipa, rw()]), Ok(0));
-        let (pa, attrs) = k.translate(0, Ipa::new(ipa + 8)).unwrap();
+        let (pa, attrs) = k.translate(pid(0), Ipa::new(ipa + 8)).unwrap();
         assert_eq!(pa, f.add(8));
         assert!(attrs.read && attrs.write && !attrs.execute);
         assert_eq!(k.bound.get(f), Some(Ipa::new(ipa)));
     }
     k.self_check().unwrap();
-    let vmid = k.partition(0).unwrap().vmid;
+    let vmid = k.partition(pid(0)).unwrap().vmid;
     for (i, &f) in frames.iter().enumerate() {
         let ipa = HEAP + i as u64 * PAGE_SIZE;
         junk(&mut k, f);
@@ -963,7 +989,7 @@ fn alloc_bind_unbind_free_round_trip() {
             vec![TlbEvent::Ipa(vmid, Ipa::new(ipa))],
             "unbind invalidates exactly that IPA"
         );
-        assert_eq!(k.translate(0, Ipa::new(ipa)), None);
+        assert_eq!(k.translate(pid(0), Ipa::new(ipa)), None);
         assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[f.raw()]), Ok(0));
         assert_eq!(k.frames.owner(f), Some(Owner::Free));
         assert!(is_zero(&k, f), "freed frames are scrubbed");
@@ -1015,7 +1041,7 @@ fn bind_errors_change_nothing() {
         ],
     );
     let f = alloc(&mut k, 0, 1)[0];
-    let b_frame = k.translate(1, Ipa::new(BUFFER)).unwrap().0;
+    let b_frame = k.translate(pid(1), Ipa::new(BUFFER)).unwrap().0;
     let table_frame = k.frames.owned_by(Owner::Kernel).last().unwrap();
     let a_frees = some_free(&k);
     let end = k.frames.end().raw();
@@ -1192,9 +1218,9 @@ fn cooperative_revocation() {
     assert_eq!(request.deadline, request.issued_at + ticks(1000));
     assert_eq!(result(&mut k, 0, EXO_REVOKE_ACK, &[]), Ok(10));
     // The upcall is delivered when A next runs.
-    k.current = 0;
+    k.current = pid(0);
     k.before_resume();
-    let regs = *k.regs_mut(0).unwrap();
+    let regs = *k.regs_mut(pid(0)).unwrap();
     assert_eq!(regs.pc, 0x4000_0800);
     assert_eq!(regs.x[0], upcall::REVOCATION);
     assert_eq!(regs.x[1], 1);
@@ -1216,7 +1242,7 @@ fn cooperative_revocation() {
     }
     assert_eq!(state(&k, 1), State::Runnable);
     assert_eq!(
-        k.regs_mut(1).unwrap().x[0],
+        k.regs_mut(pid(1)).unwrap().x[0],
         10,
         "B's call returns the count"
     );
@@ -1234,7 +1260,7 @@ fn cooperative_revocation() {
     assert_eq!(request.frames_owed, 0);
     assert_eq!(result(&mut k, 0, EXO_REVOKE_ACK, &[]), Ok(0));
     assert!(vector(&k, 0).is_empty(), "nothing was taken by force");
-    assert_eq!(k.partition(0).unwrap().aborts, 0);
+    assert_eq!(k.partition(pid(0)).unwrap().aborts, 0);
     k.self_check().unwrap();
 }
 
@@ -1263,7 +1289,7 @@ fn abort_takes_what_is_owed() {
     k.platform.now.set(ticks(1000) - 1);
     assert_eq!(result(&mut k, 0, EXO_MEM_INFO, &[]).map(|_| ()), Ok(()));
     assert_eq!(state(&k, 1), State::Blocked);
-    let vmid = k.partition(0).unwrap().vmid;
+    let vmid = k.partition(pid(0)).unwrap().vmid;
     k.platform.tlb.borrow_mut().clear();
     k.platform.now.set(ticks(1000));
     let a_before = held(&k, 0);
@@ -1280,20 +1306,20 @@ fn abort_takes_what_is_owed() {
         assert_eq!(e.ipa, Some(ipa));
         assert_eq!(e.reason, Reason::Aborted);
         assert_eq!(e.sequence, 1);
-        assert_eq!(k.translate(0, ipa), None, "A's binding is gone");
+        assert_eq!(k.translate(pid(0), ipa), None, "A's binding is gone");
         assert!(tlb.contains(&TlbEvent::Ipa(vmid, ipa)), "TLB invalidated");
         assert_eq!(k.frames.owner(f), Some(owner_of(&k, 1)));
     }
     assert_eq!(state(&k, 1), State::Runnable);
-    assert_eq!(k.regs_mut(1).unwrap().x[0], 10);
+    assert_eq!(k.regs_mut(pid(1)).unwrap().x[0], 10);
     let got: BTreeSet<u64> = read_words(&mut k, 1, BUFFER, 10).into_iter().collect();
     let taken: BTreeSet<u64> = entries.iter().map(|e| e.phys.raw()).collect();
     assert_eq!(got, taken);
     let request = revocation_page(&k, 0);
     assert_eq!(request.state, RequestState::Aborted);
-    assert_eq!(k.partition(0).unwrap().aborts, 1);
+    assert_eq!(k.partition(pid(0)).unwrap().aborts, 1);
     assert_eq!(state(&k, 0), State::Runnable, "one abort is allowed");
-    assert!(k.partition(0).unwrap().upcalls.repossession.is_some());
+    assert!(k.partition(pid(0)).unwrap().upcalls.repossession.is_some());
     k.self_check().unwrap();
 }
 
@@ -1302,20 +1328,20 @@ fn abort_beyond_the_limit_terminates() {
     let (mut k, _) = abort_scenario(0);
     k.platform.now.set(ticks(5000));
     let (_, step) = call(&mut k, 0, EXO_MEM_INFO, &[]);
-    assert_eq!(step, Step::Switch(1));
+    assert_eq!(step, Step::Switch(pid(1)));
     assert_eq!(
         state(&k, 0),
         State::Finished(Outcome::Terminated { aborts: 1 })
     );
     assert_eq!(held(&k, 0), 0);
-    assert!(k.partition(0).unwrap().stage2.is_none());
+    assert!(k.partition(pid(0)).unwrap().stage2.is_none());
     assert_eq!(state(&k, 1), State::Runnable);
-    assert_eq!(k.regs_mut(1).unwrap().x[0], 10);
-    let vmid = k.partition(0).unwrap().vmid;
+    assert_eq!(k.regs_mut(pid(1)).unwrap().x[0], 10);
+    let vmid = k.partition(pid(0)).unwrap().vmid;
     assert!(k.platform.tlb.borrow().contains(&TlbEvent::Vmid(vmid)));
     assert_eq!(
         k.frames.count(Owner::Kernel),
-        KERNEL_IMAGE_FRAMES + 6 + k.partition(1).unwrap().table_pool.reserved() as usize,
+        KERNEL_IMAGE_FRAMES + 6 + k.partition(pid(1)).unwrap().table_pool.reserved() as usize,
         "A's kernel pages and tables are back in the pool"
     );
     k.self_check().unwrap();
@@ -1326,9 +1352,9 @@ fn nobody_left_to_comply_aborts_at_once() {
     let (mut k, _) = abort_scenario(1);
     // A exits: its frames are reclaimed and B completes.
     let (_, step) = call(&mut k, 0, EXO_EXIT, &[0]);
-    assert_eq!(step, Step::Switch(1));
+    assert_eq!(step, Step::Switch(pid(1)));
     assert_eq!(state(&k, 1), State::Runnable);
-    assert_eq!(k.regs_mut(1).unwrap().x[0], 10);
+    assert_eq!(k.regs_mut(pid(1)).unwrap().x[0], 10);
     assert_eq!(held(&k, 0), 0);
     k.self_check().unwrap();
 }
@@ -1401,7 +1427,7 @@ fn grants() {
         result(&mut k, 1, EXO_BIND, &[f.raw(), HEAP, bind::READ]),
         Ok(0)
     );
-    let (pa, attrs) = k.translate(1, Ipa::new(HEAP)).unwrap();
+    let (pa, attrs) = k.translate(pid(1), Ipa::new(HEAP)).unwrap();
     assert_eq!(pa, f);
     assert!(attrs.read && !attrs.write);
     refused(
@@ -1424,10 +1450,10 @@ fn grants() {
     k.self_check().unwrap();
     assert_eq!(result(&mut k, 0, EXO_UNBIND, &[HEAP]), Ok(f.raw()));
     // Freeing the frame ends the grant and B's binding.
-    let vmid_b = k.partition(1).unwrap().vmid;
+    let vmid_b = k.partition(pid(1)).unwrap().vmid;
     k.platform.tlb.borrow_mut().clear();
     assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[f.raw()]), Ok(0));
-    assert_eq!(k.translate(1, Ipa::new(HEAP)), None);
+    assert_eq!(k.translate(pid(1), Ipa::new(HEAP)), None);
     assert!(
         k.platform
             .tlb
@@ -1466,7 +1492,7 @@ fn grants() {
         Error::UnknownPartition,
     );
     assert_eq!(result(&mut k, 0, EXO_GRANT_REVOKE, &[g.raw(), 1]), Ok(0));
-    assert_eq!(k.translate(1, Ipa::new(HEAP)), None);
+    assert_eq!(k.translate(pid(1), Ipa::new(HEAP)), None);
     refused(
         &mut k,
         0,
@@ -1510,7 +1536,7 @@ fn grants() {
     );
     call(&mut k, 0, EXO_EXIT, &[3]);
     assert_eq!(state(&k, 0), State::Finished(Outcome::Exited(3)));
-    assert_eq!(k.translate(1, Ipa::new(HEAP)), None);
+    assert_eq!(k.translate(pid(1), Ipa::new(HEAP)), None);
     assert_eq!(k.grants.iter().count(), 0);
     assert_eq!(vector(&k, 1).len(), 4);
     // Finished partitions cannot be granted to.
@@ -1559,23 +1585,23 @@ fn upcalls() {
         ),
         Ok(0)
     );
-    k.current = 0;
-    k.regs_mut(0).unwrap().pc = 0x4000_0040;
-    k.regs_mut(0).unwrap().x[7] = 77;
-    let before = *k.regs_mut(0).unwrap();
+    k.current = pid(0);
+    k.regs_mut(pid(0)).unwrap().pc = 0x4000_0040;
+    k.regs_mut(pid(0)).unwrap().x[7] = 77;
+    let before = *k.regs_mut(pid(0)).unwrap();
     let abort = Stage2Abort {
         ipa: Ipa::new(0x9000_0010),
         access: Access::Write,
         kind: FaultKind::Unbound,
     };
     assert_eq!(k.stage2_abort(abort), Step::Resume);
-    let regs = *k.regs_mut(0).unwrap();
+    let regs = *k.regs_mut(pid(0)).unwrap();
     assert_eq!(regs.pc, 0x4000_0100);
     assert_eq!(regs.x[..3], [upcall::FAULT, 0x9000_0010, 1]);
     // A second fault inside the upcall stops the partition... but first, return.
     let (_, step) = call(&mut k, 0, EXO_UPCALL_RETURN, &[1]);
     assert_eq!(step, Step::Resume);
-    let regs = *k.regs_mut(0).unwrap();
+    let regs = *k.regs_mut(pid(0)).unwrap();
     assert_eq!(regs.pc, 0x4000_0044);
     assert_eq!(
         regs.x, before.x,
@@ -1585,17 +1611,17 @@ fn upcalls() {
     // Retry without skipping.
     assert_eq!(k.stage2_abort(abort), Step::Resume);
     call(&mut k, 0, EXO_UPCALL_RETURN, &[0]);
-    assert_eq!(k.regs_mut(0).unwrap().pc, 0x4000_0044);
+    assert_eq!(k.regs_mut(pid(0)).unwrap().pc, 0x4000_0044);
     // A fault while in an upcall is fatal.
     assert_eq!(k.stage2_abort(abort), Step::Resume);
-    assert_eq!(k.stage2_abort(abort), Step::Switch(1));
+    assert_eq!(k.stage2_abort(abort), Step::Switch(pid(1)));
     assert!(matches!(
         state(&k, 0),
         State::Finished(Outcome::Stage2Fault { .. })
     ));
     // Without the flag (B), a fault stops the partition; permission faults always do.
     assert_eq!(result(&mut k, 1, EXO_SET_UPCALL, &[0x4000_0100, 0]), Ok(0));
-    k.current = 1;
+    k.current = pid(1);
     assert_eq!(k.stage2_abort(abort), Step::PowerOff);
     assert!(matches!(
         state(&k, 1),
@@ -1619,9 +1645,9 @@ fn repossession_upcall_is_delivered_after_revocation() {
         Ok(0)
     );
     assert_eq!(result(&mut k, 0, EXO_GRANT_REVOKE, &[f.raw(), 1]), Ok(0));
-    k.current = 1;
+    k.current = pid(1);
     k.before_resume();
-    let regs = *k.regs_mut(1).unwrap();
+    let regs = *k.regs_mut(pid(1)).unwrap();
     assert_eq!(regs.pc, 0x4000_0200);
     assert_eq!(regs.x[..2], [upcall::REPOSSESSION, 1]);
 }
@@ -1653,7 +1679,7 @@ fn blocked_claimant_whose_buffer_disappears() {
         let _ = result(&mut k, 0, EXO_FRAME_FREE, &[f.raw()]);
     }
     assert_eq!(state(&k, 1), State::Runnable);
-    let x0 = k.regs_mut(1).unwrap().x[0];
+    let x0 = k.regs_mut(pid(1)).unwrap().x[0];
     match Error::from_register(x0) {
         Ok(n) => {
             assert_eq!(n, 5);
@@ -1694,7 +1720,7 @@ fn reserved_frames_are_not_taken_by_name() {
         result(&mut k, 0, EXO_FRAME_FREE, &[borrowed[9].raw()]),
         Ok(0)
     );
-    let outstanding = (0..3).any(|p| k.partition(p).unwrap().revocation.is_some());
+    let outstanding = (0..3).any(|p| k.partition(pid(p)).unwrap().revocation.is_some());
     assert!(
         state(&k, 1) == State::Runnable || outstanding,
         "ALLOC_AT returned {got:?}; B waits for 10 frames with {} free and nobody asked to \
@@ -1724,7 +1750,7 @@ fn reserved_frames_are_not_taken_for_tables() {
         result(&mut k, 0, EXO_FRAME_FREE, &[borrowed[9].raw()]),
         Ok(0)
     );
-    let outstanding = (0..2).any(|p| k.partition(p).unwrap().revocation.is_some());
+    let outstanding = (0..2).any(|p| k.partition(pid(p)).unwrap().revocation.is_some());
     assert!(
         state(&k, 1) == State::Runnable || outstanding,
         "B waits for 10 frames with {} free and nobody asked to return any",
@@ -1856,7 +1882,7 @@ mod model {
     fn granted_to(k: &K, p: usize) -> Vec<(PhysAddr, Option<Ipa>)> {
         k.grants
             .iter()
-            .filter(|(_, g)| usize::from(g.grantee.index()) == p)
+            .filter(|(_, g)| g.grantee.index() == p)
             .map(|(_, g)| (g.frame, g.bound_at))
             .collect()
     }
@@ -1945,7 +1971,7 @@ mod model {
     }
 
     fn resolve_count(k: &K, p: usize, v: Pick) -> u64 {
-        let terms = k.partition(p).unwrap().terms;
+        let terms = k.partition(pid(p)).unwrap().terms;
         let room = terms.guaranteed.saturating_sub(held(k, p) as u64);
         match v.kind % 12 {
             10 | 11 if room > 0 => 1 + v.raw % room.min(512),
@@ -2007,7 +2033,7 @@ mod model {
             let since = &log[self.tlb_seen.min(log.len())..];
             for p in 0..3 {
                 let now = mappings(k, p);
-                let vmid = k.partition(p).unwrap().vmid;
+                let vmid = k.partition(pid(p)).unwrap().vmid;
                 for old in &self.mapped[p] {
                     if now.contains(old) {
                         continue;
@@ -2071,13 +2097,15 @@ mod model {
             };
             // Deadlines are checked on every trap; do it first so the call itself can be
             // checked for "an error changes nothing".
-            self.k.current = p;
-            let due = (0..3).any(|q| self.k.partition(q).unwrap().revocation.is_some());
-            let aborts: u32 = (0..3).map(|q| self.k.partition(q).unwrap().aborts).sum();
+            self.k.current = pid(p);
+            let due = (0..3).any(|q| self.k.partition(pid(q)).unwrap().revocation.is_some());
+            let aborts: u32 = (0..3)
+                .map(|q| self.k.partition(pid(q)).unwrap().aborts)
+                .sum();
             let terminated = self.k.check_deadlines();
             if aborts
                 != (0..3)
-                    .map(|q| self.k.partition(q).unwrap().aborts)
+                    .map(|q| self.k.partition(pid(q)).unwrap().aborts)
                     .sum::<u32>()
             {
                 count("abort at a deadline".into());
@@ -2094,7 +2122,7 @@ mod model {
             if state(&self.k, p) != State::Runnable {
                 return Ok(true);
             }
-            self.k.current = p;
+            self.k.current = pid(p);
             self.k.before_resume();
             let k = &mut self.k;
             let (function, args): (u32, Vec<u64>) = match kind {
@@ -2299,7 +2327,7 @@ mod model {
             let k = &mut self.k;
             let before = snapshot(k, p);
             let held_before = held(k, p);
-            let terms = k.partition(p).unwrap().terms;
+            let terms = k.partition(pid(p)).unwrap().terms;
             let grants_before: Vec<Grant> = k.grants.iter().map(|(_, g)| *g).collect();
             let mappings_before = mappings(k, p);
             let owner = owner_of(k, p);
@@ -2324,7 +2352,7 @@ mod model {
                         state(k, q)
                     ));
                 }
-                let aborts = k.partition(q).unwrap().aborts;
+                let aborts = k.partition(pid(q)).unwrap().aborts;
                 if aborts != before.partitions[q].aborts {
                     count("abort".into());
                 }
@@ -2336,7 +2364,7 @@ mod model {
             // aborted at once and may wake with an error (its buffer went with an aborted
             // partition's grant): the error then follows real changes.
             let aborted_inside =
-                (0..3).any(|q| k.partition(q).unwrap().aborts != before.partitions[q].aborts);
+                (0..3).any(|q| k.partition(pid(q)).unwrap().aborts != before.partitions[q].aborts);
             if returned {
                 let x0 = regs[0];
                 if (x0 as i64) < 0 && aborted_inside {
@@ -2345,6 +2373,9 @@ mod model {
                     let code = Error::ALL.iter().find(|e| e.to_register() == x0);
                     prop_assert!(code.is_some(), "unknown error code {:#x}", x0);
                     let after = snapshot(k, p);
+                    if before != after {
+                        std::eprintln!("DEBUGDIFF before={before:#?}\nDEBUGDIFF after={after:#?}");
+                    }
                     prop_assert!(
                         before == after,
                         "call {:#x} {:#x?} failed with {:?} but changed the state",
@@ -2405,13 +2436,13 @@ mod model {
                                 before.owners[i] == Some(owner) && before.bound[i].is_none();
                             let granted = grants_before.iter().any(|g| {
                                 g.frame == f
-                                    && usize::from(g.grantee.index()) == p
+                                    && g.grantee.index() == p
                                     && g.bound_at.is_none()
                                     && args[2] & !g.rights.to_register() == 0
                             });
                             prop_assert!(held_it || granted, "bind without authority");
                             prop_assert!(!mappings_before.iter().any(|m| m.ipa == ipa));
-                            let (pa, attrs) = k.translate(p, ipa).unwrap();
+                            let (pa, attrs) = k.translate(pid(p), ipa).unwrap();
                             prop_assert_eq!(pa, f);
                             prop_assert_eq!(attrs.rights().to_register(), args[2]);
                         }
@@ -2420,7 +2451,7 @@ mod model {
                             let m = mappings_before.iter().find(|m| m.ipa == ipa);
                             prop_assert!(m.is_some_and(|m| m.phys.raw() == x0));
                             prop_assert!(ipa < KERNEL_WINDOW_START || ipa >= KERNEL_WINDOW_END);
-                            prop_assert_eq!(k.translate(p, ipa), None);
+                            prop_assert_eq!(k.translate(pid(p), ipa), None);
                         }
                         EXO_GRANT => {
                             let i = ((args[0] - RAM_BASE) / PAGE_SIZE) as usize;
@@ -2431,12 +2462,20 @@ mod model {
                             prop_assert_eq!(x0, held_before as u64);
                         }
                         EXO_REVOKE_ACK => {
-                            let owed = k.partition(p).unwrap().revocation.map_or(0, |r| r.owed);
+                            let owed = k
+                                .partition(pid(p))
+                                .unwrap()
+                                .revocation
+                                .map_or(0, |r| r.owed);
                             prop_assert_eq!(x0, owed);
                         }
                         EXO_FRAME_RELEASE => {
                             prop_assert_eq!(x0, args[1]);
-                            let owed = k.partition(p).unwrap().revocation.map_or(0, |r| r.owed);
+                            let owed = k
+                                .partition(pid(p))
+                                .unwrap()
+                                .revocation
+                                .map_or(0, |r| r.owed);
                             prop_assert_eq!(regs[1], owed);
                             let named = read_words(k, p, args[0], args[1] as usize);
                             let distinct: BTreeSet<u64> = named.iter().copied().collect();
@@ -2501,10 +2540,10 @@ mod model {
             // Interrupts: a partition only ever has its own queued, and one that ended owns
             // and waits for none.
             for p in 0..3 {
-                let partition = k.partition(p).unwrap();
+                let partition = k.partition(pid(p)).unwrap();
                 for intid in partition.virq.queued.iter() {
                     prop_assert!(
-                        k.irqs.ownership(p, intid).is_some(),
+                        k.irqs.ownership(pid(p), intid).is_some(),
                         "p{} has interrupt {} queued that it does not own",
                         p,
                         intid
@@ -2512,7 +2551,7 @@ mod model {
                 }
                 if matches!(partition.state, State::Finished(_)) {
                     prop_assert!(partition.virq.queued.is_empty());
-                    prop_assert_eq!(k.irqs.owned_by(p).count(), 0);
+                    prop_assert_eq!(k.irqs.owned_by(pid(p)).count(), 0);
                 }
             }
             // Conservation.
@@ -2530,9 +2569,9 @@ mod model {
                 prop_assert!(live || maps.is_empty(), "finished partition keeps mappings");
                 prop_assert!(live || held(k, p) == 0);
                 let owner = owner_of(k, p);
-                let terms = k.partition(p).unwrap().terms;
+                let terms = k.partition(pid(p)).unwrap().terms;
                 prop_assert!(held(k, p) as u64 <= terms.guaranteed + terms.borrow_limit);
-                let pages = k.partition(p).unwrap().kernel_pages;
+                let pages = k.partition(pid(p)).unwrap().kernel_pages;
                 for m in maps {
                     prop_assert_eq!(m.size, PAGE_SIZE);
                     if m.ipa >= KERNEL_WINDOW_START && m.ipa < KERNEL_WINDOW_END {
@@ -2544,7 +2583,7 @@ mod model {
                         k.frames.owner(m.phys) == Some(owner) && k.bound.get(m.phys) == Some(m.ipa);
                     let granted = k.grants.iter().any(|(_, g)| {
                         g.frame == m.phys
-                            && usize::from(g.grantee.index()) == p
+                            && g.grantee.index() == p
                             && g.bound_at == Some(m.ipa)
                             && g.rights.contains(m.attrs.rights())
                     });
@@ -2562,10 +2601,7 @@ mod model {
             for (_, g) in k.grants.iter() {
                 let owner = Owner::Partition(g.owner);
                 prop_assert_eq!(k.frames.owner(g.frame), Some(owner));
-                prop_assert!(!matches!(
-                    state(k, g.grantee.index().into()),
-                    State::Finished(_)
-                ));
+                prop_assert!(!matches!(state(k, g.grantee.index()), State::Finished(_)));
             }
             // Frames that changed hands were scrubbed: zeroed, then cleaned to the point of
             // coherency, before anything mapped them.
@@ -2597,8 +2633,8 @@ mod model {
                 match state(k, p) {
                     State::Blocked => {
                         let anyone_owes =
-                            (0..3).any(|q| k.partition(q).unwrap().revocation.is_some());
-                        let pending = k.partition(p).unwrap().pending_alloc;
+                            (0..3).any(|q| k.partition(pid(q)).unwrap().revocation.is_some());
+                        let pending = k.partition(pid(p)).unwrap().pending_alloc;
                         prop_assert!(pending.is_some(), "blocked without a pending allocation");
                         let pending = pending.map_or(0, |a| a.count);
                         if !anyone_owes && (free(k) as u64) < pending {
@@ -2617,7 +2653,7 @@ mod model {
                     State::Waiting | State::Calling { .. } | State::WaitingEvent => {}
                     State::Runnable => {
                         self.blocked[p] = None;
-                        let x0 = k.regs_mut(p).unwrap().x[0];
+                        let x0 = k.regs_mut(pid(p)).unwrap().x[0];
                         if x0 == count {
                             prop_assert_eq!(held(k, p), held_then + count as usize);
                             let words = read_words(k, p, buffer, count as usize);
@@ -2681,8 +2717,8 @@ mod model {
 
 /// Issues `function` from `p` with x1..x8 = `regs` (EXO_CALL carries eight registers).
 fn ipc(k: &mut K, p: usize, function: u32, regs: &[u64]) -> Step {
-    k.current = p;
-    let r = k.regs_mut(p).unwrap();
+    k.current = pid(p);
+    let r = k.regs_mut(pid(p)).unwrap();
     r.x[0] = u64::from(function);
     r.x[1..=regs.len()].copy_from_slice(regs);
     let mut args = [0; 7];
@@ -2699,27 +2735,27 @@ fn talkers() -> K {
 #[test]
 fn a_call_passes_the_cpu_and_seven_words_each_way() {
     let mut k = talkers();
-    assert_eq!(ipc(&mut k, 1, EXO_WAIT, &[]), Step::Switch(0));
+    assert_eq!(ipc(&mut k, 1, EXO_WAIT, &[]), Step::Switch(pid(0)));
     assert_eq!(state(&k, 1), State::Waiting);
     let words = [11, 12, 13, 14, 15, 16, 17];
     let mut regs = vec![1];
     regs.extend_from_slice(&words);
     assert_eq!(
         ipc(&mut k, 0, EXO_CALL, &regs),
-        Step::Switch(1),
+        Step::Switch(pid(1)),
         "direct transfer"
     );
-    assert_eq!(k.current, 1);
-    let b = k.regs_mut(1).unwrap().x;
+    assert_eq!(k.current, pid(1));
+    let b = k.regs_mut(pid(1)).unwrap().x;
     assert_eq!(b[0], 0, "x0 = the caller's id");
     assert_eq!(&b[1..8], &words);
     let reply = [21, 22, 23, 24, 25, 26, 27];
     assert_eq!(
         ipc(&mut k, 1, EXO_REPLY_WAIT, &reply),
-        Step::Switch(0),
+        Step::Switch(pid(0)),
         "straight back"
     );
-    let a = k.regs_mut(0).unwrap().x;
+    let a = k.regs_mut(pid(0)).unwrap().x;
     assert_eq!(a[0], 0);
     assert_eq!(&a[1..8], &reply);
     assert_eq!(state(&k, 0), State::Runnable);
@@ -2731,11 +2767,11 @@ fn a_call_passes_the_cpu_and_seven_words_each_way() {
 fn a_call_before_the_callee_waits_is_queued() {
     let mut k = talkers();
     let step = ipc(&mut k, 0, EXO_CALL, &[1, 5, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(step, Step::Switch(1));
+    assert_eq!(step, Step::Switch(pid(1)));
     assert_eq!(
         state(&k, 0),
         State::Calling {
-            callee: 1,
+            callee: pid(1),
             accepted: false
         }
     );
@@ -2744,11 +2780,11 @@ fn a_call_before_the_callee_waits_is_queued() {
         Step::Resume,
         "the queued call is taken at once"
     );
-    assert_eq!(k.regs_mut(1).unwrap().x[1], 5);
+    assert_eq!(k.regs_mut(pid(1)).unwrap().x[1], 5);
     assert_eq!(
         state(&k, 0),
         State::Calling {
-            callee: 1,
+            callee: pid(1),
             accepted: true
         }
     );
@@ -2759,17 +2795,17 @@ fn calls_are_checked_against_the_configuration() {
     let mut k = talkers();
     assert_eq!(ipc(&mut k, 1, EXO_CALL, &[0]), Step::Resume);
     assert_eq!(
-        Error::from_register(k.regs_mut(1).unwrap().x[0]),
+        Error::from_register(k.regs_mut(pid(1)).unwrap().x[0]),
         Err(Error::Denied)
     );
     assert_eq!(ipc(&mut k, 0, EXO_CALL, &[0]), Step::Resume);
     assert_eq!(
-        Error::from_register(k.regs_mut(0).unwrap().x[0]),
+        Error::from_register(k.regs_mut(pid(0)).unwrap().x[0]),
         Err(Error::UnknownPartition)
     );
     assert_eq!(ipc(&mut k, 0, EXO_CALL, &[9]), Step::Resume);
     assert_eq!(
-        Error::from_register(k.regs_mut(0).unwrap().x[0]),
+        Error::from_register(k.regs_mut(pid(0)).unwrap().x[0]),
         Err(Error::UnknownPartition)
     );
     assert_eq!(
@@ -2785,11 +2821,11 @@ fn a_callee_that_dies_fails_the_call() {
     let mut k = talkers();
     ipc(&mut k, 1, EXO_WAIT, &[]);
     ipc(&mut k, 0, EXO_CALL, &[1, 0, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(k.current, 1);
+    assert_eq!(k.current, pid(1));
     let step = ipc(&mut k, 1, EXO_EXIT, &[3]);
-    assert_eq!(step, Step::Switch(0));
+    assert_eq!(step, Step::Switch(pid(0)));
     assert_eq!(
-        Error::from_register(k.regs_mut(0).unwrap().x[0]),
+        Error::from_register(k.regs_mut(pid(0)).unwrap().x[0]),
         Err(Error::UnknownPartition)
     );
     assert_eq!(state(&k, 0), State::Runnable);
@@ -2805,9 +2841,9 @@ fn a_message_arrives_as_an_upcall() {
         err(Error::Busy),
         "one undelivered message"
     );
-    k.current = 1;
+    k.current = pid(1);
     k.before_resume();
-    let b = k.regs_mut(1).unwrap();
+    let b = k.regs_mut(pid(1)).unwrap();
     assert_eq!(b.pc, 0x4000_0100);
     assert_eq!(&b.x[0..3], &[upcall::MESSAGE, 0, 77]);
 }

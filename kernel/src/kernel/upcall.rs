@@ -3,13 +3,19 @@
 //! signal: the interrupted context is saved whole and restored by `EXO_UPCALL_RETURN`.
 
 use super::{Kernel, Platform, Stage2Abort};
+use crate::mem::frame_table::PartitionId;
 use crate::partition::{Access, State};
 use exo_abi::call::{signal, upcall};
 use exo_abi::{Error, Ipa, UpcallFlags};
 
 impl<P: Platform> Kernel<'_, P> {
     /// `EXO_SET_UPCALL`.
-    pub(super) fn set_upcall(&mut self, id: usize, entry: Ipa, flags: u64) -> Result<(), Error> {
+    pub(super) fn set_upcall(
+        &mut self,
+        id: PartitionId,
+        entry: Ipa,
+        flags: u64,
+    ) -> Result<(), Error> {
         let flags = UpcallFlags::from_bits(flags).ok_or(Error::InvalidParameter)?;
         if !super::in_ipa_space(entry) || !entry.raw().is_multiple_of(4) {
             return Err(Error::IpaOutOfRange);
@@ -21,7 +27,7 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// `EXO_UPCALL_RETURN`: restores the interrupted context.
-    pub(super) fn upcall_return(&mut self, id: usize, skip: bool) -> Result<(), Error> {
+    pub(super) fn upcall_return(&mut self, id: PartitionId, skip: bool) -> Result<(), Error> {
         let p = self.partition_mut(id).ok_or(Error::UnknownPartition)?;
         let mut saved = p.upcalls.saved.take().ok_or(Error::Denied)?;
         if skip {
@@ -33,7 +39,7 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// Enters partition `id`'s upcall with `reason` and `values` in x0..x3, saving the
     /// interrupted context. The caller checked that it can take one.
-    fn enter_upcall(&mut self, id: usize, reason: u64, values: [u64; 3]) {
+    fn enter_upcall(&mut self, id: PartitionId, reason: u64, values: [u64; 3]) {
         let pstate = self.platform.initial_pstate();
         let Some(p) = self.partition_mut(id) else {
             return;
@@ -48,7 +54,7 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// Reflects a fault on an unbound IPA to partition `id`, if it registered for that and
     /// is not in an upcall already. Returns whether it did.
-    pub(super) fn reflect_fault(&mut self, id: usize, abort: Stage2Abort) -> bool {
+    pub(super) fn reflect_fault(&mut self, id: PartitionId, abort: Stage2Abort) -> bool {
         let Some(p) = self.partition(id) else {
             return false;
         };
@@ -66,7 +72,7 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// Delivers one pending upcall to partition `id` if it has an entry point, is runnable
     /// and is not already in an upcall.
-    pub(super) fn deliver_upcall(&mut self, id: usize) {
+    pub(super) fn deliver_upcall(&mut self, id: PartitionId) {
         let Some(p) = self.partition_mut(id) else {
             return;
         };
@@ -96,7 +102,9 @@ impl<P: Platform> Kernel<'_, P> {
             ),
             _ => (
                 upcall::MESSAGE,
-                p.message.take().map(|(from, word)| [from as u64, word, 0]),
+                p.message
+                    .take()
+                    .map(|(from, word)| [from.to_register(), word, 0]),
             ),
         };
         if let Some(values) = values {

@@ -13,28 +13,70 @@
 //!
 //! Storage is supplied by the caller (one `u16` per frame), so the kernel can carve it out of
 //! RAM at boot without an allocator and then [`FrameTable::reserve`] that storage for itself.
+//!
+//! **Holes.** The table covers one address range, from the lowest RAM bank's start to the
+//! highest's end, so that finding a frame's entry stays one subtraction. The frames between
+//! banks (the Raspberry Pi's VideoCore memory and its peripherals below 4 GiB) are marked as
+//! holes at boot ([`FrameTable::exclude`]): a hole is no RAM to every method (as an address
+//! past the end is), it has no owner, is never allocated, and is in no count.
 
 use exo_abi::package::MAX_PARTITIONS;
 use exo_abi::{Error, PAGE_SIZE, PhysAddr};
 
 /// Identifies a partition: its index in the system configuration, below
-/// [`MAX_PARTITIONS`].
+/// [`MAX_PARTITIONS`]. The kernel names partitions by it everywhere (frame owners, grants,
+/// the scheduler, the platform's vCPUs); conversions from and to numbers are the named
+/// functions below.
+///
+/// Held as a `usize`, the width it indexes with: a narrower one costs a zero-extension
+/// wherever an id passed in a register indexes a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PartitionId(u16);
+pub struct PartitionId(usize);
 
 impl PartitionId {
+    /// The first partition of the configuration (index 0).
+    pub const FIRST: Self = Self(0);
+
     /// The partition with index `index`, or `None` if `index >= MAX_PARTITIONS`.
     pub const fn new(index: u16) -> Option<Self> {
         if (index as usize) < MAX_PARTITIONS {
-            Some(Self(index))
+            Some(Self(index as usize))
         } else {
             None
         }
     }
 
-    /// The partition's index, below [`MAX_PARTITIONS`].
-    pub const fn index(self) -> u16 {
+    /// The partition a hypercall argument names by index, or `None` if no partition can
+    /// have that index.
+    pub const fn from_register(raw: u64) -> Option<Self> {
+        if raw < MAX_PARTITIONS as u64 {
+            Some(Self(raw as usize))
+        } else {
+            None
+        }
+    }
+
+    /// The first `count` partitions (at most [`MAX_PARTITIONS`]), in index order.
+    pub fn first(count: usize) -> impl Iterator<Item = Self> + Clone {
+        (0..count.min(MAX_PARTITIONS)).map(Self)
+    }
+
+    /// The partition's index, below [`MAX_PARTITIONS`]: its position in per-partition
+    /// tables.
+    pub const fn index(self) -> usize {
         self.0
+    }
+
+    /// The partition's index as a hypercall result register.
+    pub const fn to_register(self) -> u64 {
+        self.0 as u64
+    }
+}
+
+impl core::fmt::Display for PartitionId {
+    /// The index, as logs and errors have always printed it.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.0)
     }
 }
 
@@ -52,13 +94,16 @@ pub enum Owner {
 /// Number of distinct owners: free, kernel and every partition.
 const OWNER_SLOTS: usize = 2 + MAX_PARTITIONS;
 
+/// The entry of a frame that is no RAM (a hole between banks): no [`Owner::encode`] value.
+const HOLE: u16 = u16::MAX;
+
 impl Owner {
     /// The private per-frame encoding; also the index of the owner's counter.
     const fn encode(self) -> u16 {
         match self {
             Owner::Free => 0,
             Owner::Kernel => 1,
-            Owner::Partition(id) => 2 + id.0,
+            Owner::Partition(id) => 2 + id.0 as u16,
         }
     }
 
@@ -68,7 +113,7 @@ impl Owner {
         match entry {
             0 => Owner::Free,
             1 => Owner::Kernel,
-            n => Owner::Partition(PartitionId(n - 2)),
+            n => Owner::Partition(PartitionId(n as usize - 2)),
         }
     }
 }
@@ -125,6 +170,8 @@ pub struct FrameTable<'a> {
     counts: [usize; OWNER_SLOTS],
     /// Where the next-fit search for a free frame starts.
     cursor: usize,
+    /// Number of entries that are [`HOLE`]s.
+    holes: usize,
 }
 
 impl<'a> FrameTable<'a> {
@@ -155,7 +202,47 @@ impl<'a> FrameTable<'a> {
             entries: storage,
             counts,
             cursor: 0,
+            holes: 0,
         }
+    }
+
+    /// Boot-time removal of the byte range `[start, end)`, rounded outward to whole frames,
+    /// from the RAM the table manages: a hole between memory banks. Its frames become no RAM
+    /// ([`FrameTable::contains`] is false for them) and leave every count.
+    ///
+    /// All or nothing: every frame in the range must be inside the table and free (or
+    /// already a hole). An empty range succeeds.
+    pub fn exclude(&mut self, start: PhysAddr, end: PhysAddr) -> Result<(), FrameError> {
+        let Some(range) = self.frames_of(start, end)? else {
+            return Ok(());
+        };
+        if let Some(busy) = self.entries[range.clone()]
+            .iter()
+            .find(|entry| **entry != Owner::Free.encode() && **entry != HOLE)
+        {
+            return Err(FrameError::NotOwner {
+                actual: Owner::decode(*busy),
+            });
+        }
+        for i in range {
+            if self.entries[i] != HOLE {
+                self.counts[Owner::Free.encode() as usize] -= 1;
+                self.entries[i] = HOLE;
+                self.holes += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of entries in the table, RAM or hole: the span from [`FrameTable::base`] to
+    /// [`FrameTable::end`] in frames.
+    pub fn span_frames(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Number of frames in holes between banks ([`FrameTable::exclude`]).
+    pub fn hole_count(&self) -> usize {
+        self.holes
     }
 
     /// Physical address of the first frame.
@@ -168,14 +255,14 @@ impl<'a> FrameTable<'a> {
         self.base.add(self.entries.len() as u64 * PAGE_SIZE)
     }
 
-    /// Number of frames covered.
+    /// Number of frames of RAM covered (holes are not RAM): what the counts add up to.
     pub fn frame_count(&self) -> usize {
-        self.entries.len()
+        self.entries.len() - self.holes
     }
 
-    /// Whether `pa` (any byte address) lies in the covered RAM.
+    /// Whether `pa` (any byte address) lies in the covered RAM, not in a hole.
     pub fn contains(&self, pa: PhysAddr) -> bool {
-        self.base <= pa && pa < self.end()
+        self.base <= pa && pa < self.end() && self.entries[self.frame_index(pa)] != HOLE
     }
 
     /// The owner of the frame at `pa`, or `None` if `pa` is not a frame-aligned RAM address.
@@ -222,15 +309,12 @@ impl<'a> FrameTable<'a> {
         end: PhysAddr,
         owner: Owner,
     ) -> Result<(), FrameError> {
-        if end <= start {
+        let Some(range) = self.frames_of(start, end)? else {
             return Ok(());
-        }
-        let first = start.page_base();
-        let last = PhysAddr::new(end.raw() - 1).page_base();
-        if !self.contains(first) || !self.contains(last) {
+        };
+        if self.entries[range.clone()].contains(&HOLE) {
             return Err(FrameError::NotRam);
         }
-        let range = self.frame_index(first)..=self.frame_index(last);
         if let Some(busy) = self.entries[range.clone()]
             .iter()
             .find(|entry| **entry != Owner::Free.encode())
@@ -292,6 +376,25 @@ impl<'a> FrameTable<'a> {
         if let Ok(i) = self.index(pa.page_base()) {
             self.cursor = i;
         }
+    }
+
+    /// Indices of the frames holding the bytes `[start, end)`, `None` if it is empty; refused
+    /// unless both ends are inside the table (holes included).
+    fn frames_of(
+        &self,
+        start: PhysAddr,
+        end: PhysAddr,
+    ) -> Result<Option<core::ops::RangeInclusive<usize>>, FrameError> {
+        if end <= start {
+            return Ok(None);
+        }
+        let first = start.page_base();
+        let last = PhysAddr::new(end.raw() - 1).page_base();
+        let inside = |pa: PhysAddr| self.base <= pa && pa < self.end();
+        if !inside(first) || !inside(last) {
+            return Err(FrameError::NotRam);
+        }
+        Ok(Some(self.frame_index(first)..=self.frame_index(last)))
     }
 
     /// Index of the frame at `pa`, checking it is aligned RAM.
@@ -518,6 +621,49 @@ mod tests {
         assert_eq!(table.count(last), 1);
     }
 
+    #[test]
+    fn holes_are_no_ram_and_never_handed_out() {
+        let mut storage = [0; FRAMES];
+        let mut table = FrameTable::new(PhysAddr::new(BASE), &mut storage);
+        // A hole of frames 6 and 7, given with unaligned ends.
+        table.exclude(pa(6).add(8), pa(7).add(1)).unwrap();
+        assert_eq!(table.frame_count(), FRAMES - 2);
+        assert_eq!((table.span_frames(), table.hole_count()), (FRAMES, 2));
+        assert_eq!(table.count(Owner::Free), FRAMES - 2);
+        assert_eq!((table.owner(pa(6)), table.contains(pa(7))), (None, false));
+        assert!(table.contains(pa(5)) && table.contains(pa(8)));
+        assert_eq!(
+            table.alloc_specific(pa(6), part(0)),
+            Err(FrameError::NotRam)
+        );
+        assert_eq!(
+            table.reserve(pa(5), pa(9), Owner::Kernel),
+            Err(FrameError::NotRam)
+        );
+        assert_eq!(table.owner(pa(5)), Some(Owner::Free), "all or nothing");
+        // Every frame handed out is RAM; then the table is exhausted.
+        let given: Vec<PhysAddr> = (0..FRAMES - 2)
+            .map(|_| table.alloc(part(1)).unwrap())
+            .collect();
+        assert!(
+            !given.contains(&pa(6)) && !given.contains(&pa(7)),
+            "{given:?}"
+        );
+        assert_eq!(table.alloc(part(1)), Err(FrameError::Exhausted));
+        assert_eq!(table.owned_by(part(1)).count(), FRAMES - 2);
+        // A held frame cannot become a hole; excluding a hole again changes nothing.
+        assert_eq!(
+            table.exclude(pa(5), pa(6)),
+            Err(FrameError::NotOwner { actual: part(1) })
+        );
+        table.exclude(pa(6), pa(8)).unwrap();
+        assert_eq!(table.hole_count(), 2);
+        assert_eq!(
+            table.exclude(pa(FRAMES), pa(FRAMES + 1)),
+            Err(FrameError::NotRam)
+        );
+    }
+
     /// One step of the model test.
     #[derive(Clone, Debug)]
     enum Op {
@@ -573,7 +719,10 @@ mod tests {
         fn matches_a_simple_model(ops in proptest::collection::vec(op(), 1..200)) {
             let mut storage = [0u16; FRAMES];
             let mut table = FrameTable::new(PhysAddr::new(BASE), &mut storage);
-            let mut model: HashMap<usize, Owner> = (0..FRAMES).map(|f| (f, Owner::Free)).collect();
+            // Frames 6 and 7 are a hole between two banks: no RAM to the model.
+            table.exclude(pa(6), pa(8)).unwrap();
+            let mut model: HashMap<usize, Owner> =
+                (0..FRAMES).filter(|f| !(6..8).contains(f)).map(|f| (f, Owner::Free)).collect();
             for op in ops {
                 match op {
                     Op::Alloc(to) => {
@@ -633,7 +782,7 @@ mod tests {
 
                 // Single ownership: the table agrees with the model frame by frame.
                 for f in 0..FRAMES {
-                    prop_assert_eq!(table.owner(pa(f)), Some(model[&f]));
+                    prop_assert_eq!(table.owner(pa(f)), model.get(&f).copied());
                 }
                 // Conservation and counters agree with iteration.
                 let mut owners = vec![Owner::Free, Owner::Kernel, part((MAX_PARTITIONS - 1) as u16)];

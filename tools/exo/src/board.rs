@@ -94,6 +94,13 @@ pub struct Board {
     pub kernel_ram_bytes: Option<u64>,
     /// Physical address at which RAM starts (page aligned).
     pub ram_base: u64,
+    /// The address span the kernel's banks cover, holes included, from which its frame
+    /// metadata is sized: the board's RAM size (the one `[system] memory` picks).
+    pub span_bytes: u64,
+    /// The board's RAM sizes and the RAM the kernel manages on each (`[ram_sizes]`, the Pi
+    /// 4's banks as its firmware writes them), ascending: what `[system] memory` may pick on
+    /// a board with [`Board::fixed_ram`].
+    pub ram_sizes: Vec<(u64, u64)>,
     /// Most cores the board may run (`cores`, 1..=[`MAX_CORES`]).
     pub max_cores: u32,
     /// The machine always has [`Board::max_cores`] cores: a configuration may not change it,
@@ -196,6 +203,8 @@ struct RawBoard {
     #[serde(default)]
     fixed_ram: bool,
     kernel_ram: Option<Spanned<SizeValue>>,
+    #[serde(default)]
+    ram_sizes: BTreeMap<String, Spanned<SizeValue>>,
     ram_base: Spanned<i64>,
     cores: Option<Spanned<i64>>,
     #[serde(default)]
@@ -309,6 +318,7 @@ impl Board {
                 format!("RAM at {ram_base:#x} of {} wraps", Bytes(ram_bytes)),
             ));
         }
+        let ram_sizes = parse_ram_sizes(&raw.ram_sizes).map_err(|(at, m)| error(at, m))?;
         let gic = parse_gic(raw.gic.get_ref()).map_err(|(at, m)| error(at, m))?;
         let max_cores = match &raw.cores {
             Some(key) => u32::try_from(*key.get_ref())
@@ -345,6 +355,8 @@ impl Board {
             fixed_ram: raw.fixed_ram,
             kernel_ram_bytes,
             ram_base,
+            span_bytes: ram_bytes,
+            ram_sizes,
             max_cores,
             fixed_cores: raw.fixed_cores,
             cores: if raw.fixed_cores { max_cores } else { 1 },
@@ -358,16 +370,28 @@ impl Board {
     }
 
     /// RAM the kernel manages: [`Board::ram_bytes`], or the board's `kernel_ram` when it
-    /// says the kernel finds less.
+    /// says the kernel finds less (or, sized by [`Board::with_ram_size`], what it finds on
+    /// a board of that size).
     pub fn kernel_ram(&self) -> u64 {
         self.kernel_ram_bytes
-            .map_or(self.ram_bytes, |bytes| bytes.min(self.ram_bytes))
+            .map_or(self.ram_bytes, |bytes| bytes.min(self.span_bytes))
     }
 
     /// RAM the partitions' guarantees may add up to: [`Board::kernel_ram`] less
-    /// [`KERNEL_RESERVATION`].
+    /// [`KERNEL_RESERVATION`] (a first bound: [`crate::config::memory`] counts the frame
+    /// metadata over [`Board::span_bytes`] exactly).
     pub fn partition_ram(&self) -> u64 {
         self.kernel_ram() - KERNEL_RESERVATION
+    }
+
+    /// Sizes the board to `bytes` of RAM, one of its [`Board::ram_sizes`]: the kernel then
+    /// manages what the firmware describes on such a board. QEMU keeps its fixed `ram`.
+    /// `None` if the board does not come in that size.
+    pub fn with_ram_size(&mut self, bytes: u64) -> Option<()> {
+        let (size, kernel_ram) = *self.ram_sizes.iter().find(|(size, _)| *size == bytes)?;
+        self.kernel_ram_bytes = Some(kernel_ram);
+        self.span_bytes = size;
+        Some(())
     }
 
     /// The physical RAM range: [`Board::ram_base`], [`Board::ram_bytes`] long.
@@ -430,6 +454,37 @@ fn address(key: &Spanned<i64>, what: &str) -> Result<u64, String> {
 }
 
 /// Checks `[gic]`; an error carries the byte offset at fault.
+/// `[ram_sizes]`: board RAM size = RAM the kernel manages on it, both whole MiB, the second
+/// no larger than the first.
+fn parse_ram_sizes(
+    raw: &BTreeMap<String, Spanned<SizeValue>>,
+) -> Result<Vec<(u64, u64)>, (usize, String)> {
+    let mut sizes = Vec::new();
+    for (key, value) in raw {
+        let at = value.span().start;
+        let size = crate::size::parse(key).map_err(|m| (at, m))?;
+        let kernel_ram = value.get_ref().bytes().map_err(|m| (at, m))?;
+        if !size.is_multiple_of(MIB)
+            || !kernel_ram.is_multiple_of(MIB)
+            || kernel_ram <= KERNEL_RESERVATION
+            || kernel_ram > size
+        {
+            return Err((
+                at,
+                format!(
+                    "ram_sizes: the RAM the kernel manages on a {} board must be a whole number \
+                     of MiB larger than {} and at most the board's",
+                    Bytes(size),
+                    Bytes(KERNEL_RESERVATION)
+                ),
+            ));
+        }
+        sizes.push((size, kernel_ram));
+    }
+    sizes.sort_unstable();
+    Ok(sizes)
+}
+
 fn parse_gic(raw: &RawGic) -> Result<Gic, (usize, String)> {
     let version = match *raw.version.get_ref() {
         2 => 2,
@@ -683,6 +738,19 @@ mod tests {
             &BOARD.replace("ram_base = 0x4000_0000\n", ""),
             1,
             "missing field `ram_base`",
+        );
+        // `[ram_sizes]` is line 11: the kernel cannot manage more than the board has.
+        let sizes = |entries: &str| format!("{BOARD}[ram_sizes]\n{entries}");
+        refused(
+            &sizes("\"1GiB\" = \"948MiB\"\n\"2GiB\" = \"3GiB\"\n"),
+            12,
+            "the RAM the kernel manages on a 2 GiB board",
+        );
+        refused(&sizes("\"lots\" = \"1GiB\"\n"), 11, "lots");
+        let board = parse(&sizes("\"8GiB\" = \"8052MiB\"\n\"1GiB\" = \"948MiB\"\n")).unwrap();
+        assert_eq!(
+            board.ram_sizes,
+            [(1 << 30, 948 << 20), (8 << 30, 8052 << 20)]
         );
         for cores in ["0", "9", "-1"] {
             let text = BOARD.replace("[gic]", &format!("cores = {cores}\n[gic]"));

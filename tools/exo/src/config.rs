@@ -158,7 +158,8 @@ pub struct System {
     /// The board it runs on. Its [`Board::ram_bytes`] is the RAM the system gets: the
     /// board file's, unless `[system] memory` overrides it (see [`System::memory_override`]).
     pub board: Board,
-    /// `[system] memory`, when given (it is then also in `board.ram_bytes`).
+    /// `[system] memory`, when given (it is then also in `board.ram_bytes`, unless the board's
+    /// RAM is fixed: then it picks one of `board.ram_sizes`, and QEMU keeps the fixed size).
     pub memory_override: Option<u64>,
     /// The partitions, in configuration order (which is partition-id order).
     pub partitions: Vec<Partition>,
@@ -539,7 +540,24 @@ pub fn parse(
         Some(key) => {
             let at = key.span().start;
             let bytes = key.get_ref().bytes().map_err(|m| error(at, m))?;
-            if board.fixed_ram && bytes != board.ram_bytes {
+            if board.fixed_ram && !board.ram_sizes.is_empty() {
+                board.with_ram_size(bytes).ok_or_else(|| {
+                    let sizes: Vec<String> = board
+                        .ram_sizes
+                        .iter()
+                        .map(|(size, _)| Bytes(*size).to_string())
+                        .collect();
+                    error(
+                        at,
+                        format!(
+                            "board `{}` comes with {} of RAM, not {}",
+                            board.name,
+                            sizes.join(", "),
+                            Bytes(bytes)
+                        ),
+                    )
+                })?;
+            } else if board.fixed_ram && bytes != board.ram_bytes {
                 return Err(error(
                     at,
                     format!(
@@ -559,7 +577,10 @@ pub fn parse(
                     ),
                 ));
             }
-            board.ram_bytes = bytes;
+            if !board.fixed_ram {
+                board.ram_bytes = bytes;
+                board.span_bytes = bytes;
+            }
             Some(bytes)
         }
         None => None,
@@ -967,9 +988,10 @@ dma = true
 
     /// A made-up workspace: boards `qemu-virt` (GICv3, up to 8 cores) and `qemu-virt-gicv2`
     /// (GICC at `0x0801_0000`, 1 core), both with 1 GiB of RAM at `0x4000_0000`, INTIDs up
-    /// to 287 and the devices above, and `fixed`, like `qemu-virt` but with a fixed 1 GiB of
-    /// which the kernel manages 960 MiB and 4 fixed cores (as raspi4b); guests `hello` and
-    /// `counter`.
+    /// to 287 and the devices above, `fixed`, like `qemu-virt` but with a fixed 1 GiB of
+    /// which the kernel manages 960 MiB and 4 fixed cores (as raspi4b), and `sized`, like
+    /// `fixed` but also sold with 4 GiB, of which the kernel manages 3956 MiB; guests `hello`
+    /// and `counter`.
     pub fn workspace() -> (TempDir, Workspace) {
         let dir = TempDir::new();
         let board = |gic: &str| {
@@ -987,13 +1009,15 @@ dma = true
             "platform/qemu-virt-gicv2/board.toml",
             board("version = 2\ncpu_interface = 0x0801_0000"),
         );
+        let fixed = board("version = 3").replace(
+            "ram = \"1GiB\"\n",
+            "ram = \"1GiB\"\nfixed_ram = true\nkernel_ram = \"960MiB\"\ncores = 4\n\
+             fixed_cores = true\n",
+        );
+        dir.write("platform/fixed/board.toml", &fixed);
         dir.write(
-            "platform/fixed/board.toml",
-            board("version = 3").replace(
-                "ram = \"1GiB\"\n",
-                "ram = \"1GiB\"\nfixed_ram = true\nkernel_ram = \"960MiB\"\ncores = 4\n\
-                 fixed_cores = true\n",
-            ),
+            "platform/sized/board.toml",
+            fixed + "[ram_sizes]\n\"1GiB\" = \"960MiB\"\n\"4GiB\" = \"3956MiB\"\n",
         );
         dir.write("guests/src/bin/hello.rs", "");
         dir.write("guests/src/bin/counter.rs", "");
@@ -1288,6 +1312,41 @@ mod tests {
         let text = partition(0, "4096", &["max_aborts = 1000"]);
         let system = parse(&workspace, &dir.path().join("a.toml"), &text, None).unwrap();
         assert_eq!(system.partitions[0].max_aborts, 1000);
+    }
+
+    /// `[system] memory` on a board with a fixed RAM picks one of its sizes: partitions fit
+    /// in what the kernel manages on it; QEMU keeps the fixed size.
+    #[test]
+    fn system_memory_picks_one_of_a_fixed_boards_sizes() {
+        let (dir, workspace) = workspace();
+        let two = |size: &str| {
+            format!(
+                "[system]\nboard = \"sized\"\nmemory = \"4GiB\"\n{}{}",
+                partition(0, size, &[]),
+                partition(1, size, &[])
+            )
+        };
+        let system = parse(
+            &workspace,
+            &dir.path().join("a.toml"),
+            &two("\"1900MiB\""),
+            None,
+        )
+        .unwrap();
+        assert_eq!(system.memory_override, Some(4 << 30));
+        assert_eq!(system.board.kernel_ram(), 3956 << 20);
+        assert_eq!(system.board.ram_bytes, 1 << 30, "QEMU keeps its fixed RAM");
+        refused(
+            &two("\"2000MiB\""),
+            11,
+            "partitions need 4000 MiB but `[system] memory` gives the kernel 3956 MiB",
+        );
+        let text = format!("[system]\nboard = \"sized\"\nmemory = \"2GiB\"\n{HELLO}");
+        refused(
+            &text,
+            3,
+            "board `sized` comes with 1 GiB, 4 GiB of RAM, not 2 GiB",
+        );
     }
 
     #[test]

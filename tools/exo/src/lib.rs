@@ -115,14 +115,7 @@ pub fn run_serial(
 ) -> anyhow::Result<RunOutcome> {
     let workspace = Workspace::locate_for(Some(config))?;
     let system = config::load(&workspace, config, board)?;
-    if system.board.name != deploy::BOARD {
-        anyhow::bail!(
-            "exo run --serial sends the image to the chain loader on a Raspberry Pi 4: give \
-             --board {} (the configuration's board is `{}`)",
-            deploy::BOARD,
-            system.board.name
-        );
-    }
+    deploy::serial::check_board(&system)?;
     let (system, image) = build(&workspace, config, board)?;
     deploy::serial::run(&system, &image, options)
 }

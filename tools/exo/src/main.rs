@@ -48,6 +48,10 @@ enum Command {
         /// then boots whatever `exo run --board raspi4b --serial DEV` sends it.
         #[arg(long)]
         chain_loader: bool,
+        /// Put the Arm JTAG port on GPIO 22-27 for a debugger (`enable_jtag_gpio=1` in
+        /// config.txt; see docs/raspberry-pi.md).
+        #[arg(long)]
+        jtag: bool,
     },
     /// Build, boot under QEMU and report each partition's result.
     Run {
@@ -200,7 +204,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Build(target) => {
             let (workspace, path) = locate(&target)?;
-            announce_build(&workspace, &path, target.board.as_deref())?;
+            announce_build(&workspace, &path, target.board.as_deref(), |_| Ok(()))?;
             let (_, image) = exo_tool::build(&workspace, &path, target.board.as_deref())?;
             println!("{}", image.display());
         }
@@ -211,10 +215,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             console,
             disable_bt_overlay,
             chain_loader,
+            jtag,
         } => {
             let (workspace, path) = locate(&target)?;
             let board = target.board.as_deref().or(Some(exo_tool::deploy::BOARD));
-            announce_build(&workspace, &path, board)?;
+            announce_build(&workspace, &path, board, exo_tool::deploy::check_board)?;
             let options = exo_tool::deploy::ImageOptions {
                 console: match console {
                     ConsoleChoice::MiniUart => exo_tool::deploy::Console::MiniUart,
@@ -223,6 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 disable_bt_overlay,
                 sd_image: sd_image.clone(),
                 chain_loader,
+                jtag,
             };
             let folder = exo_tool::image(&workspace, &path, board, &out, &options)?;
             for file in &folder.files {
@@ -335,7 +341,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             baud,
         } => {
             let (workspace, path) = locate(&target)?;
-            announce_build(&workspace, &path, target.board.as_deref())?;
+            let board = target.board.as_deref();
+            if serial.is_some() {
+                announce_build(
+                    &workspace,
+                    &path,
+                    board,
+                    exo_tool::deploy::serial::check_board,
+                )?;
+            } else {
+                announce_build(&workspace, &path, board, |_| Ok(()))?;
+            }
             if let Some(device) = serial {
                 let options = exo_tool::deploy::serial::SerialOptions {
                     device,
@@ -368,9 +384,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Checks the configuration and says on standard error what is about to be built (a first
-/// cross build takes a minute or more, with only cargo's lines to show for it).
-fn announce_build(workspace: &Workspace, path: &Path, board: Option<&str>) -> anyhow::Result<()> {
+/// cross build takes a minute or more, with only cargo's lines to show for it), after
+/// `refuse` has had its say on the system (a command for another board stops here).
+fn announce_build(
+    workspace: &Workspace,
+    path: &Path,
+    board: Option<&str>,
+    refuse: impl FnOnce(&exo_tool::config::System) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let system = exo_tool::check(workspace, path, board)?;
+    refuse(&system)?;
     let guests = if system.guest_programs().is_empty() {
         ""
     } else {

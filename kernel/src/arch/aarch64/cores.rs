@@ -8,6 +8,7 @@ use super::boot::secondary_entry;
 use super::mmu::SharedMap;
 use crate::cpus::{Conduit, CoreId, Cores, EnableMethod, MAX_CORES, MPIDR_AFFINITY_MASK, Psci};
 use crate::device_tree::DeviceTree;
+use crate::mem::ram::{Cover, Ram};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
 use core::cell::UnsafeCell;
@@ -53,8 +54,8 @@ const REPORT_TIMEOUT_MS: u64 = 1000;
 
 /// Starts every other core the device tree describes and waits (bounded) for each to report
 /// in; logs which came up. `ram` is the RAM the EL2 map covers: a spin table's release
-/// address must lie in it. Call after `mmu::enable` and `gic::init`.
-pub fn start(tree: &DeviceTree<'_>, ram: (u64, u64)) {
+/// address must lie in one of its banks. Call after `mmu::enable` and `gic::init`.
+pub fn start(tree: &DeviceTree<'_>, ram: &Ram) {
     let cores = Cores::from_fdt(tree, MPIDR_EL1.get(), &mut |why| warn!("cores: {why}"));
     write_handoff(&cores);
     let entry = secondary_entry();
@@ -123,9 +124,9 @@ fn cpu_on(psci: Psci, mpidr: u64, entry: u64, id: CoreId) -> Result<(), &'static
 /// armstub8 and QEMU's `raspi` boot stub implement): the core waits in `WFE` polling
 /// `release`; write the entry there, clean it to the point of coherency (the core reads
 /// it with its MMU off) and `SEV`.
-fn spin_table(release: PhysAddr, entry: u64, ram: (u64, u64)) -> Result<(), &'static str> {
+fn spin_table(release: PhysAddr, entry: u64, ram: &Ram) -> Result<(), &'static str> {
     let address = release.raw();
-    if !(ram.0..ram.1.saturating_sub(8)).contains(&address) {
+    if ram.cover(address, 8) != Cover::Whole {
         return Err("its cpu-release-addr is outside the RAM exo maps");
     }
     // SAFETY: an 8-byte-aligned word in mapped RAM (checked above and by `Cores::from_fdt`),

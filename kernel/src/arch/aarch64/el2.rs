@@ -61,18 +61,21 @@ pub fn init() {
 }
 
 /// Points stage 2 at a partition's tables (`VTTBR_EL2`, D24.2.205: BADDR and VMID).
+#[inline]
 pub fn load_stage2(root: u64, vmid: u16) {
     VTTBR_EL2.set(root | (u64::from(vmid) << 48));
     barrier_isb();
 }
 
 /// `ISB`.
+#[inline]
 pub fn barrier_isb() {
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
 /// Arms the EL2 physical timer (D24.x `CNTHP_TVAL_EL2`, `CNTHP_CTL_EL2`) to fire `ticks`
 /// from now. It interrupts through the GIC as [`super::gic::HYP_TIMER`].
+#[inline]
 pub fn arm_hyp_timer(ticks: u64) {
     // SAFETY: writing the EL2 timer's countdown has no memory effect.
     unsafe { core::arch::asm!("msr cnthp_tval_el2, {}", in(reg) ticks, options(nomem, nostack)) };
@@ -82,18 +85,21 @@ pub fn arm_hyp_timer(ticks: u64) {
 }
 
 /// `CNTPCT_EL0`: the system counter now.
+#[inline]
 pub fn counter() -> u64 {
     CNTPCT_EL0.get()
 }
 
 /// Waits for an interrupt with IRQs still masked at EL2: `WFI` wakes on a pending interrupt
 /// whatever `PSTATE.I` says (D1.x "Wait for Interrupt"), and the caller then acknowledges it.
+#[inline]
 pub fn wait_for_interrupt() {
     aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
     aarch64_cpu::asm::wfi();
 }
 
 /// `CNTFRQ_EL0`: the system counter frequency.
+#[inline]
 pub fn timer_frequency() -> u64 {
     CNTFRQ_EL0.get()
 }
@@ -104,6 +110,23 @@ static POWER_OFF: spin::Mutex<PowerOff> = spin::Mutex::new(PowerOff::Psci);
 /// Records how this machine powers off.
 pub fn set_power_off(method: PowerOff) {
     *POWER_OFF.lock() = method;
+}
+
+/// Says how the kernel will power off (`method` is the device tree's; with none, PSCI is
+/// tried anyway).
+pub fn announce_power_off(method: PowerOff) {
+    match method {
+        PowerOff::Psci => log::info!("power-off: PSCI SYSTEM_OFF through SMC"),
+        PowerOff::Bcm2835Watchdog { base } => log::info!(
+            "power-off: PM watchdog at {:#x}, a reset flagged as a halt (the board stays off \
+             until power-cycled)",
+            base.raw()
+        ),
+        PowerOff::None => log::info!(
+            "power-off: the device tree names neither PSCI nor a PM watchdog: PSCI \
+             SYSTEM_OFF tried anyway"
+        ),
+    }
 }
 
 /// Powers the machine off: PSCI `SYSTEM_OFF` over SMC (firmware or QEMU's built-in PSCI at
@@ -130,6 +153,7 @@ pub fn system_off() -> ! {
 /// `trap`: then every FP/SIMD instruction and FPCR/FPSR access at EL1, EL0 and EL2 traps
 /// to EL2 with ESR_EL2.EC = 0x07. The kernel is built without FP/SIMD, so only
 /// `vcpu_state`'s save and restore touch those registers, after lifting the trap.
+#[inline]
 pub fn trap_fp(trap: bool) {
     CPTR_EL2.set(0x33FF | (u64::from(trap) << 10));
 }

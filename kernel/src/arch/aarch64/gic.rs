@@ -45,6 +45,7 @@ const GUEST_PRIORITY: u8 = 0xA0;
 /// bank of 32-interrupt registers.
 mod gicd {
     pub const TYPER: usize = 0x004;
+    pub const IIDR: usize = 0x008;
     pub const ICENABLER: usize = 0x180;
     pub const ISPENDR: usize = 0x200;
     pub const ICPENDR: usize = 0x280;
@@ -156,6 +157,27 @@ static VTIMER_MAY_BE_ACTIVE: core::sync::atomic::AtomicBool =
 static V3_INTERFACE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// Number of list registers (0: no virtual interface).
 static LIST_REGISTERS: AtomicUsize = AtomicUsize::new(0);
+/// Records the distributor's INTIDs and says what it is, for a look at a new board's
+/// console. GICD_IIDR (IHI 0048B 4.3.3, IHI 0069 12.9.14): ProductID in bits [31:24],
+/// Implementer (JEP106, 0x43B for Arm) in [11:0]; the GIC-400 reads 0x0200143B (GIC-400
+/// TRM, "Distributor register summary").
+fn found_distributor(gicd: Frame) {
+    let lines = lines(gicd);
+    LINES.store(lines, Relaxed);
+    let iidr = gicd.read(gicd::IIDR);
+    let product = if iidr & 0xFF00_0FFF == 0x0200_043B {
+        "Arm GIC-400"
+    } else {
+        "not a GIC-400"
+    };
+    log::info!(
+        "GIC distributor at {:#x}: GICD_IIDR {iidr:#010x} ({product}), {lines} INTIDs, {} \
+         list registers",
+        gicd.0,
+        LIST_REGISTERS.load(Relaxed)
+    );
+}
+
 /// INTIDs the distributor implements.
 static LINES: AtomicUsize = AtomicUsize::new(0);
 /// GICv3: the redistributors' base (for the other cores to find theirs).
@@ -216,7 +238,7 @@ fn init_v3(gicd: PhysAddr, gicr: PhysAddr) -> Result<(Gic, Version), &'static st
     APRS.store(1 << preemption_bits.clamp(5, 7).saturating_sub(5), Relaxed);
     clear_v3_virtual_interface();
     let gicd = Frame(gicd_base);
-    LINES.store(lines(gicd), Relaxed);
+    found_distributor(gicd);
     let sgi = Frame(frame.0 + GICR_SGI_FRAME);
     Ok((Gic::V3 { gic, gicd, sgi }, Version::V3))
 }
@@ -289,7 +311,7 @@ fn init_v2(
     };
     this_core_v2(&mut gic, gicc_frame, gich)?;
     let gicd = Frame(gicd.raw() as usize);
-    LINES.store(lines(gicd), Relaxed);
+    found_distributor(gicd);
     let gic = Gic::V2 {
         gic,
         group,
@@ -492,7 +514,9 @@ pub fn spi(intid: u32, op: SpiOp) {
             gicd.write_bit(gicd::ICENABLER, intid);
         }
         (Gic::V3 { gicd, .. }, SpiOp::Target(_)) if spi => route_v3(*gicd, intid),
-        (Gic::V2 { gicd, .. }, SpiOp::Target(core)) if spi => route_v2(*gicd, intid, core),
+        (Gic::V2 { gicd, .. }, SpiOp::Target(core)) if spi => {
+            route_v2(*gicd, intid, core.index() as u32)
+        }
         (Gic::V3 { gicd, .. } | Gic::V2 { gicd, .. }, SpiOp::Raise) if spi => {
             gicd.write_bit(gicd::ISPENDR, intid);
         }

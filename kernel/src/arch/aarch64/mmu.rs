@@ -1,5 +1,8 @@
-//! The EL2 stage-1 translation regime: an identity map of RAM (Normal write-back) and of
-//! the low 4 GiB of device space (Device-nGnRE, never executable), then MMU and caches on.
+//! The EL2 stage-1 translation regime: an identity map of every RAM bank (Normal
+//! write-back, up to the 39-bit VA's 512 GiB: above 4 GiB on an 8 GiB Pi or QEMU `virt`
+//! with `-m 8G`) and of the rest of the low 4 GiB as device space (Device-nGnRE, never
+//! executable), then MMU and caches on. A GiB wholly in one bank is one level-1 block; a GiB
+//! a bank only partly covers gets a level-2 table of 2 MiB blocks.
 //!
 //! W^X: only the kernel's code is executable, and it is read-only; its read-only data is
 //! read-only; everything else (data, stacks, every frame partitions use) is writable and
@@ -9,6 +12,7 @@
 //! Format: VMSAv8-64 stage-1 descriptors, 4 KiB granule, 39-bit VA starting at level 1
 //! (Arm ARM D8.3, "Translation table descriptor formats"; D8.2.x for TCR_EL2).
 
+use crate::mem::ram::{Cover, MAX_RAM_BANKS, Ram};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
 use core::cell::UnsafeCell;
@@ -17,8 +21,9 @@ const ENTRIES: usize = 512;
 const GIB: u64 = 1 << 30;
 const BLOCK_2M: u64 = 2 << 20;
 const PAGE: u64 = 4096;
-/// Number of level-2 tables: RAM mapped at 2 MiB granularity may span this many GiB.
-const L2_TABLES: usize = 8;
+/// Number of level-2 tables: one for each GiB a bank only partly covers (at most two a bank)
+/// and one for the GiB of the kernel image, whose code is mapped page by page.
+const L2_TABLES: usize = 2 * MAX_RAM_BANKS + 1;
 /// Number of 2 MiB blocks that can be mapped page by page.
 const L3_TABLES: usize = 4;
 
@@ -82,7 +87,12 @@ pub struct KernelImage {
 impl KernelImage {
     /// Whether the 2 MiB block at `base` needs page granularity.
     fn fine(&self, base: u64) -> bool {
-        let end = base + BLOCK_2M;
+        self.fine_within(base, BLOCK_2M)
+    }
+
+    /// Whether any page of `[base, base + size)` needs page granularity.
+    fn fine_within(&self, base: u64, size: u64) -> bool {
+        let end = base + size;
         (self.text_start < end && self.rodata_end > base)
             || (self.guard >= base && self.guard < end)
             || super::boot::stack_guards().any(|guard| (base..end).contains(&guard))
@@ -129,22 +139,25 @@ pub fn shared_map() -> SharedMap {
     }
 }
 
-/// Builds the identity map for RAM `[ram_start, ram_end)` and turns the MMU on, with the
-/// kernel `image` mapped W^X and its stack guard unmapped. RAM must be 2 MiB aligned at both
-/// ends (the caller trims it).
-pub fn enable(ram_start: u64, ram_end: u64, image: KernelImage) {
+/// Builds the identity map for the RAM banks of `ram` and turns the MMU on, with the kernel
+/// `image` mapped W^X and its stack guard unmapped. Banks are 2 MiB aligned, disjoint and
+/// below 512 GiB ([`Ram`] makes them so).
+pub fn enable(ram: &Ram, image: KernelImage) {
     // SAFETY: single-threaded boot, MMU still off: nothing else references the tables.
     let tables = unsafe { &mut *TABLES.0.get() };
     let mut next_l2 = 0;
     let mut next_l3 = 0;
     for gib in 0..ENTRIES as u64 {
         let base = gib * GIB;
-        let overlaps_ram = base < ram_end && base + GIB > ram_start;
-        if overlaps_ram && next_l2 < L2_TABLES {
+        let cover = ram.cover(base, GIB);
+        // A level-1 block maps 1 GiB with the 4 KiB granule (D8.3.1, D8.2.x).
+        if cover == Cover::Whole && !image.fine_within(base, GIB) {
+            tables.l1[gib as usize] = block(base, ATTR_NORMAL, false);
+        } else if cover != Cover::Nothing && next_l2 < L2_TABLES {
             let l2 = &mut tables.l2[next_l2];
             for (i, entry) in l2.iter_mut().enumerate() {
                 let pa = base + i as u64 * BLOCK_2M;
-                let in_ram = pa >= ram_start && pa + BLOCK_2M <= ram_end;
+                let in_ram = ram.cover(pa, BLOCK_2M) == Cover::Whole;
                 *entry = if !in_ram {
                     block(pa, ATTR_DEVICE, false)
                 } else if image.fine(pa) && next_l3 < L3_TABLES {

@@ -1,22 +1,25 @@
-//! The AArch64 implementation of the kernel's [`Platform`]: physical memory through the
-//! EL2 identity map, stage-2 TLB maintenance, the console and the logger.
+//! The AArch64 implementation of the kernel's [`Platform`](crate::platform::Platform), one
+//! concern trait at a time: physical memory through the EL2 identity map, stage-2 TLB
+//! maintenance, cache maintenance, the console and the logger, the counter, the GIC and
+//! the vCPUs.
 
 use super::stage2_format::Aarch64Stage2;
 use crate::console::{Console, Writer};
 use crate::drivers::Uart;
 use crate::irq::VirtualIrq;
-use crate::kernel::{GicFacts, Platform, SpiOp};
+use crate::mem::frame_table::PartitionId;
 use crate::mem::stage2::{TlbMaintenance, Vmid};
+use crate::platform::{
+    CacheMaintenance, Clock, ConsoleOutput, GicFacts, InterruptController, PhysicalMemory, SpiOp,
+    Stage2Hardware, VcpuControl,
+};
 use aarch64_cpu::registers::{Readable, VTTBR_EL2, Writeable};
 use exo_abi::{Ipa, PAGE_SIZE, PhysAddr};
 
 /// The machine as the portable kernel sees it.
 pub struct Aarch64Platform;
 
-impl Platform for Aarch64Platform {
-    type Format = Aarch64Stage2;
-    type Tlb = Stage2Tlb;
-
+impl PhysicalMemory for Aarch64Platform {
     fn read_u64(&self, pa: PhysAddr) -> u64 {
         // SAFETY: the portable kernel reads only stage-2 table frames it allocated from RAM,
         // which the EL2 identity map covers; the address is 8-byte aligned (table index * 8).
@@ -62,56 +65,18 @@ impl Platform for Aarch64Platform {
             core::ptr::copy_nonoverlapping(pa.raw() as *const u8, buffer.as_mut_ptr(), buffer.len())
         };
     }
+}
+
+impl Stage2Hardware for Aarch64Platform {
+    type Format = Aarch64Stage2;
+    type Tlb = Stage2Tlb;
 
     fn tlb(&self) -> Stage2Tlb {
         Stage2Tlb
     }
+}
 
-    fn console_write(&mut self, who: Writer<'_>, bytes: &[u8]) {
-        write_console(who, bytes);
-    }
-
-    fn timer_frequency(&self) -> u64 {
-        super::el2::timer_frequency()
-    }
-
-    fn now(&self) -> u64 {
-        aarch64_cpu::registers::CNTPCT_EL0.get()
-    }
-
-    fn initial_pstate(&self) -> u64 {
-        // SPSR_EL2 (C5.2.19): M[3:0] = 0b0101 (EL1h), D, A, I, F masked.
-        0x3C5
-    }
-
-    fn gic(&self) -> GicFacts {
-        super::gic::facts()
-    }
-
-    fn spi(&mut self, intid: u32, op: SpiOp) {
-        super::gic::spi(intid, op);
-    }
-
-    fn inject(&mut self, irq: VirtualIrq) -> bool {
-        super::gic::inject(irq)
-    }
-
-    fn notify_on_underflow(&mut self, on: bool) {
-        super::gic::notify_on_underflow(on);
-    }
-
-    fn live_virtual_pending(&self) -> bool {
-        super::gic::live_virtual_pending()
-    }
-
-    fn virtual_timer_deadline(&self, id: usize) -> Option<u64> {
-        super::vcpu_state::virtual_timer_deadline(id)
-    }
-
-    fn vcpu_ended(&mut self, id: usize) {
-        super::vcpu_state::ended(id);
-    }
-
+impl CacheMaintenance for Aarch64Platform {
     fn clean_to_poc(&mut self, frame: PhysAddr) {
         // SAFETY: `DC CIVAC` (Arm ARM C5.3.x) cleans and invalidates data cache lines of
         // `frame`, a RAM frame identity mapped at EL2; it changes no memory contents.
@@ -123,6 +88,70 @@ impl Platform for Aarch64Platform {
         // SAFETY: invalidates all instruction caches to the point of unification, inner
         // shareable (Arm ARM C5.3.x `IC IALLUIS`); no data effect.
         unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+    }
+}
+
+impl ConsoleOutput for Aarch64Platform {
+    #[inline]
+    fn console_write(&mut self, who: Writer<'_>, bytes: &[u8]) {
+        write_console(who, bytes);
+    }
+}
+
+impl Clock for Aarch64Platform {
+    #[inline]
+    fn timer_frequency(&self) -> u64 {
+        super::el2::timer_frequency()
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        aarch64_cpu::registers::CNTPCT_EL0.get()
+    }
+}
+
+impl InterruptController for Aarch64Platform {
+    #[inline]
+    fn gic(&self) -> GicFacts {
+        super::gic::facts()
+    }
+
+    #[inline]
+    fn spi(&mut self, intid: u32, op: SpiOp) {
+        super::gic::spi(intid, op);
+    }
+
+    #[inline]
+    fn inject(&mut self, irq: VirtualIrq) -> bool {
+        super::gic::inject(irq)
+    }
+
+    #[inline]
+    fn notify_on_underflow(&mut self, on: bool) {
+        super::gic::notify_on_underflow(on);
+    }
+
+    #[inline]
+    fn live_virtual_pending(&self) -> bool {
+        super::gic::live_virtual_pending()
+    }
+}
+
+impl VcpuControl for Aarch64Platform {
+    #[inline]
+    fn initial_pstate(&self) -> u64 {
+        // SPSR_EL2 (C5.2.19): M[3:0] = 0b0101 (EL1h), D, A, I, F masked.
+        0x3C5
+    }
+
+    #[inline]
+    fn virtual_timer_deadline(&self, id: PartitionId) -> Option<u64> {
+        super::vcpu_state::virtual_timer_deadline(id)
+    }
+
+    #[inline]
+    fn vcpu_ended(&mut self, id: PartitionId) {
+        super::vcpu_state::ended(id);
     }
 }
 

@@ -9,11 +9,10 @@ use crate::drivers::Uart;
 use crate::drivers::pl011::Pl011;
 use crate::kernel::Kernel;
 use crate::mem::frame_table::{FrameTable, Owner};
+use crate::mem::ram::{Bank, Ram};
 use exo_abi::package::{HEADER_SIZE, Package};
 use exo_abi::{PAGE_SIZE, PhysAddr};
 use log::{error, info, warn};
-
-const TWO_MIB: u64 = 2 << 20;
 
 /// A linker-script symbol's value, built from absolute relocations so that the compiler
 /// assumes nothing of it (a symbol at 0 is no null reference).
@@ -125,6 +124,7 @@ fn read_machine(dtb: u64, kernel: u64) -> (DeviceTree<'static>, BootInfo) {
     if let Some(console) = boot.console {
         announce_console(&console);
     }
+    super::el2::announce_power_off(boot.power_off);
     (tree, boot)
 }
 
@@ -157,26 +157,23 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     let layout = image_layout();
     let (tree, boot) = read_machine(dtb, layout.start);
 
-    // RAM the kernel manages: the bank holding the kernel, trimmed to 2 MiB boundaries so
-    // the EL2 map can use blocks.
-    let ram_start = boot.ram_start.raw().next_multiple_of(TWO_MIB);
-    let ram_end = boot.ram_end.raw() & !(TWO_MIB - 1);
+    // RAM the kernel manages: every bank, trimmed to 2 MiB boundaries so the EL2 map can
+    // use blocks. The kernel, its package and the frame table live in the bank it boots in.
+    let ram = Ram::new(boot.memory.as_slice());
+    let Some(home) = ram.bank_holding(layout.start) else {
+        fail("the kernel's memory bank is smaller than a 2 MiB block")
+    };
     let image = super::mmu::KernelImage {
         text_start: layout.start,
         text_end: layout.text_end,
         rodata_end: layout.rodata_end,
         guard: layout.stack_guard,
     };
-    super::mmu::enable(ram_start, ram_end, image);
+    super::mmu::enable(&ram, image);
     super::el2::init();
     info!("counter frequency {} Hz", super::el2::timer_frequency());
-    info!(
-        "RAM {:#x}..{:#x} ({} MiB), PARange code {}",
-        ram_start,
-        ram_end,
-        (ram_end - ram_start) >> 20,
-        super::el2::pa_range_encoding()
-    );
+    announce_ram(&ram);
+    let ram_end = home.end;
 
     // The boot package sits right after the kernel image.
     let package_start = layout.end;
@@ -198,33 +195,8 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
         )),
     };
 
-    // The frame table and the binding index follow the package.
-    let frames = ((ram_end - ram_start) / PAGE_SIZE) as usize;
-    let index_start = (package_start + total).next_multiple_of(PAGE_SIZE);
-    let storage_start = index_start + (frames * 8) as u64;
-    let storage_end = storage_start + (frames * 2) as u64;
-    if storage_end > ram_end {
-        fail("RAM too small for the frame table");
-    }
-    // SAFETY: [index_start, storage_end) is RAM past the package, not used by anything
-    // else, and reserved for the kernel right after creation; u64 and u16 alignment hold.
-    let (index, storage) = unsafe {
-        (
-            core::slice::from_raw_parts_mut(index_start as *mut u64, frames),
-            core::slice::from_raw_parts_mut(storage_start as *mut u16, frames),
-        )
-    };
-    let mut table = FrameTable::new(PhysAddr::new(ram_start), storage);
-    let reservations = [(layout.start, storage_end), (dtb, dtb + boot.dtb_size)];
-    for (start, end) in reservations.into_iter().chain(
-        tree.memory_reservations()
-            .map(|r| (r.start, r.start.saturating_add(r.size))),
-    ) {
-        let (start, end) = (start.max(ram_start), end.min(ram_end));
-        if start < end {
-            let _ = table.reserve(PhysAddr::new(start), PhysAddr::new(end), Owner::Kernel);
-        }
-    }
+    let kernel = (layout.start, package_start + total);
+    let (table, index) = frame_table(&ram, home, kernel, dtb, &tree, &boot);
     info!(
         "frames: {} total, {} kernel, {} free",
         table.frame_count(),
@@ -254,7 +226,7 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
             false
         }
     };
-    super::cores::start(&tree, (ram_start, ram_end));
+    super::cores::start(&tree, &ram);
     let mut kernel = Kernel::new(Aarch64Platform, table, index);
     if let Err(e) = kernel.load(&package) {
         fail(e.named(&package));
@@ -272,6 +244,78 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
     // SAFETY: `first` points into the kernel static, which lives forever and is never
     // moved; partition 0's EL1 state and stage 2 were just loaded by `switch_to`.
     unsafe { super::exceptions::enter_first_vcpu(first, layout.stack_top) }
+}
+
+/// Says which RAM banks the kernel manages: one line each, then the totals (`RAM
+/// <start>..<end> (<n> MiB)` as before banks, for one bank).
+fn announce_ram(ram: &Ram) {
+    let mib = |bytes: u64| bytes >> 20;
+    if ram.banks().len() > 1 {
+        for (i, bank) in ram.banks().iter().enumerate() {
+            info!(
+                "RAM bank {i}: {:#x}..{:#x} ({} MiB)",
+                bank.start,
+                bank.end,
+                mib(bank.size())
+            );
+        }
+    }
+    let (start, end, pa_range) = (ram.start(), ram.end(), super::el2::pa_range_encoding());
+    match ram.banks().len() {
+        1 => info!(
+            "RAM {start:#x}..{end:#x} ({} MiB), PARange code {pa_range}",
+            mib(ram.bytes())
+        ),
+        n => info!(
+            "RAM {start:#x}..{end:#x} ({} MiB in {n} banks), PARange code {pa_range}",
+            mib(ram.bytes())
+        ),
+    }
+    if ram.ignored() != 0 {
+        warn!(
+            "{} MiB of the device tree's memory is not used (past 512 GiB, beyond {} banks, \
+             or not whole 2 MiB blocks)",
+            mib(ram.ignored()),
+            crate::mem::ram::MAX_RAM_BANKS
+        );
+    }
+}
+
+/// The frame table and the binding index, carved out of the kernel's own bank `home` right
+/// after `kernel` (its image and boot package): one entry each per frame of every bank,
+/// holes between banks included. Reserves for the kernel `kernel` up to the end of the
+/// index, the device tree at `dtb`, its `/memreserve/` entries and its `reserved-memory`
+/// regions.
+fn frame_table(
+    ram: &Ram,
+    home: Bank,
+    kernel: (u64, u64),
+    dtb: u64,
+    tree: &DeviceTree<'_>,
+    boot: &BootInfo,
+) -> (FrameTable<'static>, &'static mut [u64]) {
+    let frames = ram.span_frames();
+    let index_start = kernel.1.next_multiple_of(PAGE_SIZE);
+    let storage_start = index_start + (frames * 8) as u64;
+    let storage_end = storage_start + (frames * 2) as u64;
+    if storage_end > home.end {
+        fail("the kernel's memory bank is too small for the frame table");
+    }
+    // SAFETY: [index_start, storage_end) is RAM of the kernel's bank past the package, not
+    // used by anything else, and reserved for the kernel right after creation; u64 and u16
+    // alignment hold.
+    let (index, storage) = unsafe {
+        (
+            core::slice::from_raw_parts_mut(index_start as *mut u64, frames),
+            core::slice::from_raw_parts_mut(storage_start as *mut u16, frames),
+        )
+    };
+    let region = |r: device_tree::Region| (r.start, r.start.saturating_add(r.size));
+    let reservations = [(kernel.0, storage_end), (dtb, dtb + boot.dtb_size)]
+        .into_iter()
+        .chain(tree.memory_reservations().map(region))
+        .chain(boot.reserved.as_slice().iter().copied().map(region));
+    (ram.frame_table(storage, reservations), index)
 }
 
 /// Reports a boot failure the runner recognises, once, as `exo: error: boot failed:

@@ -5,6 +5,7 @@ use super::esr::{Esr, FaultStatus, class};
 use super::exceptions::ExceptionKind;
 use super::platform::Aarch64Platform;
 use crate::kernel::{Kernel, Stage2Abort, Step};
+use crate::mem::frame_table::PartitionId;
 use crate::partition::{Access, FaultKind};
 use crate::vcpu::VcpuRegs;
 use aarch64_cpu::registers::{FAR_EL2, HPFAR_EL2, Readable};
@@ -114,7 +115,7 @@ fn decide(kernel: &mut Kernel<'static, Aarch64Platform>, trap: &Trap) -> Step {
 #[inline(never)]
 fn finish(
     mut guard: spin::MutexGuard<'_, Option<Kernel<'static, Aarch64Platform>>>,
-    before: usize,
+    before: PartitionId,
     mut step: Step,
 ) -> *const VcpuRegs {
     let Some(kernel) = guard.as_mut() else {
@@ -198,8 +199,8 @@ fn hypercall(kernel: &mut Kernel<'static, Aarch64Platform>) -> Step {
 /// Loads partition `next`'s EL1 state and stage 2; returns its registers.
 pub fn switch_to(
     kernel: &mut Kernel<'static, Aarch64Platform>,
-    previous: Option<usize>,
-    next: usize,
+    previous: Option<PartitionId>,
+    next: PartitionId,
 ) -> *const VcpuRegs {
     super::vcpu_state::switch(previous, next);
     let Some(stage2) = kernel.partition(next).and_then(|p| p.stage2.as_ref()) else {

@@ -9,6 +9,7 @@
 //! instruction runs again. No partition can read another's: until its own are loaded,
 //! every access traps.
 
+use crate::mem::frame_table::PartitionId;
 use aarch64_cpu::registers::*;
 use exo_abi::package::MAX_PARTITIONS;
 
@@ -276,10 +277,10 @@ struct Vcpus {
     /// EL1 state of every partition, indexed by partition id.
     states: [El1State; MAX_PARTITIONS],
     /// The partition whose EL1 state is live in the registers.
-    loaded: Option<usize>,
+    loaded: Option<PartitionId>,
     /// The partition whose FP/SIMD registers are live in the CPU (they stay there while
     /// other partitions run, with FP/SIMD trapped).
-    fp_owner: Option<usize>,
+    fp_owner: Option<PartitionId>,
 }
 
 static VCPUS: spin::Mutex<Vcpus> = spin::Mutex::new(Vcpus {
@@ -291,16 +292,17 @@ static VCPUS: spin::Mutex<Vcpus> = spin::Mutex::new(Vcpus {
 /// Switches the live EL1 state from partition `from` (if it is still to be kept) to `to`.
 /// A partition that has ended leaves nothing behind: its virtual interface is emptied and
 /// its timer stopped before the next one's state is loaded.
-pub fn switch(from: Option<usize>, to: usize) {
+#[inline]
+pub fn switch(from: Option<PartitionId>, to: PartitionId) {
     let mut vcpus = VCPUS.lock();
     match from {
-        Some(from) => vcpus.states[from].save(),
+        Some(from) => vcpus.states[from.index()].save(),
         None => {
             CNTV_CTL_EL0.set(0);
             super::gic::VcpuGic::discard();
         }
     }
-    vcpus.states[to].restore();
+    vcpus.states[to.index()].restore();
     vcpus.loaded = Some(to);
     // FP/SIMD untrapped only for the partition whose registers are in the CPU.
     super::el2::trap_fp(vcpus.fp_owner != Some(to));
@@ -321,23 +323,23 @@ pub fn take_fp() {
         return;
     }
     if let Some(previous) = vcpus.fp_owner {
-        vcpus.states[previous].fp.save();
+        vcpus.states[previous.index()].fp.save();
     }
-    vcpus.states[current].fp.restore();
+    vcpus.states[current.index()].fp.restore();
     vcpus.fp_owner = Some(current);
 }
 
 /// Partition `id` has ended. If its state is live, its timer stops and its virtual interface
 /// is emptied at once: the CPU may idle before another partition is loaded, and a timer
 /// left running would fire into nobody. Its saved state is reset either way.
-pub fn ended(id: usize) {
+pub fn ended(id: PartitionId) {
     let mut vcpus = VCPUS.lock();
     if vcpus.loaded == Some(id) {
         CNTV_CTL_EL0.set(0);
         super::gic::VcpuGic::discard();
         vcpus.loaded = None;
     }
-    if let Some(state) = vcpus.states.get_mut(id) {
+    if let Some(state) = vcpus.states.get_mut(id.index()) {
         *state = El1State::reset();
     }
     // Its FP/SIMD registers may stay in the CPU: the next partition to use FP/SIMD traps
@@ -350,12 +352,12 @@ pub fn ended(id: usize) {
 /// Partition `id`'s virtual-timer deadline if its timer is enabled and unmasked
 /// (`CNTV_CTL_EL0` ENABLE = 1, IMASK = 0; D24.x), from the live registers if its state is
 /// loaded, else from its saved state.
-pub fn virtual_timer_deadline(id: usize) -> Option<u64> {
+pub fn virtual_timer_deadline(id: PartitionId) -> Option<u64> {
     let vcpus = VCPUS.lock();
     let (ctl, cval) = if vcpus.loaded == Some(id) {
         (CNTV_CTL_EL0.get(), CNTV_CVAL_EL0.get())
     } else {
-        let state = vcpus.states.get(id)?;
+        let state = vcpus.states.get(id.index())?;
         (state.cntv_ctl, state.cntv_cval)
     };
     (ctl & 0b11 == 0b01).then_some(cval)

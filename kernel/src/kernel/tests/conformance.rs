@@ -80,7 +80,7 @@ fn frame(k: &K, rng: &mut Rng, p: usize) -> u64 {
     let granted: Vec<PhysAddr> = k
         .grants
         .iter()
-        .filter(|(_, g)| usize::from(g.grantee.index()) == p)
+        .filter(|(_, g)| g.grantee.index() == p)
         .map(|(_, g)| g.frame)
         .collect();
     let any = RAM_BASE + rng.below(FRAMES as u64) * PAGE_SIZE;
@@ -181,7 +181,7 @@ fn intid(rng: &mut Rng) -> u64 {
 /// A value for an argument of `kind`, from partition `p`'s point of view.
 fn argument(k: &mut K, rng: &mut Rng, p: usize, kind: ArgKind) -> u64 {
     let room = {
-        let terms = k.partition(p).unwrap().terms;
+        let terms = k.partition(pid(p)).unwrap().terms;
         (terms.guaranteed + terms.borrow_limit).saturating_sub(held(k, p) as u64)
     };
     match kind {
@@ -305,17 +305,19 @@ fn drive(world: u64, seen: &mut Seen) {
             return;
         };
         if let Some(call) = pending[p].take() {
-            let x0 = k.regs_mut(p).unwrap().x[0];
+            let x0 = k.regs_mut(pid(p)).unwrap().x[0];
             seen.result(call, x0, &[0; 7], world);
         }
         let call = choose_call(&mut rng);
         let args = arguments(&mut k, &mut rng, p, call);
         // A successful EXO_UPCALL_RETURN restores the interrupted context's x0, which is
         // no result of its own.
-        let restores =
-            call == Call::UpcallReturn && k.partition(p).is_some_and(|q| q.upcalls.saved.is_some());
+        let restores = call == Call::UpcallReturn
+            && k.partition(pid(p))
+                .is_some_and(|q| q.upcalls.saved.is_some());
         let ([x0, ..], step) = super::call(&mut k, p, call.id(), &args);
-        let returned = step == Step::Resume && k.current == p && state(&k, p) == State::Runnable;
+        let returned =
+            step == Step::Resume && k.current == pid(p) && state(&k, p) == State::Runnable;
         if restores {
             continue;
         }
@@ -402,8 +404,8 @@ fn directed_scenarios(seen: &mut Seen) {
     let mut k = system(600);
     let mine = take_frames(&mut k, seen, 0, 8);
     let theirs = take_frames(&mut k, seen, 1, 1);
-    let buffer_frame = k.translate(0, Ipa::new(BUFFER2)).unwrap().0;
-    let info_frame = k.partition(0).unwrap().kernel_pages.info;
+    let buffer_frame = k.translate(pid(0), Ipa::new(BUFFER2)).unwrap().0;
+    let info_frame = k.partition(pid(0)).unwrap().kernel_pages.info;
     assert_eq!(
         directed(&mut k, seen, 0, Call::Grant, &[mine[2].raw(), 1, read]),
         Ok(0)
@@ -422,7 +424,7 @@ fn directed_scenarios(seen: &mut Seen) {
             directed(&mut k, seen, 0, Call::FrameRelease, &[BUFFER2, 2]),
             Err(error)
         );
-        assert_eq!(k.regs_mut(0).unwrap().x[1], 1, "the bad entry's index");
+        assert_eq!(k.regs_mut(pid(0)).unwrap().x[1], 1, "the bad entry's index");
     }
     super::write_words(&mut k, 0, BUFFER2, &[mine[0].raw(), mine[1].raw()]);
     assert_eq!(

@@ -32,8 +32,8 @@ fn a_grantee_unbinding_at_the_holders_ipa_leaves_the_holders_binding() {
     assert_eq!(result(&mut k, 1, EXO_UNBIND, &[HEAP]), Ok(f.raw()));
     k.self_check().unwrap();
     assert_eq!(k.bound.get(f), Some(Ipa::new(HEAP)), "the holder's record");
-    assert_eq!(k.translate(0, Ipa::new(HEAP)).map(|m| m.0), Some(f));
-    assert_eq!(k.translate(1, Ipa::new(HEAP)), None);
+    assert_eq!(k.translate(pid(0), Ipa::new(HEAP)).map(|m| m.0), Some(f));
+    assert_eq!(k.translate(pid(1), Ipa::new(HEAP)), None);
 
     // The holder cannot free what it still maps; the grantee may bind again.
     refused(&mut k, 0, EXO_FRAME_FREE, &[f.raw()], Error::Busy);
@@ -73,7 +73,7 @@ fn a_holder_unbinding_at_the_grantees_ipa_leaves_the_grant_bound() {
     assert_eq!(grant.bound_at, Some(Ipa::new(HEAP)));
     assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[f.raw()]), Ok(0));
     assert_eq!(
-        k.translate(1, Ipa::new(HEAP)),
+        k.translate(pid(1), Ipa::new(HEAP)),
         None,
         "freeing withdrew the grant"
     );
@@ -91,7 +91,9 @@ fn a_buffer_in_device_memory_is_refused() {
     let mut owner = Config::new("owner", 32, 0);
     owner.devices = &[(0x0900_0000, DEVICE_IPA, 1)];
     let mut k = build(256, &[owner, Config::new("other", 32, 0)]);
-    let (pa, attrs) = k.translate(0, Ipa::new(DEVICE_IPA)).expect("device bound");
+    let (pa, attrs) = k
+        .translate(pid(0), Ipa::new(DEVICE_IPA))
+        .expect("device bound");
     assert_eq!((pa.raw(), attrs.kind), (0x0900_0000, MemoryKind::Device));
     assert!(attrs.read && attrs.write);
     refused(
@@ -173,7 +175,7 @@ fn repossessed_frames_are_zeroed_then_cleaned() {
     k.platform.take_frame_log().unwrap();
     let now = k.platform.now.get();
     k.platform.now.set(now + (1 << 40));
-    k.current = 1;
+    k.current = pid(1);
     k.check_deadlines();
     let scrubbed = k.platform.take_frame_log().expect("zero, clean, map");
     let taken: Vec<PhysAddr> = bound
@@ -214,7 +216,7 @@ fn set_way_maintenance_cleans_only_the_callers_bound_memory_once_per_slice() {
         Ok(0)
     );
     k.platform.take_frame_log().unwrap();
-    k.current = 0;
+    k.current = pid(0);
     assert_eq!(k.set_way_maintenance(), Step::Resume);
     let cleaned: Vec<PhysAddr> = k
         .platform
@@ -231,7 +233,7 @@ fn set_way_maintenance_cleans_only_the_callers_bound_memory_once_per_slice() {
         !cleaned.contains(&mine[1]),
         "an unbound frame it cannot reach"
     );
-    let boot = k.translate(0, Ipa::new(BUFFER)).unwrap().0;
+    let boot = k.translate(pid(0), Ipa::new(BUFFER)).unwrap().0;
     assert!(cleaned.contains(&boot), "its boot memory");
     let others: Vec<PhysAddr> = k.frames.owned_by(owner_of(&k, 2)).collect();
     assert!(cleaned.iter().all(|f| !others.contains(f)), "nobody else's");
@@ -241,11 +243,11 @@ fn set_way_maintenance_cleans_only_the_callers_bound_memory_once_per_slice() {
     // Scheduled again (its next slot): the next set/way operation cleans again.
     for _ in 0..4 {
         k.schedule();
-        if k.current == 0 {
+        if k.current == pid(0) {
             break;
         }
     }
-    assert_eq!(k.current, 0);
+    assert_eq!(k.current, pid(0));
     k.set_way_maintenance();
     assert!(!k.platform.frame_log.is_empty());
 }

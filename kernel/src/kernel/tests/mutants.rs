@@ -41,7 +41,7 @@ fn the_virtual_timer_can_only_be_enabled() {
 fn an_interrupt_wakes_only_a_partition_waiting_for_an_event() {
     let mut k = interrupt_kernel();
     assert_eq!(result(&mut k, 0, EXO_IRQ_ENABLE, &[41]), Ok(0));
-    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(1));
+    assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(pid(1)));
     k.interrupt(41);
     assert_eq!(
         state(&k, 0),
@@ -49,11 +49,11 @@ fn an_interrupt_wakes_only_a_partition_waiting_for_an_event() {
         "woken by the interrupt itself"
     );
     k.platform.guest_handles_all();
-    k.current = 0;
+    k.current = pid(0);
     k.before_resume();
     k.platform.guest_handles_all();
-    assert_eq!(call(&mut k, 0, EXO_WAIT, &[]).1, Step::Switch(1));
-    k.current = 1;
+    assert_eq!(call(&mut k, 0, EXO_WAIT, &[]).1, Step::Switch(pid(1)));
+    k.current = pid(1);
     k.interrupt(42);
     assert_eq!(
         state(&k, 0),
@@ -69,7 +69,7 @@ fn waiting_for_an_event_that_is_already_there_returns_at_once() {
     let mut k = interrupt_kernel();
     assert_eq!(result(&mut k, 0, EXO_IRQ_ENABLE, &[41]), Ok(0));
     // Taken while the other partition runs: queued for its owner, not injected.
-    k.current = 1;
+    k.current = pid(1);
     k.interrupt(41);
     assert!(!k.platform.live_virtual_pending(), "queued, not injected");
     assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Resume);
@@ -112,13 +112,13 @@ fn a_claim_with_a_short_buffer_is_refused_before_it_blocks() {
     );
     assert_eq!(state(&k, 1), State::Runnable);
     assert!(
-        k.partition(0).unwrap().revocation.is_none(),
+        k.partition(pid(0)).unwrap().revocation.is_none(),
         "nothing asked of the borrower"
     );
     // Two names fit there.
     let (_, step) = call(&mut k, 1, EXO_FRAME_ALLOC, &[2, tail]);
     assert_ne!(step, Step::Resume, "the claimant blocks");
-    assert!(k.partition(0).unwrap().revocation.is_some());
+    assert!(k.partition(pid(0)).unwrap().revocation.is_some());
 }
 
 /// A partition may hold exactly its guarantee plus its borrow limit, not one frame more.
@@ -190,7 +190,7 @@ fn a_single_right_is_enough_to_bind() {
             Ok(0),
             "bind with rights {right:#x}"
         );
-        let (mapped, attrs) = k.translate(0, Ipa::new(ipa)).unwrap();
+        let (mapped, attrs) = k.translate(pid(0), Ipa::new(ipa)).unwrap();
         assert_eq!(mapped, frame);
         assert_eq!(
             (attrs.read, attrs.write, attrs.execute),
@@ -253,7 +253,7 @@ fn revocation_shares_are_proportional() {
     assert_eq!(revocation_page(&k, 0).frames_requested, 6);
     assert_eq!(revocation_page(&k, 1).frames_requested, 2);
     assert!(
-        k.partition(2).unwrap().revocation.is_none(),
+        k.partition(pid(2)).unwrap().revocation.is_none(),
         "no request to the claimant"
     );
 }
@@ -267,7 +267,7 @@ fn a_claim_is_refused_only_if_the_borrowers_cannot_cover_it() {
         err(Error::OutOfMemory)
     );
     assert_eq!(state(&k, 2), State::Runnable);
-    assert!(k.partition(0).unwrap().revocation.is_none());
+    assert!(k.partition(pid(0)).unwrap().revocation.is_none());
     let (_, step) = call(&mut k, 2, EXO_FRAME_ALLOC, &[40, BUFFER]);
     assert_ne!(step, Step::Resume, "the claimant blocks");
     assert_eq!(revocation_page(&k, 0).frames_requested, 30);
@@ -306,7 +306,7 @@ fn released_frames_add_up() {
     let (_, unbound) = exhaust_and_claim(&mut k, 4, 10);
     for (i, &frame) in unbound.iter().take(3).enumerate() {
         assert_eq!(result(&mut k, 0, EXO_FRAME_FREE, &[frame.raw()]), Ok(0));
-        let r = k.partition(0).unwrap().revocation.unwrap();
+        let r = k.partition(pid(0)).unwrap().revocation.unwrap();
         assert_eq!((r.released, r.owed), (i as u64 + 1, 10 - (i as u64 + 1)));
     }
 }
@@ -318,9 +318,9 @@ fn nobody_runnable_aborts_pending_requests_at_once() {
     let mut k = two();
     exhaust_and_claim(&mut k, 4, 10);
     let (_, step) = call(&mut k, 0, EXO_WAIT_EVENT, &[]);
-    assert_eq!(step, Step::Switch(1));
+    assert_eq!(step, Step::Switch(pid(1)));
     assert_eq!(state(&k, 1), State::Runnable);
-    assert_eq!(k.regs_mut(1).unwrap().x[0], 10);
+    assert_eq!(k.regs_mut(pid(1)).unwrap().x[0], 10);
     assert_eq!(revocation_page(&k, 0).state, RequestState::Aborted);
 }
 
@@ -331,7 +331,7 @@ fn an_exit_resolves_the_outstanding_request() {
     let mut k = two();
     exhaust_and_claim(&mut k, 4, 10);
     call(&mut k, 0, EXO_EXIT, &[0]);
-    assert!(k.partition(0).unwrap().revocation.is_none());
+    assert!(k.partition(pid(0)).unwrap().revocation.is_none());
 }
 
 /// Revocation and repossession news reach a partition that enabled their signals as one
@@ -345,10 +345,10 @@ fn revocation_and_repossession_news_become_signals_once() {
     }
     // `a` borrows beyond its guarantee of 32, then `b` needs a frame back.
     alloc(&mut k, 0, 40);
-    assert!(k.request_revocations(1, 1));
-    k.current = 0;
+    assert!(k.request_revocations(pid(1), 1));
+    k.current = pid(0);
     let frame = k.frames.owned_by(owner_of(&k, 0)).next().unwrap();
-    k.report_repossession(0, frame, None, Reason::GrantRevoked, 0);
+    k.report_repossession(pid(0), frame, None, Reason::GrantRevoked, 0);
     k.before_resume();
     let mut delivered: Vec<u32> = k
         .platform
@@ -360,7 +360,7 @@ fn revocation_and_repossession_news_become_signals_once() {
     let mut expected = vec![signal::REVOCATION, signal::REPOSSESSION];
     expected.sort_unstable();
     assert_eq!(delivered, expected);
-    let p = k.partition(0).unwrap();
+    let p = k.partition(pid(0)).unwrap();
     assert_eq!(p.upcalls.revocation, None, "told once, as a signal");
     assert_eq!(p.upcalls.repossession, None, "told once, as a signal");
     assert!(!p.virq.message_signalled, "no message arrived");

@@ -7,7 +7,7 @@ use super::*;
 
 /// Partition `p` resumes, as the trap path resumes it.
 fn resume(k: &mut K, p: usize) {
-    k.current = p;
+    k.current = pid(p);
     k.before_resume();
 }
 
@@ -22,13 +22,13 @@ fn news_arriving_after_quiet_returns_is_told_on_the_next_one() {
     );
     resume(&mut k, 1);
     assert_ne!(
-        k.regs_mut(1).unwrap().pc,
+        k.regs_mut(pid(1)).unwrap().pc,
         0x4000_0100,
         "nothing to tell yet"
     );
     assert_eq!(result(&mut k, 0, EXO_SEND, &[1, 77]), Ok(0));
     resume(&mut k, 1);
-    let b = k.regs_mut(1).unwrap();
+    let b = k.regs_mut(pid(1)).unwrap();
     assert_eq!((b.pc, b.x[0], b.x[2]), (0x4000_0100, upcall::MESSAGE, 77));
 }
 
@@ -36,21 +36,21 @@ fn news_arriving_after_quiet_returns_is_told_on_the_next_one() {
 fn a_preempted_partition_is_told_its_news_after_its_next_call() {
     let mut k = talkers();
     assert_eq!(result(&mut k, 1, EXO_SET_UPCALL, &[0x4000_0100, 0]), Ok(0));
-    k.current = 1;
+    k.current = pid(1);
     k.preempt();
-    assert!(k.partition(1).unwrap().preempted);
+    assert!(k.partition(pid(1)).unwrap().preempted);
     assert_eq!(result(&mut k, 0, EXO_SEND, &[1, 77]), Ok(0));
     // Preempted at an arbitrary instruction: no upcall yet, the news stays held.
     resume(&mut k, 1);
-    assert_ne!(k.regs_mut(1).unwrap().pc, 0x4000_0100);
-    assert!(k.partition(1).unwrap().any_news());
+    assert_ne!(k.regs_mut(pid(1)).unwrap().pc, 0x4000_0100);
+    assert!(k.partition(pid(1)).unwrap().any_news());
     // Its next call (any call, the null one too) ends the hold; its return tells.
     assert_eq!(
         result(&mut k, 1, EXO_ABI_VERSION, &[]),
         Ok(u64::from(exo_abi::ABI_VERSION))
     );
     resume(&mut k, 1);
-    let b = k.regs_mut(1).unwrap();
+    let b = k.regs_mut(pid(1)).unwrap();
     assert_eq!((b.pc, b.x[0], b.x[2]), (0x4000_0100, upcall::MESSAGE, 77));
 }
 

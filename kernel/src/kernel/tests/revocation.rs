@@ -44,12 +44,12 @@ fn a_blocked_claimant_lends_its_slot_to_the_borrower_and_gets_it_back() {
     assert_eq!(result(&mut k, 0, EXO_SET_UPCALL, &[0x4000_0800, 0]), Ok(0));
     alloc_all(&mut k, 0);
     let (_, step) = call(&mut k, 1, EXO_FRAME_ALLOC, &[3, BUFFER]);
-    assert_eq!(step, Step::Switch(0), "the borrower runs at once");
-    assert_eq!(k.current(), 0);
-    assert_eq!(k.revocations.lent_by, Some((1, 0)));
+    assert_eq!(step, Step::Switch(pid(0)), "the borrower runs at once");
+    assert_eq!(k.current(), pid(0));
+    assert_eq!(k.revocations.lent_by, Some((pid(1), pid(0))));
     // Its revocation upcall is taken now.
     k.before_resume();
-    assert_eq!(k.regs_mut(0).unwrap().x[0], upcall::REVOCATION);
+    assert_eq!(k.regs_mut(pid(0)).unwrap().x[0], upcall::REVOCATION);
     let given = surplus(&k, 0);
     // One frame: the claimant still waits, the borrower keeps the CPU.
     let ([x0, x1, ..], step) = release(&mut k, 0, &given[..1]);
@@ -58,11 +58,11 @@ fn a_blocked_claimant_lends_its_slot_to_the_borrower_and_gets_it_back() {
     // The rest: the claimant completes and gets the CPU straight back.
     let ([x0, x1, ..], step) = release(&mut k, 0, &given[1..3]);
     assert_eq!((x0, x1), (2, 0));
-    assert_eq!(step, Step::Switch(1));
-    assert_eq!(k.current(), 1);
+    assert_eq!(step, Step::Switch(pid(1)));
+    assert_eq!(k.current(), pid(1));
     assert_eq!(k.revocations.lent_by, None);
     assert_eq!(state(&k, 1), State::Runnable);
-    assert_eq!(k.regs_mut(1).unwrap().x[0], 3);
+    assert_eq!(k.regs_mut(pid(1)).unwrap().x[0], 3);
     let got: BTreeSet<u64> = read_words(&mut k, 1, BUFFER, 3).into_iter().collect();
     let released: BTreeSet<u64> = given[..3].iter().map(|f| f.raw()).collect();
     assert_eq!(got, released, "the claimant got the released frames");
@@ -76,7 +76,12 @@ fn the_slot_goes_on_to_the_next_borrower_still_owing() {
     alloc(&mut k, 0, half);
     alloc_all(&mut k, 2);
     let (_, step) = call(&mut k, 1, EXO_FRAME_ALLOC, &[20, BUFFER]);
-    let owed = |k: &K, p: usize| k.partition(p).unwrap().revocation.map_or(0, |r| r.owed);
+    let owed = |k: &K, p: usize| {
+        k.partition(pid(p))
+            .unwrap()
+            .revocation
+            .map_or(0, |r| r.owed)
+    };
     let (first, second) = if owed(&k, 0) >= owed(&k, 2) {
         (0, 2)
     } else {
@@ -88,19 +93,23 @@ fn the_slot_goes_on_to_the_next_borrower_still_owing() {
     );
     assert_eq!(
         step,
-        Step::Switch(first),
+        Step::Switch(pid(first)),
         "the borrower owing the most first"
     );
     let mine = surplus(&k, first);
     let owed_first = owed(&k, first) as usize;
     let (_, step) = release(&mut k, first, &mine[..owed_first]);
-    assert_eq!(step, Step::Switch(second), "then the next one still owing");
-    assert_eq!(k.revocations.lent_by, Some((1, second)));
+    assert_eq!(
+        step,
+        Step::Switch(pid(second)),
+        "then the next one still owing"
+    );
+    assert_eq!(k.revocations.lent_by, Some((pid(1), pid(second))));
     let theirs = surplus(&k, second);
     let owed_second = owed(&k, second) as usize;
     let (_, step) = release(&mut k, second, &theirs[..owed_second]);
-    assert_eq!(step, Step::Switch(1), "and back to the claimant");
-    assert_eq!(k.regs_mut(1).unwrap().x[0], 20);
+    assert_eq!(step, Step::Switch(pid(1)), "and back to the claimant");
+    assert_eq!(k.regs_mut(pid(1)).unwrap().x[0], 20);
     k.self_check().unwrap();
 }
 
@@ -133,14 +142,14 @@ fn a_batch_with_one_bad_entry_changes_nothing_and_names_it() {
     k.platform.tlb.borrow_mut().clear();
     let ([x0, x1, ..], _) = release(&mut k, 0, &mine);
     assert_eq!((x0, x1), (4, 0));
-    let vmid = k.partition(0).unwrap().vmid;
+    let vmid = k.partition(pid(0)).unwrap().vmid;
     assert!(
         k.platform
             .tlb
             .borrow()
             .contains(&TlbEvent::Ipa(vmid, Ipa::new(HEAP)))
     );
-    assert_eq!(k.translate(0, Ipa::new(HEAP)), None);
+    assert_eq!(k.translate(pid(0), Ipa::new(HEAP)), None);
     for &f in &mine {
         assert_eq!(k.frames.owner(f), Some(Owner::Free));
         assert!(is_zero(&k, f));
@@ -186,17 +195,17 @@ fn one_earliest_deadline_is_kept_as_requests_start_and_end() {
         "a's deadline"
     );
     // a complies: the earliest is c's now.
-    let owed = k.partition(0).unwrap().revocation.unwrap().owed as usize;
+    let owed = k.partition(pid(0)).unwrap().revocation.unwrap().owed as usize;
     let mine = surplus(&k, 0);
     release(&mut k, 0, &mine[..owed]);
     assert_eq!(k.revocations.earliest, Some(issued + ticks(5000)));
     // Past a's deadline nothing happens; at c's, c is aborted by the next trap.
     k.platform.now.set(issued + ticks(5000) - 1);
     assert!(result(&mut k, 0, EXO_MEM_INFO, &[]).is_ok());
-    assert_eq!(k.partition(2).unwrap().aborts, 0);
+    assert_eq!(k.partition(pid(2)).unwrap().aborts, 0);
     k.platform.now.set(issued + ticks(5000));
     assert!(result(&mut k, 0, EXO_MEM_INFO, &[]).is_ok());
-    assert_eq!(k.partition(2).unwrap().aborts, 1);
+    assert_eq!(k.partition(pid(2)).unwrap().aborts, 1);
     assert_eq!(k.revocations.earliest, None);
     assert_eq!(state(&k, 1), State::Runnable);
     k.self_check().unwrap();
@@ -230,7 +239,7 @@ fn abort_with_loss_order(order: &[u64], claim: u64) -> (K, Vec<PhysAddr>, Vec<Re
     let now = k.platform.now.get();
     k.platform.now.set(now + ticks(1000));
     assert!(result(&mut k, 2, EXO_MEM_INFO, &[]).is_ok());
-    assert_eq!(k.partition(0).unwrap().aborts, 1);
+    assert_eq!(k.partition(pid(0)).unwrap().aborts, 1);
     for &f in &theirs {
         assert_eq!(
             k.frames.owner(f),
@@ -320,7 +329,7 @@ fn a_garbage_count_is_capped_and_an_unbound_page_ignored() {
     let mine = alloc_all(&mut k, 0);
     write_words(&mut k, 0, BUFFER2, &[1, mine[9].raw()]);
     assert_eq!(result(&mut k, 0, EXO_SET_LOSS_ORDER, &[BUFFER2]), Ok(0));
-    let list = k.translate(0, Ipa::new(BUFFER2)).unwrap().0;
+    let list = k.translate(pid(0), Ipa::new(BUFFER2)).unwrap().0;
     assert_eq!(result(&mut k, 0, EXO_UNBIND, &[BUFFER2]), Ok(list.raw()));
     call(&mut k, 1, EXO_FRAME_ALLOC, &[1, BUFFER]);
     let now = k.platform.now.get();
@@ -341,15 +350,15 @@ fn a_loan_passed_on_by_donation_ends() {
     let mut k = three();
     alloc_all(&mut k, 0);
     let (_, step) = call(&mut k, 1, EXO_FRAME_ALLOC, &[3, BUFFER]);
-    assert_eq!(step, Step::Switch(0));
+    assert_eq!(step, Step::Switch(pid(0)));
     assert!(
-        k.partition(2).unwrap().revocation.is_none(),
+        k.partition(pid(2)).unwrap().revocation.is_none(),
         "only a is asked"
     );
     // a gives the rest of the slot to c: the slot is no longer lent to a borrower, and
     // c's next call does not send the CPU back to a.
     let (_, step) = call(&mut k, 0, EXO_DONATE, &[2]);
-    assert_eq!(step, Step::Switch(2));
+    assert_eq!(step, Step::Switch(pid(2)));
     let (_, step) = call(&mut k, 2, EXO_MEM_INFO, &[]);
     assert_eq!(step, Step::Resume);
     assert_eq!(k.revocations.lent_by, None);

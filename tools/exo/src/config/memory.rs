@@ -4,7 +4,7 @@
 //!
 //! Of the RAM the board gives the kernel ([`Board::kernel_ram`]) the kernel first keeps its
 //! own: the frame table and the binding index ([`METADATA_BYTES_PER_FRAME`] per frame of
-//! RAM), and its image, the boot package and the device tree, which are not known before
+//! the address span its RAM banks cover, holes included: [`Board::span_bytes`]), and its image, the boot package and the device tree, which are not known before
 //! the build ([`KERNEL_IMAGE_ESTIMATE`] plus [`PROGRAM_ESTIMATE`] per partition). Each
 //! partition then takes, besides its memory, [`KERNEL_PAGES`] kernel pages and its stage-2
 //! table budget (`docs/architecture.md`, "Table-frame budget"). Its guarantee, not only its
@@ -42,7 +42,7 @@ pub fn partition_frames(guarantee_bytes: u64, borrow_bytes: u64) -> u64 {
 
 /// Frames the kernel keeps for itself on `board` with `partitions` partitions.
 pub fn kernel_frames(board: &Board, partitions: usize) -> u64 {
-    let frames = board.kernel_ram() / PAGE_SIZE;
+    let frames = board.span_bytes.max(board.kernel_ram()) / PAGE_SIZE;
     let bytes = frames * METADATA_BYTES_PER_FRAME
         + KERNEL_IMAGE_ESTIMATE
         + PROGRAM_ESTIMATE * partitions as u64;

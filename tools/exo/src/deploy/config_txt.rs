@@ -21,6 +21,10 @@
 //!   clock exo's mini UART driver assumes when the device tree gives none.
 //! - The PL011 console needs `dtoverlay=disable-bt` (Bluetooth otherwise owns uart0, and
 //!   the overlay makes it the primary UART on GPIO 14/15); its clock is fixed (48 MHz).
+//! - `enable_jtag_gpio=1` (only with `exo image --jtag`): the firmware selects Alt4 on GPIO
+//!   22-27, the Arm JTAG signals (ARM_TRST, ARM_RTCK, ARM_TDO, ARM_TCK, ARM_TDI, ARM_TMS),
+//!   and "sets up some internal SoC connections" for the Arm cores' debug port ("GPIO
+//!   control in config.txt", `enable_jtag_gpio`). Off by default: those pins are then free.
 
 use std::fmt::Write;
 
@@ -40,8 +44,8 @@ pub const DEVICE_TREE: &str = "bcm2711-rpi-4-b.dtb";
 /// Where the PL011 console's overlay goes.
 pub const DISABLE_BT_OVERLAY: &str = "overlays/disable-bt.dtbo";
 
-/// The contents of `config.txt`.
-pub fn config_txt(console: Console) -> String {
+/// The contents of `config.txt`; with `jtag`, the Arm JTAG port on GPIO 22-27.
+pub fn config_txt(console: Console, jtag: bool) -> String {
     let mut text = String::from("# Written by `exo image`: boots exo's kernel at EL2.\n");
     for line in [
         "arm_64bit=1",
@@ -63,6 +67,10 @@ pub fn config_txt(console: Console) -> String {
             text.push_str("dtoverlay=disable-bt\n");
         }
     }
+    if jtag {
+        text.push_str("# The Arm JTAG port on GPIO 22-27 (Alt4), for OpenOCD.\n");
+        text.push_str("enable_jtag_gpio=1\n");
+    }
     text
 }
 
@@ -73,7 +81,7 @@ mod tests {
     #[test]
     fn the_mini_uart_console_fixes_the_core_clock() {
         assert_eq!(
-            config_txt(Console::MiniUart),
+            config_txt(Console::MiniUart, false),
             "# Written by `exo image`: boots exo's kernel at EL2.\n\
              arm_64bit=1\n\
              kernel=kernel8.img\n\
@@ -89,12 +97,29 @@ mod tests {
 
     #[test]
     fn the_pl011_console_moves_bluetooth_off_uart0() {
-        let text = config_txt(Console::Pl011);
+        let text = config_txt(Console::Pl011, false);
         assert!(text.ends_with(
             "enable_uart=1\n\
              # The PL011 (uart0) on GPIO 14/15 instead of Bluetooth.\n\
              dtoverlay=disable-bt\n"
         ));
         assert!(!text.contains("core_freq"));
+    }
+
+    #[test]
+    fn jtag_is_opt_in_and_puts_the_arm_debug_port_on_gpio_22_to_27() {
+        for console in [Console::MiniUart, Console::Pl011] {
+            assert!(!config_txt(console, false).contains("jtag"));
+            let text = config_txt(console, true);
+            let without = config_txt(console, false);
+            assert_eq!(
+                text.strip_prefix(without.as_str()),
+                Some(
+                    "# The Arm JTAG port on GPIO 22-27 (Alt4), for OpenOCD.\n\
+                     enable_jtag_gpio=1\n"
+                ),
+                "{text}"
+            );
+        }
     }
 }

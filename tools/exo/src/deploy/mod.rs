@@ -35,6 +35,8 @@ pub struct ImageOptions {
     /// Write the serial chain loader as `kernel8.img` instead of the system's image
     /// (`exo run --serial` then sends the system).
     pub chain_loader: bool,
+    /// Put the Arm JTAG port on GPIO 22-27 (`enable_jtag_gpio=1` in `config.txt`).
+    pub jtag: bool,
 }
 
 impl Default for ImageOptions {
@@ -44,6 +46,7 @@ impl Default for ImageOptions {
             disable_bt_overlay: None,
             sd_image: None,
             chain_loader: false,
+            jtag: false,
         }
     }
 }
@@ -62,6 +65,18 @@ pub fn firmware_cache(workspace: &Workspace) -> PathBuf {
     workspace.root().join("build/cache/firmware")
 }
 
+/// Refuses a system for another board than the Pi 4 (before anything is built).
+pub fn check_board(system: &System) -> anyhow::Result<()> {
+    if system.board.name != BOARD {
+        bail!(
+            "exo image writes Raspberry Pi 4 boot folders only (--board {BOARD}), not for \
+             board `{}`",
+            system.board.name
+        );
+    }
+    Ok(())
+}
+
 /// Writes the boot folder `out` for `system` (already built into `image`).
 pub fn write_boot_folder(
     workspace: &Workspace,
@@ -70,13 +85,7 @@ pub fn write_boot_folder(
     out: &Path,
     options: &ImageOptions,
 ) -> anyhow::Result<BootFolder> {
-    if system.board.name != BOARD {
-        bail!(
-            "exo image writes Raspberry Pi 4 boot folders only (--board {BOARD}), not for \
-             board `{}`",
-            system.board.name
-        );
-    }
+    check_board(system)?;
     let overlay = match (options.console, &options.disable_bt_overlay) {
         (Console::Pl011, None) => bail!(
             "the PL011 console needs overlays/disable-bt.dtbo, which Debian does not package: \
@@ -114,7 +123,7 @@ pub fn write_boot_folder(
     }
     std::fs::write(
         out.join("config.txt"),
-        config_txt::config_txt(options.console),
+        config_txt::config_txt(options.console, options.jtag),
     )?;
     files.push("config.txt".to_owned());
     if let Some(card) = &options.sd_image {

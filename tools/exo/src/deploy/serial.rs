@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use exo_loader::{
     ACK, CANCEL, CHUNK_OVERHEAD, HOST_ANSWER_TIMEOUT_MS, HOST_TRIES, Header, LINE_PREFIX, NAK,
-    QUIET_MS, READY, STARTING, chunk_count, chunk_range, encode_chunk,
+    QUIET_MS, READY, STARTING, chunk_count, chunk_range, encode_chunk, sequence,
 };
 
 use crate::config::System;
@@ -217,8 +217,10 @@ impl<'a, L: Link> Sender<'a, L> {
         }
     }
 
-    /// The loader's answer to what was just sent: a control byte, with its text before.
-    fn answer(&mut self) -> anyhow::Result<Answer> {
+    /// The loader's answer to the frame with sequence byte `frame` (just sent): a control
+    /// byte, with its text before. An `ACK` of another frame (a late answer to a frame sent
+    /// twice) is passed over.
+    fn answer(&mut self, frame: u8) -> anyhow::Result<Answer> {
         let deadline = Instant::now() + self.answer_timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -226,7 +228,14 @@ impl<'a, L: Link> Sender<'a, L> {
                 return Ok(Answer::Silence);
             };
             match byte {
-                ACK => return Ok(Answer::Ack),
+                ACK => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match self.link.recv(left)? {
+                        Some(acknowledged) if acknowledged == frame => return Ok(Answer::Ack),
+                        Some(_) => {}
+                        None => return Ok(Answer::Silence),
+                    }
+                }
                 NAK => return Ok(Answer::Nak),
                 CANCEL => return Ok(Answer::Cancel),
                 other => self.text(other),
@@ -244,15 +253,21 @@ impl<'a, L: Link> Sender<'a, L> {
             .unwrap_or_else(|| "(it said nothing)".to_owned())
     }
 
-    /// Sends `frame` until it is acknowledged ([`HOST_TRIES`] at most).
-    fn frame(&mut self, frame: &[u8], what: &str) -> anyhow::Result<()> {
+    /// Sends `frame` (sequence byte `number`) until it is acknowledged ([`HOST_TRIES`] at
+    /// most).
+    fn frame(&mut self, frame: &[u8], number: u8, what: &str) -> anyhow::Result<()> {
         for _ in 0..HOST_TRIES {
             self.link.send(frame)?;
-            match self.answer()? {
+            match self.answer(number)? {
                 Answer::Ack => return Ok(()),
                 // The loader answers as soon as it sees the damage; the rest of the frame
                 // is still on the line, and it waits for the line to go quiet.
                 Answer::Nak => thread::sleep(self.quiet + self.byte_time * frame.len() as u32),
+                // The last frame's ACK was lost, but the loader's line before it came:
+                // it has started the image and will answer nothing more.
+                Answer::Silence if self.lines.iter().any(|l| l.starts_with(STARTING)) => {
+                    return Ok(());
+                }
                 Answer::Silence => (self.log)(&format!(
                     "exo run: no answer to {what} within {} ms: sending it again",
                     self.answer_timeout.as_millis()
@@ -276,14 +291,15 @@ impl<'a, L: Link> Sender<'a, L> {
         if header.length as usize != image.len() {
             bail!("the image of {} bytes is too large to send", image.len());
         }
-        self.frame(&header.encode(), "the header")?;
+        self.frame(&header.encode(), sequence(None), "the header")?;
         let count = chunk_count(header.length);
         let mut frame = [0; exo_loader::CHUNK + CHUNK_OVERHEAD];
         let mut shown = 0;
         for index in 0..count {
             let data = &image[chunk_range(header.length, index)];
             let length = encode_chunk(index, data, &mut frame);
-            self.frame(&frame[..length], &format!("chunk {index} of {count}"))?;
+            let what = format!("chunk {index} of {count}");
+            self.frame(&frame[..length], sequence(Some(index)), &what)?;
             let percent = (index + 1) * 100 / count;
             if percent >= shown + 10 {
                 shown = percent - percent % 10;
@@ -299,6 +315,20 @@ impl<'a, L: Link> Sender<'a, L> {
         }
         Ok(())
     }
+}
+
+/// Refuses `exo run --serial` for a system of another board than the Pi 4 (before anything
+/// is built).
+pub fn check_board(system: &System) -> anyhow::Result<()> {
+    if system.board.name != super::BOARD {
+        bail!(
+            "exo run --serial sends the image to the chain loader on a Raspberry Pi 4: give \
+             --board {} (the configuration's board is `{}`)",
+            super::BOARD,
+            system.board.name
+        );
+    }
+    Ok(())
 }
 
 /// Sends `image` to the chain loader on `options.device`, then reads the console until the

@@ -9,13 +9,19 @@ use super::*;
 
 /// The loader, in memory: bytes sent are fed to its receiver; what it would print and
 /// answer is queued for `recv`. `damage` flips a bit in the bytes sent at those offsets
-/// (counted over everything sent); `lose` drops them.
+/// (counted over everything sent); `lose` drops them; `lose_answers` drops the loader's
+/// answers (its control bytes) with those numbers (counted from 0, the header's);
+/// `late_answers` holds those back until the host sends again (after its answer timeout).
 struct FakeLoader {
     receiver: LoaderReceiver<'static>,
     out: VecDeque<u8>,
     sent: usize,
     damage: Vec<usize>,
     lose: Vec<usize>,
+    answers: usize,
+    lose_answers: Vec<usize>,
+    late_answers: Vec<usize>,
+    held: Vec<u8>,
     started: bool,
 }
 
@@ -30,6 +36,10 @@ impl FakeLoader {
             sent: 0,
             damage: Vec::new(),
             lose: Vec::new(),
+            answers: 0,
+            lose_answers: Vec::new(),
+            late_answers: Vec::new(),
+            held: Vec::new(),
             started: false,
         }
     }
@@ -49,13 +59,28 @@ impl FakeLoader {
                     .extend(format!("{STARTING}: {} bytes\r\n", header.length).bytes());
             }
         }
-        self.out.push_back(answer.byte());
+        let number = self.answers;
+        self.answers += 1;
+        if self.lose_answers.contains(&number) {
+            return;
+        }
+        let mut bytes = vec![answer.byte()];
+        if answer.byte() == exo_loader::ACK {
+            bytes.push(self.receiver.acknowledged());
+        }
+        if self.late_answers.contains(&number) {
+            self.held.extend(bytes);
+        } else {
+            self.out.extend(bytes);
+        }
     }
 }
 
 impl Link for FakeLoader {
     fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.receiver.quiet(); // the host waited before sending again
+        let held = std::mem::take(&mut self.held);
+        self.out.extend(held); // a late answer arrives while the host sends again
         for &byte in bytes {
             let at = self.sent;
             self.sent += 1;
@@ -180,7 +205,51 @@ fn no_loader_on_the_line_is_a_clear_error() {
     let (result, _) = transfer(&mut loader, &image(10));
     let error = result.unwrap_err().to_string();
     assert!(
-        error.starts_with("no `exo-loader: ready for an image (protocol 1)` line within 1 s"),
+        error.starts_with("no `exo-loader: ready for an image (protocol 2)` line within 1 s"),
         "{error}"
     );
+}
+
+/// Sends a 5-chunk image whose last chunk is short, losing the loader's answers numbered
+/// `lost` (0 is the header's, 1 + i chunk i's); returns the log.
+fn transfer_losing_answers(lost: &[usize]) -> Vec<String> {
+    let sent = image(4 * 1024 + 300);
+    let mut loader = FakeLoader::new(1 << 20);
+    loader.lose_answers = lost.to_vec();
+    let (result, log) = transfer(&mut loader, &sent);
+    result.unwrap_or_else(|e| panic!("losing answers {lost:?}: {e:#}; log {log:?}"));
+    assert!(loader.started);
+    assert_eq!(loader.receiver.image(&Header::of(&sent)), &sent[..]);
+    log
+}
+
+#[test]
+fn a_lost_ack_of_the_second_to_last_chunk_does_not_stall_the_transfer() {
+    let log = transfer_losing_answers(&[4]);
+    assert!(
+        log.contains(&"exo run: no answer to chunk 3 of 5 within 3000 ms: sending it again".into()),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_lost_ack_of_the_header_or_the_last_chunk_does_not_stall_the_transfer() {
+    transfer_losing_answers(&[0]);
+    // The loader has started the image; its line says so.
+    transfer_losing_answers(&[5]);
+    transfer_losing_answers(&[0, 1, 3, 4, 5]);
+}
+
+#[test]
+fn a_late_ack_is_not_taken_for_the_next_chunks() {
+    // The ACKs of chunk 0 and of chunk 3 (the second-to-last) arrive after the host has
+    // sent the chunk again: the loader then acknowledges each twice, and the second ACK
+    // must not count for the next chunk.
+    let sent = image(4 * 1024 + 300);
+    let mut loader = FakeLoader::new(1 << 20);
+    loader.late_answers = vec![1, 4];
+    let (result, log) = transfer(&mut loader, &sent);
+    result.unwrap_or_else(|e| panic!("{e:#}; log {log:?}"));
+    assert!(loader.started);
+    assert_eq!(loader.receiver.image(&Header::of(&sent)), &sent[..]);
 }
