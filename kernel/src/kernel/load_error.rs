@@ -41,9 +41,9 @@ pub enum LoadError {
     Frame(FrameError),
     /// More partitions than the frame table can name.
     TooManyPartitions,
-    /// A partition is pinned to a core other than 0: this kernel schedules core 0 only
-    /// (secondary cores idle until per-core scheduling lands, issue 9 step 3).
-    PinnedElsewhere {
+    /// A partition is pinned to a core that is not up (the device tree lacks it, or it did
+    /// not start).
+    CoreDown {
         /// Index of the partition.
         partition: usize,
         /// The core it is pinned to.
@@ -79,7 +79,7 @@ impl LoadError {
             LoadError::OutOfMemory { partition, .. }
             | LoadError::Interrupt { partition, .. }
             | LoadError::DeviceInRam { partition }
-            | LoadError::PinnedElsewhere { partition, .. } => Some(partition),
+            | LoadError::CoreDown { partition, .. } => Some(partition),
             _ => None,
         }
     }
@@ -122,9 +122,9 @@ impl LoadError {
             LoadError::TooManyPartitions => {
                 f.write_str("more partitions than the frame table can name")
             }
-            LoadError::PinnedElsewhere { partition, core } => write!(
+            LoadError::CoreDown { partition, core } => write!(
                 f,
-                "{} is pinned to core {core}, but this kernel runs partitions on core 0 only",
+                "{} is pinned to core {core}, which is not up (see the `cores:` line)",
                 who(partition)
             ),
         }

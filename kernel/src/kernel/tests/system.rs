@@ -60,7 +60,7 @@ fn the_time_slice_is_the_packages() {
 }
 
 #[test]
-fn a_partition_pinned_to_another_core_than_0_is_refused_until_cores_schedule() {
+fn a_partition_pinned_to_a_core_that_is_not_up_is_refused() {
     let configs = [
         Config::new("zero", BOOT_PAGES, 0),
         Config {
@@ -68,11 +68,17 @@ fn a_partition_pinned_to_another_core_than_0_is_refused_until_cores_schedule() {
             ..Config::new("one", BOOT_PAGES, 0)
         },
     ];
-    let (mut k, bytes) = unloaded(256, &configs);
+    let (_, bytes) = unloaded(256, &configs);
     let package = Package::parse(&bytes).unwrap();
+    // A kernel whose only core up is the boot core (as a one-core machine's).
+    let (storage, bindings) = (vec![0u16; 256].leak(), vec![0u64; 256].leak());
+    let table = FrameTable::new(PhysAddr::new(RAM_BASE), storage);
+    let mut k = Kernel::new(FakePlatform::new(256), table, bindings);
     let error = k.load(&package).unwrap_err();
     assert_eq!(
         error.named(&package).to_string(),
-        "partition `one` (1) is pinned to core 1, but this kernel runs partitions on core 0 only"
+        "partition `one` (1) is pinned to core 1, which is not up (see the `cores:` line)"
     );
+    k.set_core_up(CoreId::new(1).unwrap());
+    k.load(&package).unwrap();
 }
