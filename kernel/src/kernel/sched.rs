@@ -163,6 +163,28 @@ impl<P: Platform> Kernel<'_, P> {
             self.cores[index] = here;
         }
         self.core = CoreId::BOOT;
+        if used.count_ones() > 1 {
+            self.announce_cores();
+        }
+    }
+
+    /// Logs what each core with partitions runs: `core 1: tally1, unsliced`, or its time
+    /// slices, `core 0: a b a (time slices)`.
+    fn announce_cores(&self) {
+        for (index, here) in self.cores.iter().enumerate() {
+            if here.slot_count == 0 {
+                continue;
+            }
+            let how = if here.unsliced {
+                "unsliced"
+            } else {
+                "time slices"
+            };
+            log::info!(
+                "core {index}: {}, {how}",
+                VectorNames { kernel: self, here }
+            );
+        }
     }
 
     /// The time-slice vector of the core the kernel acts for: the owner of the next slot
@@ -237,5 +259,24 @@ impl<P: Platform> Kernel<'_, P> {
         } else {
             false
         }
+    }
+}
+
+/// A core's time-slice vector as the partitions' names, for the log.
+struct VectorNames<'k, 'a, P: Platform> {
+    kernel: &'k Kernel<'a, P>,
+    here: &'k CoreSchedule,
+}
+
+impl<P: Platform> core::fmt::Display for VectorNames<'_, '_, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (n, &id) in self.here.slots[..self.here.slot_count].iter().enumerate() {
+            let space = if n == 0 { "" } else { " " };
+            match self.kernel.partition(id) {
+                Some(p) => write!(f, "{space}{}", p.name)?,
+                None => write!(f, "{space}{id}")?,
+            }
+        }
+        Ok(())
     }
 }
