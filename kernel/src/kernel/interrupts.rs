@@ -260,7 +260,19 @@ impl<P: Platform> Kernel<'_, P> {
             }
             p.virq.dequeue(irq.intid);
         }
-        platform.notify_on_underflow(!p.virq.queued.is_empty());
+        let more = !p.virq.queued.is_empty();
+        self.notify_on_underflow(more);
+    }
+
+    /// Asks for the maintenance interrupt on the core the kernel acts for when its list
+    /// registers run low (`on`), or stops asking; the interface is touched only when that
+    /// changes (most returns to a partition change nothing).
+    #[inline]
+    pub(super) fn notify_on_underflow(&mut self, on: bool) {
+        if self.here().underflow != on {
+            self.here_mut().underflow = on;
+            self.platform.notify_on_underflow(on);
+        }
     }
 
     /// Partition `id` ended: its SPIs are disabled and deactivated and forgotten.

@@ -171,6 +171,9 @@ pub struct Kernel<'a, P: Platform> {
     cores: [sched::CoreSchedule; MAX_CORES],
     /// The core the kernel acts for now ([`Kernel::enter`]).
     core: CoreId,
+    /// That core's running partition: a copy of its `cores` entry's, kept in step, read
+    /// directly on the trap path.
+    current: PartitionId,
     /// Which cores are up, so that partitions may be pinned to them.
     cores_up: [bool; MAX_CORES],
     /// Length of a time slice in counter ticks (`[system] slice`).
@@ -209,6 +212,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             irqs: InterruptTable::new(),
             cores: [sched::CoreSchedule::EMPTY; MAX_CORES],
             core: CoreId::BOOT,
+            current: PartitionId::FIRST,
             cores_up: core::array::from_fn(|i| i == CoreId::BOOT.index()),
             slice_ticks: ticks_of_us(DEFAULT_SLICE_US, frequency),
             share: RevocationShare::default(),
@@ -243,7 +247,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// The running partition of the core the kernel acts for.
     #[inline]
     pub fn current(&self) -> PartitionId {
-        self.here().current
+        self.current
     }
 
     /// The saved registers of partition `id`.
@@ -595,7 +599,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             .partition(self.current())
             .is_some_and(|p| !p.any_news() && p.virq.queued.is_empty())
         {
-            self.platform.notify_on_underflow(false);
+            self.notify_on_underflow(false);
         } else {
             self.tell_and_fill();
         }

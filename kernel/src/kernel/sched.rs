@@ -28,6 +28,10 @@ pub(super) struct CoreSchedule {
     pub(super) lent_by: Option<(PartitionId, PartitionId)>,
     /// One partition alone here in a system that uses several cores: no tick.
     pub(super) unsliced: bool,
+    /// Whether this core's virtual interface asks for the maintenance interrupt when its
+    /// list registers run low (`InterruptController::notify_on_underflow`), so that the
+    /// return path changes it only when it must.
+    pub(super) underflow: bool,
     /// This core's running partition was ended from another core while it ran: its
     /// stage 2 and frames are torn down here, at this core's next kernel entry.
     pub(super) teardown: Option<PartitionId>,
@@ -42,6 +46,7 @@ impl CoreSchedule {
         slot: 0,
         lent_by: None,
         unsliced: false,
+        underflow: false,
         teardown: None,
     };
 }
@@ -62,6 +67,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// Makes `id` the running partition of the core the kernel acts for.
     #[inline]
     pub(super) fn set_current(&mut self, id: PartitionId) {
+        self.current = id;
         self.here_mut().current = id;
     }
 
@@ -87,6 +93,7 @@ impl<P: Platform> Kernel<'_, P> {
     #[inline]
     pub fn enter(&mut self, core: CoreId) -> Option<Step> {
         self.core = core;
+        self.current = self.here().current;
         self.here().teardown?;
         Some(self.finish_teardown())
     }
@@ -163,6 +170,7 @@ impl<P: Platform> Kernel<'_, P> {
             self.cores[index] = here;
         }
         self.core = CoreId::BOOT;
+        self.current = self.here().current;
         if used.count_ones() > 1 {
             self.announce_cores();
         }
@@ -206,14 +214,13 @@ impl<P: Platform> Kernel<'_, P> {
                     if let Some(p) = self.partition_mut(candidate) {
                         p.set_way_cleaned = false;
                     }
-                    let here = self.here_mut();
-                    let step = if candidate == here.current {
+                    let step = if candidate == self.current {
                         Step::Resume
                     } else {
                         Step::Switch(candidate)
                     };
-                    here.slot = slot;
-                    here.current = candidate;
+                    self.here_mut().slot = slot;
+                    self.set_current(candidate);
                     return step;
                 }
             }

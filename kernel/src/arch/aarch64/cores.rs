@@ -87,6 +87,18 @@ pub fn this_core() -> CoreId {
     // SAFETY: the handoff is written only by `start` on the boot core before it starts any
     // other core (see `HandoffCell`); this is a read, on a core that is not writing it.
     let table = unsafe { &(*exo_secondary_handoff.0.get()).mpidr };
+    // On the boards exo knows, core n has Aff0 = n (and Aff1..3 = 0): try that slot first,
+    // then look the affinity up.
+    let guess = (mpidr & 0xFF) as usize % MAX_CORES;
+    if table[guess] == mpidr {
+        return CoreId::new(guess).unwrap_or(CoreId::BOOT);
+    }
+    this_core_by_search(table, mpidr)
+}
+
+/// [`this_core`] for a core whose affinity is not its index: a search of `table`.
+#[inline(never)]
+fn this_core_by_search(table: &[u64; MAX_CORES], mpidr: u64) -> CoreId {
     table
         .iter()
         .position(|&m| m == mpidr)

@@ -137,11 +137,9 @@ static GIC: spin::Mutex<Option<Gic>> = spin::Mutex::new(None);
 /// GICv3: how many active-priority registers of each group the virtual interface has.
 static APRS: AtomicUsize = AtomicUsize::new(0);
 /// What the kernel keeps of one core's part of the GIC. Each core writes only its own
-/// (through [`here`]), from its trap path.
+/// (through [`here`]), from its trap path. (Whether its `UIE` is set the portable kernel
+/// keeps, per core: it calls [`notify_on_underflow`] only to change it.)
 struct CoreGic {
-    /// Whether `UIE` is set in its `ICH_HCR_EL2` / `GICH_HCR` (the kernel is its only
-    /// writer).
-    underflow_notify: AtomicBool,
     /// Whether the virtual timer's physical PPI may be active on it: only the kernel makes
     /// it so, by acknowledging it or by restoring a vCPU's saved active state, and this is
     /// set at both; it is cleared when a world switch takes the active state along
@@ -155,7 +153,6 @@ struct CoreGic {
 
 static CORES: [CoreGic; MAX_CORES] = [const {
     CoreGic {
-        underflow_notify: AtomicBool::new(false),
         vtimer_may_be_active: AtomicBool::new(true),
         sgi: AtomicUsize::new(0),
         target: AtomicU8::new(0),
@@ -660,16 +657,8 @@ pub fn inject(irq: VirtualIrq) -> bool {
 }
 
 /// Asks for the maintenance interrupt when at most one list register holds an interrupt
-/// (`UIE`), or stops asking.
+/// (`UIE`), or stops asking. (The kernel calls this only when that changes.)
 pub fn notify_on_underflow(on: bool) {
-    // Most returns to a partition change nothing here: skip the register access then (a
-    // plain load, not a read-modify-write: only the trap path, under the kernel lock,
-    // writes it).
-    let notify = &here().underflow_notify;
-    if notify.load(Relaxed) == on {
-        return;
-    }
-    notify.store(on, Relaxed);
     let guard = GIC.lock();
     match guard.as_ref() {
         Some(Gic::V3 { .. }) if LIST_REGISTERS.load(Relaxed) > 0 => {
@@ -723,9 +712,10 @@ impl VcpuGic {
         vtimer_active: false,
     };
 
-    /// Saves the live state into `self` and leaves the interface empty for the next vCPU.
-    pub fn save(&mut self) {
-        if V3_INTERFACE.load(Relaxed) && !here().vtimer_may_be_active.load(Relaxed) {
+    /// Saves the live state of core `core` (this core) into `self` and leaves the
+    /// interface empty for the next vCPU.
+    pub fn save(&mut self, core: CoreId) {
+        if V3_INTERFACE.load(Relaxed) && !CORES[core.index()].vtimer_may_be_active.load(Relaxed) {
             // Nothing to read through the redistributor: no driver access, no lock.
             self.save_v3();
             self.vtimer_active = false;
@@ -736,7 +726,8 @@ impl VcpuGic {
         match guard.as_ref() {
             Some(Gic::V3 { .. }) if lrs > 0 => {
                 self.save_v3();
-                self.vtimer_active = take_vtimer_active(sgi_frame());
+                self.vtimer_active =
+                    take_vtimer_active(core, Frame(CORES[core.index()].sgi.load(Relaxed)));
             }
             Some(Gic::V2 {
                 gich: Some(gich),
@@ -756,7 +747,7 @@ impl VcpuGic {
                 }
                 gich.write(gich::APR, 0);
                 // The banked PPI registers of the distributor (IHI 0048 4.3.x).
-                self.vtimer_active = take_vtimer_active(*gicd);
+                self.vtimer_active = take_vtimer_active(core, *gicd);
             }
             _ => {}
         }
@@ -827,13 +818,13 @@ impl VcpuGic {
     }
 
     /// Empties the live interface without keeping anything: its partition has ended.
-    pub fn discard() {
+    pub fn discard(core: CoreId) {
         let mut scratch = Self::EMPTY;
-        scratch.save();
+        scratch.save(core);
     }
 
-    /// Loads `self` into the virtual CPU interface.
-    pub fn restore(&self) {
+    /// Loads `self` into the virtual CPU interface of core `core` (this core).
+    pub fn restore(&self, core: CoreId) {
         if V3_INTERFACE.load(Relaxed) && !self.vtimer_active {
             // No active state to write through the redistributor: no driver access.
             self.restore_v3();
@@ -844,8 +835,11 @@ impl VcpuGic {
         match guard.as_ref() {
             Some(Gic::V3 { .. }) if lrs > 0 => {
                 if self.vtimer_active {
-                    here().vtimer_may_be_active.store(true, Relaxed);
-                    sgi_frame().write_bit(gicd::ISACTIVER, VTIMER.raw_value());
+                    CORES[core.index()]
+                        .vtimer_may_be_active
+                        .store(true, Relaxed);
+                    Frame(CORES[core.index()].sgi.load(Relaxed))
+                        .write_bit(gicd::ISACTIVER, VTIMER.raw_value());
                 }
                 self.restore_v3();
             }
@@ -855,7 +849,9 @@ impl VcpuGic {
                 ..
             }) => {
                 if self.vtimer_active {
-                    here().vtimer_may_be_active.store(true, Relaxed);
+                    CORES[core.index()]
+                        .vtimer_may_be_active
+                        .store(true, Relaxed);
                     gicd.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
                 }
                 gich.write(gich::VMCR, self.vmcr as u32);
@@ -876,8 +872,8 @@ impl VcpuGic {
 ///
 /// The read is skipped while this core's `vtimer_may_be_active` is clear: a switch with the
 /// timer quiet costs no redistributor access.
-fn take_vtimer_active(frame: Frame) -> bool {
-    let may_be_active = &here().vtimer_may_be_active;
+fn take_vtimer_active(core: CoreId, frame: Frame) -> bool {
+    let may_be_active = &CORES[core.index()].vtimer_may_be_active;
     if !may_be_active.load(Relaxed) {
         return false;
     }

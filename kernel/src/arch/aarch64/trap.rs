@@ -177,7 +177,7 @@ fn finish(
             Step::Switch(next) => {
                 let keep =
                     loaded.filter(|&id| kernel.partition(id).is_some_and(|p| p.stage2.is_some()));
-                let regs = switch_to(kernel, keep, next);
+                let regs = switch_to(kernel, core, keep, next);
                 kernel.before_resume();
                 return regs;
             }
@@ -272,13 +272,15 @@ fn hypercall(kernel: &mut Kernel<'static, Aarch64Platform>) -> Step {
     kernel.hypercall(function, args)
 }
 
-/// Loads partition `next`'s EL1 state and stage 2; returns its registers.
+/// Loads partition `next`'s EL1 state and stage 2 on core `core` (this core); returns its
+/// registers.
 fn switch_to(
     kernel: &mut Kernel<'static, Aarch64Platform>,
+    core: CoreId,
     previous: Option<PartitionId>,
     next: PartitionId,
 ) -> *const VcpuRegs {
-    super::vcpu_state::switch(previous, next);
+    super::vcpu_state::switch(core, previous, next);
     let Some(stage2) = kernel.partition(next).and_then(|p| p.stage2.as_ref()) else {
         panic!("scheduler chose partition {next}, which has no stage-2 tables");
     };

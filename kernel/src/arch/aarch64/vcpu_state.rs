@@ -9,7 +9,7 @@
 //! instruction runs again. No partition can read another's: until its own are loaded,
 //! every access traps.
 
-use crate::cpus::MAX_CORES;
+use crate::cpus::{CoreId, MAX_CORES};
 use crate::mem::frame_table::PartitionId;
 use aarch64_cpu::registers::*;
 use exo_abi::package::MAX_PARTITIONS;
@@ -103,20 +103,20 @@ impl El1State {
         }
     }
 
-    /// Saves the live EL1 state into `self`.
-    pub fn save(&mut self) {
+    /// Saves the live EL1 state of core `core` (this core) into `self`.
+    pub fn save(&mut self, core: CoreId) {
         // The virtual timer first: stop it firing into the next partition.
         self.cntv_ctl = CNTV_CTL_EL0.get();
         self.cntv_cval = CNTV_CVAL_EL0.get();
         CNTV_CTL_EL0.set(0);
-        self.gic.save();
+        self.gic.save(core);
         self.save_sysregs();
     }
 
-    /// Loads `self` into the EL1 registers.
-    pub fn restore(&self) {
+    /// Loads `self` into the EL1 registers of core `core` (this core).
+    pub fn restore(&self, core: CoreId) {
         self.restore_sysregs();
-        self.gic.restore();
+        self.gic.restore(core);
         CNTV_CVAL_EL0.set(self.cntv_cval);
         CNTV_CTL_EL0.set(self.cntv_ctl);
     }
@@ -291,30 +291,30 @@ static VCPUS: spin::Mutex<Vcpus> = spin::Mutex::new(Vcpus {
     fp_owner: [None; MAX_CORES],
 });
 
-/// This core's slot in [`Vcpus`]' per-core arrays.
+/// This core, whose slot in [`Vcpus`]' per-core arrays is its index.
 #[inline]
-fn here() -> usize {
-    super::cores::this_core().index()
+fn here() -> CoreId {
+    super::cores::this_core()
 }
 
 /// Switches the live EL1 state from partition `from` (if it is still to be kept) to `to`.
 /// A partition that has ended leaves nothing behind: its virtual interface is emptied and
 /// its timer stopped before the next one's state is loaded.
+/// `core` is this core.
 #[inline]
-pub fn switch(from: Option<PartitionId>, to: PartitionId) {
-    let core = here();
+pub fn switch(core: CoreId, from: Option<PartitionId>, to: PartitionId) {
     let mut vcpus = VCPUS.lock();
     match from {
-        Some(from) => vcpus.states[from.index()].save(),
+        Some(from) => vcpus.states[from.index()].save(core),
         None => {
             CNTV_CTL_EL0.set(0);
-            super::gic::VcpuGic::discard();
+            super::gic::VcpuGic::discard(core);
         }
     }
-    vcpus.states[to.index()].restore();
-    vcpus.loaded[core] = Some(to);
+    vcpus.states[to.index()].restore(core);
+    vcpus.loaded[core.index()] = Some(to);
     // FP/SIMD untrapped only for the partition whose registers are in the CPU.
-    super::el2::trap_fp(vcpus.fp_owner[core] != Some(to));
+    super::el2::trap_fp(vcpus.fp_owner[core.index()] != Some(to));
 }
 
 /// The loaded partition used FP/SIMD while trapped (ESR_EL2.EC = 0x07): its registers
@@ -326,17 +326,17 @@ pub fn take_fp() {
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
     let core = here();
     let mut vcpus = VCPUS.lock();
-    let Some(current) = vcpus.loaded[core] else {
+    let Some(current) = vcpus.loaded[core.index()] else {
         return;
     };
-    if vcpus.fp_owner[core] == Some(current) {
+    if vcpus.fp_owner[core.index()] == Some(current) {
         return;
     }
-    if let Some(previous) = vcpus.fp_owner[core] {
+    if let Some(previous) = vcpus.fp_owner[core.index()] {
         vcpus.states[previous.index()].fp.save();
     }
     vcpus.states[current.index()].fp.restore();
-    vcpus.fp_owner[core] = Some(current);
+    vcpus.fp_owner[core.index()] = Some(current);
 }
 
 /// Partition `id` has ended. If its state is live, its timer stops and its virtual interface
@@ -345,10 +345,10 @@ pub fn take_fp() {
 pub fn ended(id: PartitionId) {
     let core = here();
     let mut vcpus = VCPUS.lock();
-    if vcpus.loaded[core] == Some(id) {
+    if vcpus.loaded[core.index()] == Some(id) {
         CNTV_CTL_EL0.set(0);
-        super::gic::VcpuGic::discard();
-        vcpus.loaded[core] = None;
+        super::gic::VcpuGic::discard(core);
+        vcpus.loaded[core.index()] = None;
     }
     if let Some(state) = vcpus.states.get_mut(id.index()) {
         *state = El1State::reset();
@@ -371,7 +371,7 @@ pub fn ended(id: PartitionId) {
 pub fn virtual_timer_deadline(id: PartitionId) -> Option<u64> {
     let core = here();
     let vcpus = VCPUS.lock();
-    let (ctl, cval) = if vcpus.loaded[core] == Some(id) {
+    let (ctl, cval) = if vcpus.loaded[core.index()] == Some(id) {
         (CNTV_CTL_EL0.get(), CNTV_CVAL_EL0.get())
     } else {
         let state = vcpus.states.get(id.index())?;
