@@ -13,8 +13,8 @@
 //!          12  partition count           4
 //!          16  total size in bytes       8
 //!          24  partition table offset    8
-//!          32  schedule offset           8   (time-slice vector of core 0)
-//!          40  schedule length           4   (slots; 0: one slot per partition)
+//!          32  schedule table offset     8   (time-slice vectors, one per core)
+//!          40  schedule core count       4   (vectors in the table, <= MAX_CORES)
 //!          44  system flags              4   (SYSTEM_FLAG_*)
 //!          48  time-slice length, µs     8   (0: DEFAULT_SLICE_US)
 //!          56  revocation share          4   (RevocationShare)
@@ -31,7 +31,7 @@
 //!          80  borrow limit in bytes     8   (may be held beyond the guarantee)
 //!          88  revocation deadline, µs   8
 //!          96  aborts before termination 4
-//!         100  reserved                  4
+//!         100  core it is pinned to      4   (< MAX_CORES)
 //!         104  talks to (bit i: may call or send to partition i) 8
 //!         112  resource table offset     8
 //!         120  interrupt count           4
@@ -40,8 +40,9 @@
 //! resource table (per partition)
 //!           0  interrupts (INTIDs)       4 each, padded to 8
 //!           …  device regions            24 each: physical base 8, IPA 8, size 8
-//! schedule
-//!           0  partition index           1 per slot
+//! schedule table
+//!           0  slots of core 0..N        4 each (0: one slot per partition pinned there)
+//!         4*N  partition index           1 per slot, core 0's slots first, then core 1's…
 //! segment (SEGMENT_SIZE bytes each)
 //!           0  IPA                       8
 //!           8  data offset               8
@@ -118,7 +119,7 @@ pub const MAX_CORES: usize = 8;
 /// Magic number at offset 0.
 pub const MAGIC: [u8; 8] = *b"EXOPKG\0\0";
 /// Format version this crate reads and writes.
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 /// System flag: fill every free frame with [`POISON_BYTE`] at boot, before partitions load,
 /// so a frame handed out unscrubbed shows (test configurations only: RAM on a real board
 /// does not start zeroed, QEMU's does).
@@ -180,7 +181,7 @@ pub struct Package<'a> {
     bytes: &'a [u8],
     count: usize,
     table: usize,
-    schedule: &'a [u8],
+    schedules: [&'a [u8]; MAX_CORES],
     flags: u32,
     slice_us: u64,
     share: RevocationShare,
@@ -209,6 +210,8 @@ pub struct PartitionRecord<'a> {
     pub max_aborts: u32,
     /// Partitions it may call or send to: bit `i` for partition id `i`.
     pub talks_to: u64,
+    /// The core it runs on (below [`MAX_CORES`]).
+    pub core: u32,
     bytes: &'a [u8],
     segments: usize,
     segment_count: usize,
@@ -263,7 +266,7 @@ impl<'a> Package<'a> {
             return Err(Malformed("partition count"));
         }
         let schedule_at = u64_at(bytes, 32).ok_or(Malformed("truncated header"))?;
-        let slots = u32_at(bytes, 40).ok_or(Malformed("truncated header"))? as usize;
+        let cores = u32_at(bytes, 40).ok_or(Malformed("truncated header"))? as usize;
         let flags = u32_at(bytes, 44).ok_or(Malformed("truncated header"))?;
         if flags & !SYSTEM_FLAG_POISON_FREE_RAM != 0 {
             return Err(Malformed("unknown system flags"));
@@ -277,23 +280,13 @@ impl<'a> Package<'a> {
             .and_then(RevocationShare::from_raw)
             .ok_or(Malformed("unknown revocation share"))?;
         let bytes = &bytes[..total];
-        if slots > MAX_SLOTS {
-            return Err(Malformed("time-slice vector too long"));
-        }
-        let schedule = usize::try_from(schedule_at)
-            .ok()
-            .and_then(|at| bytes.get(at..at.checked_add(slots)?))
-            .ok_or(Malformed("time-slice vector out of bounds"))?;
-        if schedule.iter().any(|&slot| usize::from(slot) >= count) {
-            return Err(Malformed(
-                "time-slice vector names a partition that does not exist",
-            ));
-        }
+        let schedule_at = usize::try_from(schedule_at).map_err(|_| Malformed("schedule table"))?;
+        let schedules = schedules(bytes, schedule_at, cores, count)?;
         let package = Package {
             bytes,
             count,
             table: usize::try_from(table).map_err(|_| Malformed("table offset"))?,
-            schedule,
+            schedules,
             flags,
             slice_us,
             share,
@@ -312,6 +305,7 @@ impl<'a> Package<'a> {
             if !partition.ram_base.is_page_aligned() {
                 return Err(Malformed("RAM base is not page aligned"));
             }
+            Package::check_pinning(partition.core)?;
             for s in 0..partition.segment_count {
                 partition.read_segment(s)?;
             }
@@ -360,9 +354,35 @@ impl<'a> Package<'a> {
     }
 
     /// Core 0's time-slice vector: one partition index per slot. Empty means one slot per
-    /// partition, in configuration order.
+    /// partition pinned to core 0, in configuration order.
     pub fn schedule(&self) -> &'a [u8] {
-        self.schedule
+        self.schedules[0]
+    }
+
+    /// Core `core`'s time-slice vector: one partition index per slot, every one pinned to
+    /// `core`. Empty (also for a core past [`MAX_CORES`]) means one slot per partition
+    /// pinned there, in configuration order.
+    pub fn schedule_of(&self, core: usize) -> &'a [u8] {
+        self.schedules.get(core).copied().unwrap_or_default()
+    }
+
+    /// Refuses a partition pinned to a core past [`MAX_CORES`]. (A partition left out of
+    /// its core's vector is consistent: it runs on time other partitions donate it. The
+    /// host tool refuses that configuration; the kernel need not.)
+    fn check_pinning(core: u32) -> Result<(), PackageError> {
+        if usize::try_from(core).is_ok_and(|c| c < MAX_CORES) {
+            Ok(())
+        } else {
+            Err(PackageError::Malformed(
+                "partition pinned to a core past MAX_CORES",
+            ))
+        }
+    }
+
+    /// The core partition `index` is pinned to, if it exists and the record reads.
+    fn core_of(bytes: &[u8], table: usize, index: usize) -> Option<u32> {
+        let at = index.checked_mul(PARTITION_SIZE)?.checked_add(table)?;
+        u32_at(bytes, at.checked_add(100)?)
     }
 
     /// System flags (`SYSTEM_FLAG_*`); unknown bits were refused by [`Package::parse`].
@@ -416,6 +436,7 @@ impl<'a> Package<'a> {
             borrow_bytes: u64_at(b, at + 80).ok_or(bad)?,
             revocation_deadline_us: u64_at(b, at + 88).ok_or(bad)?,
             max_aborts: u32_at(b, at + 96).ok_or(bad)?,
+            core: u32_at(b, at + 100).ok_or(bad)?,
             talks_to: u64_at(b, at + 104).ok_or(bad)?,
             resources: usize::try_from(u64_at(b, at + 112).ok_or(bad)?).map_err(|_| bad)?,
             interrupt_count: u32_at(b, at + 120).ok_or(bad)? as usize,
@@ -423,6 +444,55 @@ impl<'a> Package<'a> {
             bytes: b,
         })
     }
+}
+
+/// Reads the schedule table at `at`: `cores` slot counts, then the slots, core after core.
+/// Every slot must name one of the `count` partitions pinned to that vector's core
+/// (partition records are read from `bytes`' header table offset).
+fn schedules(
+    bytes: &[u8],
+    at: usize,
+    cores: usize,
+    count: usize,
+) -> Result<[&[u8]; MAX_CORES], PackageError> {
+    use PackageError::Malformed;
+    if cores > MAX_CORES {
+        return Err(Malformed(
+            "time-slice vectors for more than MAX_CORES cores",
+        ));
+    }
+    let table = u64_at(bytes, 24)
+        .and_then(|t| usize::try_from(t).ok())
+        .ok_or(Malformed("table offset"))?;
+    let mut vectors: [&[u8]; MAX_CORES] = [&[]; MAX_CORES];
+    let mut next = at
+        .checked_add(cores * 4)
+        .ok_or(Malformed("time-slice vector out of bounds"))?;
+    for (core, vector) in vectors.iter_mut().enumerate().take(cores) {
+        let slots = u32_at(bytes, at + core * 4)
+            .ok_or(Malformed("time-slice vector out of bounds"))? as usize;
+        if slots > MAX_SLOTS {
+            return Err(Malformed("time-slice vector too long"));
+        }
+        *vector = next
+            .checked_add(slots)
+            .and_then(|end| bytes.get(next..end))
+            .ok_or(Malformed("time-slice vector out of bounds"))?;
+        next += slots;
+        for &slot in vector.iter() {
+            if usize::from(slot) >= count {
+                return Err(Malformed(
+                    "time-slice vector names a partition that does not exist",
+                ));
+            }
+            if Package::core_of(bytes, table, usize::from(slot)) != Some(core as u32) {
+                return Err(Malformed(
+                    "time-slice vector names a partition pinned to another core",
+                ));
+            }
+        }
+    }
+    Ok(vectors)
 }
 
 impl<'a> PartitionRecord<'a> {
@@ -569,13 +639,16 @@ pub mod build {
         pub interrupts: Vec<u32>,
         /// Device MMIO regions it owns.
         pub devices: Vec<DeviceRegion>,
+        /// The core it is pinned to.
+        pub core: u32,
     }
 
     /// System-wide settings of a package.
     #[derive(Clone, Debug, Default)]
     pub struct SystemSpec<'s> {
-        /// Core 0's time-slice vector (partition indices; empty for one slot per partition).
-        pub schedule: &'s [u8],
+        /// Each core's time-slice vector, core 0's first (partition indices, each pinned to
+        /// that core; empty, or a core past the end, for one slot per partition pinned there).
+        pub schedules: &'s [&'s [u8]],
         /// System flags (`SYSTEM_FLAG_*`).
         pub flags: u32,
         /// Time-slice length in microseconds (0: [`DEFAULT_SLICE_US`]).
@@ -596,7 +669,7 @@ pub mod build {
         encode_system(
             partitions,
             &SystemSpec {
-                schedule,
+                schedules: &[schedule],
                 flags,
                 ..SystemSpec::default()
             },
@@ -606,7 +679,7 @@ pub mod build {
     /// Encodes a package with every system setting of `system`.
     pub fn encode_system(partitions: &[PartitionSpec], system: &SystemSpec<'_>) -> Vec<u8> {
         let SystemSpec {
-            schedule, flags, ..
+            schedules, flags, ..
         } = *system;
         let segment_total: usize = partitions.iter().map(|p| p.segments.len()).sum();
         let table = HEADER_SIZE;
@@ -638,6 +711,7 @@ pub mod build {
             put_u64(&mut out, at + 80, p.borrow_bytes);
             put_u64(&mut out, at + 88, p.revocation_deadline_us);
             put_u32(&mut out, at + 96, p.max_aborts);
+            put_u32(&mut out, at + 100, p.core);
             put_u64(&mut out, at + 104, p.talks_to);
             for s in &p.segments {
                 let at = segments + segment_index * SEGMENT_SIZE;
@@ -672,8 +746,13 @@ pub mod build {
         }
         let schedule_at = out.len() as u64;
         put_u64(&mut out, 32, schedule_at);
-        put_u32(&mut out, 40, schedule.len() as u32);
-        out.extend_from_slice(schedule);
+        put_u32(&mut out, 40, schedules.len() as u32);
+        for vector in schedules {
+            out.extend_from_slice(&(vector.len() as u32).to_le_bytes());
+        }
+        for vector in schedules {
+            out.extend_from_slice(vector);
+        }
         let total = out.len() as u64;
         put_u64(&mut out, 16, total);
         out
@@ -710,6 +789,7 @@ mod tests {
                     ipa: Ipa::new(0x0904_0000),
                     size: 0x1000,
                 }],
+                core: 0,
             },
             PartitionSpec {
                 name: Name::new("other").unwrap(),
@@ -725,6 +805,7 @@ mod tests {
                 flags: PartitionFlags::empty(),
                 interrupts: vec![],
                 devices: vec![],
+                core: 0,
             },
         ]
     }
@@ -846,6 +927,67 @@ mod tests {
         );
     }
 
+    /// Three partitions: `hello` on core 0, `other` and `third` on core 2.
+    fn pinned() -> Vec<PartitionSpec> {
+        let mut specs = spec();
+        specs[1].core = 2;
+        let mut third = specs[1].clone();
+        third.name = Name::new("third").unwrap();
+        specs.push(third);
+        specs
+    }
+
+    fn with_schedules(specs: &[PartitionSpec], schedules: &[&[u8]]) -> Vec<u8> {
+        let system = SystemSpec {
+            schedules,
+            ..SystemSpec::default()
+        };
+        encode_system(specs, &system)
+    }
+
+    #[test]
+    fn partitions_carry_their_core_and_each_core_its_vector() {
+        let bytes = with_schedules(&pinned(), &[&[0], &[], &[2, 1, 2]]);
+        let package = Package::parse(&bytes).unwrap();
+        let cores: Vec<u32> = package.partitions().map(|p| p.core).collect();
+        assert_eq!(cores, [0, 2, 2]);
+        assert_eq!(package.schedule(), [0]);
+        assert_eq!(package.schedule_of(1), [] as [u8; 0]);
+        assert_eq!(package.schedule_of(2), [2, 1, 2]);
+        assert_eq!(package.schedule_of(3), [] as [u8; 0]);
+        assert_eq!(package.schedule_of(MAX_CORES), [] as [u8; 0]);
+        // No vectors at all: every core's default.
+        assert!(Package::parse(&with_schedules(&pinned(), &[])).is_ok());
+    }
+
+    #[test]
+    fn refuses_vectors_that_do_not_match_the_pinning() {
+        let refused = |specs: &[PartitionSpec], schedules: &[&[u8]]| {
+            Package::parse(&with_schedules(specs, schedules)).unwrap_err()
+        };
+        assert_eq!(
+            refused(&pinned(), &[&[0, 1]]),
+            PackageError::Malformed("time-slice vector names a partition pinned to another core")
+        );
+        // Left out of its core's vector: it runs only on donated time, as on core 0.
+        assert!(Package::parse(&with_schedules(&pinned(), &[&[0], &[], &[2]])).is_ok());
+        assert_eq!(
+            refused(&pinned(), &[&[0], &[], &[2, 3]]),
+            PackageError::Malformed("time-slice vector names a partition that does not exist")
+        );
+        let mut far = pinned();
+        far[0].core = MAX_CORES as u32;
+        assert_eq!(
+            refused(&far, &[]),
+            PackageError::Malformed("partition pinned to a core past MAX_CORES")
+        );
+        let nine: Vec<&[u8]> = vec![&[]; MAX_CORES + 1];
+        assert_eq!(
+            refused(&pinned(), &nine),
+            PackageError::Malformed("time-slice vectors for more than MAX_CORES cores")
+        );
+    }
+
     /// Found by the `package` fuzz target: a resource table offset just below `usize::MAX`
     /// overflowed rounding up to the device records (a panic with overflow checks, else
     /// device records read from offset 0).
@@ -877,11 +1019,13 @@ mod tests {
                         );
                         let _ = part.devices().count();
                     }
-                    assert!(
-                        p.schedule()
-                            .iter()
-                            .all(|&s| usize::from(s) < p.partition_count())
-                    );
+                    for core in 0..MAX_CORES {
+                        assert!(
+                            p.schedule_of(core)
+                                .iter()
+                                .all(|&s| usize::from(s) < p.partition_count())
+                        );
+                    }
                 }
             }
         }

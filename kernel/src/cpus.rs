@@ -26,6 +26,11 @@ pub const MPIDR_AFFINITY_MASK: u64 = 0xFF_00FF_FFFF;
 /// function ID table).
 pub const PSCI_CPU_ON_64: u32 = 0xC400_0003;
 
+const _: () = assert!(
+    MAX_CORES.is_power_of_two(),
+    "CoreId::index reduces modulo it"
+);
+
 /// A core exo runs, numbered from 0 (the boot core) in device-tree order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CoreId(u8);
@@ -43,9 +48,11 @@ impl CoreId {
         }
     }
 
-    /// The index, below [`MAX_CORES`].
+    /// The index, below [`MAX_CORES`]. (Reduced modulo [`MAX_CORES`], a power of two,
+    /// which changes no valid id: the compiler then knows it indexes a per-core array in
+    /// bounds, and the trap path checks nothing.)
     pub const fn index(self) -> usize {
-        self.0 as usize
+        self.0 as usize % MAX_CORES
     }
 }
 

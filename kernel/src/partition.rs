@@ -247,6 +247,8 @@ pub struct Partition<F: DescriptorFormat> {
     pub name: Name,
     /// Its stage-2 VMID.
     pub vmid: Vmid,
+    /// The core it runs on, and no other.
+    pub core: crate::cpus::CoreId,
     /// Saved registers of its single vCPU.
     pub regs: VcpuRegs,
     /// Its stage-2 tables; `None` once torn down.

@@ -128,7 +128,8 @@ pub fn wait_event() -> Result<(), Error> {
 }
 
 /// `EXO_DONATE`: gives the rest of this time slice to `partition`, which runs at once.
-/// Errors: `UnknownPartition` (no such partition, or this one), `Busy` (it cannot run now).
+/// Errors: `UnknownPartition` (no such partition, or this one), `Busy` (it cannot run now),
+/// `InvalidParameter` (it runs on another core).
 pub fn donate(partition: PartitionId) -> Result<(), Error> {
     invoke(Call::Donate, &[u64::from(partition.0)]).map(drop)
 }

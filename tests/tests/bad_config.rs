@@ -188,3 +188,48 @@ fn unknown_revocation_share() {
         "unknown revocation share `fair`; known: proportional, largest-first, partition-order",
     );
 }
+
+#[test]
+fn a_partition_pinned_to_a_core_the_system_lacks() {
+    refused(
+        "bad-partition-core.toml",
+        14,
+        "partition `worker` is pinned to core 4, but the system has 4 cores (`[system] cores`)",
+    );
+}
+
+#[test]
+fn a_partition_on_several_cores() {
+    refused(
+        "bad-partition-vcpus.toml",
+        9,
+        "`cores` of `wide` names 2 cores: several vCPUs per partition are not supported yet",
+    );
+}
+
+#[test]
+fn a_schedule_for_a_core_the_system_lacks() {
+    refused(
+        "bad-schedule-core.toml",
+        7,
+        "`schedule` names core 4, but the system has 4 cores (`[system] cores`)",
+    );
+}
+
+#[test]
+fn a_schedule_naming_a_partition_pinned_to_another_core() {
+    refused(
+        "bad-schedule-pinned.toml",
+        8,
+        "`schedule` of core 1 names `hello`, which is pinned to core 0 (its `cores`), not core 1",
+    );
+}
+
+#[test]
+fn a_pinned_partition_without_a_slot_on_its_core() {
+    refused(
+        "bad-schedule-missing.toml",
+        6,
+        "partition `idle` has no slot in `schedule` of core 1: it would never run",
+    );
+}

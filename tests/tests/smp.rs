@@ -1,7 +1,9 @@
 //! Every core comes up at EL2: PSCI `CPU_ON` on QEMU `virt` (GICv3 with 4 and 8 cores, GICv2
 //! with 4 and 8), the spin table on QEMU `raspi4b` (exo's device tree and the Pi's own).
-//! Each secondary core reports in from its own stack with its own GIC interface and idles;
-//! the partitions still run on core 0, pass, and the machine powers off.
+//! Each secondary core reports in from its own stack with its own GIC interface; with every
+//! partition on core 0 the others idle. With partitions pinned to four cores
+//! (`guests/configs/multicore.toml`), the four run at the same time, each alone and
+//! unsliced on its core.
 
 use std::path::PathBuf;
 
@@ -116,4 +118,40 @@ fn a_core_with_an_unknown_enable_method_is_left_out() {
         "exo: warning: cores: the core with MPIDR 0x3 has no enable-method exo knows",
     ]);
     booted.assert_line_with(&["exo: cores: 3 of 3 up (MPIDR 0x0 0x1 0x2), 1-2 idle"]);
+}
+
+/// `guests/configs/multicore.toml` on `board`: four `tally` partitions, one alone on each
+/// core, count in a frame `tally0` grants the others, each until it has seen the other three
+/// counters advance. None yields and no tick interrupts an unsliced core, so each finishing
+/// shows the other three ran on their own cores at the same time.
+fn four_partitions_count_together(board: &str) {
+    let config = workspace_root().join("guests/configs/multicore.toml");
+    let booted = Boot::new(&config).board(board).run();
+    booted.assert_success();
+    booted.check(booted.outcome.powered_off, "no power-off line");
+    booted.assert_line_with(&[
+        "exo: cores: 4 of 4 up (MPIDR 0x0 0x1 0x2 0x3), partitions on 0 1 2 3",
+    ]);
+    for core in 0..4 {
+        let name = format!("tally{core}");
+        booted.assert_line_with(&[&format!("exo: core {core}: {name}, unsliced")]);
+        booted.assert_partition_printed(&name, "saw all 4 partitions advance at the same time");
+        booted.assert_ok(&name);
+    }
+}
+
+#[test]
+fn four_partitions_on_four_cores_on_virt_gicv3() {
+    four_partitions_count_together("qemu-virt");
+}
+
+#[test]
+fn four_partitions_on_four_cores_on_virt_gicv2() {
+    four_partitions_count_together("qemu-virt-gicv2");
+}
+
+/// The Pi's cores 1-3 start through the spin table.
+#[test]
+fn four_partitions_on_four_cores_on_raspi4b() {
+    four_partitions_count_together("raspi4b");
 }

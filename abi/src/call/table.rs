@@ -749,6 +749,10 @@ pub const CALLS: &[Description] = &[
         errors: &[
             when(E::UnknownPartition, "none, the caller itself, or finished"),
             when(E::Busy, "it cannot run now"),
+            when(
+                E::InvalidParameter,
+                "it runs on another core than the caller",
+            ),
         ],
     },
     Description {
@@ -808,8 +812,8 @@ pub const CALLS: &[Description] = &[
         errors: &[
             when(
                 E::InvalidParameter,
-                "INTID ≥ 1020; a core the caller does not run on, only core 0 today; not \
-                 an SPI: signals and the virtual timer have no target",
+                "INTID ≥ 1020; a core the caller does not run on (the one its `cores` \
+                 names); not an SPI: signals and the virtual timer have no target",
             ),
             NOT_OWNER,
         ],

@@ -179,6 +179,7 @@ fn system(input: &mut Input<'_>) -> System {
                 },
                 interrupts,
                 devices: vec![],
+                core: 0,
             }
         })
         .collect();

@@ -19,7 +19,7 @@ pub mod seeds;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use exo_abi::package::build::encode;
+use exo_abi::package::build::{SystemSpec, encode_system};
 use exo_abi::package::{DEFAULT_RAM_BASE, Package};
 use exo_abi::{PAGE_SIZE, PhysAddr};
 use exo_kernel::boot_info::BootInfo;
@@ -182,7 +182,12 @@ pub fn config(data: &[u8]) {
         .unwrap_or_else(|e| {
             panic!("a checked configuration cannot describe its partitions: {e:#}")
         });
-    let bytes = encode(&specs, &system.schedule);
+    let schedules: Vec<&[u8]> = system.schedules.iter().map(Vec::as_slice).collect();
+    let settings = SystemSpec {
+        schedules: &schedules,
+        ..Default::default()
+    };
+    let bytes = encode_system(&specs, &settings);
     if let Err(e) = Package::parse(&bytes) {
         panic!("the tool accepted a configuration whose package the kernel refuses: {e}\n{text}");
     }

@@ -122,7 +122,9 @@ impl<P: Platform> Kernel<'_, P> {
                 continue;
             };
             let owner = Owner::Partition(p.id);
-            if matches!(p.state, State::Finished(_)) {
+            // One ended from another core while it ran keeps what it holds, mapped as before,
+            // until its own core tears it down: checked like a live one until then.
+            if matches!(p.state, State::Finished(_)) && !self.awaiting_teardown(id) {
                 if self.frames.count(owner) != 0 {
                     return Err(CheckError::FinishedHoldsFrames { partition: id });
                 }

@@ -4,7 +4,6 @@
 //! queue behind the list registers, waiting for events, and donation of a time slice.
 
 use super::{CallResult, Kernel, Platform, SpiOp, Step};
-use crate::cpus::CoreId;
 use crate::irq::{INTID_LIMIT, Ownership, VirtualIrq};
 use crate::mem::frame_table::PartitionId;
 use crate::partition::State;
@@ -60,11 +59,12 @@ impl<P: Platform> Kernel<'_, P> {
                 }
             }
             (EXO_IRQ_SET_TARGET, Ownership::Spi) => {
-                // One core runs partitions so far: core 0 is the only target there is.
-                if arg != 0 {
+                // A partition runs on one core: that is the only target there is.
+                let core = self.core_of(caller).ok_or(Error::UnknownPartition)?;
+                if arg != core.index() as u64 {
                     return Err(Error::InvalidParameter);
                 }
-                self.platform.spi(intid, SpiOp::Target(CoreId::BOOT));
+                self.platform.spi(intid, SpiOp::Target(core));
             }
             (EXO_IRQ_SET_TARGET, _) => return Err(Error::InvalidParameter),
             (EXO_IRQ_RAISE, Ownership::Spi) => self.platform.spi(intid, SpiOp::Raise),
@@ -83,7 +83,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// virtual timer's belongs to the partition whose timer is loaded, the running one.
     pub fn interrupt(&mut self, intid: u32) -> Step {
         let owner = if intid == VIRTUAL_TIMER_INTID {
-            Some(self.current)
+            Some(self.current())
         } else {
             self.irqs.owner(intid)
         };
@@ -114,16 +114,15 @@ impl<P: Platform> Kernel<'_, P> {
     /// path's [`Kernel::fill_list_registers`] would put it there (it would be first in the
     /// queue), without the queue. Returns whether it did.
     fn inject_directly(&mut self, id: PartitionId, intid: u32) -> bool {
+        if id != self.current() {
+            return false;
+        }
         let Kernel {
             platform,
             partitions,
             irqs,
-            current,
             ..
         } = self;
-        if id != *current {
-            return false;
-        }
         let Some(p) = partitions.get_mut(id.index()).and_then(Option::as_mut) else {
             return false;
         };
@@ -195,6 +194,10 @@ impl<P: Platform> Kernel<'_, P> {
         let target = PartitionId::from_register(target)
             .filter(|&t| t != caller && t.index() < self.count)
             .ok_or(Error::UnknownPartition)?;
+        if !self.is_here(target) {
+            // Its own core runs it: a time slice here is no use to it.
+            return Err(Error::InvalidParameter);
+        }
         let ready = match self.partition(target).map(|p| p.state) {
             Some(State::Runnable) => true,
             Some(State::WaitingEvent) => self.has_event(target),
@@ -206,7 +209,7 @@ impl<P: Platform> Kernel<'_, P> {
         }
         self.wake_on_event(target);
         self.current_regs_mut().set_results([0; 4]);
-        self.current = target;
+        self.set_current(target);
         Ok(Step::Switch(target))
     }
 
@@ -257,7 +260,19 @@ impl<P: Platform> Kernel<'_, P> {
             }
             p.virq.dequeue(irq.intid);
         }
-        platform.notify_on_underflow(!p.virq.queued.is_empty());
+        let more = !p.virq.queued.is_empty();
+        self.notify_on_underflow(more);
+    }
+
+    /// Asks for the maintenance interrupt on the core the kernel acts for when its list
+    /// registers run low (`on`), or stops asking; the interface is touched only when that
+    /// changes (most returns to a partition change nothing).
+    #[inline]
+    pub(super) fn notify_on_underflow(&mut self, on: bool) {
+        if self.here().underflow != on {
+            self.here_mut().underflow = on;
+            self.platform.notify_on_underflow(on);
+        }
     }
 
     /// Partition `id` ended: its SPIs are disabled and deactivated and forgotten.
@@ -271,13 +286,16 @@ impl<P: Platform> Kernel<'_, P> {
         }
     }
 
-    /// The earliest virtual-timer deadline among partitions waiting for events, and whether
-    /// any of them can be woken at all (a timer armed, or an SPI enabled).
+    /// The earliest virtual-timer deadline among the partitions of the core the kernel acts
+    /// for that wait for events, and whether any of them can be woken at all (a timer armed,
+    /// or an SPI enabled).
     pub(super) fn idle_wakeup(&self) -> (Option<u64>, bool) {
         let mut earliest: Option<u64> = None;
         let mut wakeable = false;
         for id in self.ids() {
-            if self.partition(id).map(|p| p.state) != Some(State::WaitingEvent) {
+            if self.partition(id).map(|p| (p.state, p.core))
+                != Some((State::WaitingEvent, self.core))
+            {
                 continue;
             }
             if let Some(deadline) = self.platform.virtual_timer_deadline(id) {

@@ -45,9 +45,11 @@ impl<P: Platform> Kernel<'_, P> {
             .partition(callee)
             .is_some_and(|p| matches!(p.state, State::Waiting))
             && self.accept(callee)
+            && self.is_here(callee)
         {
-            // Direct transfer: the callee runs now, on the caller's time slice.
-            self.current = callee;
+            // Direct transfer: the callee runs now, on the caller's time slice. (A callee on
+            // another core runs there, at its core's next decision.)
+            self.set_current(callee);
             return Ok(Step::Switch(callee));
         }
         Ok(self.schedule())
@@ -123,9 +125,9 @@ impl<P: Platform> Kernel<'_, P> {
         {
             p.state = State::Waiting;
         }
-        if caller_waits {
-            // Direct transfer back to the caller.
-            self.current = caller;
+        if caller_waits && self.is_here(caller) {
+            // Direct transfer back to the caller (one on another core runs there).
+            self.set_current(caller);
             return Ok(Step::Switch(caller));
         }
         Ok(self.schedule())

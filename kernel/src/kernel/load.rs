@@ -3,6 +3,7 @@
 //! time-slice vector.
 
 use super::{Kernel, LoadError, Tables, frames_needed, table_budget, ticks_of_us};
+use crate::cpus::CoreId;
 use crate::irq::InterruptTable;
 use crate::mem::binding_index::BindingIndex;
 use crate::mem::frame_table::{Owner, PartitionId};
@@ -22,6 +23,16 @@ impl<P: Platform> Kernel<'_, P> {
     /// Loads every partition of the boot package: frames for its memory, scrubbed; program
     /// segments copied in; stage-2 bindings with the segments' rights; kernel pages.
     pub fn load(&mut self, package: &Package<'_>) -> Result<(), LoadError> {
+        if let Some((partition, record)) = package
+            .partitions()
+            .enumerate()
+            .find(|(_, r)| CoreId::new(r.core as usize).is_none_or(|core| !self.core_up(core)))
+        {
+            return Err(LoadError::CoreDown {
+                partition,
+                core: record.core,
+            });
+        }
         self.poison_free_ram(package);
         let count = package.partition_count() as u32;
         for (index, record) in package.partitions().enumerate() {
@@ -55,25 +66,10 @@ impl<P: Platform> Kernel<'_, P> {
         Ok(())
     }
 
-    /// The time-slice vector (one slot per partition in order when the package has none),
-    /// the slice length and the revocation share the package asks for.
+    /// Each core's time-slice vector, the slice length and the revocation share the
+    /// package asks for.
     fn load_schedule(&mut self, package: &Package<'_>) {
-        let schedule = package.schedule();
-        if schedule.is_empty() {
-            self.slot_count = self.count;
-            let ids = self.ids();
-            for (slot, id) in self.slots.iter_mut().zip(ids) {
-                *slot = id;
-            }
-        } else {
-            self.slot_count = schedule.len();
-            for (slot, &index) in self.slots.iter_mut().zip(schedule) {
-                // `Package::parse` checked that every slot names a partition of the package.
-                *slot = PartitionId::new(u16::from(index)).unwrap_or(PartitionId::FIRST);
-            }
-        }
-        self.slot = 0;
-        self.current = self.slots[0];
+        self.load_schedules(package);
         self.slice_ticks = ticks_of_us(package.slice_us(), self.platform.timer_frequency());
         self.share = package.revocation_share();
     }
@@ -118,6 +114,8 @@ impl<P: Platform> Kernel<'_, P> {
             id,
             name: record.name,
             vmid,
+            // Checked by `load` against the cores that are up.
+            core: CoreId::new(record.core as usize).unwrap_or(CoreId::BOOT),
             regs: VcpuRegs::at_entry(record.entry.raw(), info::INFO_PAGE_IPA.raw(), pstate),
             stage2: Some(stage2),
             state: State::Runnable,

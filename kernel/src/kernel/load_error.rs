@@ -41,6 +41,14 @@ pub enum LoadError {
     Frame(FrameError),
     /// More partitions than the frame table can name.
     TooManyPartitions,
+    /// A partition is pinned to a core that is not up (the device tree lacks it, or it did
+    /// not start).
+    CoreDown {
+        /// Index of the partition.
+        partition: usize,
+        /// The core it is pinned to.
+        core: u32,
+    },
 }
 
 impl From<Stage2Error> for LoadError {
@@ -70,7 +78,8 @@ impl LoadError {
         match *self {
             LoadError::OutOfMemory { partition, .. }
             | LoadError::Interrupt { partition, .. }
-            | LoadError::DeviceInRam { partition } => Some(partition),
+            | LoadError::DeviceInRam { partition }
+            | LoadError::CoreDown { partition, .. } => Some(partition),
             _ => None,
         }
     }
@@ -113,6 +122,11 @@ impl LoadError {
             LoadError::TooManyPartitions => {
                 f.write_str("more partitions than the frame table can name")
             }
+            LoadError::CoreDown { partition, core } => write!(
+                f,
+                "{} is pinned to core {core}, which is not up (see the `cores:` line)",
+                who(partition)
+            ),
         }
     }
 }

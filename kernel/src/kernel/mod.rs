@@ -9,6 +9,7 @@
 //! in `load` and the invariant check in `check`.
 
 mod check;
+mod end;
 mod interrupts;
 mod ipc;
 mod load;
@@ -17,6 +18,7 @@ mod memory;
 mod poison;
 mod release;
 mod revocation;
+mod sched;
 mod set_way;
 mod share;
 mod upcall;
@@ -27,6 +29,7 @@ mod tests;
 pub use load_error::{LoadError, NamedLoadError};
 
 use crate::console::Writer;
+use crate::cpus::{CoreId, MAX_CORES};
 use crate::irq::InterruptTable;
 use crate::mem::binding_index::BindingIndex;
 use crate::mem::frame_table::{FrameTable, Owner, PartitionId};
@@ -37,12 +40,10 @@ use crate::platform::PhysicalMemory;
 use crate::vcpu::VcpuRegs;
 use exo_abi::call::*;
 use exo_abi::info::MemoryKind;
-use exo_abi::package::{
-    DEFAULT_SLICE_US, MAX_PARTITIONS, MAX_SLOTS, PartitionRecord, RevocationShare,
-};
+use exo_abi::package::{DEFAULT_SLICE_US, MAX_PARTITIONS, PartitionRecord, RevocationShare};
 use exo_abi::revocation::VECTOR_PAGES;
 use exo_abi::{ABI_VERSION, Error, Ipa, PAGE_SIZE, PhysAddr};
-use log::{info, warn};
+use log::info;
 
 /// The machine interface, re-exported where the kernel's users have always found it.
 pub use crate::platform::{CpuInterface, GicFacts, Platform, SpiOp};
@@ -165,14 +166,16 @@ pub struct Kernel<'a, P: Platform> {
     grants: Grants,
     partitions: [Option<Partition<P::Format>>; MAX_PARTITIONS],
     count: usize,
-    current: PartitionId,
     irqs: InterruptTable,
-    /// Core 0's time-slice vector: the partition owning each slot.
-    slots: [PartitionId; MAX_SLOTS],
-    /// Number of slots.
-    slot_count: usize,
-    /// The slot whose time is being used now (by its owner or a partition it donated to).
-    slot: usize,
+    /// Each core's scheduler state: its running partition and time-slice vector.
+    cores: [sched::CoreSchedule; MAX_CORES],
+    /// The core the kernel acts for now ([`Kernel::enter`]).
+    core: CoreId,
+    /// That core's running partition: a copy of its `cores` entry's, kept in step, read
+    /// directly on the trap path.
+    current: PartitionId,
+    /// Which cores are up, so that partitions may be pinned to them.
+    cores_up: [bool; MAX_CORES],
     /// Length of a time slice in counter ticks (`[system] slice`).
     slice_ticks: u64,
     /// How a revocation request is shared among borrowers (`[system] revocation_share`).
@@ -206,11 +209,11 @@ impl<'a, P: Platform> Kernel<'a, P> {
             grants: Grants::default(),
             partitions: core::array::from_fn(|_| None),
             count: 0,
-            current: PartitionId::FIRST,
             irqs: InterruptTable::new(),
-            slots: [PartitionId::FIRST; MAX_SLOTS],
-            slot_count: 0,
-            slot: 0,
+            cores: [sched::CoreSchedule::EMPTY; MAX_CORES],
+            core: CoreId::BOOT,
+            current: PartitionId::FIRST,
+            cores_up: core::array::from_fn(|i| i == CoreId::BOOT.index()),
             slice_ticks: ticks_of_us(DEFAULT_SLICE_US, frequency),
             share: RevocationShare::default(),
             revocations: revocation::Revocations::new(),
@@ -241,7 +244,8 @@ impl<'a, P: Platform> Kernel<'a, P> {
         self.partitions.get_mut(id.index())?.as_mut()
     }
 
-    /// The running partition.
+    /// The running partition of the core the kernel acts for.
+    #[inline]
     pub fn current(&self) -> PartitionId {
         self.current
     }
@@ -260,7 +264,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// arguments and writes its results through it.
     #[inline]
     pub fn current_regs_mut(&mut self) -> &mut VcpuRegs {
-        let current = self.current;
+        let current = self.current();
         // `current` always names a loaded partition once `load` succeeded.
         match self
             .partitions
@@ -307,7 +311,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// Serves a hypercall from the running partition. `function` is `w0`, `args` are
     /// `x1`..`x7`. Results are written into the partition's saved `x0`..`x3`.
     pub fn hypercall(&mut self, function: u32, args: [u64; 7]) -> Step {
-        let current = self.current;
+        let current = self.current();
         if let Some(p) = self.partition_mut(current) {
             p.preempted = false;
         }
@@ -315,7 +319,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
             // The caller itself was terminated by the abort protocol.
             return self.schedule();
         }
-        let caller = self.current;
+        let caller = self.current();
         // Decoded once, through the ABI's description of every call; the match is exhaustive.
         let result: CallResult = match Call::try_from(function) {
             Ok(Call::SmcccVersion) => value(SMCCC_IMPLEMENTED_VERSION),
@@ -495,7 +499,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
         if len > CONSOLE_WRITE_MAX {
             return Err(Error::TooLarge);
         }
-        let current = self.current;
+        let current = self.current();
         self.guest_access(current, ipa, len, false)?;
         let name = self.partitions[current.index()]
             .as_ref()
@@ -535,7 +539,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
         if self.check_deadlines() {
             return self.schedule();
         }
-        let current = self.current;
+        let current = self.current();
         if abort.kind == FaultKind::Unbound && self.reflect_fault(current, abort) {
             return Step::Resume;
         }
@@ -550,7 +554,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// The running partition's time slice is over: deadlines are checked and the next
     /// runnable partition gets the CPU (the same one, if it is alone).
     pub fn preempt(&mut self) -> Step {
-        let current = self.current;
+        let current = self.current();
         if let Some(p) = self.partition_mut(current)
             && p.state == State::Runnable
         {
@@ -578,162 +582,8 @@ impl<'a, P: Platform> Kernel<'a, P> {
 
     /// Ends the running partition, then picks who runs next.
     fn finish_current(&mut self, outcome: Outcome) -> Step {
-        self.finish(self.current, outcome);
+        self.finish(self.current(), outcome);
         self.schedule()
-    }
-
-    /// Ends partition `id`: its bindings are broken, its frames scrubbed and freed, grants
-    /// of its frames withdrawn (and reported to their grantees).
-    fn finish(&mut self, id: PartitionId, outcome: Outcome) {
-        let Some(partition) = self.partition_mut(id) else {
-            return;
-        };
-        if matches!(partition.state, State::Finished(_)) {
-            return;
-        }
-        partition.state = State::Finished(outcome);
-        partition.pending_alloc = None;
-        let name = partition.name;
-        let owner = Owner::Partition(partition.id);
-        let pages = partition.kernel_pages;
-        if outcome.is_success() {
-            info!("partition {name} finished: {outcome}");
-        } else {
-            warn!("partition {name} stopped: {outcome}");
-        }
-        // Grants it made die with its frames; grants to it simply end.
-        self.withdraw_grants_of_owner(id);
-        while let Some(slot) = self.grants.first(|g| g.grantee == id) {
-            self.grants.remove(slot);
-        }
-        let mut tlb = self.platform.tlb();
-        if let Some(stage2) = self.partition_mut(id).and_then(|p| p.stage2.take()) {
-            let Kernel {
-                platform,
-                frames,
-                partitions,
-                ..
-            } = self;
-            if let Some(p) = partitions[id.index()].as_mut() {
-                let mut tables = Tables {
-                    platform,
-                    frames,
-                    pool: &mut p.table_pool,
-                };
-                stage2.destroy(&mut tables, &mut tlb);
-                tables.drain();
-            }
-        }
-        self.release_interrupts(id);
-        self.platform.vcpu_ended(id);
-        let reclaimed = self.reclaim(owner);
-        self.resolve_on_exit(id, reclaimed);
-        self.end_calls_of(id);
-        // Last: resolving its revocation request above still wrote its revocation page.
-        self.free_kernel_pages(&pages, name);
-        self.complete_blocked();
-    }
-
-    /// Scrubs and frees an ended partition's kernel pages (its info page, revocation page
-    /// and repossession vector), once nothing writes them any more.
-    fn free_kernel_pages(&mut self, pages: &crate::partition::KernelPages, name: exo_abi::Name) {
-        for (_, frame) in pages.bindings() {
-            let platform = &mut self.platform;
-            let scrub = |frame| platform.scrub_frame(frame);
-            if let Err(e) = self.frames.free_scrubbed(frame, Owner::Kernel, scrub) {
-                log::error!("kernel page {frame} of {name} could not be freed: {e:?}");
-            }
-        }
-    }
-
-    /// Scrubs and frees every frame `owner` holds; returns how many.
-    fn reclaim(&mut self, owner: Owner) -> u64 {
-        let mut count = 0;
-        let held = self.frames.count(owner) as u64;
-        // One pass over the table (frames are only ever freed behind the cursor), stopping
-        // at the last frame held rather than at the end of RAM.
-        let mut from = self.frames.base();
-        while count < held {
-            let Some(frame) = self.frames.next_owned(owner, from) else {
-                return count;
-            };
-            from = frame.add(PAGE_SIZE);
-            self.bound.clear(frame);
-            let platform = &mut self.platform;
-            let scrub = |frame| platform.scrub_frame(frame);
-            if self.frames.free_scrubbed(frame, owner, scrub).is_err() {
-                log::error!("frame {frame} of {owner:?} could not be reclaimed");
-                return count;
-            }
-            count += 1;
-        }
-        count
-    }
-
-    /// The time-slice vector: the owner of the next slot that can run gets the CPU (possibly
-    /// the partition running now). A partition waiting for an event runs when it has one.
-    /// When nobody can run but someone waits for revoked frames, pending revocations are
-    /// aborted at once: there is nobody left to comply. When nobody can run but partitions
-    /// wait for events that can still come, the CPU idles.
-    pub fn schedule(&mut self) -> Step {
-        self.revocations.lent_by = None;
-        for attempt in 0..2 {
-            // Round robin from the slot after the current one (stepped and wrapped without
-            // a division: this runs on every world switch).
-            let mut slot = self.slot;
-            for _ in 0..self.slot_count {
-                slot = if slot + 1 >= self.slot_count {
-                    0
-                } else {
-                    slot + 1
-                };
-                let candidate = self.slots[slot];
-                if self.ready(candidate) {
-                    if let Some(p) = self.partition_mut(candidate) {
-                        p.set_way_cleaned = false;
-                    }
-                    let step = if candidate == self.current {
-                        Step::Resume
-                    } else {
-                        Step::Switch(candidate)
-                    };
-                    self.slot = slot;
-                    self.current = candidate;
-                    return step;
-                }
-            }
-            if attempt == 0 && !self.abort_all_pending() {
-                break;
-            }
-        }
-        self.flush_revocation_log();
-        match self.idle_wakeup() {
-            (deadline, true) => Step::Idle(deadline),
-            (_, false) => Step::PowerOff,
-        }
-    }
-
-    /// Whether partition `id` can run now; one waiting for an event that has one is made
-    /// runnable.
-    #[inline]
-    fn ready(&mut self, id: PartitionId) -> bool {
-        match self.partition(id).map(|p| p.state) {
-            Some(State::Runnable) => true,
-            Some(State::WaitingEvent) => self.ready_on_event(id),
-            _ => false,
-        }
-    }
-
-    /// [`Kernel::ready`] for a partition waiting for an event (out of line: the scheduler's
-    /// common case is a runnable one).
-    #[inline(never)]
-    fn ready_on_event(&mut self, id: PartitionId) -> bool {
-        if self.has_event(id) {
-            self.wake_on_event(id);
-            true
-        } else {
-            false
-        }
     }
 
     /// Called by the trap path right before the current partition resumes: raises its
@@ -746,10 +596,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
         // delivering an upcall do nothing, and filling list registers only cancels the
         // maintenance interrupt.
         if self
-            .partition(self.current)
+            .partition(self.current())
             .is_some_and(|p| !p.any_news() && p.virq.queued.is_empty())
         {
-            self.platform.notify_on_underflow(false);
+            self.notify_on_underflow(false);
         } else {
             self.tell_and_fill();
         }
@@ -758,7 +608,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
     /// The return path with news held or interrupts queued (see `before_resume`).
     #[inline(never)]
     fn tell_and_fill(&mut self) {
-        let current = self.current;
+        let current = self.current();
         self.raise_signals(current);
         self.deliver_upcall(current);
         self.fill_list_registers(current);

@@ -61,9 +61,6 @@ pub(super) struct Revocations {
     /// The earliest deadline of any outstanding request (recomputed when a request starts
     /// or ends).
     pub(super) earliest: Option<u64>,
-    /// The claimant blocked in `EXO_FRAME_ALLOC` whose time slot is lent, and the borrower
-    /// it is lent to.
-    pub(super) lent_by: Option<(PartitionId, PartitionId)>,
     /// Each partition's last resolved request not logged yet.
     unlogged: [Option<Resolved>; MAX_PARTITIONS],
     /// Whether any of `unlogged` is set.
@@ -78,7 +75,6 @@ impl Revocations {
     pub(super) const fn new() -> Self {
         Self {
             earliest: None,
-            lent_by: None,
             unlogged: [None; MAX_PARTITIONS],
             any_unlogged: false,
             batch: [PhysAddr::new(0); FRAME_RELEASE_MAX as usize],
@@ -265,18 +261,22 @@ impl<P: Platform> Kernel<'_, P> {
                 .partition(id)
                 .and_then(|p| p.revocation)
                 .is_some_and(|r| now >= r.deadline);
-            if due && self.abort(id) && id == self.current {
+            if due && self.abort(id) && id == self.current() {
                 current_terminated = true;
             }
         }
         current_terminated
     }
 
-    /// Aborts every outstanding request now. Returns whether there was any.
+    /// Aborts every outstanding request to a partition of the core the kernel acts for now.
+    /// Returns whether there was any.
     pub(super) fn abort_all_pending(&mut self) -> bool {
         let mut any = false;
         for id in self.ids() {
-            if self.partition(id).is_some_and(|p| p.revocation.is_some()) {
+            if self
+                .partition(id)
+                .is_some_and(|p| p.revocation.is_some() && p.core == self.core)
+            {
                 self.abort(id);
                 any = true;
             }
@@ -456,12 +456,14 @@ impl<P: Platform> Kernel<'_, P> {
         }
     }
 
-    /// The borrower owing the most that can run now, other than `except`.
+    /// The borrower on the core the kernel acts for owing the most that can run now, other
+    /// than `except`.
     fn neediest_borrower(&mut self, except: PartitionId) -> Option<PartitionId> {
         let mut best: Option<(PartitionId, u64)> = None;
         for id in self.ids() {
             let Some(owed) = self
                 .partition(id)
+                .filter(|p| p.core == self.core)
                 .and_then(|p| p.revocation)
                 .map(|r| r.owed)
             else {
@@ -482,8 +484,8 @@ impl<P: Platform> Kernel<'_, P> {
     pub(super) fn lend_to_borrower(&mut self, claimant: PartitionId) -> Step {
         match self.neediest_borrower(claimant) {
             Some(borrower) => {
-                self.revocations.lent_by = Some((claimant, borrower));
-                self.current = borrower;
+                self.here_mut().lent_by = Some((claimant, borrower));
+                self.set_current(borrower);
                 Step::Switch(borrower)
             }
             None => self.schedule(),
@@ -495,11 +497,11 @@ impl<P: Platform> Kernel<'_, P> {
     /// running borrower owes nothing more, the next borrower still owing gets the slot.
     /// `None`: the caller keeps the CPU.
     pub(super) fn return_lent_slot(&mut self) -> Option<Step> {
-        let (claimant, borrower) = self.revocations.lent_by?;
-        let current = self.current;
+        let (claimant, borrower) = self.here().lent_by?;
+        let current = self.current();
         if current != borrower {
             // The slot went on by another way (a call, a donation): the loan is over.
-            self.revocations.lent_by = None;
+            self.here_mut().lent_by = None;
             return None;
         }
         let next = match self.partition(claimant).map(|p| p.state) {
@@ -512,17 +514,17 @@ impl<P: Platform> Kernel<'_, P> {
                     return None;
                 }
                 if let Some(id) = self.neediest_borrower(current) {
-                    self.revocations.lent_by = Some((claimant, id));
-                    self.current = id;
+                    self.here_mut().lent_by = Some((claimant, id));
+                    self.set_current(id);
                     return Some(Step::Switch(id));
                 }
                 None
             }
             _ => None,
         };
-        self.revocations.lent_by = None;
+        self.here_mut().lent_by = None;
         let next = next?;
-        self.current = next;
+        self.set_current(next);
         Some(Step::Switch(next))
     }
 

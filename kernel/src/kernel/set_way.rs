@@ -19,7 +19,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// A trapped set/way data-cache operation from the running partition (the trap path
     /// steps over the instruction).
     pub fn set_way_maintenance(&mut self) -> Step {
-        let id = self.current;
+        let id = self.current();
         let Some(p) = self.partition(id) else {
             return Step::Resume;
         };

@@ -32,6 +32,7 @@ use std::vec::Vec;
 
 mod banks;
 mod conformance;
+mod cores;
 mod isolation;
 mod return_path;
 mod revocation;
@@ -319,6 +320,16 @@ impl FakePlatform {
 
 type K = Kernel<'static, FakePlatform>;
 
+impl K {
+    /// Makes partition `id` the running one of its core, and the kernel act for that core,
+    /// as the trap path does when `id` traps.
+    fn run_as(&mut self, id: PartitionId) {
+        let core = self.core_of(id).expect("a loaded partition");
+        assert_eq!(self.enter(core), None, "a teardown was pending on {core}");
+        self.set_current(id);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Building kernels and making calls.
 
@@ -342,6 +353,8 @@ struct Config {
     devices: &'static [(u64, u64, u64)],
     /// May call `EXO_SELF_CHECK`.
     self_check: bool,
+    /// The core it is pinned to.
+    core: u32,
 }
 
 impl Config {
@@ -357,6 +370,7 @@ impl Config {
             interrupts: &[],
             devices: &[],
             self_check: false,
+            core: 0,
         }
     }
 }
@@ -426,6 +440,7 @@ fn unloaded_with_system(
                     size: pages * PAGE_SIZE,
                 })
                 .collect(),
+            core: c.core,
         })
         .collect();
     let bytes = encode_system(&specs, system);
@@ -439,10 +454,11 @@ fn unloaded_with_system(
             Owner::Kernel,
         )
         .unwrap();
-    (
-        Kernel::new(FakePlatform::new(frames), table, bindings),
-        bytes,
-    )
+    let mut kernel = Kernel::new(FakePlatform::new(frames), table, bindings);
+    for index in 0..crate::cpus::MAX_CORES {
+        kernel.set_core_up(CoreId::new(index).unwrap());
+    }
+    (kernel, bytes)
 }
 
 #[test]
@@ -476,7 +492,7 @@ fn a_partition_that_does_not_fit_is_refused_in_words() {
 fn call(k: &mut K, p: usize, function: u32, args: &[u64]) -> ([u64; 4], Step) {
     let mut full = [0u64; 7];
     full[..args.len()].copy_from_slice(args);
-    k.current = pid(p);
+    k.run_as(pid(p));
     {
         let regs = k.regs_mut(pid(p)).unwrap();
         regs.x[0] = u64::from(function);
@@ -757,7 +773,7 @@ fn only_the_owner_may_drive_an_interrupt() {
         ]
     );
     // The physical interrupt reaches its owner, whoever runs.
-    k.current = pid(1);
+    k.run_as(pid(1));
     assert_eq!(k.interrupt(40), Step::Resume);
     assert!(k.partition(pid(0)).unwrap().virq.queued.contains(40));
     assert!(k.partition(pid(1)).unwrap().virq.queued.is_empty());
@@ -766,7 +782,7 @@ fn only_the_owner_may_drive_an_interrupt() {
 #[test]
 fn more_pending_than_list_registers_loses_none() {
     let mut k = interrupt_kernel();
-    k.current = pid(0);
+    k.run_as(pid(0));
     for intid in 40..48 {
         k.interrupt(intid);
     }
@@ -896,7 +912,7 @@ fn signals_become_virtual_interrupts_when_enabled() {
     assert_eq!(result(&mut k, 0, EXO_SET_UPCALL, &[0x4000_0100, 0]), Ok(0));
     assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Switch(pid(1)));
     assert_eq!(call(&mut k, 1, EXO_YIELD, &[]).1, Step::Resume);
-    k.current = pid(0);
+    k.run_as(pid(0));
     assert_eq!(call(&mut k, 0, EXO_RECEIVE, &[]).0[..2], [1, 0xFEED]);
     assert_eq!(result(&mut k, 0, EXO_RECEIVE, &[]), err(Error::NotRequired));
 }
@@ -919,7 +935,7 @@ fn donation_runs_the_target_now_and_the_vector_decides_after() {
         result(&mut k, 0, EXO_DONATE, &[9]),
         err(Error::UnknownPartition)
     );
-    k.current = pid(0);
+    k.run_as(pid(0));
     assert_eq!(call(&mut k, 0, EXO_DONATE, &[2]).1, Step::Switch(pid(2)));
     assert_eq!(k.current(), pid(2));
     // The slice still belongs to slot 0: the next slot is b's.
@@ -1214,7 +1230,7 @@ fn cooperative_revocation() {
     assert_eq!(request.deadline, request.issued_at + ticks(1000));
     assert_eq!(result(&mut k, 0, EXO_REVOKE_ACK, &[]), Ok(10));
     // The upcall is delivered when A next runs.
-    k.current = pid(0);
+    k.run_as(pid(0));
     k.before_resume();
     let regs = *k.regs_mut(pid(0)).unwrap();
     assert_eq!(regs.pc, 0x4000_0800);
@@ -1581,7 +1597,7 @@ fn upcalls() {
         ),
         Ok(0)
     );
-    k.current = pid(0);
+    k.run_as(pid(0));
     k.regs_mut(pid(0)).unwrap().pc = 0x4000_0040;
     k.regs_mut(pid(0)).unwrap().x[7] = 77;
     let before = *k.regs_mut(pid(0)).unwrap();
@@ -1617,7 +1633,7 @@ fn upcalls() {
     ));
     // Without the flag (B), a fault stops the partition; permission faults always do.
     assert_eq!(result(&mut k, 1, EXO_SET_UPCALL, &[0x4000_0100, 0]), Ok(0));
-    k.current = pid(1);
+    k.run_as(pid(1));
     assert_eq!(k.stage2_abort(abort), Step::PowerOff);
     assert!(matches!(
         state(&k, 1),
@@ -1641,7 +1657,7 @@ fn repossession_upcall_is_delivered_after_revocation() {
         Ok(0)
     );
     assert_eq!(result(&mut k, 0, EXO_GRANT_REVOKE, &[f.raw(), 1]), Ok(0));
-    k.current = pid(1);
+    k.run_as(pid(1));
     k.before_resume();
     let regs = *k.regs_mut(pid(1)).unwrap();
     assert_eq!(regs.pc, 0x4000_0200);
@@ -1777,6 +1793,7 @@ mod model {
                 interrupts: &[40, 41],
                 devices: &[],
                 self_check: true,
+                core: 0,
             },
             Config {
                 name: "p1",
@@ -1789,6 +1806,7 @@ mod model {
                 interrupts: &[42],
                 devices: &[],
                 self_check: true,
+                core: 0,
             },
             Config {
                 name: "p2",
@@ -1801,6 +1819,7 @@ mod model {
                 interrupts: &[],
                 devices: &[],
                 self_check: true,
+                core: 0,
             },
         ]
     }
@@ -2090,7 +2109,7 @@ mod model {
             };
             // Deadlines are checked on every trap; do it first so the call itself can be
             // checked for "an error changes nothing".
-            self.k.current = pid(p);
+            self.k.run_as(pid(p));
             let due = (0..3).any(|q| self.k.partition(pid(q)).unwrap().revocation.is_some());
             let aborts: u32 = (0..3)
                 .map(|q| self.k.partition(pid(q)).unwrap().aborts)
@@ -2115,7 +2134,7 @@ mod model {
             if state(&self.k, p) != State::Runnable {
                 return Ok(true);
             }
-            self.k.current = pid(p);
+            self.k.run_as(pid(p));
             self.k.before_resume();
             let k = &mut self.k;
             let (function, args): (u32, Vec<u64>) = match kind {
@@ -2721,7 +2740,7 @@ mod model {
 
 /// Issues `function` from `p` with x1..x8 = `regs` (EXO_CALL carries eight registers).
 fn ipc(k: &mut K, p: usize, function: u32, regs: &[u64]) -> Step {
-    k.current = pid(p);
+    k.run_as(pid(p));
     let r = k.regs_mut(pid(p)).unwrap();
     r.x[0] = u64::from(function);
     r.x[1..=regs.len()].copy_from_slice(regs);
@@ -2749,7 +2768,7 @@ fn a_call_passes_the_cpu_and_seven_words_each_way() {
         Step::Switch(pid(1)),
         "direct transfer"
     );
-    assert_eq!(k.current, pid(1));
+    assert_eq!(k.current(), pid(1));
     let b = k.regs_mut(pid(1)).unwrap().x;
     assert_eq!(b[0], 0, "x0 = the caller's id");
     assert_eq!(&b[1..8], &words);
@@ -2825,7 +2844,7 @@ fn a_callee_that_dies_fails_the_call() {
     let mut k = talkers();
     ipc(&mut k, 1, EXO_WAIT, &[]);
     ipc(&mut k, 0, EXO_CALL, &[1, 0, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(k.current, pid(1));
+    assert_eq!(k.current(), pid(1));
     let step = ipc(&mut k, 1, EXO_EXIT, &[3]);
     assert_eq!(step, Step::Switch(pid(0)));
     assert_eq!(
@@ -2845,7 +2864,7 @@ fn a_message_arrives_as_an_upcall() {
         err(Error::Busy),
         "one undelivered message"
     );
-    k.current = pid(1);
+    k.run_as(pid(1));
     k.before_resume();
     let b = k.regs_mut(pid(1)).unwrap();
     assert_eq!(b.pc, 0x4000_0100);

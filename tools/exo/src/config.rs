@@ -1,17 +1,18 @@
 //! System configurations: which board, which partitions, which program, how much memory,
-//! which interrupts and devices each gets, and core 0's time slices. Checked here, on the
-//! host, before anything is built or booted.
+//! which interrupts and devices each gets, which core each runs on and each core's time
+//! slices. Checked here, on the host, before anything is built or booted.
 //!
 //! ```toml
 //! [system]
 //! board = "qemu-virt"   # optional; a directory under platform/
 //! memory = "512MiB"     # optional; overrides the board's RAM (>= 64 MiB, whole MiB)
-//! schedule = ["hello", "hello", "pong"]  # optional; core 0's time-slice vector, below
+//! schedule = ["hello", "hello", "pong"]  # optional; core 0's time-slice vector, below;
+//!                       # or per core: [system.schedule] with 0 = ["hello"], 1 = ["pong"]
 //! poison_free_ram = true  # optional (default false), for tests: free RAM filled with 0xA5
 //!                         # at boot, so a frame handed out unscrubbed shows
 //! slice = "10ms"        # optional (default 10ms); one time slice, 100us..=1s
 //! cores = 4             # optional (default 1, or all of a board with fixed cores): cores
-//!                       # QEMU starts, up to the board's `cores`; partitions run on core 0
+//!                       # QEMU starts, up to the board's `cores`
 //! revocation_share = "proportional"  # optional; or "largest-first", "partition-order":
 //!                       # how a claim is shared among borrowers (see docs/configuration.md)
 //!
@@ -31,6 +32,8 @@
 //!                       # ipa = 0x0904_0000 } (ipa optional, default base)
 //! trusted_dma = true    # optional (default false); it may own DMA-capable devices,
 //!                       # and so read and write all RAM (see below)
+//! cores = [1]           # optional (default [0]); the core it runs on, below
+//!                       # `[system] cores` (one core: several vCPUs are not supported yet)
 //! ```
 //!
 //! A program containing `/` or ending in `.elf` is a path relative to the configuration
@@ -52,8 +55,11 @@
 //! owning one, by name or by a region overlapping it, is refused unless it says
 //! `trusted_dma = true`, which puts it inside the trusted computing base.
 //!
-//! **Time slices.** `schedule` lists partition names, one per slot (at most 256), and every
-//! partition needs at least one slot. Left out, each partition gets one slot, in order.
+//! **Cores and time slices.** Each core has its own time-slice vector. `schedule` lists
+//! partition names, one per slot (at most 256): a plain list is core 0's, a
+//! `[system.schedule]` table gives one list per core number. A vector names only partitions
+//! pinned to its core, and each of them at least once. A core left out gives each partition
+//! pinned there one slot, in order.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -66,9 +72,11 @@ use serde::de::{self, Deserializer, Visitor};
 use serde_spanned::Spanned;
 
 use crate::board::{Board, BoardError, KERNEL_RESERVATION};
+use cores::ScheduleKey;
 pub use resources::OwnedDevice;
 use resources::{Claimant, Claims, DeviceList, IntidList};
 
+mod cores;
 pub mod memory;
 mod resources;
 mod system;
@@ -155,9 +163,9 @@ pub struct System {
     pub memory_override: Option<u64>,
     /// The partitions, in configuration order (which is partition-id order).
     pub partitions: Vec<Partition>,
-    /// Core 0's time-slice vector, one partition index per slot; empty (no `[system]
-    /// schedule`) for one slot per partition in order.
-    pub schedule: Vec<u8>,
+    /// Each core's time-slice vector (one per core the system starts), one partition index
+    /// per slot; empty for one slot per partition pinned to that core, in order.
+    pub schedules: Vec<Vec<u8>>,
     /// `[system] poison_free_ram`: the kernel fills every free frame with
     /// [`exo_abi::package::POISON_BYTE`] at boot (test configurations).
     pub poison_free_ram: bool,
@@ -206,6 +214,8 @@ pub struct Partition {
     pub devices: Vec<OwnedDevice>,
     /// It may own DMA-capable devices (`trusted_dma`): it can read and write all RAM.
     pub trusted_dma: bool,
+    /// The core it runs on (`cores`), below the system's core count.
+    pub core: u32,
     /// Line of its `[[partition]]` header.
     pub line: usize,
     /// Line of its `memory` key.
@@ -256,20 +266,20 @@ impl System {
             if !peers.is_empty() {
                 line += &format!(", talks to {}", peers.join(" "));
             }
-            if !self.schedule.is_empty() {
-                let slots = self
-                    .schedule
-                    .iter()
-                    .filter(|&&s| usize::from(s) == id)
-                    .count();
-                line += &format!(", {slots}/{} slots", self.schedule.len());
+            if self.board.cores > 1 {
+                line += &format!(", core {}", p.core);
+            }
+            let vector = &self.schedules[p.core as usize];
+            if !vector.is_empty() {
+                let slots = vector.iter().filter(|&&s| usize::from(s) == id).count();
+                line += &format!(", {slots}/{} slots", vector.len());
             }
             out += &line;
             out.push('\n');
         }
         let cores = match self.board.cores {
             1 => "1 core".to_owned(),
-            n => format!("{n} cores (partitions on core 0)"),
+            n => format!("{n} cores"),
         };
         out += &format!(
             "  {cores}; time slices of {}; revocation requests shared {}\n",
@@ -406,7 +416,7 @@ struct RawConfig {
 struct RawSystem {
     board: Option<Spanned<String>>,
     memory: Option<Spanned<SizeValue>>,
-    schedule: Option<Spanned<Vec<Spanned<String>>>>,
+    schedule: Option<Spanned<ScheduleKey>>,
     poison_free_ram: Option<bool>,
     slice: Option<Spanned<String>>,
     revocation_share: Option<Spanned<String>>,
@@ -428,6 +438,7 @@ struct RawPartition {
     interrupts: Option<IntidList>,
     devices: Option<DeviceList>,
     trusted_dma: Option<bool>,
+    cores: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 /// The names `capabilities` accepts, with the flag each grants and what it allows.
@@ -814,6 +825,8 @@ pub fn parse(
             interrupts: resources.interrupts,
             devices: resources.devices,
             trusted_dma,
+            core: cores::partition_core(raw.cores.as_ref(), name, board.cores)
+                .map_err(|(at, m)| error(at, m))?,
             line,
             memory_line: line_of(text, memory_at),
         });
@@ -850,18 +863,22 @@ pub fn parse(
         }
     }
 
-    let schedule = match &schedule_key {
-        Some(key) => resources::schedule(key.get_ref(), key.span().start, &names)
-            .map_err(|(at, m)| error(at, m))?,
-        None => Vec::new(),
-    };
+    let pinned: Vec<u32> = partitions.iter().map(|p| p.core).collect();
+    let schedules = cores::schedules(
+        schedule_key.as_ref().map(Spanned::get_ref),
+        schedule_key.as_ref().map_or(0, |key| key.span().start),
+        &names,
+        &pinned,
+        board.cores,
+    )
+    .map_err(|(at, m)| error(at, m))?;
 
     Ok(System {
         path: path.to_path_buf(),
         board,
         memory_override,
         partitions,
-        schedule,
+        schedules,
         poison_free_ram,
         slice_us,
         revocation_share,
@@ -1105,7 +1122,7 @@ mod tests {
 
     #[test]
     fn unknown_key_in_partition() {
-        refused(&format!("{HELLO}cores = 2\n"), 5, "unknown field `cores`");
+        refused(&format!("{HELLO}vcpus = 2\n"), 5, "unknown field `vcpus`");
     }
 
     #[test]
@@ -1228,9 +1245,7 @@ mod tests {
         let (dir, workspace) = workspace();
         let system = parse(&workspace, &dir.path().join("a.toml"), &four, None).unwrap();
         assert!(
-            system
-                .summary()
-                .contains("  4 cores (partitions on core 0); time slices of 10 ms"),
+            system.summary().contains("  4 cores; time slices of 10 ms"),
             "{}",
             system.summary()
         );
@@ -1757,7 +1772,7 @@ mod tests {
             ),
         );
         let system = accepted(&text);
-        assert_eq!(system.schedule, [0, 1, 0]);
+        assert_eq!(system.schedules[0], [0, 1, 0]);
         let [p0, p1] = &system.partitions[..] else {
             panic!("two partitions expected")
         };
@@ -1818,7 +1833,7 @@ mod tests {
         let system = accepted(HELLO);
         assert!(system.partitions[0].interrupts.is_empty());
         assert!(system.partitions[0].devices.is_empty());
-        assert!(system.schedule.is_empty());
+        assert!(system.schedules[0].is_empty());
         assert!(system.qemu_serials().is_empty());
         let system = accepted(&partition(0, "4096", &["interrupts = []", "devices = []"]));
         assert!(system.partitions[0].interrupts.is_empty());
@@ -2344,11 +2359,11 @@ mod tests {
     #[test]
     fn schedule_becomes_partition_indices() {
         let system = accepted(&scheduled("[\"p2\", \"p0\", \"p1\", \"p0\"]"));
-        assert_eq!(system.schedule, [2, 0, 1, 0]);
+        assert_eq!(system.schedules[0], [2, 0, 1, 0]);
         let slots: Vec<String> = (0..256).map(|i| format!("\"p{}\"", i % 3)).collect();
         let system = accepted(&scheduled(&format!("[{}]", slots.join(", "))));
-        assert_eq!(system.schedule.len(), 256);
-        assert_eq!(system.schedule[..4], [0, 1, 2, 0]);
+        assert_eq!(system.schedules[0].len(), 256);
+        assert_eq!(system.schedules[0][..4], [0, 1, 2, 0]);
     }
 
     #[test]
@@ -2379,6 +2394,109 @@ mod tests {
             2,
             "partition `p1` has no slot in `schedule`: it would never run unless another \
              partition donated its time",
+        );
+    }
+
+    /// A 4-core system with `schedule` (lines from 3 on) and partitions `p0`, `p1`, `p2`
+    /// whose `cores` keys are `cores` (each partition 5 lines long).
+    fn pinned(schedule: &str, cores: [&str; 3]) -> String {
+        let mut text = format!("[system]\ncores = 4\n{schedule}");
+        for (i, core) in cores.iter().enumerate() {
+            text += &partition(i, "4096", &[&format!("cores = {core}")]);
+        }
+        text
+    }
+
+    #[test]
+    fn partitions_are_pinned_to_cores_each_with_its_own_vector() {
+        let system = accepted(&pinned("", ["[0]", "[3]", "[3]"]));
+        let cores: Vec<u32> = system.partitions.iter().map(|p| p.core).collect();
+        assert_eq!(cores, [0, 3, 3]);
+        assert_eq!(system.schedules, vec![Vec::<u8>::new(); 4]);
+        let system = accepted(&pinned(
+            "[system.schedule]\n3 = [\"p2\", \"p1\", \"p2\"]\n0 = [\"p0\"]\n",
+            ["[0]", "[3]", "[3]"],
+        ));
+        assert_eq!(system.schedules, [vec![0], vec![], vec![], vec![2, 1, 2]]);
+        let summary = system.summary();
+        assert!(
+            summary.contains(
+                "  2 p2: program hello, memory 4 KiB, guarantee 4 KiB, core 3, 2/3 slots\n"
+            ),
+            "{summary}"
+        );
+        assert!(summary.contains("  4 cores; time slices"), "{summary}");
+        // Without `cores`, every partition is core 0's; the plain list is core 0's vector.
+        let system = accepted(&scheduled("[\"p2\", \"p0\", \"p1\"]"));
+        assert!(system.partitions.iter().all(|p| p.core == 0));
+        assert_eq!(system.schedules, [vec![2, 0, 1]]);
+    }
+
+    #[test]
+    fn a_partition_on_a_core_the_system_lacks_or_on_several() {
+        refused(
+            &pinned("", ["[0]", "[4]", "[1]"]),
+            12,
+            "partition `p1` is pinned to core 4, but the system has 4 cores (`[system] cores`)",
+        );
+        refused(&pinned("", ["[0]", "[-1]", "[1]"]), 12, "pinned to core -1");
+        refused(
+            &format!("{HELLO}cores = [1]\n"),
+            5,
+            "partition `hello` is pinned to core 1, but the system has 1 core",
+        );
+        refused(
+            &pinned("", ["[0, 1]", "[1]", "[1]"]),
+            7,
+            "`cores` of `p0` names 2 cores: several vCPUs per partition are not supported yet",
+        );
+        refused(
+            &pinned("", ["[]", "[1]", "[1]"]),
+            7,
+            "`cores` of `p0` is empty",
+        );
+    }
+
+    #[test]
+    fn a_schedule_naming_a_core_the_system_lacks() {
+        refused(
+            &pinned(
+                "[system.schedule]\n0 = [\"p0\"]\n4 = [\"p1\"]\n",
+                ["[0]", "[1]", "[1]"],
+            ),
+            5,
+            "`schedule` names core 4, but the system has 4 cores (`[system] cores`)",
+        );
+        refused(
+            &pinned("[system.schedule]\none = [\"p1\"]\n", ["[0]", "[1]", "[1]"]),
+            4,
+            "`schedule` key `one` is not a core number",
+        );
+    }
+
+    #[test]
+    fn a_schedule_naming_a_partition_pinned_elsewhere_or_leaving_one_out() {
+        refused(
+            &pinned(
+                "[system.schedule]\n1 = [\"p1\",\n  \"p0\"]\n",
+                ["[0]", "[1]", "[1]"],
+            ),
+            5,
+            "`schedule` of core 1 names `p0`, which is pinned to core 0 (its `cores`), not core 1",
+        );
+        refused(
+            &pinned(
+                "[system.schedule]\n1 = [\"p1\", \"p1\"]\n",
+                ["[0]", "[1]", "[1]"],
+            ),
+            4,
+            "partition `p2` has no slot in `schedule` of core 1: it would never run",
+        );
+        // The plain list is core 0's: naming a partition of core 1 there is refused too.
+        refused(
+            &pinned("schedule = [\"p0\", \"p1\"]\n", ["[0]", "[1]", "[1]"]),
+            3,
+            "`schedule` names `p1`, which is pinned to core 1 (its `cores`), not core 0",
         );
     }
 

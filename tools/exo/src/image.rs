@@ -141,6 +141,7 @@ pub fn partition_spec(
         flags: partition.flags,
         interrupts: partition.interrupts.clone(),
         devices: partition.devices.iter().map(|d| d.region).collect(),
+        core: partition.core,
     })
 }
 
@@ -182,8 +183,9 @@ pub fn write_image(
     } else {
         0
     };
+    let schedules: Vec<&[u8]> = system.schedules.iter().map(Vec::as_slice).collect();
     let settings = SystemSpec {
-        schedule: &system.schedule,
+        schedules: &schedules,
         flags,
         slice_us: system.slice_us,
         share: system.revocation_share,
@@ -323,8 +325,9 @@ mod tests {
             .iter()
             .map(|p| partition_spec(system, p, &guest(0x2000)).unwrap())
             .collect();
+        let schedules: Vec<&[u8]> = system.schedules.iter().map(Vec::as_slice).collect();
         let settings = SystemSpec {
-            schedule: &system.schedule,
+            schedules: &schedules,
             ..SystemSpec::default()
         };
         assemble(&kernel(), &specs, &settings).unwrap()
@@ -352,6 +355,22 @@ mod tests {
         let package = Package::parse(&image[0x3000..]).unwrap();
         let flags: Vec<PartitionFlags> = package.partitions().map(|p| p.flags).collect();
         assert_eq!(flags, [PartitionFlags::SELF_CHECK, PartitionFlags::empty()]);
+    }
+
+    #[test]
+    fn the_package_carries_cores_and_each_cores_schedule() {
+        let (_dir, system) = system(&format!(
+            "[system]\ncores = 3\n[system.schedule]\n2 = [\"c\", \"pong\", \"c\"]\n\n\
+             {CONFIG}\n[[partition]]\nname = \"pong\"\nprogram = \"hello\"\n\
+             memory = 8192\ncores = [2]\n\n[[partition]]\nname = \"c\"\n\
+             program = \"hello\"\nmemory = 8192\ncores = [2]\n"
+        ));
+        let image = image_of(&system);
+        let package = Package::parse(&image[0x3000..]).unwrap();
+        let cores: Vec<u32> = package.partitions().map(|p| p.core).collect();
+        assert_eq!(cores, [0, 2, 2]);
+        assert_eq!(package.schedule(), [] as [u8; 0]);
+        assert_eq!(package.schedule_of(2), [2, 1, 2]);
     }
 
     #[test]

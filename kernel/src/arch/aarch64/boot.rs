@@ -248,6 +248,14 @@ fn core_stack_guard(index: u64) -> u64 {
     (&raw const __core_stacks) as u64 + (index - 1) * CORE_SLOT_SIZE
 }
 
+/// The top of core `core`'s EL2 stack (where `secondary_entry` set it, or the boot core's).
+pub fn core_stack_top(core: crate::cpus::CoreId) -> u64 {
+    match core.index() as u64 {
+        0 => (&raw const __stack_top) as u64,
+        index => core_stack_guard(index) + 0x1000 + CORE_STACK_SIZE,
+    }
+}
+
 /// Every unmapped stack guard page: the boot core's, then the secondary cores'.
 pub fn stack_guards() -> impl Iterator<Item = u64> {
     let boot = (&raw const __stack_guard) as u64;

@@ -1,8 +1,9 @@
 //! Bringing up the other cores: each is started (PSCI `CPU_ON`, or its spin table), enters
 //! at `boot.rs`'s secondary entry with the boot core's EL2 map, stack and vectors, sets up
-//! its own EL2 controls and GIC interface, reports in, and idles with interrupts masked.
-//! Partitions all run on the boot core for now; secondary cores touch no kernel state (not
-//! the `KERNEL` lock, not a partition).
+//! its own EL2 controls and GIC interface, and reports in. Then it waits, touching no
+//! kernel state, until the boot core has loaded every partition and [`release`]s the
+//! cores; from there it runs the partitions pinned to it (`trap::enter_first`), or idles
+//! for good if none is.
 
 use super::boot::secondary_entry;
 use super::mmu::SharedMap;
@@ -13,7 +14,7 @@ use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
 use core::cell::UnsafeCell;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use exo_abi::PhysAddr;
 use log::{info, warn};
 
@@ -49,13 +50,17 @@ const UP: u8 = 1;
 const UP_WITHOUT_GIC: u8 = 2;
 static STATE: [AtomicU8; MAX_CORES] = [const { AtomicU8::new(DOWN) }; MAX_CORES];
 
+/// Set by the boot core once every partition is loaded: the other cores may enter theirs.
+static RELEASED: AtomicBool = AtomicBool::new(false);
+
 /// How long the boot core waits for each core to report in.
 const REPORT_TIMEOUT_MS: u64 = 1000;
 
 /// Starts every other core the device tree describes and waits (bounded) for each to report
-/// in; logs which came up. `ram` is the RAM the EL2 map covers: a spin table's release
+/// in; logs which came up and which run partitions (bit `i` of `pinned`: partitions are
+/// pinned to core `i`). `ram` is the RAM the EL2 map covers: a spin table's release
 /// address must lie in one of its banks. Call after `mmu::enable` and `gic::init`.
-pub fn start(tree: &DeviceTree<'_>, ram: &Ram) {
+pub fn start(tree: &DeviceTree<'_>, ram: &Ram, pinned: u32) {
     let cores = Cores::from_fdt(tree, MPIDR_EL1.get(), &mut |why| warn!("cores: {why}"));
     write_handoff(&cores);
     let entry = secondary_entry();
@@ -70,7 +75,55 @@ pub fn start(tree: &DeviceTree<'_>, ram: &Ram) {
             Err(why) => warn!("cores: {id} (MPIDR {:#x}) not started: {why}", core.mpidr),
         }
     }
-    report(&cores);
+    report(&cores, pinned);
+}
+
+/// This core's [`CoreId`]: the slot of its MPIDR affinity in the handoff's table (the boot
+/// core's is slot 0; before [`start`] fills the table, every core is taken for the boot
+/// core, which is then the only one running).
+#[inline]
+pub fn this_core() -> CoreId {
+    let mpidr = MPIDR_EL1.get() & MPIDR_AFFINITY_MASK;
+    // SAFETY: the handoff is written only by `start` on the boot core before it starts any
+    // other core (see `HandoffCell`); this is a read, on a core that is not writing it.
+    let table = unsafe { &(*exo_secondary_handoff.0.get()).mpidr };
+    // On the boards exo knows, core n has Aff0 = n (and Aff1..3 = 0): try that slot first,
+    // then look the affinity up.
+    let guess = (mpidr & 0xFF) as usize % MAX_CORES;
+    if table[guess] == mpidr {
+        return CoreId::new(guess).unwrap_or(CoreId::BOOT);
+    }
+    this_core_by_search(table, mpidr)
+}
+
+/// [`this_core`] for a core whose affinity is not its index: a search of `table`.
+#[inline(never)]
+fn this_core_by_search(table: &[u64; MAX_CORES], mpidr: u64) -> CoreId {
+    table
+        .iter()
+        .position(|&m| m == mpidr)
+        .and_then(CoreId::new)
+        .unwrap_or(CoreId::BOOT)
+}
+
+/// The MPIDR affinity of core `core`, if it exists.
+pub fn mpidr_of(core: CoreId) -> Option<u64> {
+    // SAFETY: as in `this_core`.
+    let table = unsafe { &(*exo_secondary_handoff.0.get()).mpidr };
+    table.get(core.index()).copied().filter(|&m| m != u64::MAX)
+}
+
+/// Whether core `id` reported in ([`start`] waited for it).
+pub fn is_up(id: CoreId) -> bool {
+    id == CoreId::BOOT || STATE[id.index()].load(Ordering::Acquire) != DOWN
+}
+
+/// Lets every core that came up enter the partitions pinned to it. Call once every
+/// partition is loaded, with the kernel in `trap::KERNEL`.
+pub fn release() {
+    RELEASED.store(true, Ordering::Release);
+    barrier::dsb(barrier::SY);
+    aarch64_cpu::asm::sev();
 }
 
 /// Fills the handoff and cleans it to the point of coherency, where a core with its MMU
@@ -149,8 +202,9 @@ fn wait_for(id: CoreId) {
     }
 }
 
-/// Logs one line of which cores are up, and a warning per core that is not.
-fn report(cores: &Cores) {
+/// Logs one line of which cores are up and which of them idle (run no partition: bit `i`
+/// of `pinned` clear), and a warning per core that is not up.
+fn report(cores: &Cores, pinned: u32) {
     let mut up = Line::new();
     let mut count = 0;
     for (id, core) in cores.iter() {
@@ -177,6 +231,7 @@ fn report(cores: &Cores) {
     }
     let mut idle = Line::new();
     let _ = match count {
+        _ if pinned & !1 != 0 => running(&mut idle, cores, pinned),
         1 => Ok(()),
         2 => write!(idle, ", 1 idle"),
         _ if count == cores.len() => write!(idle, ", 1-{} idle", count - 1),
@@ -188,6 +243,30 @@ fn report(cores: &Cores) {
         up.as_str(),
         idle.as_str()
     );
+}
+
+/// Partitions run on other cores than the boot core: which cores run partitions, which idle
+/// (`, partitions on 0 1 2 3`, then `, idle: 4 5` if any up core runs none).
+fn running(line: &mut Line, cores: &Cores, pinned: u32) -> core::fmt::Result {
+    let up = |id: CoreId| is_up(id);
+    write!(line, ", partitions on")?;
+    for (id, _) in cores
+        .iter()
+        .filter(|&(id, _)| up(id) && pinned & (1 << id.index()) != 0)
+    {
+        write!(line, " {}", id.index())?;
+    }
+    let mut idle = cores
+        .iter()
+        .filter(|&(id, _)| up(id) && pinned & (1 << id.index()) == 0)
+        .peekable();
+    if idle.peek().is_some() {
+        write!(line, ", idle:")?;
+        for (id, _) in idle {
+            write!(line, " {}", id.index())?;
+        }
+    }
+    Ok(())
 }
 
 /// A short line built without allocation (MPIDRs of at most [`MAX_CORES`] cores).
@@ -244,7 +323,15 @@ extern "C" fn exo_secondary_main(index: usize) -> ! {
     if let Some(slot) = STATE.get(index) {
         slot.store(state, Ordering::Release);
     }
-    loop {
-        super::el2::wait_for_interrupt();
+    // `WFE` sleeps until an event: `release`'s `SEV` (an event sent between the load and
+    // the `WFE` is remembered in the event register, so none is missed).
+    while !RELEASED.load(Ordering::Acquire) {
+        aarch64_cpu::asm::wfe();
+    }
+    match CoreId::new(index) {
+        Some(core) => super::trap::enter_first(core, super::boot::core_stack_top(core)),
+        None => loop {
+            super::el2::wait_for_interrupt();
+        },
     }
 }

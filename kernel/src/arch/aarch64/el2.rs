@@ -84,6 +84,13 @@ pub fn arm_hyp_timer(ticks: u64) {
     barrier_isb();
 }
 
+/// Stops the EL2 physical timer (`CNTHP_CTL_EL2.ENABLE` = 0): no tick on this core.
+#[inline]
+pub fn stop_hyp_timer() {
+    CNTHP_CTL_EL2.set(0);
+    barrier_isb();
+}
+
 /// `CNTPCT_EL0`: the system counter now.
 #[inline]
 pub fn counter() -> u64 {

@@ -18,6 +18,7 @@
 
 use super::list_register as lr;
 use crate::boot_info::GicInfo;
+use crate::cpus::{CoreId, MAX_CORES};
 use crate::irq::VirtualIrq;
 use crate::kernel::{CpuInterface, GicFacts, SpiOp};
 use aarch64_cpu::registers::*;
@@ -25,7 +26,7 @@ use arm_gic::gicv2::GicV2;
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use exo_abi::{Ipa, PhysAddr};
 
 /// The EL2 physical timer's PPI (INTID 26; Arm BSA / the Generic Timer's fixed assignment).
@@ -117,12 +118,7 @@ impl Frame {
 
 enum Gic {
     /// The driver is held so that nothing else can alias the GICv3 frames.
-    V3 {
-        gic: GicV3<'static>,
-        gicd: Frame,
-        /// The boot core's redistributor SGI/PPI frame.
-        sgi: Frame,
-    },
+    V3 { gic: GicV3<'static>, gicd: Frame },
     V2 {
         gic: GicV2<'static>,
         group: InterruptGroup,
@@ -140,17 +136,39 @@ unsafe impl Send for Gic {}
 static GIC: spin::Mutex<Option<Gic>> = spin::Mutex::new(None);
 /// GICv3: how many active-priority registers of each group the virtual interface has.
 static APRS: AtomicUsize = AtomicUsize::new(0);
-/// Whether `UIE` is set in `ICH_HCR_EL2` / `GICH_HCR` (the kernel is its only writer).
-static UNDERFLOW_NOTIFY: core::sync::atomic::AtomicBool =
-    core::sync::atomic::AtomicBool::new(false);
-/// Whether the virtual timer's physical PPI may be active: only the kernel makes it so, by
-/// acknowledging it or by restoring a vCPU's saved active state, and this is set at both;
-/// it is cleared when a world switch takes the active state along (reading it only while
-/// set). True at boot, so the first switch reads it. Written only under the kernel lock,
-/// like the rest of the per-core interface state here (one core: issue 9 makes it per
-/// core).
-static VTIMER_MAY_BE_ACTIVE: core::sync::atomic::AtomicBool =
-    core::sync::atomic::AtomicBool::new(true);
+/// What the kernel keeps of one core's part of the GIC. Each core writes only its own
+/// (through [`here`]), from its trap path. (Whether its `UIE` is set the portable kernel
+/// keeps, per core: it calls [`notify_on_underflow`] only to change it.)
+struct CoreGic {
+    /// Whether the virtual timer's physical PPI may be active on it: only the kernel makes
+    /// it so, by acknowledging it or by restoring a vCPU's saved active state, and this is
+    /// set at both; it is cleared when a world switch takes the active state along
+    /// (reading it only while set). True at boot, so the first switch reads it.
+    vtimer_may_be_active: AtomicBool,
+    /// GICv3: its redistributor's SGI/PPI frame (0 until its part is set up).
+    sgi: AtomicUsize,
+    /// GICv2: its CPU interface's bit in `GICD_ITARGETSR<n>` (0 until set up).
+    target: AtomicU8,
+}
+
+static CORES: [CoreGic; MAX_CORES] = [const {
+    CoreGic {
+        vtimer_may_be_active: AtomicBool::new(true),
+        sgi: AtomicUsize::new(0),
+        target: AtomicU8::new(0),
+    }
+}; MAX_CORES];
+
+/// This core's part of the GIC.
+#[inline]
+fn here() -> &'static CoreGic {
+    &CORES[super::cores::this_core().index()]
+}
+
+/// This core's redistributor SGI/PPI frame (GICv3).
+fn sgi_frame() -> Frame {
+    Frame(here().sgi.load(Relaxed))
+}
 /// Whether the virtual CPU interface is GICv3's system registers (`ICH_*_EL2`, per core,
 /// touched only by the trap path under the kernel lock): then a world switch with the
 /// timer PPI inactive needs no access through the `GIC` driver and not its lock.
@@ -239,8 +257,8 @@ fn init_v3(gicd: PhysAddr, gicr: PhysAddr) -> Result<(Gic, Version), &'static st
     clear_v3_virtual_interface();
     let gicd = Frame(gicd_base);
     found_distributor(gicd);
-    let sgi = Frame(frame.0 + GICR_SGI_FRAME);
-    Ok((Gic::V3 { gic, gicd, sgi }, Version::V3))
+    here().sgi.store(frame.0 + GICR_SGI_FRAME, Relaxed);
+    Ok((Gic::V3 { gic, gicd }, Version::V3))
 }
 
 /// This core's GICv3 interrupts and CPU interface (redistributor `index`): the kernel's
@@ -309,8 +327,8 @@ fn init_v2(
         }
         _ => None,
     };
-    this_core_v2(&mut gic, gicc_frame, gich)?;
     let gicd = Frame(gicd.raw() as usize);
+    this_core_v2(&mut gic, gicd, gicc_frame, gich)?;
     found_distributor(gicd);
     let gic = Gic::V2 {
         gic,
@@ -329,10 +347,16 @@ fn init_v2(
 /// registers. `GicV2::setup` also rewrites the (global) SPI groups, to the same values.
 fn this_core_v2(
     gic: &mut GicV2<'static>,
+    gicd: Frame,
     gicc: Frame,
     gich: Option<Frame>,
 ) -> Result<(), &'static str> {
     gic.setup();
+    // GICD_ITARGETSR0..7 are banked: each core reads its own CPU interface's bit in every
+    // byte (IHI 0048 4.3.12).
+    here()
+        .target
+        .store(gicd.read(gicd::ITARGETSR) as u8, Relaxed);
     for intid in [HYP_TIMER, MAINTENANCE, VTIMER] {
         gic.set_interrupt_priority(intid, ppi_priority(intid));
         gic.enable_interrupt(intid, true)
@@ -359,9 +383,10 @@ pub fn init_this_core() -> Result<(), &'static str> {
         Gic::V3 { gic, .. } => {
             GicCpuInterface::enable_system_register_el2(true);
             let gicr = GICR_BASE.load(Relaxed) as usize;
-            let (index, _) = Redistributors::walk(gicr)
+            let (index, frame) = Redistributors::walk(gicr)
                 .this_core()
                 .ok_or("no GICv3 redistributor has this core's affinity")?;
+            here().sgi.store(frame.0 + GICR_SGI_FRAME, Relaxed);
             // ICC_SRE_EL1, GICR_WAKER.ProcessorSleep = 0, ICC_CTLR_EL1 defaults.
             gic.init_cpu(index);
             this_core_v3(gic, index)?;
@@ -369,8 +394,12 @@ pub fn init_this_core() -> Result<(), &'static str> {
             clear_v3_virtual_interface();
         }
         Gic::V2 {
-            gic, gicc, gich, ..
-        } => this_core_v2(gic, *gicc, *gich)?,
+            gic,
+            gicd,
+            gicc,
+            gich,
+            ..
+        } => this_core_v2(gic, *gicd, *gicc, *gich)?,
     }
     Ok(())
 }
@@ -452,7 +481,7 @@ pub fn acknowledge() -> Option<IntId> {
         Gic::V2 { gic, group, .. } => gic.get_and_acknowledge_interrupt(*group),
     };
     if intid == Some(VTIMER) {
-        VTIMER_MAY_BE_ACTIVE.store(true, Relaxed);
+        here().vtimer_may_be_active.store(true, Relaxed);
     }
     intid
 }
@@ -496,7 +525,8 @@ pub fn spi(intid: u32, op: SpiOp) {
     match (gic, op) {
         (Gic::V3 { gic, gicd, .. }, SpiOp::Enable) if spi => {
             let _ = gic.set_interrupt_priority(id, None, GUEST_PRIORITY);
-            route_v3(*gicd, intid);
+            // To the core of the owner enabling it: partitions run on one core.
+            route_v3(*gicd, intid, super::cores::this_core());
             let _ = gic.enable_interrupt(id, None, true);
         }
         (
@@ -507,21 +537,19 @@ pub fn spi(intid: u32, op: SpiOp) {
         ) if spi => {
             gic.set_interrupt_priority(id, GUEST_PRIORITY);
             gic.set_group(id, *group);
-            route_v2(*gicd, intid, 0);
+            route_v2(*gicd, intid, super::cores::this_core());
             let _ = gic.enable_interrupt(id, true);
         }
         (Gic::V3 { gicd, .. } | Gic::V2 { gicd, .. }, SpiOp::Disable) if spi => {
             gicd.write_bit(gicd::ICENABLER, intid);
         }
-        (Gic::V3 { gicd, .. }, SpiOp::Target(_)) if spi => route_v3(*gicd, intid),
-        (Gic::V2 { gicd, .. }, SpiOp::Target(core)) if spi => {
-            route_v2(*gicd, intid, core.index() as u32)
-        }
+        (Gic::V3 { gicd, .. }, SpiOp::Target(core)) if spi => route_v3(*gicd, intid, core),
+        (Gic::V2 { gicd, .. }, SpiOp::Target(core)) if spi => route_v2(*gicd, intid, core),
         (Gic::V3 { gicd, .. } | Gic::V2 { gicd, .. }, SpiOp::Raise) if spi => {
             gicd.write_bit(gicd::ISPENDR, intid);
         }
-        (Gic::V3 { gicd, sgi, .. }, SpiOp::Release) => {
-            let frame = if spi { *gicd } else { *sgi };
+        (Gic::V3 { gicd, .. }, SpiOp::Release) => {
+            let frame = if spi { *gicd } else { sgi_frame() };
             release(frame, intid, spi);
         }
         (Gic::V2 { gicd, .. }, SpiOp::Release) => release(*gicd, intid, spi),
@@ -539,16 +567,24 @@ fn release(frame: Frame, intid: u32, spi: bool) {
     frame.write_bit(gicd::ICACTIVER, intid);
 }
 
-/// Routes an SPI to the boot core: `GICD_IROUTER<n>` = affinity 0.0.0.0 (IHI 0069 12.9.22).
-fn route_v3(gicd: Frame, intid: u32) {
-    gicd.write64(gicd::IROUTER + 8 * intid as usize, 0);
+/// Routes an SPI to `core`: `GICD_IROUTER<n>` = its affinity, Aff3 in bits 39:32 and
+/// Aff2..Aff0 in 23:0 as in `MPIDR_EL1`, `Interrupt_Routing_Mode` 0 (IHI 0069 12.9.22).
+fn route_v3(gicd: Frame, intid: u32, core: CoreId) {
+    let affinity = super::cores::mpidr_of(core).unwrap_or(0) & crate::cpus::MPIDR_AFFINITY_MASK;
+    gicd.write64(gicd::IROUTER + 8 * intid as usize, affinity);
 }
 
-/// Routes an SPI to `core`: its byte of `GICD_ITARGETSR<n>` (IHI 0048 4.3.12).
-fn route_v2(gicd: Frame, intid: u32, core: u32) {
+/// Routes an SPI to `core`: its CPU interface's bit in the SPI's byte of
+/// `GICD_ITARGETSR<n>` (IHI 0048 4.3.12). A core whose bit is not known gets the SPI to
+/// the boot core's.
+fn route_v2(gicd: Frame, intid: u32, core: CoreId) {
+    let mask = match CORES[core.index()].target.load(Relaxed) {
+        0 => CORES[0].target.load(Relaxed).max(1),
+        mask => mask,
+    };
     let word = gicd::ITARGETSR + 4 * (intid as usize / 4);
     let shift = 8 * (intid % 4);
-    let value = (gicd.read(word) & !(0xFF << shift)) | ((1 << core) << shift);
+    let value = (gicd.read(word) & !(0xFF << shift)) | (u32::from(mask) << shift);
     gicd.write(word, value);
 }
 
@@ -621,15 +657,8 @@ pub fn inject(irq: VirtualIrq) -> bool {
 }
 
 /// Asks for the maintenance interrupt when at most one list register holds an interrupt
-/// (`UIE`), or stops asking.
+/// (`UIE`), or stops asking. (The kernel calls this only when that changes.)
 pub fn notify_on_underflow(on: bool) {
-    // Most returns to a partition change nothing here: skip the register access then (a
-    // plain load, not a read-modify-write: only the trap path, under the kernel lock,
-    // writes it).
-    if UNDERFLOW_NOTIFY.load(Relaxed) == on {
-        return;
-    }
-    UNDERFLOW_NOTIFY.store(on, Relaxed);
     let guard = GIC.lock();
     match guard.as_ref() {
         Some(Gic::V3 { .. }) if LIST_REGISTERS.load(Relaxed) > 0 => {
@@ -683,9 +712,10 @@ impl VcpuGic {
         vtimer_active: false,
     };
 
-    /// Saves the live state into `self` and leaves the interface empty for the next vCPU.
-    pub fn save(&mut self) {
-        if V3_INTERFACE.load(Relaxed) && !VTIMER_MAY_BE_ACTIVE.load(Relaxed) {
+    /// Saves the live state of core `core` (this core) into `self` and leaves the
+    /// interface empty for the next vCPU.
+    pub fn save(&mut self, core: CoreId) {
+        if V3_INTERFACE.load(Relaxed) && !CORES[core.index()].vtimer_may_be_active.load(Relaxed) {
             // Nothing to read through the redistributor: no driver access, no lock.
             self.save_v3();
             self.vtimer_active = false;
@@ -694,9 +724,10 @@ impl VcpuGic {
         let lrs = LIST_REGISTERS.load(Relaxed);
         let guard = GIC.lock();
         match guard.as_ref() {
-            Some(Gic::V3 { sgi, .. }) if lrs > 0 => {
+            Some(Gic::V3 { .. }) if lrs > 0 => {
                 self.save_v3();
-                self.vtimer_active = take_vtimer_active(*sgi);
+                self.vtimer_active =
+                    take_vtimer_active(core, Frame(CORES[core.index()].sgi.load(Relaxed)));
             }
             Some(Gic::V2 {
                 gich: Some(gich),
@@ -716,7 +747,7 @@ impl VcpuGic {
                 }
                 gich.write(gich::APR, 0);
                 // The banked PPI registers of the distributor (IHI 0048 4.3.x).
-                self.vtimer_active = take_vtimer_active(*gicd);
+                self.vtimer_active = take_vtimer_active(core, *gicd);
             }
             _ => {}
         }
@@ -787,13 +818,13 @@ impl VcpuGic {
     }
 
     /// Empties the live interface without keeping anything: its partition has ended.
-    pub fn discard() {
+    pub fn discard(core: CoreId) {
         let mut scratch = Self::EMPTY;
-        scratch.save();
+        scratch.save(core);
     }
 
-    /// Loads `self` into the virtual CPU interface.
-    pub fn restore(&self) {
+    /// Loads `self` into the virtual CPU interface of core `core` (this core).
+    pub fn restore(&self, core: CoreId) {
         if V3_INTERFACE.load(Relaxed) && !self.vtimer_active {
             // No active state to write through the redistributor: no driver access.
             self.restore_v3();
@@ -802,10 +833,13 @@ impl VcpuGic {
         let lrs = LIST_REGISTERS.load(Relaxed);
         let guard = GIC.lock();
         match guard.as_ref() {
-            Some(Gic::V3 { sgi, .. }) if lrs > 0 => {
+            Some(Gic::V3 { .. }) if lrs > 0 => {
                 if self.vtimer_active {
-                    VTIMER_MAY_BE_ACTIVE.store(true, Relaxed);
-                    sgi.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
+                    CORES[core.index()]
+                        .vtimer_may_be_active
+                        .store(true, Relaxed);
+                    Frame(CORES[core.index()].sgi.load(Relaxed))
+                        .write_bit(gicd::ISACTIVER, VTIMER.raw_value());
                 }
                 self.restore_v3();
             }
@@ -815,7 +849,9 @@ impl VcpuGic {
                 ..
             }) => {
                 if self.vtimer_active {
-                    VTIMER_MAY_BE_ACTIVE.store(true, Relaxed);
+                    CORES[core.index()]
+                        .vtimer_may_be_active
+                        .store(true, Relaxed);
                     gicd.write_bit(gicd::ISACTIVER, VTIMER.raw_value());
                 }
                 gich.write(gich::VMCR, self.vmcr as u32);
@@ -834,14 +870,15 @@ impl VcpuGic {
 /// `frame` holds the banked PPI registers: the GICv3 redistributor's SGI frame, or the
 /// GICv2 distributor.
 ///
-/// The read is skipped while [`VTIMER_MAY_BE_ACTIVE`] is clear: a switch with the timer
-/// quiet costs no redistributor access.
-fn take_vtimer_active(frame: Frame) -> bool {
-    if !VTIMER_MAY_BE_ACTIVE.load(Relaxed) {
+/// The read is skipped while this core's `vtimer_may_be_active` is clear: a switch with the
+/// timer quiet costs no redistributor access.
+fn take_vtimer_active(core: CoreId, frame: Frame) -> bool {
+    let may_be_active = &CORES[core.index()].vtimer_may_be_active;
+    if !may_be_active.load(Relaxed) {
         return false;
     }
     // Inactive from here on, whatever it was (cleared below if active).
-    VTIMER_MAY_BE_ACTIVE.store(false, Relaxed);
+    may_be_active.store(false, Relaxed);
     let active = frame.read_bit(gicd::ISACTIVER, VTIMER.raw_value());
     if active {
         frame.write_bit(gicd::ICACTIVER, VTIMER.raw_value());

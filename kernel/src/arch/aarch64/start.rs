@@ -2,8 +2,9 @@
 
 use super::boot::image_layout;
 use super::platform::{Aarch64Platform, init_console};
-use super::trap::{KERNEL, switch_to};
+use super::trap::KERNEL;
 use crate::boot_info::{BootInfo, ConsoleUart, PowerOff, UartKind};
+use crate::cpus::CoreId;
 use crate::device_tree::{self, DeviceTree, DtbError};
 use crate::drivers::Uart;
 use crate::drivers::pl011::Pl011;
@@ -204,7 +205,7 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
         table.count(Owner::Free)
     );
 
-    let preemptive = match boot.gic.map(super::gic::init) {
+    match boot.gic.map(super::gic::init) {
         Some(Ok(version)) => {
             let us = package.slice_us();
             if us.is_multiple_of(1000) {
@@ -215,35 +216,33 @@ extern "C" fn exo_kernel_main(dtb: u64) -> ! {
             } else {
                 info!("{version:?} interrupt controller; time slices of {us} us");
             }
-            true
+            super::trap::set_preemptive();
         }
         Some(Err(why)) => {
             log::warn!("interrupt controller unusable ({why}): partitions run cooperatively");
-            false
         }
         None => {
             log::warn!("no known interrupt controller: partitions run cooperatively");
-            false
         }
-    };
-    super::cores::start(&tree, &ram);
+    }
+    let pinned = package
+        .partitions()
+        .filter(|p| p.core < 32)
+        .fold(0u32, |cores, p| cores | 1 << p.core);
+    super::cores::start(&tree, &ram, pinned);
     let mut kernel = Kernel::new(Aarch64Platform, table, index);
+    for core in (1..crate::cpus::MAX_CORES).filter_map(CoreId::new) {
+        if super::cores::is_up(core) {
+            kernel.set_core_up(core);
+        }
+    }
     if let Err(e) = kernel.load(&package) {
         fail(e.named(&package));
     }
-    let mut guard = KERNEL.lock();
-    let kernel = guard.insert(kernel);
-    let first_partition = kernel.current();
-    let first = switch_to(kernel, None, first_partition);
-    kernel.before_resume();
-    let slice = kernel.slice_ticks();
-    drop(guard);
-    if preemptive {
-        super::el2::arm_hyp_timer(slice);
-    }
-    // SAFETY: `first` points into the kernel static, which lives forever and is never
-    // moved; partition 0's EL1 state and stage 2 were just loaded by `switch_to`.
-    unsafe { super::exceptions::enter_first_vcpu(first, layout.stack_top) }
+    *KERNEL.lock() = Some(kernel);
+    // Every partition is loaded: the other cores may enter theirs.
+    super::cores::release();
+    super::trap::enter_first(CoreId::BOOT, layout.stack_top)
 }
 
 /// Says which RAM banks the kernel manages: one line each, then the totals (`RAM

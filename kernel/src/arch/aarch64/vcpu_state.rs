@@ -9,6 +9,7 @@
 //! instruction runs again. No partition can read another's: until its own are loaded,
 //! every access traps.
 
+use crate::cpus::{CoreId, MAX_CORES};
 use crate::mem::frame_table::PartitionId;
 use aarch64_cpu::registers::*;
 use exo_abi::package::MAX_PARTITIONS;
@@ -102,20 +103,20 @@ impl El1State {
         }
     }
 
-    /// Saves the live EL1 state into `self`.
-    pub fn save(&mut self) {
+    /// Saves the live EL1 state of core `core` (this core) into `self`.
+    pub fn save(&mut self, core: CoreId) {
         // The virtual timer first: stop it firing into the next partition.
         self.cntv_ctl = CNTV_CTL_EL0.get();
         self.cntv_cval = CNTV_CVAL_EL0.get();
         CNTV_CTL_EL0.set(0);
-        self.gic.save();
+        self.gic.save(core);
         self.save_sysregs();
     }
 
-    /// Loads `self` into the EL1 registers.
-    pub fn restore(&self) {
+    /// Loads `self` into the EL1 registers of core `core` (this core).
+    pub fn restore(&self, core: CoreId) {
         self.restore_sysregs();
-        self.gic.restore();
+        self.gic.restore(core);
         CNTV_CVAL_EL0.set(self.cntv_cval);
         CNTV_CTL_EL0.set(self.cntv_ctl);
     }
@@ -271,41 +272,49 @@ const _: () = {
     assert!(core::mem::offset_of!(FpState, fpsr) == 520);
 };
 
-/// The saved vCPU state of every partition and what is live in the CPU, behind one lock
-/// (the world switch takes it once).
+/// The saved vCPU state of every partition and what is live in each core, behind one lock
+/// (the world switch takes it once; in the lock order it comes after `KERNEL`). A
+/// partition runs on one core only, so its state is live in that core at most.
 struct Vcpus {
     /// EL1 state of every partition, indexed by partition id.
     states: [El1State; MAX_PARTITIONS],
-    /// The partition whose EL1 state is live in the registers.
-    loaded: Option<PartitionId>,
-    /// The partition whose FP/SIMD registers are live in the CPU (they stay there while
-    /// other partitions run, with FP/SIMD trapped).
-    fp_owner: Option<PartitionId>,
+    /// Per core: the partition whose EL1 state is live in its registers.
+    loaded: [Option<PartitionId>; MAX_CORES],
+    /// Per core: the partition whose FP/SIMD registers are live in it (they stay there
+    /// while other partitions run, with FP/SIMD trapped).
+    fp_owner: [Option<PartitionId>; MAX_CORES],
 }
 
 static VCPUS: spin::Mutex<Vcpus> = spin::Mutex::new(Vcpus {
     states: [El1State::reset(); MAX_PARTITIONS],
-    loaded: None,
-    fp_owner: None,
+    loaded: [None; MAX_CORES],
+    fp_owner: [None; MAX_CORES],
 });
+
+/// This core, whose slot in [`Vcpus`]' per-core arrays is its index.
+#[inline]
+fn here() -> CoreId {
+    super::cores::this_core()
+}
 
 /// Switches the live EL1 state from partition `from` (if it is still to be kept) to `to`.
 /// A partition that has ended leaves nothing behind: its virtual interface is emptied and
 /// its timer stopped before the next one's state is loaded.
+/// `core` is this core.
 #[inline]
-pub fn switch(from: Option<PartitionId>, to: PartitionId) {
+pub fn switch(core: CoreId, from: Option<PartitionId>, to: PartitionId) {
     let mut vcpus = VCPUS.lock();
     match from {
-        Some(from) => vcpus.states[from.index()].save(),
+        Some(from) => vcpus.states[from.index()].save(core),
         None => {
             CNTV_CTL_EL0.set(0);
-            super::gic::VcpuGic::discard();
+            super::gic::VcpuGic::discard(core);
         }
     }
-    vcpus.states[to.index()].restore();
-    vcpus.loaded = Some(to);
+    vcpus.states[to.index()].restore(core);
+    vcpus.loaded[core.index()] = Some(to);
     // FP/SIMD untrapped only for the partition whose registers are in the CPU.
-    super::el2::trap_fp(vcpus.fp_owner != Some(to));
+    super::el2::trap_fp(vcpus.fp_owner[core.index()] != Some(to));
 }
 
 /// The loaded partition used FP/SIMD while trapped (ESR_EL2.EC = 0x07): its registers
@@ -315,37 +324,44 @@ pub fn take_fp() {
     super::el2::trap_fp(false);
     // The CPTR_EL2 write must take effect before the save and restore below touch FP/SIMD.
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    let core = here();
     let mut vcpus = VCPUS.lock();
-    let Some(current) = vcpus.loaded else {
+    let Some(current) = vcpus.loaded[core.index()] else {
         return;
     };
-    if vcpus.fp_owner == Some(current) {
+    if vcpus.fp_owner[core.index()] == Some(current) {
         return;
     }
-    if let Some(previous) = vcpus.fp_owner {
+    if let Some(previous) = vcpus.fp_owner[core.index()] {
         vcpus.states[previous.index()].fp.save();
     }
     vcpus.states[current.index()].fp.restore();
-    vcpus.fp_owner = Some(current);
+    vcpus.fp_owner[core.index()] = Some(current);
 }
 
 /// Partition `id` has ended. If its state is live, its timer stops and its virtual interface
 /// is emptied at once: the CPU may idle before another partition is loaded, and a timer
 /// left running would fire into nobody. Its saved state is reset either way.
 pub fn ended(id: PartitionId) {
+    let core = here();
     let mut vcpus = VCPUS.lock();
-    if vcpus.loaded == Some(id) {
+    if vcpus.loaded[core.index()] == Some(id) {
         CNTV_CTL_EL0.set(0);
-        super::gic::VcpuGic::discard();
-        vcpus.loaded = None;
+        super::gic::VcpuGic::discard(core);
+        vcpus.loaded[core.index()] = None;
     }
     if let Some(state) = vcpus.states.get_mut(id.index()) {
         *state = El1State::reset();
     }
     // Its FP/SIMD registers may stay in the CPU: the next partition to use FP/SIMD traps
-    // and loads all of its own over them.
-    if vcpus.fp_owner == Some(id) {
-        vcpus.fp_owner = None;
+    // and loads all of its own over them. (The kernel tears a partition down on a core
+    // where it is not loaded: only its own core can have its registers.)
+    for owner in vcpus
+        .fp_owner
+        .iter_mut()
+        .filter(|owner| **owner == Some(id))
+    {
+        *owner = None;
     }
 }
 
@@ -353,8 +369,9 @@ pub fn ended(id: PartitionId) {
 /// (`CNTV_CTL_EL0` ENABLE = 1, IMASK = 0; D24.x), from the live registers if its state is
 /// loaded, else from its saved state.
 pub fn virtual_timer_deadline(id: PartitionId) -> Option<u64> {
+    let core = here();
     let vcpus = VCPUS.lock();
-    let (ctl, cval) = if vcpus.loaded == Some(id) {
+    let (ctl, cval) = if vcpus.loaded[core.index()] == Some(id) {
         (CNTV_CTL_EL0.get(), CNTV_CVAL_EL0.get())
     } else {
         let state = vcpus.states.get(id.index())?;

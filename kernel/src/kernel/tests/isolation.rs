@@ -175,7 +175,7 @@ fn repossessed_frames_are_zeroed_then_cleaned() {
     k.platform.take_frame_log().unwrap();
     let now = k.platform.now.get();
     k.platform.now.set(now + (1 << 40));
-    k.current = pid(1);
+    k.run_as(pid(1));
     k.check_deadlines();
     let scrubbed = k.platform.take_frame_log().expect("zero, clean, map");
     let taken: Vec<PhysAddr> = bound
@@ -216,7 +216,7 @@ fn set_way_maintenance_cleans_only_the_callers_bound_memory_once_per_slice() {
         Ok(0)
     );
     k.platform.take_frame_log().unwrap();
-    k.current = pid(0);
+    k.run_as(pid(0));
     assert_eq!(k.set_way_maintenance(), Step::Resume);
     let cleaned: Vec<PhysAddr> = k
         .platform
@@ -243,11 +243,11 @@ fn set_way_maintenance_cleans_only_the_callers_bound_memory_once_per_slice() {
     // Scheduled again (its next slot): the next set/way operation cleans again.
     for _ in 0..4 {
         k.schedule();
-        if k.current == pid(0) {
+        if k.current() == pid(0) {
             break;
         }
     }
-    assert_eq!(k.current, pid(0));
+    assert_eq!(k.current(), pid(0));
     k.set_way_maintenance();
     assert!(!k.platform.frame_log.is_empty());
 }

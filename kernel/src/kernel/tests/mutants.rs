@@ -49,11 +49,11 @@ fn an_interrupt_wakes_only_a_partition_waiting_for_an_event() {
         "woken by the interrupt itself"
     );
     k.platform.guest_handles_all();
-    k.current = pid(0);
+    k.run_as(pid(0));
     k.before_resume();
     k.platform.guest_handles_all();
     assert_eq!(call(&mut k, 0, EXO_WAIT, &[]).1, Step::Switch(pid(1)));
-    k.current = pid(1);
+    k.run_as(pid(1));
     k.interrupt(42);
     assert_eq!(
         state(&k, 0),
@@ -69,7 +69,7 @@ fn waiting_for_an_event_that_is_already_there_returns_at_once() {
     let mut k = interrupt_kernel();
     assert_eq!(result(&mut k, 0, EXO_IRQ_ENABLE, &[41]), Ok(0));
     // Taken while the other partition runs: queued for its owner, not injected.
-    k.current = pid(1);
+    k.run_as(pid(1));
     k.interrupt(41);
     assert!(!k.platform.live_virtual_pending(), "queued, not injected");
     assert_eq!(call(&mut k, 0, EXO_WAIT_EVENT, &[]).1, Step::Resume);
@@ -346,7 +346,7 @@ fn revocation_and_repossession_news_become_signals_once() {
     // `a` borrows beyond its guarantee of 32, then `b` needs a frame back.
     alloc(&mut k, 0, 40);
     assert!(k.request_revocations(pid(1), 1));
-    k.current = pid(0);
+    k.run_as(pid(0));
     let frame = k.frames.owned_by(owner_of(&k, 0)).next().unwrap();
     k.report_repossession(pid(0), frame, None, Reason::GrantRevoked, 0);
     k.before_resume();

@@ -7,7 +7,7 @@ use super::*;
 
 /// Partition `p` resumes, as the trap path resumes it.
 fn resume(k: &mut K, p: usize) {
-    k.current = pid(p);
+    k.run_as(pid(p));
     k.before_resume();
 }
 
@@ -36,7 +36,7 @@ fn news_arriving_after_quiet_returns_is_told_on_the_next_one() {
 fn a_preempted_partition_is_told_its_news_after_its_next_call() {
     let mut k = talkers();
     assert_eq!(result(&mut k, 1, EXO_SET_UPCALL, &[0x4000_0100, 0]), Ok(0));
-    k.current = pid(1);
+    k.run_as(pid(1));
     k.preempt();
     assert!(k.partition(pid(1)).unwrap().preempted);
     assert_eq!(result(&mut k, 0, EXO_SEND, &[1, 77]), Ok(0));

@@ -46,7 +46,7 @@ fn a_blocked_claimant_lends_its_slot_to_the_borrower_and_gets_it_back() {
     let (_, step) = call(&mut k, 1, EXO_FRAME_ALLOC, &[3, BUFFER]);
     assert_eq!(step, Step::Switch(pid(0)), "the borrower runs at once");
     assert_eq!(k.current(), pid(0));
-    assert_eq!(k.revocations.lent_by, Some((pid(1), pid(0))));
+    assert_eq!(k.here().lent_by, Some((pid(1), pid(0))));
     // Its revocation upcall is taken now.
     k.before_resume();
     assert_eq!(k.regs_mut(pid(0)).unwrap().x[0], upcall::REVOCATION);
@@ -60,7 +60,7 @@ fn a_blocked_claimant_lends_its_slot_to_the_borrower_and_gets_it_back() {
     assert_eq!((x0, x1), (2, 0));
     assert_eq!(step, Step::Switch(pid(1)));
     assert_eq!(k.current(), pid(1));
-    assert_eq!(k.revocations.lent_by, None);
+    assert_eq!(k.here().lent_by, None);
     assert_eq!(state(&k, 1), State::Runnable);
     assert_eq!(k.regs_mut(pid(1)).unwrap().x[0], 3);
     let got: BTreeSet<u64> = read_words(&mut k, 1, BUFFER, 3).into_iter().collect();
@@ -104,7 +104,7 @@ fn the_slot_goes_on_to_the_next_borrower_still_owing() {
         Step::Switch(pid(second)),
         "then the next one still owing"
     );
-    assert_eq!(k.revocations.lent_by, Some((pid(1), pid(second))));
+    assert_eq!(k.here().lent_by, Some((pid(1), pid(second))));
     let theirs = surplus(&k, second);
     let owed_second = owed(&k, second) as usize;
     let (_, step) = release(&mut k, second, &theirs[..owed_second]);
@@ -361,6 +361,6 @@ fn a_loan_passed_on_by_donation_ends() {
     assert_eq!(step, Step::Switch(pid(2)));
     let (_, step) = call(&mut k, 2, EXO_MEM_INFO, &[]);
     assert_eq!(step, Step::Resume);
-    assert_eq!(k.revocations.lent_by, None);
+    assert_eq!(k.here().lent_by, None);
     k.self_check().unwrap();
 }

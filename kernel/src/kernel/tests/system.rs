@@ -1,5 +1,5 @@
-//! `[system]` settings the kernel obeys: the time-slice length and how a claim is shared
-//! among borrowers (`revocation_share`).
+//! `[system]` settings the kernel obeys: the time-slice length, how a claim is shared
+//! among borrowers (`revocation_share`) and which core a partition is pinned to.
 
 use super::*;
 use exo_abi::package::RevocationShare;
@@ -57,4 +57,28 @@ fn the_time_slice_is_the_packages() {
     let (mut k, bytes) = unloaded_with_system(256, &config, &system);
     k.load(&Package::parse(&bytes).unwrap()).unwrap();
     assert_eq!(k.slice_ticks(), ticks(250));
+}
+
+#[test]
+fn a_partition_pinned_to_a_core_that_is_not_up_is_refused() {
+    let configs = [
+        Config::new("zero", BOOT_PAGES, 0),
+        Config {
+            core: 1,
+            ..Config::new("one", BOOT_PAGES, 0)
+        },
+    ];
+    let (_, bytes) = unloaded(256, &configs);
+    let package = Package::parse(&bytes).unwrap();
+    // A kernel whose only core up is the boot core (as a one-core machine's).
+    let (storage, bindings) = (vec![0u16; 256].leak(), vec![0u64; 256].leak());
+    let table = FrameTable::new(PhysAddr::new(RAM_BASE), storage);
+    let mut k = Kernel::new(FakePlatform::new(256), table, bindings);
+    let error = k.load(&package).unwrap_err();
+    assert_eq!(
+        error.named(&package).to_string(),
+        "partition `one` (1) is pinned to core 1, which is not up (see the `cores:` line)"
+    );
+    k.set_core_up(CoreId::new(1).unwrap());
+    k.load(&package).unwrap();
 }

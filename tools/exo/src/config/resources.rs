@@ -1,6 +1,6 @@
-//! Interrupts, device regions and the time-slice vector of a configuration: parsed from the
-//! partition keys `interrupts` and `devices` and from `[system] schedule`, and checked for
-//! ownership across partitions against the board's devices.
+//! Interrupts and device regions of a configuration: parsed from the partition keys
+//! `interrupts` and `devices`, and checked for ownership across partitions against the
+//! board's devices.
 //!
 //! Every refusal is a [`Refusal`]: the byte offset at fault in the configuration text and a
 //! message; [`super::parse`] turns it into a [`super::ConfigError`] naming file and line.
@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use exo_abi::info::{KERNEL_WINDOW_END, KERNEL_WINDOW_START};
-use exo_abi::package::{
-    DEFAULT_RAM_BASE, DeviceRegion, FIRST_SPI, MAX_DEVICES, MAX_INTERRUPTS, MAX_SLOTS,
-};
+use exo_abi::package::{DEFAULT_RAM_BASE, DeviceRegion, FIRST_SPI, MAX_DEVICES, MAX_INTERRUPTS};
 use exo_abi::{Ipa, PAGE_SIZE, PhysAddr};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -612,58 +610,4 @@ fn check_region(
         }
     }
     Ok(())
-}
-
-/// Resolves `[system] schedule` against the partitions' `names`: core 0's time-slice
-/// vector, one partition index per slot. `key_at` is the offset of the key's value.
-pub(super) fn schedule(
-    slots: &[Spanned<String>],
-    key_at: usize,
-    names: &[String],
-) -> Result<Vec<u8>, Refusal> {
-    if slots.is_empty() {
-        return Err((
-            key_at,
-            "`schedule` is empty: list partition names, one per time slice, or leave it out \
-             for one slot per partition in order"
-                .to_owned(),
-        ));
-    }
-    if let Some(extra) = slots.get(MAX_SLOTS) {
-        return Err((
-            extra.span().start,
-            format!(
-                "`schedule` has {} slots, at most {MAX_SLOTS} are supported",
-                slots.len()
-            ),
-        ));
-    }
-    let mut vector = Vec::with_capacity(slots.len());
-    for slot in slots {
-        let name = slot.get_ref();
-        let index = names.iter().position(|n| n == name).ok_or_else(|| {
-            (
-                slot.span().start,
-                format!(
-                    "`schedule` names `{name}`, which is not a partition of this system: \
-                     partitions are {}",
-                    list(names)
-                ),
-            )
-        })?;
-        // At most MAX_PARTITIONS (64) partitions, so an index fits a byte.
-        vector.push(u8::try_from(index).unwrap_or(u8::MAX));
-    }
-    for (index, name) in names.iter().enumerate() {
-        if !vector.iter().any(|&slot| usize::from(slot) == index) {
-            return Err((
-                key_at,
-                format!(
-                    "partition `{name}` has no slot in `schedule`: it would never run unless \
-                     another partition donated its time; give it at least one slot"
-                ),
-            ));
-        }
-    }
-    Ok(vector)
 }
