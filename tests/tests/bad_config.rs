@@ -188,3 +188,23 @@ fn unknown_revocation_share() {
         "unknown revocation share `fair`; known: proportional, largest-first, partition-order",
     );
 }
+
+#[test]
+fn linux_kernel_not_an_image() {
+    refused(
+        "bad-linux-not-image.toml",
+        7,
+        "kernel `bad-linux-not-image.toml` is not an arm64 Linux Image: no magic \"ARM\\x64\" at \
+         offset 0x38",
+    );
+}
+
+#[test]
+fn linux_partition_borrowing() {
+    refused(
+        "bad-linux-borrow.toml",
+        9,
+        "Linux partition `linux` cannot borrow memory: Linux does not know exo's revocation \
+         protocol and cannot give memory back",
+    );
+}

@@ -172,6 +172,11 @@ pub fn write_image(
         let path = match &partition.program {
             Program::Guest(name) => artefacts.guest(name),
             Program::Elf(path) => path.clone(),
+            Program::Linux(_) => anyhow::bail!(
+                "partition `{}` runs a Linux kernel, which `exo check` accepts but the boot \
+                 image cannot carry yet: the kernel has no Linux loading path (issue 12)",
+                partition.name
+            ),
         };
         let program = Elf::read(&path)
             .with_context(|| format!("program of partition `{}`", partition.name))?;

@@ -2,7 +2,10 @@
 //! device tree, beside library-OS partitions (docs/linux.md).
 //!
 //! [`fetch`] brings Debian's stock kernel and busybox (pinned, checked, never installed)
-//! and [`initramfs`] builds the test initramfs around busybox.
+//! and [`initramfs`] builds the test initramfs around busybox; [`image_header`] checks a
+//! kernel file is an arm64 Image.
 
 pub mod fetch;
+pub mod image_header;
 pub mod initramfs;
+pub mod layout;
