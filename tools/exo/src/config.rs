@@ -993,8 +993,8 @@ pub(crate) mod testing {
     }
 
     /// Devices of the made-up boards: the console (reserved), a UART a partition may own
-    /// (QEMU serial 1), a device with three interrupts, a reserved GIC distributor and a
-    /// DMA controller.
+    /// (QEMU serial 1, a PL011), a device with three interrupts, the reserved GIC
+    /// distributor and redistributors, and a DMA controller.
     const DEVICES: &str = "
 [devices.uart0]
 base = 0x0900_0000
@@ -1018,6 +1018,11 @@ interrupts = [34, 35, 36]
 base = 0x0800_0000
 size = \"64KiB\"
 reserved = \"the GIC distributor (GICD)\"
+
+[devices.gicr]
+base = 0x080A_0000
+size = 0xF6_0000
+reserved = \"the GIC redistributors (GICR)\"
 
 [devices.dma]
 base = 0x0A10_0000
