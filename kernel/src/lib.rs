@@ -5,7 +5,7 @@
 //! policy to the library OS running at EL1 in each partition.
 //!
 //! Layout: portable logic ([`mem`], [`kernel`], [`partition`], [`console`], [`boot_info`],
-//! [`cpus`], [`device_tree`], [`gicd_filter`]) is plain Rust tested on the host; [`arch`]
+//! [`cpus`], [`device_tree`], [`gicd_filter`], [`linux`]) is plain Rust tested on the host; [`arch`]
 //! holds what knows the machine and implements the per-concern traits of [`platform`] for
 //! it.
 
@@ -20,6 +20,7 @@ pub mod drivers;
 pub mod gicd_filter;
 pub mod irq;
 pub mod kernel;
+pub mod linux;
 pub mod mem;
 pub mod partition;
 pub mod platform;

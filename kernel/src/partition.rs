@@ -295,6 +295,9 @@ pub struct Partition<F: DescriptorFormat> {
     /// Device MMIO it owns, bound for its lifetime (the configuration's regions and, on
     /// GICv2, the virtual CPU interface).
     pub devices: DeviceWindows,
+    /// A Linux partition's view of the GIC distributor, whose accesses trap
+    /// ([`crate::gicd_filter`]); `None` for a library OS.
+    pub gicd: Option<crate::gicd_filter::DistributorView>,
 }
 
 /// The IPA ranges of a partition's device bindings.

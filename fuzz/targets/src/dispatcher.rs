@@ -179,6 +179,7 @@ fn system(input: &mut Input<'_>) -> System {
                 },
                 interrupts,
                 devices: vec![],
+                boot_argument: 0,
             }
         })
         .collect();

@@ -59,6 +59,7 @@ fn partition(name: &str, pages: u64) -> PartitionSpec {
         flags: exo_abi::package::PartitionFlags::empty(),
         interrupts: vec![],
         devices: vec![],
+        boot_argument: 0,
     }
 }
 

@@ -11,6 +11,7 @@
 mod check;
 mod interrupts;
 mod ipc;
+mod linux;
 mod load;
 mod load_error;
 mod memory;

@@ -426,6 +426,7 @@ fn unloaded_with_system(
                     size: pages * PAGE_SIZE,
                 })
                 .collect(),
+            boot_argument: 0,
         })
         .collect();
     let bytes = encode_system(&specs, system);

@@ -141,6 +141,7 @@ pub fn partition_spec(
         flags: partition.flags,
         interrupts: partition.interrupts.clone(),
         devices: partition.devices.iter().map(|d| d.region).collect(),
+        boot_argument: 0,
     })
 }
 
@@ -172,11 +173,12 @@ pub fn write_image(
         let path = match &partition.program {
             Program::Guest(name) => artefacts.guest(name),
             Program::Elf(path) => path.clone(),
-            Program::Linux(_) => anyhow::bail!(
-                "partition `{}` runs a Linux kernel, which `exo check` accepts but the boot \
-                 image cannot carry yet: the kernel has no Linux loading path (issue 12)",
-                partition.name
-            ),
+            Program::Linux(linux) => {
+                specs.push(crate::linux::package::partition_spec(
+                    system, partition, linux,
+                )?);
+                continue;
+            }
         };
         let program = Elf::read(&path)
             .with_context(|| format!("program of partition `{}`", partition.name))?;

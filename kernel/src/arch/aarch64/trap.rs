@@ -29,7 +29,7 @@ impl Trap {
 
     /// For a stage-2 abort: the faulting IPA. HPFAR_EL2.FIPA (bits [43:4], D24.2.53) holds
     /// IPA[51:12]; the page offset comes from FAR_EL2.
-    fn faulting_ipa(&self) -> Ipa {
+    pub(super) fn faulting_ipa(&self) -> Ipa {
         Ipa::new(((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xFFF))
     }
 
@@ -49,6 +49,11 @@ impl Trap {
             access,
             kind,
         }
+    }
+
+    /// The syndrome.
+    pub(super) fn esr(&self) -> Esr {
+        self.esr
     }
 
     /// Whether this is an `HVC` from the partition: the trap most worth deciding first.
@@ -86,6 +91,12 @@ pub fn handle(saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
 
 /// Every trap but `HVC`: what the kernel decides for it.
 fn decide(kernel: &mut Kernel<'static, Aarch64Platform>, trap: &Trap) -> Step {
+    if trap.kind == ExceptionKind::Synchronous
+        && kernel.current_is_linux()
+        && let Some(step) = super::linux_trap::serve(kernel, trap)
+    {
+        return step;
+    }
     match (trap.kind, trap.esr.class()) {
         (ExceptionKind::Synchronous, class::HVC64) => hypercall(kernel),
         (ExceptionKind::Synchronous, class::SMC64) => {

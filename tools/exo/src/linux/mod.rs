@@ -11,3 +11,4 @@ pub mod fetch;
 pub mod image_header;
 pub mod initramfs;
 pub mod layout;
+pub mod package;
