@@ -1,6 +1,7 @@
 //! The Linux partition's test initramfs: a cpio archive in the "newc" format (the one
 //! Linux unpacks, `Documentation/driver-api/early-userspace/buffer-format.rst`), gzip
-//! compressed. It holds `/init` (`guests/linux/init`, a busybox shell script) and
+//! compressed. It holds `/init` (`guests/linux/init`, a busybox shell script), `/hostile`
+//! (`guests/linux/hostile`, the same for the isolation test) and
 //! `/bin/busybox` (Debian's `busybox-static`), the directories they need and `/dev/console`,
 //! which Linux opens for `/init`'s standard streams before any file system is mounted.
 //! Every entry has time 0, owner root and a fixed inode number, so the same busybox gives
@@ -13,6 +14,9 @@ use flate2::write::GzEncoder;
 
 /// The test `/init` script.
 pub const INIT: &str = include_str!("../../../../guests/linux/init");
+
+/// `/hostile`, run instead with `rdinit=/hostile`: it tries to reach what it does not own.
+pub const HOSTILE: &str = include_str!("../../../../guests/linux/hostile");
 
 /// What `/init` prints when it starts, on the partition's console.
 pub const MARKER: &str = "exo-linux: init started";
@@ -79,6 +83,7 @@ pub fn test_entries(busybox: Vec<u8>) -> Vec<Entry> {
         Entry::character_device("dev/console", 5, 1),
         Entry::file("bin/busybox", 0o755, busybox),
         Entry::file("init", 0o755, INIT.as_bytes().to_vec()),
+        Entry::file("hostile", 0o755, HOSTILE.as_bytes().to_vec()),
     ]
 }
 

@@ -74,6 +74,13 @@ fn the_test_initramfs_has_an_executable_init_that_powers_off() {
     for wanted in [MARKER, "/proc/cpuinfo", "/proc/interrupts", "poweroff -f"] {
         assert!(script.contains(wanted), "/init lacks {wanted}");
     }
+    let hostile = entries.iter().find(|e| e.name == "hostile").unwrap();
+    assert_eq!(hostile.mode & 0o111, 0o111, "hostile is executable");
+    assert!(
+        std::str::from_utf8(&hostile.data)
+            .unwrap()
+            .contains("devmem 0x50000000")
+    );
     let console = entries.iter().find(|e| e.name == "dev/console").unwrap();
     assert_eq!(
         (console.mode & 0o170_000, console.device),
