@@ -326,7 +326,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
             },
             Ok(Call::PsciVersion) => value(PSCI_IMPLEMENTED_VERSION),
             Ok(Call::PsciFeatures) => match args[0] as u32 {
-                PSCI_VERSION | PSCI_FEATURES | PSCI_CPU_OFF | PSCI_SYSTEM_OFF => value(0),
+                // SMCCC_VERSION too: how a caller finds SMCCC 1.1 (SMCCC, "SMCCC_VERSION").
+                PSCI_VERSION | PSCI_FEATURES | PSCI_CPU_OFF | PSCI_SYSTEM_OFF | SMCCC_VERSION => {
+                    value(0)
+                }
                 _ => Err(Error::NotSupported),
             },
             Ok(Call::PsciSystemOff) => return self.finish_current(Outcome::SystemOff),

@@ -33,6 +33,7 @@ use std::vec::Vec;
 mod banks;
 mod conformance;
 mod isolation;
+mod linux;
 mod return_path;
 mod revocation;
 
