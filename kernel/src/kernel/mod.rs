@@ -317,6 +317,9 @@ impl<'a, P: Platform> Kernel<'a, P> {
             return self.schedule();
         }
         let caller = self.current;
+        if function == PSCI_SYSTEM_RESET && self.current_is_linux() {
+            return self.finish_current(Outcome::SystemReset);
+        }
         // Decoded once, through the ABI's description of every call; the match is exhaustive.
         let result: CallResult = match Call::try_from(function) {
             Ok(Call::SmcccVersion) => value(SMCCC_IMPLEMENTED_VERSION),

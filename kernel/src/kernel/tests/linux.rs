@@ -127,3 +127,23 @@ fn debug_and_pmu_registers_read_as_zero_and_sgis_reach_only_itself() {
     assert_eq!(k.linux_system_register(mdscr, true, 0), None);
     assert_eq!(k.linux_system_register(sgi1r, false, 1), None);
 }
+
+#[test]
+fn psci_system_reset_ends_only_the_linux_partition() {
+    let mut k = linux_beside_a_library_os();
+    // A library OS is told it is not supported, as before.
+    assert_eq!(
+        result(&mut k, 1, PSCI_SYSTEM_RESET, &[]),
+        err(Error::NotSupported)
+    );
+    assert_eq!(state(&k, 1), State::Runnable);
+    // Linux's `reboot`: it ends (exo does not restart partitions); the other runs on.
+    let (_, step) = call(&mut k, 0, PSCI_SYSTEM_RESET, &[]);
+    assert_eq!(step, Step::Switch(pid(1)));
+    assert_eq!(
+        state(&k, 0),
+        State::Finished(crate::partition::Outcome::SystemReset)
+    );
+    assert_eq!(state(&k, 1), State::Runnable);
+    k.self_check().unwrap();
+}
