@@ -32,8 +32,6 @@
 //! A read-modify-write is two accesses to the real register: the caller must keep every
 //! other distributor access out between them (exo serves traps under one lock).
 
-use crate::irq::IntidSet;
-
 /// The architecture version of the distributor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GicVersion {
@@ -174,14 +172,19 @@ const TYPER_IDBITS: u32 = 0x1f << 19;
 /// `GICD_TYPER.CPUNumber`'s shift.
 const TYPER_CPUS_SHIFT: u32 = 5;
 
-/// What one partition sees of the distributor, and may change through it.
+/// What one partition sees of the distributor, and may change through it. Which
+/// interrupts it owns is not kept here: every access asks the kernel's interrupt table
+/// (the one record of ownership), so an interrupt released is no longer reachable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DistributorView {
     version: GicVersion,
-    owned: IntidSet,
     vcpus: u8,
-    ctlr: u32,
+    /// The group enables it wrote (two bits: a `u8` keeps `Partition` as small as it was).
+    ctlr: u8,
 }
+
+/// Which INTIDs the partition owns, asked per access.
+pub type Owns<'o> = &'o dyn Fn(u32) -> bool;
 
 /// How a per-interrupt register lays out its interrupts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,29 +198,23 @@ enum Field {
 }
 
 impl DistributorView {
-    /// The view of a partition owning `owned` (SPIs; anything below 32 is ignored) with
-    /// `vcpus` vCPUs (1 to 8), its group enables off.
-    pub fn new(version: GicVersion, owned: IntidSet, vcpus: u8) -> Self {
-        let mut owned = owned;
-        for banked in 0..32 {
-            owned.remove(banked);
-        }
+    /// The view of a partition with `vcpus` vCPUs (1 to 8), its group enables off.
+    pub fn new(version: GicVersion, vcpus: u8) -> Self {
         Self {
             version,
-            owned,
             vcpus: vcpus.clamp(1, 8),
             ctlr: 0,
         }
     }
 
-    /// The interrupts the partition owns.
-    pub fn owned(&self) -> &IntidSet {
-        &self.owned
-    }
-
     /// Serves one trapped access, reaching the real registers through `gicd` only for the
-    /// partition's own interrupts' bits.
-    pub fn access(&mut self, access: Access, gicd: &mut dyn DistributorRegisters) -> Outcome {
+    /// bits of the SPIs the partition owns (`owns`; SGIs and PPIs never count).
+    pub fn access(
+        &mut self,
+        access: Access,
+        owns: Owns<'_>,
+        gicd: &mut dyn DistributorRegisters,
+    ) -> Outcome {
         let Access {
             offset,
             width,
@@ -233,21 +230,21 @@ impl DistributorView {
             (offset::TYPER, Width::Word) => ignore(write).or_read(|| self.typer(gicd)),
             (offset::IIDR, Width::Word) => ignore(write).or_read(|| gicd.read32(word).into()),
             (offset::IGROUPR..offset::ISENABLER, Width::Word) => {
-                self.bits(offset::IGROUPR, word, 1, Field::Group, write, gicd)
+                self.bits(owns, offset::IGROUPR, word, 1, Field::Group, write, gicd)
             }
             (offset::ISENABLER..offset::ICACTIVER_END, Width::Word) => {
-                self.bits(word & !0x7f, word, 1, Field::Poke, write, gicd)
+                self.bits(owns, word & !0x7f, word, 1, Field::Poke, write, gicd)
             }
             (offset::IPRIORITYR..offset::ITARGETSR, Width::Byte | Width::Word) => {
-                self.bytes(offset::IPRIORITYR, access, gicd)
+                self.bytes(owns, offset::IPRIORITYR, access, gicd)
             }
             (offset::ITARGETSR..offset::ICFGR, Width::Byte | Width::Word)
                 if self.version == GicVersion::V2 =>
             {
-                self.targets(access)
+                self.targets(owns, access)
             }
             (offset::ICFGR..offset::ICFGR_END, Width::Word) => {
-                self.bits(offset::ICFGR, word, 2, Field::Modify, write, gicd)
+                self.bits(owns, offset::ICFGR, word, 2, Field::Modify, write, gicd)
             }
             (offset::SGIR, Width::Word) if self.version == GicVersion::V2 => self.sgir(write),
             (offset::IROUTER..offset::IROUTER_END, Width::Word | Width::Double)
@@ -268,14 +265,14 @@ impl DistributorView {
     /// real register; `RWP` reads 0, as after a completed write.
     fn ctlr(&mut self, write: Option<u64>) -> Outcome {
         if let Some(value) = write {
-            self.ctlr = value as u32 & CTLR_GROUP_ENABLES;
+            self.ctlr = (value as u32 & CTLR_GROUP_ENABLES) as u8;
             return Outcome::ViewChanged;
         }
         let are = match self.version {
             GicVersion::V2 => 0,
             GicVersion::V3 => CTLR_ARE,
         };
-        Outcome::Read(u64::from(self.ctlr | are))
+        Outcome::Read(u64::from(u32::from(self.ctlr) | are))
     }
 
     /// `GICD_TYPER`: the real interrupt lines (and GICv3 `IDbits`), its vCPUs, nothing else.
@@ -295,22 +292,20 @@ impl DistributorView {
 
     /// The mask of the partition's fields in the register at `word` of a per-interrupt
     /// array starting at `base` with `bits` bits per interrupt.
-    fn owned_mask(&self, base: u32, word: u32, bits: u32) -> u32 {
+    fn owned_mask(owns: Owns<'_>, base: u32, word: u32, bits: u32) -> u32 {
         let per_word = 32 / bits;
         let first = (word - base) / 4 * per_word;
-        let field = if bits == 32 {
-            u32::MAX
-        } else {
-            (1 << bits) - 1
-        };
+        let field = (1 << bits) - 1;
         (0..per_word)
-            .filter(|i| self.owned.contains(first + i))
+            .filter(|i| first + i >= 32 && owns(first + i))
             .fold(0, |mask, i| mask | field << (i * bits))
     }
 
     /// A 32-bit register of 1- or 2-bit fields.
+    #[allow(clippy::too_many_arguments)]
     fn bits(
         &self,
+        owns: Owns<'_>,
         base: u32,
         word: u32,
         bits: u32,
@@ -318,7 +313,7 @@ impl DistributorView {
         write: Option<u64>,
         gicd: &mut dyn DistributorRegisters,
     ) -> Outcome {
-        let mask = self.owned_mask(base, word, bits);
+        let mask = Self::owned_mask(owns, base, word, bits);
         match write {
             None if mask == 0 => Outcome::Read(0),
             None => Outcome::Read(u64::from(gicd.read32(word) & mask)),
@@ -328,11 +323,17 @@ impl DistributorView {
     }
 
     /// `GICD_IPRIORITYR`, byte or word: the partition's bytes only.
-    fn bytes(&self, base: u32, access: Access, gicd: &mut dyn DistributorRegisters) -> Outcome {
+    fn bytes(
+        &self,
+        owns: Owns<'_>,
+        base: u32,
+        access: Access,
+        gicd: &mut dyn DistributorRegisters,
+    ) -> Outcome {
         let word = access.offset & !3;
         let shift = 8 * (access.offset & 3);
         let accessed = (access.width.mask() as u32) << shift;
-        let mask = self.owned_mask(base, word, 8) & accessed;
+        let mask = Self::owned_mask(owns, base, word, 8) & accessed;
         match access.write {
             None if mask == 0 => Outcome::Read(0),
             None => Outcome::Read(u64::from((gicd.read32(word) & mask) >> shift)),
@@ -344,13 +345,13 @@ impl DistributorView {
     /// `GICD_ITARGETSR` (GICv2): in terms of the partition's vCPUs. SGIs' and PPIs'
     /// bytes (read-only, banked) name the reading vCPU, vCPU 0's mask; its own SPIs go to
     /// its vCPU 0; other SPIs read as zero. Writes are ignored: routing is the kernel's.
-    fn targets(&self, access: Access) -> Outcome {
+    fn targets(&self, owns: Owns<'_>, access: Access) -> Outcome {
         if access.write.is_some() {
             return Outcome::Ignored;
         }
         let first = access.offset - offset::ITARGETSR;
         let value = (0..access.width.bytes())
-            .filter(|byte| first + byte < 32 || self.owned.contains(first + byte))
+            .filter(|byte| first + byte < 32 || owns(first + byte))
             .fold(0u64, |value, byte| value | 1 << (8 * byte));
         Outcome::Read(value)
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::irq::IntidSet;
 
 /// Interrupts of the model: QEMU virt's 288.
 const LINES: u32 = 288;
@@ -141,12 +142,34 @@ impl DistributorRegisters for Model {
     }
 }
 
-fn owning(version: GicVersion, intids: &[u32]) -> DistributorView {
-    let mut set = IntidSet::EMPTY;
-    for &intid in intids {
-        set.insert(intid);
+/// A partition: its view and the SPIs it owns (the kernel's interrupt table's answer).
+#[derive(Clone)]
+struct Owner {
+    view: DistributorView,
+    owned: IntidSet,
+}
+
+impl Owner {
+    fn access(&mut self, access: Access, gicd: &mut dyn DistributorRegisters) -> Outcome {
+        let owned = self.owned;
+        self.view
+            .access(access, &|intid| owned.contains(intid), gicd)
     }
-    DistributorView::new(version, set, 1)
+
+    fn owned(&self) -> &IntidSet {
+        &self.owned
+    }
+}
+
+fn owning(version: GicVersion, intids: &[u32]) -> Owner {
+    let mut owned = IntidSet::EMPTY;
+    for &intid in intids {
+        owned.insert(intid);
+    }
+    Owner {
+        view: DistributorView::new(version, 1),
+        owned,
+    }
 }
 
 fn read(offset: u32, width: Width) -> Access {
@@ -454,7 +477,7 @@ fn scrambled(gicd: &Model, keep: &IntidSet, seed: u8) -> Model {
 }
 
 fn check_isolation(version: GicVersion, sets: &[Vec<u32>; 3], steps: &[(usize, Access)]) {
-    let mut views: Vec<DistributorView> = sets.iter().map(|s| owning(version, s)).collect();
+    let mut views: Vec<Owner> = sets.iter().map(|s| owning(version, s)).collect();
     let mut gicd = Model::new();
     for (step, &(actor, access)) in steps.iter().enumerate() {
         let before = gicd.clone();

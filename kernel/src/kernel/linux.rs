@@ -2,13 +2,14 @@
 //! at load, its trapped distributor accesses through [`crate::gicd_filter`], its trapped
 //! system registers through [`crate::linux`], and the SGIs it sends itself.
 
-use super::{Kernel, Platform, SpiOp};
+use super::{Kernel, Platform, SpiOp, Step};
 use crate::gicd_filter::{
     Access, DistributorRegisters, DistributorView, GicVersion, Outcome, SgiTargets,
 };
-use crate::irq::IntidSet;
 use crate::linux::{Encoding, SystemRegisterAction};
+use crate::partition::Outcome as End;
 use crate::platform::CpuInterface;
+use exo_abi::call::PSCI_SYSTEM_RESET;
 use exo_abi::package::{PartitionFlags, PartitionRecord};
 
 /// First `GICD_ISENABLER` and `GICD_ICENABLER`, and the end of the latter (one bank each).
@@ -30,11 +31,7 @@ pub(super) fn distributor_view(
         CpuInterface::Mapped { .. } => GicVersion::V2,
         CpuInterface::None => return None,
     };
-    let mut owned = IntidSet::EMPTY;
-    for intid in record.interrupts() {
-        owned.insert(intid);
-    }
-    Some(DistributorView::new(version, owned, 1))
+    Some(DistributorView::new(version, 1))
 }
 
 impl<P: Platform> Kernel<'_, P> {
@@ -42,6 +39,16 @@ impl<P: Platform> Kernel<'_, P> {
     pub fn current_is_linux(&self) -> bool {
         self.partition(self.current)
             .is_some_and(|p| p.flags.contains(PartitionFlags::LINUX))
+    }
+
+    /// A call no library OS may make that a Linux partition may: PSCI `SYSTEM_RESET`
+    /// (its `reboot`), which ends it, as exo restarts no partition. `None` otherwise (the
+    /// caller answers `NOT_SUPPORTED`). Out of line and cold, off the hypercall path.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn linux_call(&mut self, function: u32) -> Option<Step> {
+        (function == PSCI_SYSTEM_RESET && self.current_is_linux())
+            .then(|| self.finish_current(End::SystemReset))
     }
 
     /// Serves a trapped access of the running Linux partition to the distributor (`gicd`
@@ -52,9 +59,20 @@ impl<P: Platform> Kernel<'_, P> {
         access: Access,
         gicd: &mut dyn DistributorRegisters,
     ) -> Option<u64> {
-        let current = self.current;
-        let view = self.partition_mut(current)?.gicd.as_mut()?;
-        let outcome = view.access(access, gicd);
+        let Kernel {
+            partitions,
+            irqs,
+            current,
+            ..
+        } = self;
+        let current = *current;
+        let view = partitions
+            .get_mut(current.index())?
+            .as_mut()?
+            .gicd
+            .as_mut()?;
+        let owns = |intid| irqs.owner(intid) == Some(current);
+        let outcome = view.access(access, &owns, gicd);
         log::trace!("gicd {access:?}: {outcome:?}");
         match outcome {
             Outcome::Read(value) => return Some(value),

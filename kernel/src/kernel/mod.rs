@@ -317,9 +317,6 @@ impl<'a, P: Platform> Kernel<'a, P> {
             return self.schedule();
         }
         let caller = self.current;
-        if function == PSCI_SYSTEM_RESET && self.current_is_linux() {
-            return self.finish_current(Outcome::SystemReset);
-        }
         // Decoded once, through the ABI's description of every call; the match is exhaustive.
         let result: CallResult = match Call::try_from(function) {
             Ok(Call::SmcccVersion) => value(SMCCC_IMPLEMENTED_VERSION),
@@ -427,7 +424,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
                     Err(Error::Denied)
                 }
             },
-            Err(unknown) => Err(unknown),
+            Err(unknown) => match self.linux_call(function) {
+                Some(step) => return step,
+                None => Err(unknown),
+            },
         };
         let registers = match result {
             Ok(registers) => registers,

@@ -13,9 +13,16 @@ use crate::kernel::{Kernel, Step};
 use crate::linux::Encoding;
 use crate::vcpu::VcpuRegs;
 
-/// Serves `trap` of the running Linux partition, or `None` to let the usual path decide
-/// (which stops the partition for an abort or a system register it does not serve).
+/// Serves `trap` if the running partition is a Linux one and the trap is one the kernel
+/// performs for it; `None` lets the usual path decide (which stops the partition for an
+/// abort or a system register it does not serve). Out of line and cold: the common traps
+/// (hypercalls, interrupts) never come here, and their path keeps its registers.
+#[cold]
+#[inline(never)]
 pub(super) fn serve(kernel: &mut Kernel<'static, Aarch64Platform>, trap: &Trap) -> Option<Step> {
+    if !kernel.current_is_linux() {
+        return None;
+    }
     match trap.esr().class() {
         class::DABT_LOWER => gic_access(kernel, trap),
         class::SYSREG => system_register(kernel, trap),

@@ -92,7 +92,6 @@ pub fn handle(saved: *mut VcpuRegs, trap: Trap) -> *const VcpuRegs {
 /// Every trap but `HVC`: what the kernel decides for it.
 fn decide(kernel: &mut Kernel<'static, Aarch64Platform>, trap: &Trap) -> Step {
     if trap.kind == ExceptionKind::Synchronous
-        && kernel.current_is_linux()
         && let Some(step) = super::linux_trap::serve(kernel, trap)
     {
         return step;

@@ -59,8 +59,7 @@ fn linux_enters_with_its_device_tree_and_a_view_of_its_own_interrupts() {
     let mut k = linux_beside_a_library_os();
     assert_eq!(k.regs_mut(pid(0)).unwrap().x[0], DTB);
     assert_eq!(k.regs_mut(pid(1)).unwrap().x[0], info::INFO_PAGE_IPA.raw());
-    let view = k.partition(pid(0)).unwrap().gicd.as_ref().unwrap();
-    assert_eq!(view.owned().iter().collect::<Vec<_>>(), [40]);
+    assert!(k.partition(pid(0)).unwrap().gicd.is_some());
     assert!(k.partition(pid(1)).unwrap().gicd.is_none());
     k.current = pid(0);
     assert!(k.current_is_linux());
@@ -146,4 +145,23 @@ fn psci_system_reset_ends_only_the_linux_partition() {
     );
     assert_eq!(state(&k, 1), State::Runnable);
     k.self_check().unwrap();
+}
+
+#[test]
+fn ownership_is_the_interrupt_tables_at_every_access() {
+    let mut k = linux_beside_a_library_os();
+    let mut gicd = Registers::default();
+    k.current = pid(0);
+    // Its SPIs given back (as when it ends): its distributor writes reach nothing more.
+    k.irqs.release_all(pid(0));
+    k.linux_distributor(word(0x104, Some(u64::MAX)), &mut gicd);
+    assert!(gicd.writes.is_empty(), "{:?}", gicd.writes);
+    assert!(k.platform.spi_log.is_empty());
+}
+
+#[test]
+fn the_distributor_view_costs_a_partition_no_room() {
+    // Three bytes, in what was padding: every trap indexes the partition table, and a
+    // larger entry showed in the hypercall benchmarks.
+    assert!(core::mem::size_of::<Option<crate::gicd_filter::DistributorView>>() <= 4);
 }
