@@ -36,7 +36,8 @@
 //!         112  resource table offset     8
 //!         120  interrupt count           4
 //!         124  device region count       4
-//!         128  reserved                  8
+//!         128  boot argument             8   (x0 at entry of a LINUX partition: its
+//!                                            device tree's IPA; 0 otherwise)
 //! resource table (per partition)
 //!           0  interrupts (INTIDs)       4 each, padded to 8
 //!           …  device regions            24 each: physical base 8, IPA 8, size 8
@@ -62,6 +63,11 @@ bitflags::bitflags! {
         /// May call `EXO_SELF_CHECK`, which scans the whole frame table and every stage 2
         /// with interrupts masked: a test and diagnosis tool, not for every partition.
         const SELF_CHECK = 1 << 0;
+        /// Runs an unmodified Linux kernel, not a library OS: it enters with `x0` = its
+        /// device tree's IPA (the boot argument, offset 128), and the kernel serves its GIC
+        /// distributor accesses through `gicd_filter` and reads its debug and
+        /// performance-monitor registers as zero.
+        const LINUX = 1 << 1;
     }
 }
 
@@ -212,6 +218,8 @@ pub struct PartitionRecord<'a> {
     pub talks_to: u64,
     /// The core it runs on (below [`MAX_CORES`]).
     pub core: u32,
+    /// `x0` at entry for a [`PartitionFlags::LINUX`] partition: its device tree's IPA.
+    pub boot_argument: u64,
     bytes: &'a [u8],
     segments: usize,
     segment_count: usize,
@@ -438,6 +446,7 @@ impl<'a> Package<'a> {
             max_aborts: u32_at(b, at + 96).ok_or(bad)?,
             core: u32_at(b, at + 100).ok_or(bad)?,
             talks_to: u64_at(b, at + 104).ok_or(bad)?,
+            boot_argument: u64_at(b, at + 128).ok_or(bad)?,
             resources: usize::try_from(u64_at(b, at + 112).ok_or(bad)?).map_err(|_| bad)?,
             interrupt_count: u32_at(b, at + 120).ok_or(bad)? as usize,
             device_count: u32_at(b, at + 124).ok_or(bad)? as usize,
@@ -641,6 +650,8 @@ pub mod build {
         pub devices: Vec<DeviceRegion>,
         /// The core it is pinned to.
         pub core: u32,
+        /// `x0` at entry of a Linux partition (its device tree's IPA), else 0.
+        pub boot_argument: u64,
     }
 
     /// System-wide settings of a package.
@@ -713,6 +724,7 @@ pub mod build {
             put_u32(&mut out, at + 96, p.max_aborts);
             put_u32(&mut out, at + 100, p.core);
             put_u64(&mut out, at + 104, p.talks_to);
+            put_u64(&mut out, at + 128, p.boot_argument);
             for s in &p.segments {
                 let at = segments + segment_index * SEGMENT_SIZE;
                 data_at = data_at.next_multiple_of(16);
@@ -790,6 +802,7 @@ mod tests {
                     size: 0x1000,
                 }],
                 core: 0,
+                boot_argument: 0,
             },
             PartitionSpec {
                 name: Name::new("other").unwrap(),
@@ -802,10 +815,11 @@ mod tests {
                 revocation_deadline_us: 1000,
                 max_aborts: 0,
                 talks_to: 0,
-                flags: PartitionFlags::empty(),
+                flags: PartitionFlags::LINUX,
                 interrupts: vec![],
                 devices: vec![],
                 core: 0,
+                boot_argument: 0x4220_0000,
             },
         ]
     }
@@ -824,7 +838,11 @@ mod tests {
         assert_eq!(parts[0].max_aborts, 2);
         assert_eq!(parts[0].talks_to, 0b10);
         assert_eq!(parts[0].flags, PartitionFlags::SELF_CHECK);
-        assert_eq!(parts[1].flags, PartitionFlags::empty());
+        assert_eq!(parts[1].flags, PartitionFlags::LINUX);
+        assert_eq!(
+            (parts[0].boot_argument, parts[1].boot_argument),
+            (0, 0x4220_0000)
+        );
         let segs: Vec<_> = parts[0].segments().collect();
         assert_eq!(segs[0].data, &[1, 2, 3]);
         assert_eq!(parts[0].interrupts().collect::<Vec<_>>(), vec![40, 41]);

@@ -5,8 +5,9 @@
 //! policy to the library OS running at EL1 in each partition.
 //!
 //! Layout: portable logic ([`mem`], [`kernel`], [`partition`], [`console`], [`boot_info`],
-//! [`cpus`], [`device_tree`]) is plain Rust tested on the host; [`arch`] holds what knows the
-//! machine and implements the per-concern traits of [`platform`] for it.
+//! [`cpus`], [`device_tree`], [`gicd_filter`], [`linux`]) is plain Rust tested on the host; [`arch`]
+//! holds what knows the machine and implements the per-concern traits of [`platform`] for
+//! it.
 
 #![cfg_attr(not(test), no_std)]
 
@@ -16,8 +17,10 @@ pub mod console;
 pub mod cpus;
 pub mod device_tree;
 pub mod drivers;
+pub mod gicd_filter;
 pub mod irq;
 pub mod kernel;
+pub mod linux;
 pub mod mem;
 pub mod partition;
 pub mod platform;

@@ -47,6 +47,9 @@ pub enum Outcome {
     SystemOff,
     /// PSCI `CPU_OFF` of its only vCPU.
     CpuOff,
+    /// PSCI `SYSTEM_RESET` from a Linux partition (`reboot`): it ends, as exo does not
+    /// restart partitions.
+    SystemReset,
     /// Stopped by the kernel after a stage-2 fault.
     Stage2Fault {
         /// Faulting IPA.
@@ -77,7 +80,7 @@ impl Outcome {
     pub fn is_success(&self) -> bool {
         matches!(
             self,
-            Outcome::Exited(0) | Outcome::SystemOff | Outcome::CpuOff
+            Outcome::Exited(0) | Outcome::SystemOff | Outcome::CpuOff | Outcome::SystemReset
         )
     }
 }
@@ -92,6 +95,7 @@ impl fmt::Display for Outcome {
             Outcome::Exited(status) => write!(f, "exit status {status}"),
             Outcome::SystemOff => f.write_str("PSCI SYSTEM_OFF"),
             Outcome::CpuOff => f.write_str("PSCI CPU_OFF"),
+            Outcome::SystemReset => f.write_str("PSCI SYSTEM_RESET (ended, not restarted)"),
             Outcome::Stage2Fault { ipa, access, kind } => write!(
                 f,
                 "stage-2 fault: {access} at IPA {ipa} ({})",
@@ -297,6 +301,9 @@ pub struct Partition<F: DescriptorFormat> {
     /// Device MMIO it owns, bound for its lifetime (the configuration's regions and, on
     /// GICv2, the virtual CPU interface).
     pub devices: DeviceWindows,
+    /// A Linux partition's view of the GIC distributor, whose accesses trap
+    /// ([`crate::gicd_filter`]); `None` for a library OS.
+    pub gicd: Option<crate::gicd_filter::DistributorView>,
 }
 
 /// The IPA ranges of a partition's device bindings.

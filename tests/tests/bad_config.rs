@@ -233,3 +233,23 @@ fn a_pinned_partition_without_a_slot_on_its_core() {
         "partition `idle` has no slot in `schedule` of core 1: it would never run",
     );
 }
+
+#[test]
+fn linux_kernel_not_an_image() {
+    refused(
+        "bad-linux-not-image.toml",
+        7,
+        "kernel `bad-linux-not-image.toml` is not an arm64 Linux Image: no magic \"ARM\\x64\" at \
+         offset 0x38",
+    );
+}
+
+#[test]
+fn linux_partition_borrowing() {
+    refused(
+        "bad-linux-borrow.toml",
+        9,
+        "Linux partition `linux` cannot borrow memory: Linux does not know exo's revocation \
+         protocol and cannot give memory back",
+    );
+}

@@ -284,7 +284,8 @@ pub const CALLS: &[Description] = &[
         )],
         results: Results::Values(&[value(
             x(0),
-            "0 for `PSCI_VERSION`, `PSCI_FEATURES`, `PSCI_CPU_OFF`, `PSCI_SYSTEM_OFF`",
+            "0 for `PSCI_VERSION`, `PSCI_FEATURES`, `PSCI_CPU_OFF`, `PSCI_SYSTEM_OFF`, and \
+             `SMCCC_VERSION` (how a caller discovers SMCCC 1.1)",
         )]),
         errors: &[when(E::NotSupported, "any other ID")],
     },

@@ -180,6 +180,7 @@ fn system(input: &mut Input<'_>) -> System {
                 interrupts,
                 devices: vec![],
                 core: 0,
+                boot_argument: 0,
             }
         })
         .collect();

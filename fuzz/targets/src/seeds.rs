@@ -60,6 +60,7 @@ fn partition(name: &str, pages: u64) -> PartitionSpec {
         interrupts: vec![],
         devices: vec![],
         core: 0,
+        boot_argument: 0,
     }
 }
 

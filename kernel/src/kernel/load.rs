@@ -15,7 +15,7 @@ use crate::platform::{CpuInterface, PhysicalMemory, Platform};
 use crate::vcpu::VcpuRegs;
 use exo_abi::call::{VIRTUAL_TIMER_INTID, signal};
 use exo_abi::info::{self, InfoHeader, InfoWriter, MemoryBinding, MemoryKind};
-use exo_abi::package::{Package, PartitionRecord};
+use exo_abi::package::{Package, PartitionFlags, PartitionRecord};
 use exo_abi::{ABI_VERSION, Ipa, PAGE_SIZE, PhysAddr, Rights};
 use log::info;
 
@@ -109,6 +109,13 @@ impl<P: Platform> Kernel<'_, P> {
         let devices = loader.bind_devices(record, &mut info_writer)?;
         let kernel_pages = loader.kernel_pages(&info_page)?;
         let pstate = loader.tables.platform.initial_pstate();
+        let gicd = super::linux::distributor_view(record, loader.tables.platform.gic().interface);
+        // A library OS enters with its info page in x0; Linux with its device tree.
+        let x0 = if record.flags.contains(PartitionFlags::LINUX) {
+            record.boot_argument
+        } else {
+            info::INFO_PAGE_IPA.raw()
+        };
         let stage2 = loader.stage2;
         Ok(Partition {
             id,
@@ -116,7 +123,7 @@ impl<P: Platform> Kernel<'_, P> {
             vmid,
             // Checked by `load` against the cores that are up.
             core: CoreId::new(record.core as usize).unwrap_or(CoreId::BOOT),
-            regs: VcpuRegs::at_entry(record.entry.raw(), info::INFO_PAGE_IPA.raw(), pstate),
+            regs: VcpuRegs::at_entry(record.entry.raw(), x0, pstate),
             stage2: Some(stage2),
             state: State::Runnable,
             ram_base: record.ram_base,
@@ -138,6 +145,7 @@ impl<P: Platform> Kernel<'_, P> {
             message: None,
             virq: crate::irq::VcpuInterrupts::new(),
             devices,
+            gicd,
         })
     }
 }

@@ -12,6 +12,7 @@ mod check;
 mod end;
 mod interrupts;
 mod ipc;
+mod linux;
 mod load;
 mod load_error;
 mod memory;
@@ -329,7 +330,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
             },
             Ok(Call::PsciVersion) => value(PSCI_IMPLEMENTED_VERSION),
             Ok(Call::PsciFeatures) => match args[0] as u32 {
-                PSCI_VERSION | PSCI_FEATURES | PSCI_CPU_OFF | PSCI_SYSTEM_OFF => value(0),
+                // SMCCC_VERSION too: how a caller finds SMCCC 1.1 (SMCCC, "SMCCC_VERSION").
+                PSCI_VERSION | PSCI_FEATURES | PSCI_CPU_OFF | PSCI_SYSTEM_OFF | SMCCC_VERSION => {
+                    value(0)
+                }
                 _ => Err(Error::NotSupported),
             },
             Ok(Call::PsciSystemOff) => return self.finish_current(Outcome::SystemOff),
@@ -424,7 +428,10 @@ impl<'a, P: Platform> Kernel<'a, P> {
                     Err(Error::Denied)
                 }
             },
-            Err(unknown) => Err(unknown),
+            Err(unknown) => match self.linux_call(function) {
+                Some(step) => return step,
+                None => Err(unknown),
+            },
         };
         let registers = match result {
             Ok(registers) => registers,

@@ -34,6 +34,7 @@ mod banks;
 mod conformance;
 mod cores;
 mod isolation;
+mod linux;
 mod return_path;
 mod revocation;
 
@@ -441,6 +442,7 @@ fn unloaded_with_system(
                 })
                 .collect(),
             core: c.core,
+            boot_argument: 0,
         })
         .collect();
     let bytes = encode_system(&specs, system);

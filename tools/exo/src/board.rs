@@ -154,6 +154,9 @@ pub struct Device {
     /// It masters the bus (DMA), past stage 2: only a partition trusted with all RAM may
     /// own it.
     pub dma: bool,
+    /// Its device-tree `compatible` (`"arm,pl011"`), when the board says: a Linux
+    /// partition owning it sees it in its device tree, and a PL011 can be its console.
+    pub compatible: Option<String>,
     /// Line of its table header in the board file.
     pub line: usize,
 }
@@ -245,6 +248,7 @@ struct RawDevice {
     reserved: Option<String>,
     #[serde(default)]
     dma: bool,
+    compatible: Option<String>,
 }
 
 /// Why a board could not be loaded.
@@ -621,6 +625,7 @@ fn parse_device(name: &str, raw: &RawDevice, gic: &Gic) -> Result<Device, (usize
         qemu_serial,
         reserved: raw.reserved.clone(),
         dma: raw.dma,
+        compatible: raw.compatible.clone(),
         line: 0,
     })
 }

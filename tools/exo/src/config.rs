@@ -37,7 +37,9 @@
 //! ```
 //!
 //! A program containing `/` or ending in `.elf` is a path relative to the configuration
-//! file's directory. Every refusal is one [`ConfigError`] naming the file and the line.
+//! file's directory. A partition naming a `kernel` (with `initrd`, `bootargs`) instead of a
+//! `program` runs an unmodified arm64 Linux kernel: see [`linux`] for its rules. Every
+//! refusal is one [`ConfigError`] naming the file and the line.
 //!
 //! **Interrupts and devices.** An interrupt (an SPI) and a device have one owner. SGIs
 //! (0-15) and PPIs (16-31) are never a partition's, nor are the interrupts and regions of
@@ -73,10 +75,12 @@ use serde_spanned::Spanned;
 
 use crate::board::{Board, BoardError, KERNEL_RESERVATION};
 use cores::ScheduleKey;
+pub use linux::LinuxProgram;
 pub use resources::OwnedDevice;
 use resources::{Claimant, Claims, DeviceList, IntidList};
 
 mod cores;
+mod linux;
 pub mod memory;
 mod resources;
 mod system;
@@ -297,6 +301,8 @@ pub enum Program {
     Guest(String),
     /// A prebuilt ELF file (absolute, or relative to the current directory).
     Elf(PathBuf),
+    /// An unmodified arm64 Linux kernel, with its initramfs and command line.
+    Linux(Box<LinuxProgram>),
 }
 
 impl Program {
@@ -305,6 +311,7 @@ impl Program {
         match self {
             Program::Guest(name) => name.clone(),
             Program::Elf(path) => path.display().to_string(),
+            Program::Linux(linux) => format!("Linux kernel {}", linux.kernel.display()),
         }
     }
 }
@@ -348,7 +355,7 @@ impl System {
             .iter()
             .filter_map(|p| match &p.program {
                 Program::Guest(name) => Some(name.as_str()),
-                Program::Elf(_) => None,
+                Program::Elf(_) | Program::Linux(_) => None,
             })
             .collect();
         names.sort_unstable();
@@ -427,7 +434,10 @@ struct RawSystem {
 #[serde(deny_unknown_fields)]
 struct RawPartition {
     name: Spanned<String>,
-    program: Spanned<String>,
+    program: Option<Spanned<String>>,
+    kernel: Option<Spanned<String>>,
+    initrd: Option<Spanned<String>>,
+    bootargs: Option<Spanned<String>>,
     memory: Spanned<SizeValue>,
     guarantee: Option<Spanned<SizeValue>>,
     borrow: Option<Spanned<SizeValue>>,
@@ -645,32 +655,24 @@ pub fn parse(
             ));
         }
 
-        let program_text = raw.program.get_ref();
-        let program = if program_text.contains('/') || program_text.ends_with(".elf") {
-            let file = config_dir.join(program_text);
-            if !file.is_file() {
+        let program = match (&raw.program, &raw.kernel) {
+            (_, Some(_)) => None,
+            (Some(program), None) => {
+                linux::refuse_linux_keys_without_kernel(raw).map_err(|(at, m)| error(at, m))?;
+                Some(
+                    library_os_program(workspace, config_dir, program)
+                        .map_err(|(at, m)| error(at, m))?,
+                )
+            }
+            (None, None) => {
                 return Err(error(
-                    raw.program.span().start,
+                    spanned.span().start,
                     format!(
-                        "program ELF file `{program_text}` not found (looked for {})",
-                        file.display()
+                        "partition `{name}` runs nothing: give it a `program` (a library-OS \
+                         program) or a `kernel` (an arm64 Linux kernel)"
                     ),
                 ));
             }
-            Program::Elf(file)
-        } else {
-            let available = workspace.guest_programs();
-            if !available.iter().any(|p| p == program_text) {
-                return Err(error(
-                    raw.program.span().start,
-                    format!(
-                        "no guest program `{program_text}`: available programs are {} \
-                         (guests/src/bin/*.rs), or give a path to an ELF file",
-                        list(&available)
-                    ),
-                ));
-            }
-            Program::Guest(program_text.clone())
         };
 
         let memory_at = raw.memory.span().start;
@@ -812,6 +814,24 @@ pub fn parse(
         )
         .map_err(|(at, m)| error(at, m))?;
 
+        let program = match (program, &raw.kernel) {
+            (Some(program), _) => program,
+            (None, Some(kernel)) => {
+                let context = linux::Context {
+                    name,
+                    config_dir,
+                    board: &board,
+                    memory_bytes,
+                    at: spanned.span().start,
+                    devices: &resources.devices,
+                };
+                Program::Linux(Box::new(
+                    linux::check(raw, kernel, &context).map_err(|(at, m)| error(at, m))?,
+                ))
+            }
+            (None, None) => unreachable!("a partition without program or kernel is refused above"),
+        };
+
         partitions.push(Partition {
             name: name.clone(),
             program,
@@ -885,6 +905,42 @@ pub fn parse(
     })
 }
 
+/// Resolves `program`: a path to an ELF file (with `/` or ending in `.elf`, relative to
+/// `config_dir`) or a guest program's name; an error carries the byte offset at fault.
+fn library_os_program(
+    workspace: &Workspace,
+    config_dir: &Path,
+    program: &Spanned<String>,
+) -> Result<Program, (usize, String)> {
+    let program_text = program.get_ref();
+    let at = program.span().start;
+    if program_text.contains('/') || program_text.ends_with(".elf") {
+        let file = config_dir.join(program_text);
+        if !file.is_file() {
+            return Err((
+                at,
+                format!(
+                    "program ELF file `{program_text}` not found (looked for {})",
+                    file.display()
+                ),
+            ));
+        }
+        return Ok(Program::Elf(file));
+    }
+    let available = workspace.guest_programs();
+    if !available.iter().any(|p| p == program_text) {
+        return Err((
+            at,
+            format!(
+                "no guest program `{program_text}`: available programs are {} \
+                 (guests/src/bin/*.rs), or give a path to an ELF file",
+                list(&available)
+            ),
+        ));
+    }
+    Ok(Program::Guest(program_text.clone()))
+}
+
 /// A size that must be a multiple of [`PAGE_SIZE`] (zero allowed), for key `what`.
 fn page_multiple(value: &SizeValue, what: &str) -> Result<u64, String> {
     let bytes = value.bytes()?;
@@ -954,8 +1010,8 @@ pub(crate) mod testing {
     }
 
     /// Devices of the made-up boards: the console (reserved), a UART a partition may own
-    /// (QEMU serial 1), a device with three interrupts, a reserved GIC distributor and a
-    /// DMA controller.
+    /// (QEMU serial 1, a PL011), a device with three interrupts, the reserved GIC
+    /// distributor and redistributors, and a DMA controller.
     const DEVICES: &str = "
 [devices.uart0]
 base = 0x0900_0000
@@ -968,6 +1024,7 @@ base = 0x0904_0000
 size = \"4KiB\"
 interrupts = [40]
 qemu_serial = 1
+compatible = \"arm,pl011\"
 
 [devices.rtc]
 base = 0x0901_0000
@@ -978,6 +1035,11 @@ interrupts = [34, 35, 36]
 base = 0x0800_0000
 size = \"64KiB\"
 reserved = \"the GIC distributor (GICD)\"
+
+[devices.gicr]
+base = 0x080A_0000
+size = 0xF6_0000
+reserved = \"the GIC redistributors (GICR)\"
 
 [devices.dma]
 base = 0x0A10_0000

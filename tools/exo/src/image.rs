@@ -142,6 +142,7 @@ pub fn partition_spec(
         interrupts: partition.interrupts.clone(),
         devices: partition.devices.iter().map(|d| d.region).collect(),
         core: partition.core,
+        boot_argument: 0,
     })
 }
 
@@ -173,6 +174,12 @@ pub fn write_image(
         let path = match &partition.program {
             Program::Guest(name) => artefacts.guest(name),
             Program::Elf(path) => path.clone(),
+            Program::Linux(linux) => {
+                specs.push(crate::linux::package::partition_spec(
+                    system, partition, linux,
+                )?);
+                continue;
+            }
         };
         let program = Elf::read(&path)
             .with_context(|| format!("program of partition `{}`", partition.name))?;

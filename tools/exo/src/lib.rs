@@ -24,6 +24,7 @@ pub mod deploy;
 pub mod duration;
 pub mod elf;
 pub mod image;
+pub mod linux;
 pub mod profile;
 pub mod qemu;
 pub mod size;

@@ -90,6 +90,21 @@ enum Command {
         #[arg(long, value_name = "BAUD", default_value_t = exo_tool::deploy::serial::DEFAULT_BAUD)]
         baud: u32,
     },
+    /// Fetch Debian's stock arm64 kernel and busybox at the versions pinned in
+    /// guests/linux/debian.toml (apt-get download, checksums checked, never installed) and
+    /// build the test initramfs; writes build/linux/vmlinuz and build/linux/initramfs.cpio.gz.
+    FetchLinux,
+    /// Write the device tree a Linux partition boots with (`dtc -I dtb FILE` shows it).
+    LinuxDtb {
+        #[command(flatten)]
+        target: Target,
+        /// The Linux partition.
+        #[arg(long, value_name = "NAME")]
+        partition: String,
+        /// Where to write the blob.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Boot a configuration with every kernel instruction logged (QEMU `-icount`, one
     /// instruction per block) and report which kernel functions executed how many. Slow,
     /// and the temporary log can take hundreds of MB.
@@ -201,6 +216,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 system.board.name
             );
             print!("{}", system.summary());
+        }
+        Command::FetchLinux => {
+            let workspace = Workspace::locate_for(None)?;
+            let stock = exo_tool::linux::fetch::fetch_stock(&workspace)?;
+            println!("{}", stock.kernel.display());
+            println!("{}", stock.initramfs.display());
+        }
+        Command::LinuxDtb {
+            target,
+            partition,
+            out,
+        } => {
+            let (workspace, path) = locate(&target)?;
+            let system = exo_tool::check(&workspace, &path, target.board.as_deref())?;
+            let blob = exo_tool::linux::device_tree::of_system(&system, &partition)?;
+            std::fs::write(&out, blob)?;
+            println!("{}", out.display());
         }
         Command::Build(target) => {
             let (workspace, path) = locate(&target)?;

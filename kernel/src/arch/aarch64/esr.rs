@@ -38,6 +38,40 @@ pub mod class {
     pub const BRK64: u8 = 0x3C;
 }
 
+/// A load or store a data abort reports (its instruction syndrome).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataAccess {
+    /// Bytes accessed: 1, 2, 4 or 8 (SAS).
+    pub bytes: u8,
+    /// A load that sign-extends (SSE).
+    pub sign_extend: bool,
+    /// The general register, 0-30, or 31 for `xzr`/`wzr` (SRT).
+    pub register: u8,
+    /// The register is 64-bit (SF), else 32-bit.
+    pub sixty_four: bool,
+    /// A store (WnR).
+    pub write: bool,
+}
+
+/// A trapped system-register access: the register's encoding and the transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SystemRegisterAccess {
+    /// Op0.
+    pub op0: u8,
+    /// Op1.
+    pub op1: u8,
+    /// CRn.
+    pub crn: u8,
+    /// CRm.
+    pub crm: u8,
+    /// Op2.
+    pub op2: u8,
+    /// The general register, 0-30, or 31 for `xzr`.
+    pub register: u8,
+    /// `MRS` (a read), else `MSR`.
+    pub read: bool,
+}
+
 /// A captured ESR_EL2 value.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Esr(u64);
@@ -136,6 +170,40 @@ impl Esr {
         op0 == 1 && op2 == 2 && op1 == 0 && crn == 7 && matches!(crm, 6 | 10 | 14) && write
     }
 
+    /// For a data abort with a valid instruction syndrome (ISV, ISS bit \[24\]; Arm ARM
+    /// D24.2.40, "ISS encoding for an exception from a Data Abort"): the access, so the
+    /// kernel can perform it for the partition. `None` when ISV is clear (a load or store
+    /// pair, writeback, SIMD: nothing the kernel emulates).
+    pub const fn data_access(self) -> Option<DataAccess> {
+        let iss = self.iss();
+        if iss & (1 << 24) == 0 {
+            return None;
+        }
+        Some(DataAccess {
+            bytes: 1 << ((iss >> 22) & 0x3),
+            sign_extend: iss & (1 << 21) != 0,
+            register: ((iss >> 16) & 0x1F) as u8,
+            sixty_four: iss & (1 << 15) != 0,
+            write: iss & (1 << 6) != 0,
+        })
+    }
+
+    /// For a trapped `MSR`/`MRS` (EC 0x18): which register, which general register, which
+    /// direction (ISS: Op0 \[21:20\], Op2 \[19:17\], Op1 \[16:14\], CRn \[13:10\],
+    /// Rt \[9:5\], CRm \[4:1\], Direction \[0\], 1 for a read).
+    pub const fn system_register(self) -> SystemRegisterAccess {
+        let iss = self.iss();
+        SystemRegisterAccess {
+            op0: ((iss >> 20) & 0x3) as u8,
+            op1: ((iss >> 14) & 0x7) as u8,
+            crn: ((iss >> 10) & 0xF) as u8,
+            crm: ((iss >> 1) & 0xF) as u8,
+            op2: ((iss >> 17) & 0x7) as u8,
+            register: ((iss >> 5) & 0x1F) as u8,
+            read: iss & 1 != 0,
+        }
+    }
+
     /// A short name of the exception class.
     pub const fn class_name(self) -> &'static str {
         match self.class() {
@@ -182,6 +250,70 @@ impl fmt::Display for Esr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decodes_the_access_behind_a_data_abort() {
+        // EC=0x24, IL, ISV, SAS=2 (word), SRT=5, WnR, DFSC translation level 3: `str w5, [..]`.
+        let esr =
+            Esr::new((0x24 << 26) | (1 << 25) | (1 << 24) | (2 << 22) | (5 << 16) | (1 << 6) | 0x7);
+        assert_eq!(
+            esr.data_access(),
+            Some(DataAccess {
+                bytes: 4,
+                sign_extend: false,
+                register: 5,
+                sixty_four: false,
+                write: true
+            })
+        );
+        // `ldr x30, [..]`, 64-bit; and a load pair (ISV clear) gives nothing.
+        let ldr = Esr::new(
+            (0x24 << 26) | (1 << 25) | (1 << 24) | (3 << 22) | (30 << 16) | (1 << 15) | 0x7,
+        );
+        let access = ldr.data_access().unwrap();
+        assert_eq!(
+            (
+                access.bytes,
+                access.register,
+                access.sixty_four,
+                access.write
+            ),
+            (8, 30, true, false)
+        );
+        assert_eq!(Esr::new((0x24 << 26) | (1 << 25) | 0x7).data_access(), None);
+    }
+
+    #[test]
+    fn decodes_a_trapped_system_register() {
+        // `msr oslar_el1, x3`: Op0 2, Op1 0, CRn 1, CRm 0, Op2 4, Rt 3, a write.
+        let iss = (2 << 20) | (4 << 17) | (1 << 10) | (3 << 5);
+        let access = Esr::new((0x18 << 26) | (1 << 25) | iss).system_register();
+        assert_eq!(
+            access,
+            SystemRegisterAccess {
+                op0: 2,
+                op1: 0,
+                crn: 1,
+                crm: 0,
+                op2: 4,
+                register: 3,
+                read: false
+            }
+        );
+        // `mrs x7, pmcr_el0`: Op0 3, Op1 3, CRn 9, CRm 12, Op2 0, a read.
+        let iss = (3 << 20) | (3 << 14) | (9 << 10) | (7 << 5) | (12 << 1) | 1;
+        let access = Esr::new((0x18 << 26) | iss).system_register();
+        assert_eq!(
+            (
+                access.op1,
+                access.crn,
+                access.crm,
+                access.register,
+                access.read
+            ),
+            (3, 9, 12, 7, true)
+        );
+    }
 
     #[test]
     fn decodes_a_stage2_read_translation_fault() {

@@ -458,6 +458,40 @@ fn lines(gicd: Frame) -> usize {
     (32 * ((gicd.read(gicd::TYPER) & 0x1F) as usize + 1)).min(1020)
 }
 
+/// A GIC frame a Linux partition reaches through traps (see `linux_trap`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrappedFrame {
+    /// The distributor at this physical base (seen at the same IPA), `size` bytes.
+    Distributor {
+        /// Physical base.
+        base: usize,
+        /// 64 KiB on GICv3, 4 KiB on GICv2.
+        size: u64,
+    },
+    /// GICv3: the first redistributor (seen at its physical base), 128 KiB.
+    Redistributor {
+        /// Physical base.
+        base: u64,
+    },
+}
+
+/// The GIC frame `ipa` lies in, with the offset in it, if it is one a Linux partition's
+/// device tree names: the distributor, and on GICv3 one redistributor.
+pub fn trapped_frame(ipa: u64) -> Option<(TrappedFrame, u64)> {
+    let (gicd, size) = match GIC.lock().as_ref()? {
+        Gic::V3 { gicd, .. } => (gicd.0, 0x1_0000),
+        Gic::V2 { gicd, .. } => (gicd.0, 0x1000),
+    };
+    if let Some(offset) = ipa.checked_sub(gicd as u64).filter(|&o| o < size) {
+        return Some((TrappedFrame::Distributor { base: gicd, size }, offset));
+    }
+    let gicr = GICR_BASE.load(Relaxed);
+    let redistributor = crate::linux::REDISTRIBUTOR_SIZE;
+    ipa.checked_sub(gicr)
+        .filter(|&offset| gicr != 0 && offset < redistributor)
+        .map(|offset| (TrappedFrame::Redistributor { base: gicr }, offset))
+}
+
 /// What partitions see of the GIC.
 pub fn facts() -> GicFacts {
     let lines = LINES.load(Relaxed) as u32;

@@ -19,6 +19,8 @@ mod exceptions;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod gic;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod linux_trap;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod mmu;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod platform;

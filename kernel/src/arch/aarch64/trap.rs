@@ -54,7 +54,7 @@ impl Trap {
 
     /// For a stage-2 abort: the faulting IPA. HPFAR_EL2.FIPA (bits [43:4], D24.2.53) holds
     /// IPA[51:12]; the page offset comes from FAR_EL2.
-    fn faulting_ipa(&self) -> Ipa {
+    pub(super) fn faulting_ipa(&self) -> Ipa {
         Ipa::new(((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xFFF))
     }
 
@@ -74,6 +74,11 @@ impl Trap {
             access,
             kind,
         }
+    }
+
+    /// The syndrome.
+    pub(super) fn esr(&self) -> Esr {
+        self.esr
     }
 
     /// Whether this is an `HVC` from the partition: the trap most worth deciding first.
@@ -132,6 +137,11 @@ pub fn enter_first(core: CoreId, stack_top: u64) -> ! {
 
 /// Every trap but `HVC`: what the kernel decides for it.
 fn decide(kernel: &mut Kernel<'static, Aarch64Platform>, trap: &Trap) -> Step {
+    if trap.kind == ExceptionKind::Synchronous
+        && let Some(step) = super::linux_trap::serve(kernel, trap)
+    {
+        return step;
+    }
     match (trap.kind, trap.esr.class()) {
         (ExceptionKind::Synchronous, class::HVC64) => hypercall(kernel),
         (ExceptionKind::Synchronous, class::SMC64) => {

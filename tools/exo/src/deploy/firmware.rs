@@ -3,7 +3,9 @@
 //! suite's package lists for the pinned architecture; nothing on the host changes and no
 //! root is needed), unpacked with `dpkg-deb`, never installed, and every file checked
 //! against its pinned SHA-256. Unpacked files are kept in
-//! `<cache>/<package>_<version>/` and reused while their checksums hold.
+//! `<cache>/<package>_<version>/` and reused while their checksums hold. `exo fetch-linux`
+//! fetches Debian's stock kernel and busybox for Linux partitions the same way
+//! ([`crate::linux::fetch`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
