@@ -52,6 +52,26 @@ pub struct LinuxProgram {
     pub console: String,
 }
 
+impl LinuxProgram {
+    /// What `exo check` adds to the partition's line: the Image, the initramfs, the console
+    /// and where the device tree goes.
+    pub fn summary(&self) -> String {
+        let gzip = if self.kernel_gzip { ", gzip" } else { "" };
+        let (start, end) = self.layout.initrd;
+        let initrd = if start == end {
+            String::new()
+        } else {
+            format!(", initramfs {}", Bytes(end - start))
+        };
+        format!(
+            " (Image needs {}{gzip}{initrd}, device tree at IPA {:#x}, console {})",
+            Bytes(self.header.image_size),
+            self.layout.dtb,
+            self.console
+        )
+    }
+}
+
 /// What [`check`] needs besides the raw keys.
 pub(super) struct Context<'a> {
     /// The partition's name.
