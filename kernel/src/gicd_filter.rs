@@ -230,10 +230,11 @@ impl DistributorView {
             (offset::TYPER, Width::Word) => ignore(write).or_read(|| self.typer(gicd)),
             (offset::IIDR, Width::Word) => ignore(write).or_read(|| gicd.read32(word).into()),
             (offset::IGROUPR..offset::ISENABLER, Width::Word) => {
-                self.bits(owns, offset::IGROUPR, word, 1, Field::Group, write, gicd)
+                let bank = Bank::new(offset::IGROUPR, 1, Field::Group);
+                bank.access(owns, word, write, gicd)
             }
             (offset::ISENABLER..offset::ICACTIVER_END, Width::Word) => {
-                self.bits(owns, word & !0x7f, word, 1, Field::Poke, write, gicd)
+                Bank::new(word & !0x7f, 1, Field::Poke).access(owns, word, write, gicd)
             }
             (offset::IPRIORITYR..offset::ITARGETSR, Width::Byte | Width::Word) => {
                 self.bytes(owns, offset::IPRIORITYR, access, gicd)
@@ -244,7 +245,8 @@ impl DistributorView {
                 self.targets(owns, access)
             }
             (offset::ICFGR..offset::ICFGR_END, Width::Word) => {
-                self.bits(owns, offset::ICFGR, word, 2, Field::Modify, write, gicd)
+                let bank = Bank::new(offset::ICFGR, 2, Field::Modify);
+                bank.access(owns, word, write, gicd)
             }
             (offset::SGIR, Width::Word) if self.version == GicVersion::V2 => self.sgir(write),
             (offset::IROUTER..offset::IROUTER_END, Width::Word | Width::Double)
@@ -301,27 +303,6 @@ impl DistributorView {
             .fold(0, |mask, i| mask | field << (i * bits))
     }
 
-    /// A 32-bit register of 1- or 2-bit fields.
-    #[allow(clippy::too_many_arguments)]
-    fn bits(
-        &self,
-        owns: Owns<'_>,
-        base: u32,
-        word: u32,
-        bits: u32,
-        field: Field,
-        write: Option<u64>,
-        gicd: &mut dyn DistributorRegisters,
-    ) -> Outcome {
-        let mask = Self::owned_mask(owns, base, word, bits);
-        match write {
-            None if mask == 0 => Outcome::Read(0),
-            None => Outcome::Read(u64::from(gicd.read32(word) & mask)),
-            Some(_) if mask == 0 || field == Field::Group => Outcome::Ignored,
-            Some(value) => apply(gicd, word, mask, value as u32, field),
-        }
-    }
-
     /// `GICD_IPRIORITYR`, byte or word: the partition's bytes only.
     fn bytes(
         &self,
@@ -369,6 +350,40 @@ impl DistributorView {
             _ => return Outcome::Ignored, // reserved filter
         };
         Outcome::Sgi { id, targets }
+    }
+}
+
+/// A bank of 32-bit per-interrupt registers of 1- or 2-bit fields.
+#[derive(Clone, Copy)]
+struct Bank {
+    /// Offset of its first register.
+    base: u32,
+    /// Bits per interrupt.
+    bits: u32,
+    /// How a write acts.
+    field: Field,
+}
+
+impl Bank {
+    fn new(base: u32, bits: u32, field: Field) -> Self {
+        Self { base, bits, field }
+    }
+
+    /// An access to its register at `word`.
+    fn access(
+        self,
+        owns: Owns<'_>,
+        word: u32,
+        write: Option<u64>,
+        gicd: &mut dyn DistributorRegisters,
+    ) -> Outcome {
+        let mask = DistributorView::owned_mask(owns, self.base, word, self.bits);
+        match write {
+            None if mask == 0 => Outcome::Read(0),
+            None => Outcome::Read(u64::from(gicd.read32(word) & mask)),
+            Some(_) if mask == 0 || self.field == Field::Group => Outcome::Ignored,
+            Some(value) => apply(gicd, word, mask, value as u32, self.field),
+        }
     }
 }
 

@@ -240,6 +240,9 @@ impl System {
                 Bytes(p.memory_bytes),
                 Bytes(p.guarantee_bytes)
             );
+            if let Program::Linux(linux) = &p.program {
+                line += &linux.summary();
+            }
             if p.borrow_bytes > 0 {
                 line += &format!(
                     ", borrow {} (deadline {})",

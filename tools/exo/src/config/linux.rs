@@ -15,6 +15,7 @@
 //! answer exo's revocation protocol or make exo's hypercalls, so it borrows nothing, has
 //! no guarantee beyond its `memory`, and neither `talks_to` nor `capabilities`.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_spanned::Spanned;
@@ -49,6 +50,26 @@ pub struct LinuxProgram {
     pub layout: Layout,
     /// The board device that is its console (`stdout-path`).
     pub console: String,
+}
+
+impl LinuxProgram {
+    /// What `exo check` adds to the partition's line: the Image, the initramfs, the console
+    /// and where the device tree goes.
+    pub fn summary(&self) -> String {
+        let gzip = if self.kernel_gzip { ", gzip" } else { "" };
+        let (start, end) = self.layout.initrd;
+        let initrd = if start == end {
+            String::new()
+        } else {
+            format!(", initramfs {}", Bytes(end - start))
+        };
+        format!(
+            " (Image needs {}{gzip}{initrd}, device tree at IPA {:#x}, console {})",
+            Bytes(self.header.image_size),
+            self.layout.dtb,
+            self.console
+        )
+    }
 }
 
 /// What [`check`] needs besides the raw keys.
@@ -94,7 +115,7 @@ pub(super) fn check(
     refuse_library_os_keys(raw, context.name)?;
     let kernel_at = kernel_key.span().start;
     let kernel = context.config_dir.join(kernel_key.get_ref());
-    let bytes = read_file(&kernel, kernel_key, "kernel")?;
+    let bytes = read_file(&kernel, kernel_key, "kernel", image_header::MAX_IMAGE)?;
     let read = image_header::read_kernel(bytes).map_err(|why| {
         (
             kernel_at,
@@ -104,7 +125,7 @@ pub(super) fn check(
     let (initrd, initrd_bytes) = match &raw.initrd {
         Some(key) => {
             let path = context.config_dir.join(key.get_ref());
-            let bytes = read_file(&path, key, "initrd")?;
+            let bytes = read_file(&path, key, "initrd", context.memory_bytes)?;
             if bytes.is_empty() {
                 return Err((
                     key.span().start,
@@ -202,23 +223,49 @@ fn refuse_library_os_keys(raw: &RawPartition, name: &str) -> Result<(), Refusal>
     Ok(())
 }
 
-/// A file's bytes, or an error at `key` naming it.
-fn read_file(path: &Path, key: &Spanned<String>, what: &str) -> Result<Vec<u8>, Refusal> {
-    std::fs::read(path).map_err(|e| {
-        let hint = if key.get_ref().contains("build/linux/") {
+/// A file's bytes, or an error at `key` naming it: a regular file of at most `limit`
+/// bytes (so a device such as `/dev/zero`, or a huge file, is refused, not read for ever).
+fn read_file(
+    path: &Path,
+    key: &Spanned<String>,
+    what: &str,
+    limit: u64,
+) -> Result<Vec<u8>, Refusal> {
+    let at = key.span().start;
+    let name = key.get_ref();
+    let unreadable = |e: std::io::Error| {
+        let hint = if name.contains("build/linux/") {
             " (run `exo fetch-linux` to fetch Debian's kernel and build the test initramfs)"
         } else {
             ""
         };
         (
-            key.span().start,
+            at,
             format!(
-                "{what} `{}` cannot be read (looked for {}: {e}){hint}",
-                key.get_ref(),
+                "{what} `{name}` cannot be read (looked for {}: {e}){hint}",
                 path.display()
             ),
         )
-    })
+    };
+    let metadata = std::fs::metadata(path).map_err(unreadable)?;
+    if !metadata.is_file() {
+        return Err((at, format!("{what} `{name}` is not a regular file")));
+    }
+    if metadata.len() > limit {
+        return Err((
+            at,
+            format!(
+                "{what} `{name}` is {}, more than the {} it may take",
+                Bytes(metadata.len()),
+                Bytes(limit)
+            ),
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(limit).read_to_end(&mut bytes))
+        .map_err(unreadable)?;
+    Ok(bytes)
 }
 
 /// Checks the command line.

@@ -178,3 +178,22 @@ fn bootargs_are_bounded() {
         "at most 2047",
     );
 }
+
+#[test]
+fn devices_and_oversized_files_are_refused_unread() {
+    refused(
+        &GOOD.replace("\"Image\"", "\"/dev/zero\""),
+        3,
+        "is not a regular file",
+    );
+    let (dir, workspace) = workspace();
+    dir.write("configs/Image", image(16 << 20, 4096));
+    dir.write("configs/initrd.gz", vec![0u8; (64 << 20) + 1]);
+    let path = dir.path().join("configs/test.toml");
+    let error = parse(&workspace, &path, &config(GOOD), None).unwrap_err();
+    assert_eq!(error.line, Some(4), "{error}");
+    assert!(
+        error.message.contains("more than the 64 MiB it may take"),
+        "{error}"
+    );
+}
