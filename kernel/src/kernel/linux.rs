@@ -11,6 +11,8 @@ use crate::partition::Outcome as End;
 use crate::platform::CpuInterface;
 use exo_abi::call::PSCI_SYSTEM_RESET;
 use exo_abi::package::{PartitionFlags, PartitionRecord};
+use smccc::psci::error::{ALREADY_ON, INVALID_PARAMETERS};
+use smccc::psci::{PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64, PSCI_CPU_ON_32, PSCI_CPU_ON_64};
 
 /// First `GICD_ISENABLER` and `GICD_ICENABLER`, and the end of the latter (one bank each).
 const ISENABLER: u32 = 0x100;
@@ -41,14 +43,27 @@ impl<P: Platform> Kernel<'_, P> {
             .is_some_and(|p| p.flags.contains(PartitionFlags::LINUX))
     }
 
-    /// A call no library OS may make that a Linux partition may: PSCI `SYSTEM_RESET`
-    /// (its `reboot`), which ends it, as exo restarts no partition. `None` otherwise (the
-    /// caller answers `NOT_SUPPORTED`). Out of line and cold, off the hypercall path.
+    /// A call no library OS may make that a Linux partition may (`args` from `x1`): PSCI
+    /// `SYSTEM_RESET` (its `reboot`), which ends it, as exo restarts no partition; and
+    /// `CPU_ON` and `AFFINITY_INFO` over its vCPUs. `None` otherwise (the caller answers
+    /// `NOT_SUPPORTED`). Out of line and cold, off the hypercall path.
     #[cold]
     #[inline(never)]
-    pub(super) fn linux_call(&mut self, function: u32) -> Option<Step> {
-        (function == PSCI_SYSTEM_RESET && self.current_is_linux())
-            .then(|| self.finish_current(End::SystemReset))
+    pub(super) fn linux_call(&mut self, function: u32, args: &[u64]) -> Option<Step> {
+        if !self.current_is_linux() {
+            return None;
+        }
+        let result = match function {
+            PSCI_SYSTEM_RESET => return Some(self.finish_current(End::SystemReset)),
+            PSCI_CPU_ON_32 | PSCI_CPU_ON_64 => psci_cpu_on(args.first().copied()?),
+            PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 => {
+                psci_affinity_info(args.first().copied()?, args.get(1).copied()?)
+            }
+            _ => return None,
+        };
+        self.current_regs_mut()
+            .set_results([result as u64, 0, 0, 0]);
+        Some(self.return_lent_slot().unwrap_or(Step::Resume))
     }
 
     /// Serves a trapped access of the running Linux partition to the distributor (`gicd`
@@ -136,5 +151,34 @@ impl<P: Platform> Kernel<'_, P> {
         if let Some(p) = self.partition_mut(current) {
             p.virq.queue(u32::from(intid), false);
         }
+    }
+}
+
+/// The affinity fields of an MPIDR value (Aff3 in bits 39:32, Aff2-Aff0 in 23:0; Arm ARM
+/// D23.2 `MPIDR_EL1`), the only bits PSCI compares.
+const AFFINITY: u64 = 0xFF_00FF_FFFF;
+
+/// PSCI `AFFINITY_INFO` state `ON` (PSCI, Arm DEN0022, "AFFINITY_INFO").
+const AFFINITY_ON: i32 = 0;
+
+/// PSCI `CPU_ON` for a Linux partition, whose one vCPU reads affinity 0 in `MPIDR_EL1`
+/// (`VMPIDR_EL2`) and is the one calling: `ALREADY_ON` for it, `INVALID_PARAMETERS` for any
+/// other (it has no other vCPU to start).
+fn psci_cpu_on(target: u64) -> i32 {
+    if target & AFFINITY == 0 {
+        ALREADY_ON
+    } else {
+        INVALID_PARAMETERS
+    }
+}
+
+/// PSCI `AFFINITY_INFO` for a Linux partition's one vCPU: `ON` for affinity 0 at level 0,
+/// `INVALID_PARAMETERS` for any other affinity or level (PSCI 1.1 allows only level 0 for
+/// a caller that does not use OS-initiated mode).
+fn psci_affinity_info(target: u64, level: u64) -> i32 {
+    if target & AFFINITY == 0 && level == 0 {
+        AFFINITY_ON
+    } else {
+        INVALID_PARAMETERS
     }
 }

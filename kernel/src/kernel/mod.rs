@@ -428,7 +428,7 @@ impl<'a, P: Platform> Kernel<'a, P> {
                     Err(Error::Denied)
                 }
             },
-            Err(unknown) => match self.linux_call(function) {
+            Err(unknown) => match self.linux_call(function, &args) {
                 Some(step) => return step,
                 None => Err(unknown),
             },

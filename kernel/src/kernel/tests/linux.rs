@@ -165,3 +165,35 @@ fn the_distributor_view_costs_a_partition_no_room() {
     // larger entry showed in the hypercall benchmarks.
     assert!(core::mem::size_of::<Option<crate::gicd_filter::DistributorView>>() <= 4);
 }
+
+/// PSCI over a Linux partition's one vCPU (affinity 0): `CPU_ON` finds it already on and
+/// has no other to start, `AFFINITY_INFO` says it is on; both in SMC32 and SMC64 form. A
+/// library OS is told neither is supported, and nothing changes for anyone.
+#[test]
+fn psci_cpu_on_and_affinity_info_cover_the_linux_partitions_one_vcpu() {
+    use smccc::psci::{
+        PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64, PSCI_CPU_ON_32, PSCI_CPU_ON_64,
+    };
+    let mut k = linux_beside_a_library_os();
+    let code = |k: &mut K, p: usize, function: u32, args: &[u64]| {
+        let (regs, step) = call(k, p, function, args);
+        assert_eq!(step, Step::Resume, "{function:#x} keeps the caller running");
+        regs[0] as i64
+    };
+    for cpu_on in [PSCI_CPU_ON_32, PSCI_CPU_ON_64] {
+        // Affinity 0 with bit 31 (RES1 in MPIDR_EL1) as Linux passes it: already on.
+        assert_eq!(code(&mut k, 0, cpu_on, &[1 << 31, 0x4008_0000, 7]), -4);
+        assert_eq!(code(&mut k, 0, cpu_on, &[1, 0x4008_0000, 7]), -2);
+        assert_eq!(code(&mut k, 0, cpu_on, &[1 << 32, 0x4008_0000, 7]), -2);
+        refused(&mut k, 1, cpu_on, &[0, 0x4008_0000, 7], Error::NotSupported);
+    }
+    for affinity_info in [PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64] {
+        assert_eq!(code(&mut k, 0, affinity_info, &[0, 0]), 0, "ON");
+        assert_eq!(code(&mut k, 0, affinity_info, &[2, 0]), -2);
+        assert_eq!(code(&mut k, 0, affinity_info, &[0, 1]), -2);
+        refused(&mut k, 1, affinity_info, &[0, 0], Error::NotSupported);
+    }
+    assert_eq!(state(&k, 0), State::Runnable);
+    assert_eq!(state(&k, 1), State::Runnable);
+    k.self_check().unwrap();
+}
