@@ -127,10 +127,27 @@ pub fn partition_spec(
             )
             .into());
     }
-    Ok(PartitionSpec {
+    Ok(configured_record(
+        partition,
         name,
-        memory_bytes: quota,
-        entry: Ipa::new(program.entry),
+        Ipa::new(program.entry),
+        segments,
+    ))
+}
+
+/// The package record of `partition` with what its configuration says (RAM size, terms,
+/// rights, interrupts, devices, core) and what its program decides (`entry`, `segments`);
+/// no boot argument. A library OS's record as it is; a Linux partition's adds its own.
+pub(crate) fn configured_record(
+    partition: &Partition,
+    name: Name,
+    entry: Ipa,
+    segments: Vec<SegmentSpec>,
+) -> PartitionSpec {
+    PartitionSpec {
+        name,
+        memory_bytes: partition.memory_bytes,
+        entry,
         ram_base: DEFAULT_RAM_BASE,
         segments,
         guaranteed_bytes: partition.guarantee_bytes,
@@ -143,7 +160,7 @@ pub fn partition_spec(
         devices: partition.devices.iter().map(|d| d.region).collect(),
         core: partition.core,
         boot_argument: 0,
-    })
+    }
 }
 
 /// The whole image: the flattened kernel, then the package with the system settings

@@ -4,13 +4,14 @@
 //! with `x0` = the device tree's IPA (the record's boot argument) and the `LINUX` flag.
 
 use anyhow::{Context, bail};
+use exo_abi::package::PartitionFlags;
 use exo_abi::package::build::{PartitionSpec, SegmentSpec};
-use exo_abi::package::{DEFAULT_RAM_BASE, PartitionFlags};
 use exo_abi::{Ipa, Name, PAGE_SIZE, Rights};
 
 use super::device_tree::Description;
 use super::image_header;
 use crate::config::{LinuxProgram, Partition, System};
+use crate::image::configured_record;
 
 /// The package record of Linux partition `partition`.
 pub fn partition_spec(
@@ -56,23 +57,10 @@ pub fn partition_spec(
     if !initrd.is_empty() {
         segments.push(segment(layout.initrd.0, initrd, 0, rw));
     }
-    Ok(PartitionSpec {
-        name,
-        memory_bytes: partition.memory_bytes,
-        entry: Ipa::new(layout.kernel),
-        ram_base: DEFAULT_RAM_BASE,
-        segments,
-        guaranteed_bytes: partition.guarantee_bytes,
-        borrow_bytes: partition.borrow_bytes,
-        revocation_deadline_us: partition.revocation_deadline_us,
-        max_aborts: partition.max_aborts,
-        talks_to: partition.talks_to,
-        flags: partition.flags | PartitionFlags::LINUX,
-        interrupts: partition.interrupts.clone(),
-        devices: partition.devices.iter().map(|d| d.region).collect(),
-        boot_argument: layout.dtb,
-        core: partition.core,
-    })
+    let mut record = configured_record(partition, name, Ipa::new(layout.kernel), segments);
+    record.flags |= PartitionFlags::LINUX;
+    record.boot_argument = layout.dtb;
+    Ok(record)
 }
 
 /// A segment of `data` at `ipa`, at least `size` bytes in memory, whole pages.
