@@ -288,3 +288,38 @@ pub mod registers {
         fingerprint(word) == EXPECTED
     }
 }
+
+/// One owned SPI watched: its arrivals counted, and any interrupt that is not ours counted
+/// and named on the console (`irqowner`, `neighbour`).
+pub mod spi_watch {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use exo_libos::{irq, println};
+
+    static RECEIVED: AtomicU64 = AtomicU64::new(0);
+    static STRAY: AtomicU64 = AtomicU64::new(0);
+
+    fn on_spi(_intid: u32) {
+        RECEIVED.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn on_stray(intid: u32) {
+        println!("interrupt {intid} arrived, which is not ours");
+        STRAY.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Binds `spi` to the arrival count and every other interrupt to the stray count.
+    pub fn watch(spi: u32) -> Result<(), irq::Error> {
+        irq::set_fallback(Some(on_stray));
+        irq::bind(spi, on_spi)
+    }
+
+    /// Arrivals of the watched SPI so far.
+    pub fn received() -> u64 {
+        RECEIVED.load(Ordering::Relaxed)
+    }
+
+    /// Interrupts so far that were not the watched SPI.
+    pub fn stray() -> u64 {
+        STRAY.load(Ordering::Relaxed)
+    }
+}

@@ -7,9 +7,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
-use exo_guests::Failure;
+use exo_guests::{Failure, spi_watch};
 use exo_libos::time::Duration;
 use exo_libos::{ExitCode, Info, hypercall, irq, println, timer};
 
@@ -22,37 +20,20 @@ const RAISES: u64 = 40;
 /// How long one raise may take to arrive.
 const LIMIT: Duration = Duration::from_secs(1);
 
-static RECEIVED: AtomicU64 = AtomicU64::new(0);
-static STRAY: AtomicU64 = AtomicU64::new(0);
-
-fn on_spi(_intid: u32) {
-    RECEIVED.fetch_add(1, Ordering::Relaxed);
-}
-
-fn on_stray(intid: u32) {
-    println!("interrupt {intid} arrived, which is not ours");
-    STRAY.fetch_add(1, Ordering::Relaxed);
-}
-
-fn received() -> u64 {
-    RECEIVED.load(Ordering::Relaxed)
-}
-
 fn main(info: &Info) -> Result<ExitCode, Failure> {
     irq::init(info)?;
     if !info.owned_interrupts().any(|intid| intid == SPI) {
         println!("the configuration must give this partition SPI {SPI}");
         return Ok(ExitCode::FAILURE);
     }
-    irq::set_fallback(Some(on_stray));
-    irq::bind(SPI, on_spi)?;
+    spi_watch::watch(SPI)?;
     hypercall::irq_set_priority(SPI, 0x40)?;
     hypercall::irq_set_target(SPI, 0)?;
     println!("SPI {SPI} bound; raising it {RAISES} times");
 
     for n in 1..=RAISES {
         hypercall::irq_raise(SPI)?;
-        if !timer::wait_for(LIMIT, || received() >= n)? {
+        if !timer::wait_for(LIMIT, || spi_watch::received() >= n)? {
             println!("raise {n} of SPI {SPI} did not arrive within {LIMIT:?}");
             return Ok(ExitCode::FAILURE);
         }
@@ -62,18 +43,18 @@ fn main(info: &Info) -> Result<ExitCode, Failure> {
     // Disabled, a raised SPI stays pending in the distributor; enabled, it is delivered.
     hypercall::irq_disable(SPI)?;
     hypercall::irq_raise(SPI)?;
-    if timer::wait_for(Duration::from_millis(30), || received() > RAISES)? {
+    if timer::wait_for(Duration::from_millis(30), || spi_watch::received() > RAISES)? {
         println!("SPI {SPI} arrived while disabled");
         return Ok(ExitCode::FAILURE);
     }
     hypercall::irq_enable(SPI)?;
-    if !timer::wait_for(LIMIT, || received() > RAISES)? {
+    if !timer::wait_for(LIMIT, || spi_watch::received() > RAISES)? {
         println!("SPI {SPI}, raised while disabled, did not arrive once enabled");
         return Ok(ExitCode::FAILURE);
     }
 
     timer::sleep(Duration::from_millis(20))?;
-    let (received, stray) = (received(), STRAY.load(Ordering::Relaxed));
+    let (received, stray) = (spi_watch::received(), spi_watch::stray());
     if received != RAISES + 1 || stray != 0 {
         println!(
             "SPI {SPI} arrived {received} times for {} raises; {stray} other interrupts",

@@ -9,9 +9,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
-use exo_guests::Failure;
+use exo_guests::{Failure, spi_watch};
 use exo_libos::mem::call as mem_call;
 use exo_libos::time::Duration;
 use exo_libos::{ExitCode, Info, hypercall, irq, memory, println, timer};
@@ -25,18 +23,6 @@ const WATCH: Duration = Duration::from_secs(12);
 /// Bytes of memory to fill and check.
 const SIZE: usize = 256 * 1024;
 
-static RECEIVED: AtomicU64 = AtomicU64::new(0);
-static STRAY: AtomicU64 = AtomicU64::new(0);
-
-fn on_spi(_intid: u32) {
-    RECEIVED.fetch_add(1, Ordering::Relaxed);
-}
-
-fn on_stray(intid: u32) {
-    println!("interrupt {intid} arrived, which is not ours");
-    STRAY.fetch_add(1, Ordering::Relaxed);
-}
-
 /// The byte expected at `index`.
 fn pattern(index: usize) -> u8 {
     (index as u8) ^ ((index >> 8) as u8).wrapping_mul(37) ^ 0x5A
@@ -44,8 +30,7 @@ fn pattern(index: usize) -> u8 {
 
 fn main(info: &Info) -> Result<ExitCode, Failure> {
     irq::init(info)?;
-    irq::set_fallback(Some(on_stray));
-    irq::bind(SPI, on_spi)?;
+    spi_watch::watch(SPI)?;
     hypercall::irq_set_priority(SPI, 0x40)?;
     let Some(region) = memory::take_free_memory(info).and_then(|free| free.get_mut(..SIZE)) else {
         println!("not {SIZE} bytes of free memory");
@@ -56,19 +41,17 @@ fn main(info: &Info) -> Result<ExitCode, Failure> {
     }
     println!("SPI {SPI} bound, pattern written; watching for {WATCH:?}");
     timer::sleep(WATCH)?;
-    let arrived = RECEIVED.load(Ordering::Relaxed);
+    let arrived = spi_watch::received();
     if arrived != 0 {
         println!("SPI {SPI} arrived {arrived} times, never raised by this partition");
         return Ok(ExitCode::FAILURE);
     }
     hypercall::irq_raise(SPI)?;
-    if !timer::wait_for(Duration::from_secs(1), || {
-        RECEIVED.load(Ordering::Relaxed) == 1
-    })? {
+    if !timer::wait_for(Duration::from_secs(1), || spi_watch::received() == 1)? {
         println!("SPI {SPI}, raised by this partition, did not arrive");
         return Ok(ExitCode::FAILURE);
     }
-    let stray = STRAY.load(Ordering::Relaxed);
+    let stray = spi_watch::stray();
     if stray != 0 {
         println!("{stray} interrupts arrived that are not ours");
         return Ok(ExitCode::FAILURE);
